@@ -1,0 +1,12 @@
+//! dropgate: an SSH/SFTP server that serves Dropbox.
+//!
+//! Data flows one way: SFTP packet → [`sftp`] dispatcher → [`vfs`] seam → [`dropbox`] client →
+//! HTTP. The SFTP layer never sees a Dropbox type and the Dropbox client never sees an SFTP type.
+//! [`emulator`] is a Dropbox API v2 emulator: the embedded default and the tests' backend.
+
+pub mod config;
+pub mod dropbox;
+pub mod emulator;
+pub mod sftp;
+pub mod ssh;
+pub mod vfs;

@@ -1,0 +1,1 @@
+//! The Dropbox-backed [`super::Vfs`] (in progress).
