@@ -1,1 +1,370 @@
-//! TODO
+//! The gateway's configuration: a TOML file turned into typed, validated settings.
+//!
+//! Parsing is serde's; validation that serde cannot express (a user naming an account that does
+//! not exist, a key that does not parse) happens in [`Config::load`], and every error names the
+//! file and the key it is about, so an operator can fix it without reading code.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use russh::keys::PublicKey;
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub upload: UploadConfig,
+    #[serde(default, rename = "accounts")]
+    pub accounts: Vec<AccountConfig>,
+    #[serde(default, rename = "users")]
+    pub users: Vec<UserConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Where the SSH server listens.
+    pub listen: SocketAddr,
+    /// The ed25519 host key; created (mode 0600) on first start if missing.
+    #[serde(default = "default_host_key")]
+    pub host_key: PathBuf,
+    /// What SETSTAT does when asked to change the mtime of a file already in Dropbox.
+    #[serde(default)]
+    pub mtime_change: MtimeChange,
+}
+
+fn default_host_key() -> PathBuf {
+    PathBuf::from("keys/ssh_host_ed25519_key")
+}
+
+/// Dropbox cannot change a stored file's modification time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MtimeChange {
+    /// SSH_FX_PERMISSION_DENIED with a message saying why.
+    #[default]
+    Reject,
+    /// Answer OK and log it.
+    Ignore,
+}
+
+/// Spooling and commit settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadConfig {
+    /// Where uploads are spooled before they go to Dropbox; the system temp dir by default.
+    pub spool_dir: Option<PathBuf>,
+    /// Files up to this size go as one files/upload; larger ones as an upload session.
+    #[serde(default = "default_single_upload_limit")]
+    pub single_upload_limit: u64,
+    /// Upload session chunk size; a multiple of 4 MiB.
+    #[serde(default = "default_chunk_size")]
+    pub chunk_size: u64,
+}
+
+/// Dropbox's limit for one files/upload request.
+pub const MAX_SINGLE_UPLOAD: u64 = 150 * 1024 * 1024;
+const FOUR_MIB: u64 = 4 * 1024 * 1024;
+
+fn default_single_upload_limit() -> u64 {
+    MAX_SINGLE_UPLOAD
+}
+
+fn default_chunk_size() -> u64 {
+    8 * FOUR_MIB
+}
+
+impl Default for UploadConfig {
+    fn default() -> Self {
+        UploadConfig {
+            spool_dir: None,
+            single_upload_limit: default_single_upload_limit(),
+            chunk_size: default_chunk_size(),
+        }
+    }
+}
+
+/// One Dropbox account (an app's refresh token, or a fixed access token).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    pub name: String,
+    /// One base URL for the api, content and oauth hosts (the emulator); the real Dropbox hosts
+    /// when absent.
+    pub api_url: Option<String>,
+    pub app_key: Option<String>,
+    pub app_secret: Option<String>,
+    pub refresh_token: Option<String>,
+    /// A fixed access token instead of app key + secret + refresh token.
+    pub access_token: Option<String>,
+}
+
+impl std::fmt::Debug for AccountConfig {
+    /// Secrets stay out of logs: only the names of what is set are shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountConfig")
+            .field("name", &self.name)
+            .field("api_url", &self.api_url)
+            .field("app_key", &self.app_key)
+            .field(
+                "app_secret",
+                &self.app_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "access_token",
+                &self.access_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// One SFTP user.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub name: String,
+    /// The account (by name) whose Dropbox this user sees.
+    pub account: String,
+    /// The user's home in Dropbox: a jail; nothing outside it can be reached.
+    #[serde(default = "default_root")]
+    pub root: String,
+    /// OpenSSH authorized_keys lines.
+    #[serde(default)]
+    pub authorized_keys: Vec<String>,
+    /// A file of OpenSSH authorized_keys lines (relative paths are from the config file).
+    pub authorized_keys_file: Option<PathBuf>,
+}
+
+fn default_root() -> String {
+    "/".to_string()
+}
+
+/// A user as the server uses it: keys parsed, root normalised.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub name: String,
+    pub account: String,
+    /// Dropbox path of the jail: "" for the whole Dropbox, else "/folder/sub".
+    pub dropbox_root: String,
+    pub keys: Vec<PublicKey>,
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let config: Config =
+            toml::from_str(&text).with_context(|| format!("in config file {}", path.display()))?;
+        config
+            .validate()
+            .with_context(|| format!("in config file {}", path.display()))?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let chunk = self.upload.chunk_size;
+        if chunk == 0 || chunk % FOUR_MIB != 0 || chunk > MAX_SINGLE_UPLOAD {
+            bail!("upload.chunk_size must be a multiple of 4 MiB (4194304) up to 150 MiB");
+        }
+        if self.upload.single_upload_limit > MAX_SINGLE_UPLOAD {
+            bail!("upload.single_upload_limit may not exceed 150 MiB (157286400), Dropbox's limit");
+        }
+        let mut account_names = HashSet::new();
+        for account in &self.accounts {
+            if !account_names.insert(account.name.as_str()) {
+                bail!("accounts: the name {:?} is used twice", account.name);
+            }
+            let refresh = account.app_key.is_some()
+                && account.app_secret.is_some()
+                && account.refresh_token.is_some();
+            if !refresh && account.access_token.is_none() {
+                bail!(
+                    "accounts.{}: set app_key, app_secret and refresh_token (or access_token)",
+                    account.name
+                );
+            }
+        }
+        let mut user_names = HashSet::new();
+        for user in &self.users {
+            if !user_names.insert(user.name.as_str()) {
+                bail!("users: the name {:?} is used twice", user.name);
+            }
+            if !account_names.contains(user.account.as_str()) {
+                bail!(
+                    "users.{}.account: no account named {:?}",
+                    user.name,
+                    user.account
+                );
+            }
+        }
+        Ok(())
+    }
+
+    pub fn account(&self, name: &str) -> Option<&AccountConfig> {
+        self.accounts.iter().find(|a| a.name == name)
+    }
+
+    /// Users with their keys read and parsed. `base` is the config file's folder.
+    pub fn resolve_users(&self, base: &Path) -> anyhow::Result<Vec<User>> {
+        self.users.iter().map(|u| resolve_user(u, base)).collect()
+    }
+}
+
+fn resolve_user(user: &UserConfig, base: &Path) -> anyhow::Result<User> {
+    let mut lines = user.authorized_keys.clone();
+    if let Some(file) = &user.authorized_keys_file {
+        let file = base.join(file);
+        let text = std::fs::read_to_string(&file).with_context(|| {
+            format!(
+                "users.{}.authorized_keys_file: cannot read {}",
+                user.name,
+                file.display()
+            )
+        })?;
+        lines.extend(text.lines().map(str::to_string));
+    }
+    let keys = parse_authorized_keys(&lines)
+        .with_context(|| format!("users.{}.authorized_keys", user.name))?;
+    Ok(User {
+        name: user.name.clone(),
+        account: user.account.clone(),
+        dropbox_root: dropbox_root(&user.root)
+            .with_context(|| format!("users.{}.root", user.name))?,
+        keys,
+    })
+}
+
+/// Parses OpenSSH authorized_keys lines (options before the key are allowed and ignored).
+pub fn parse_authorized_keys(lines: &[String]) -> anyhow::Result<Vec<PublicKey>> {
+    let mut keys = Vec::new();
+    for line in lines {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let entry = russh::keys::ssh_key::authorized_keys::Entry::from_str_checked(line)?;
+        keys.push(entry.public_key().clone());
+    }
+    Ok(keys)
+}
+
+/// Normalises a configured root folder to Dropbox's spelling: "" or "/a/b".
+fn dropbox_root(root: &str) -> anyhow::Result<String> {
+    let parts: Vec<&str> = root.split('/').filter(|p| !p.is_empty()).collect();
+    if parts.iter().any(|p| *p == "." || *p == "..") {
+        bail!("{root:?} may not contain . or .. components");
+    }
+    Ok(parts.iter().map(|p| format!("/{p}")).collect())
+}
+
+/// Extension trait: parse one authorized_keys line with a useful error.
+trait EntryExt: Sized {
+    fn from_str_checked(line: &str) -> anyhow::Result<Self>;
+}
+
+impl EntryExt for russh::keys::ssh_key::authorized_keys::Entry {
+    fn from_str_checked(line: &str) -> anyhow::Result<Self> {
+        line.parse().map_err(|e| {
+            let shown: String = line.chars().take(40).collect();
+            anyhow::anyhow!("cannot parse key line {shown:?}...: {e}")
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl alice";
+
+    fn parse(text: &str) -> anyhow::Result<Config> {
+        let config: Config = toml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    #[test]
+    fn a_minimal_config_parses_with_defaults() {
+        let config = parse(&format!(
+            r#"
+            [server]
+            listen = "127.0.0.1:2222"
+            [[accounts]]
+            name = "main"
+            access_token = "t"
+            [[users]]
+            name = "alice"
+            account = "main"
+            root = "/partners/alice/"
+            authorized_keys = ["{KEY}"]
+            "#
+        ))
+        .unwrap();
+        assert_eq!(config.upload.single_upload_limit, MAX_SINGLE_UPLOAD);
+        assert_eq!(config.server.mtime_change, MtimeChange::Reject);
+        let users = config.resolve_users(Path::new(".")).unwrap();
+        assert_eq!(users[0].dropbox_root, "/partners/alice");
+        assert_eq!(users[0].keys.len(), 1);
+    }
+
+    #[test]
+    fn a_user_naming_a_missing_account_is_refused() {
+        let err = parse(
+            r#"
+            [server]
+            listen = "127.0.0.1:2222"
+            [[users]]
+            name = "bob"
+            account = "nope"
+            "#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("users.bob.account"), "{err}");
+    }
+
+    #[test]
+    fn chunk_size_must_be_a_multiple_of_4_mib() {
+        let err = parse(
+            r#"
+            [server]
+            listen = "127.0.0.1:2222"
+            [upload]
+            chunk_size = 5000000
+            "#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("chunk_size"), "{err}");
+    }
+
+    #[test]
+    fn roots_are_normalised() {
+        assert_eq!(dropbox_root("/").unwrap(), "");
+        assert_eq!(dropbox_root("a//b/").unwrap(), "/a/b");
+        assert!(dropbox_root("/a/../b").is_err());
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let account = AccountConfig {
+            name: "a".into(),
+            api_url: None,
+            app_key: Some("key".into()),
+            app_secret: Some("very-secret".into()),
+            refresh_token: Some("refresh-secret".into()),
+            access_token: None,
+        };
+        let shown = format!("{account:?}");
+        assert!(!shown.contains("very-secret") && !shown.contains("refresh-secret"));
+    }
+}

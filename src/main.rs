@@ -1,1 +1,160 @@
-fn main() {}
+//! The `dropgate` command line.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use dropgate::config::Config;
+use dropgate::emulator::{self, EmulatorConfig};
+use dropgate::gateway::Gateway;
+use dropgate::ssh::host_key;
+
+#[derive(Parser)]
+#[command(version, about = "An SSH/SFTP server that serves Dropbox")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        #[arg(long, default_value = "config/dropgate.toml")]
+        config: PathBuf,
+    },
+    /// Try it without a Dropbox account: the built-in Dropbox emulator plus the gateway.
+    Demo {
+        #[arg(long, default_value = "config/dropgate.toml")]
+        config: PathBuf,
+        /// Where the emulator keeps the demo Dropbox's files.
+        #[arg(long, default_value = "demo-data")]
+        data: PathBuf,
+        /// The demo user's private key (created if missing; its .pub is the authorized key).
+        #[arg(long, default_value = "keys/demo_user_ed25519")]
+        user_key: PathBuf,
+    },
+    /// Run only the Dropbox API emulator.
+    Emulator {
+        #[arg(long, default_value = "emulator-data")]
+        root: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8700")]
+        listen: SocketAddr,
+        /// Largest list_folder page the emulator returns.
+        #[arg(long, default_value_t = 500)]
+        page_size: usize,
+    },
+    /// Create an ed25519 key pair (host key or user key): PATH (0600) and PATH.pub.
+    Keygen { path: PathBuf },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve { config } => serve(&config).await,
+        Command::Demo {
+            config,
+            data,
+            user_key,
+        } => demo(&config, &data, &user_key).await,
+        Command::Emulator {
+            root,
+            listen,
+            page_size,
+        } => {
+            emulator::run(EmulatorConfig {
+                root,
+                listen,
+                page_size,
+            })
+            .await
+        }
+        Command::Keygen { path } => {
+            let key = host_key::generate();
+            host_key::write_key_pair(&key, &path)?;
+            println!("{} {}", path.display(), host_key::fingerprint(&key));
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config_path: &Path) -> anyhow::Result<()> {
+    let config = Config::load(config_path)?;
+    let gateway = Gateway::start(&config).await?;
+    tokio::select! {
+        result = gateway.wait() => result,
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}
+
+/// Starts the emulator where the config's first account points, then the gateway, and prints
+/// the exact command that connects.
+async fn demo(config_path: &Path, data: &Path, user_key: &Path) -> anyhow::Result<()> {
+    if !user_key.exists() {
+        host_key::write_key_pair(&host_key::generate(), user_key)?;
+    }
+    let config = Config::load(config_path)?;
+    let emulator_addr = demo_emulator_addr(&config)?;
+    let emulator = emulator::Emulator::start(EmulatorConfig {
+        root: data.to_path_buf(),
+        listen: emulator_addr,
+        ..EmulatorConfig::default()
+    })
+    .await
+    .with_context(|| format!("cannot start the emulator on {emulator_addr}"))?;
+    let gateway = Gateway::start(&config).await?;
+
+    let known_hosts = data.join("known_hosts");
+    let host_public = host_key::load(&config.server.host_key)?
+        .public_key()
+        .to_openssh()?;
+    let port = gateway.addr().port();
+    std::fs::write(&known_hosts, format!("[127.0.0.1]:{port} {host_public}\n"))?;
+
+    let user = config.users.first().context("the config has no users")?;
+    println!(
+        "dropgate demo: the emulator at {} stores files under {}",
+        emulator.base_url(),
+        data.display()
+    );
+    println!("Connect with:");
+    println!(
+        "sftp -P {port} -i {} -o IdentitiesOnly=yes -o UserKnownHostsFile={} {}@127.0.0.1",
+        user_key.display(),
+        known_hosts.display(),
+        user.name
+    );
+    println!("Press Ctrl-C to stop.");
+    tokio::select! {
+        result = gateway.wait() => result?,
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    emulator.shutdown().await;
+    Ok(())
+}
+
+/// The emulator listens where the demo config's account expects Dropbox to be.
+fn demo_emulator_addr(config: &Config) -> anyhow::Result<SocketAddr> {
+    let account = config
+        .accounts
+        .first()
+        .context("the config has no accounts")?;
+    let url = account
+        .api_url
+        .as_deref()
+        .context("the demo needs an account with api_url pointing at 127.0.0.1")?;
+    let url = url::Url::parse(url).with_context(|| format!("api_url {url:?}"))?;
+    let host = url.host_str().unwrap_or("127.0.0.1");
+    let port = url.port_or_known_default().unwrap_or(8700);
+    format!("{host}:{port}")
+        .parse()
+        .with_context(|| format!("api_url {url} is not an IP address and port"))
+}

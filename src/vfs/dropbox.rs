@@ -1,1 +1,538 @@
-//! The Dropbox-backed [`super::Vfs`] (in progress).
+//! The Dropbox-backed [`Vfs`]: one user's jailed view of one Dropbox account.
+//!
+//! This is where Dropbox's limits become SFTP-visible policy: uploads are spooled and committed
+//! whole (Dropbox cannot write at an offset), resumes are refused, a stored file's mtime cannot
+//! change, and `rmdir` refuses a non-empty folder because Dropbox's delete is recursive.
+//! Dropbox errors become [`VfsError`]s in one place, [`map_error`].
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use super::{
+    DirLister, FileInfo, FileKind, FileReader, FileWriter, SpaceUsage, VPath, Vfs, VfsError, VfsResult,
+    WriteOptions,
+};
+use crate::config::MtimeChange;
+use crate::dropbox::{self, DropboxClient, DropboxError, Metadata};
+
+use crate::upload::{self, Spool, UploadSettings};
+
+/// The message every resume attempt gets.
+pub const RESUME_REFUSED: &str =
+    "Dropbox does not support resuming uploads; upload the whole file again";
+const MTIME_REFUSED: &str = "Dropbox does not support changing a file's modification time";
+
+/// Names Dropbox refuses or ignores (compared in lower case).
+const DISALLOWED_NAMES: &[&str] = &[
+    "desktop.ini",
+    "thumbs.db",
+    ".ds_store",
+    "icon\r",
+    ".dropbox",
+    ".dropbox.attr",
+];
+
+/// Settings shared by every user of the gateway.
+#[derive(Debug, Clone)]
+pub struct FsSettings {
+    pub upload: UploadSettings,
+    pub mtime_change: MtimeChange,
+}
+
+/// One user's Dropbox, below `root`.
+#[derive(Clone)]
+pub struct DropboxFs {
+    client: DropboxClient,
+    /// "" (the whole Dropbox) or "/folder/sub".
+    root: String,
+    settings: Arc<FsSettings>,
+}
+
+impl DropboxFs {
+    pub fn new(client: DropboxClient, root: String, settings: Arc<FsSettings>) -> Self {
+        DropboxFs {
+            client,
+            root,
+            settings,
+        }
+    }
+
+    /// The Dropbox path of a jailed path, after Dropbox's own naming rules.
+    fn dropbox_path(&self, path: &VPath) -> VfsResult<String> {
+        let mut out = self.root.clone();
+        for name in path.components() {
+            check_name(name)?;
+            out.push('/');
+            out.push_str(name);
+        }
+        Ok(out)
+    }
+
+    async fn metadata(&self, path: &VPath) -> VfsResult<Option<Metadata>> {
+        if path.is_root() {
+            return Ok(None);
+        }
+        match self.client.get_metadata(&self.dropbox_path(path)?).await {
+            Ok(Metadata::Deleted(_)) => Err(not_found(path)),
+            Ok(meta) => Ok(Some(meta)),
+            Err(e) => Err(map_error(e, path)),
+        }
+    }
+
+    /// Whether something exists at `path` (NotFound is an answer here, not an error).
+    async fn exists(&self, path: &VPath) -> VfsResult<Option<FileInfo>> {
+        match self.stat(path).await {
+            Ok(info) => Ok(Some(info)),
+            Err(VfsError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Vfs for DropboxFs {
+    type Reader = DropboxReader;
+    type Writer = DropboxWriter;
+    type Lister = DropboxLister;
+
+    async fn stat(&self, path: &VPath) -> VfsResult<FileInfo> {
+        match self.metadata(path).await? {
+            None => Ok(root_info()),
+            Some(meta) => Ok(file_info(&meta)),
+        }
+    }
+
+    async fn open_dir(&self, path: &VPath) -> VfsResult<DropboxLister> {
+        let dropbox_path = self.dropbox_path(path)?;
+        match self.client.list_folder(&dropbox_path, None).await {
+            Ok(first) => Ok(DropboxLister {
+                client: self.client.clone(),
+                pending: Some(first),
+            }),
+            // A user's root folder that Dropbox has not seen yet is simply empty.
+            Err(e) if path.is_root() && e.is_not_found() => Ok(DropboxLister {
+                client: self.client.clone(),
+                pending: None,
+            }),
+            Err(e) => Err(map_error(e, path)),
+        }
+    }
+
+    async fn open_read(&self, path: &VPath) -> VfsResult<DropboxReader> {
+        let info = self.stat(path).await?;
+        if info.is_dir() {
+            return Err(VfsError::Failure(format!("{path} is a folder")));
+        }
+        Ok(DropboxReader {
+            client: self.client.clone(),
+            dropbox_path: self.dropbox_path(path)?,
+            path: path.clone(),
+            info,
+            stream: None,
+        })
+    }
+
+    async fn open_write(&self, path: &VPath, options: WriteOptions) -> VfsResult<DropboxWriter> {
+        let dropbox_path = self.dropbox_path(path)?;
+        if path.is_root() {
+            return Err(VfsError::Failure("/ is a folder".to_string()));
+        }
+        let existing = self.exists(path).await?;
+        if let Some(existing) = &existing {
+            if existing.is_dir() {
+                return Err(VfsError::Failure(format!("{path} is a folder")));
+            }
+            if options.exclusive {
+                return Err(VfsError::AlreadyExists(format!("{path} already exists")));
+            }
+            if options.append && !options.truncate && existing.size > 0 {
+                return Err(VfsError::Unsupported(RESUME_REFUSED.to_string()));
+            }
+        }
+        let spool = Spool::create(&self.settings.upload.spool_dir)
+            .await
+            .map_err(|e| VfsError::Failure(format!("cannot start the upload: {e}")))?;
+        Ok(DropboxWriter {
+            client: self.client.clone(),
+            settings: self.settings.clone(),
+            dropbox_path,
+            path: path.clone(),
+            spool,
+            mtime: options.mtime,
+            refused: None,
+        })
+    }
+
+    async fn mkdir(&self, path: &VPath) -> VfsResult<()> {
+        if path.is_root() {
+            return Err(VfsError::AlreadyExists("/ already exists".to_string()));
+        }
+        self.client
+            .create_folder(&self.dropbox_path(path)?)
+            .await
+            .map(drop)
+            .map_err(|e| map_error(e, path))
+    }
+
+    async fn rmdir(&self, path: &VPath) -> VfsResult<()> {
+        if path.is_root() {
+            return Err(VfsError::PermissionDenied(
+                "the home folder cannot be removed".to_string(),
+            ));
+        }
+        if !self.stat(path).await?.is_dir() {
+            return Err(VfsError::Failure(format!("{path} is not a folder")));
+        }
+        let dropbox_path = self.dropbox_path(path)?;
+        let listing = self
+            .client
+            .list_folder(&dropbox_path, Some(1))
+            .await
+            .map_err(|e| map_error(e, path))?;
+        if !listing.entries.is_empty() {
+            return Err(VfsError::NotEmpty(format!("{path} is not empty")));
+        }
+        self.client
+            .delete(&dropbox_path)
+            .await
+            .map(drop)
+            .map_err(|e| map_error(e, path))
+    }
+
+    async fn remove(&self, path: &VPath) -> VfsResult<()> {
+        if self.stat(path).await?.is_dir() {
+            return Err(VfsError::Failure(format!(
+                "{path} is a folder; use rmdir to remove a folder"
+            )));
+        }
+        self.client
+            .delete(&self.dropbox_path(path)?)
+            .await
+            .map(drop)
+            .map_err(|e| map_error(e, path))
+    }
+
+    async fn rename(&self, from: &VPath, to: &VPath, replace: bool) -> VfsResult<()> {
+        if from.is_root() || to.is_root() {
+            return Err(VfsError::PermissionDenied(
+                "the home folder cannot be renamed".to_string(),
+            ));
+        }
+        let (from_path, to_path) = (self.dropbox_path(from)?, self.dropbox_path(to)?);
+        let case_only = from_path.to_lowercase() == to_path.to_lowercase();
+        if !case_only {
+            if let Some(target) = self.exists(to).await? {
+                if !replace {
+                    return Err(VfsError::AlreadyExists(format!("{to} already exists")));
+                }
+                if target.is_dir() {
+                    return Err(VfsError::Failure(format!("{to} is a folder")));
+                }
+                self.client
+                    .delete(&to_path)
+                    .await
+                    .map_err(|e| map_error(e, to))?;
+            }
+        }
+        self.client
+            .move_entry(&from_path, &to_path)
+            .await
+            .map(drop)
+            .map_err(|e| map_error(e, from))
+    }
+
+    async fn set_mtime(&self, path: &VPath, mtime: i64) -> VfsResult<()> {
+        let info = self.stat(path).await?;
+        let unchanged = info.mtime.is_some_and(|stored| (stored - mtime).abs() <= 1);
+        if info.is_dir() || unchanged {
+            return Ok(());
+        }
+        match self.settings.mtime_change {
+            MtimeChange::Reject => Err(VfsError::PermissionDenied(MTIME_REFUSED.to_string())),
+            MtimeChange::Ignore => {
+                tracing::info!(%path, mtime, "mtime change ignored: Dropbox cannot change it");
+                Ok(())
+            }
+        }
+    }
+
+    async fn space_usage(&self) -> VfsResult<SpaceUsage> {
+        let usage = self
+            .client
+            .get_space_usage()
+            .await
+            .map_err(|e| map_error(e, &VPath::root()))?;
+        Ok(SpaceUsage {
+            used: usage.used,
+            allocated: usage.allocated(),
+        })
+    }
+}
+
+/// Pages of a Dropbox folder listing, fetched one at a time as the client reads them.
+pub struct DropboxLister {
+    client: DropboxClient,
+    /// The page to hand out next; its cursor leads to the one after.
+    pending: Option<dropbox::ListFolderResult>,
+}
+
+impl DirLister for DropboxLister {
+    async fn next_page(&mut self) -> VfsResult<Option<Vec<FileInfo>>> {
+        let Some(page) = self.pending.take() else {
+            return Ok(None);
+        };
+        if page.has_more {
+            let next = self
+                .client
+                .list_folder_continue(&page.cursor)
+                .await
+                .map_err(|e| map_error(e, &VPath::root()))?;
+            self.pending = Some(next);
+        }
+        let entries = page
+            .entries
+            .iter()
+            .filter(|meta| !matches!(meta, Metadata::Deleted(_)))
+            .map(file_info)
+            .collect();
+        Ok(Some(entries))
+    }
+}
+
+/// A file being downloaded. Sequential READs are answered from one streaming HTTP response;
+/// a READ at another offset starts a new ranged download.
+pub struct DropboxReader {
+    client: DropboxClient,
+    dropbox_path: String,
+    path: VPath,
+    info: FileInfo,
+    stream: Option<ReadStream>,
+}
+
+struct ReadStream {
+    response: reqwest::Response,
+    /// File offset of the first byte in `buffered`.
+    offset: u64,
+    buffered: BytesMut,
+}
+
+impl DropboxReader {
+    async fn open_stream(&self, offset: u64) -> VfsResult<ReadStream> {
+        let range = dropbox::ByteRange::from_offset(offset);
+        let download = self
+            .client
+            .download(&self.dropbox_path, Some(range))
+            .await
+            .map_err(|e| map_error(e, &self.path))?;
+        Ok(ReadStream {
+            response: download.response,
+            offset,
+            buffered: BytesMut::new(),
+        })
+    }
+}
+
+impl FileReader for DropboxReader {
+    async fn read(&mut self, offset: u64, len: u32) -> VfsResult<Bytes> {
+        if offset >= self.info.size || len == 0 {
+            return Ok(Bytes::new());
+        }
+        let reusable = self.stream.as_ref().is_some_and(|s| s.offset == offset);
+        if !reusable {
+            self.stream = Some(self.open_stream(offset).await?);
+        }
+        let stream = self.stream.as_mut().expect("stream opened above");
+        let wanted = (len as u64).min(self.info.size - offset) as usize;
+        while stream.buffered.len() < wanted {
+            match stream.response.chunk().await {
+                Ok(Some(chunk)) => stream.buffered.extend_from_slice(&chunk),
+                Ok(None) => break,
+                Err(e) => {
+                    self.stream = None;
+                    return Err(VfsError::Failure(format!(
+                        "download of {} failed: {}",
+                        self.path,
+                        DropboxError::from(e)
+                    )));
+                }
+            }
+        }
+        let take = wanted.min(stream.buffered.len());
+        let data = stream.buffered.split_to(take).freeze();
+        stream.offset += take as u64;
+        Ok(data)
+    }
+
+    fn stat(&self) -> FileInfo {
+        self.info.clone()
+    }
+}
+
+/// An upload in progress: bytes go to the spool; nothing reaches Dropbox before `commit`.
+pub struct DropboxWriter {
+    client: DropboxClient,
+    settings: Arc<FsSettings>,
+    dropbox_path: String,
+    path: VPath,
+    spool: Spool,
+    mtime: Option<i64>,
+    /// Set once the handle has been refused (a resume attempt): it can never commit.
+    refused: Option<VfsError>,
+}
+
+impl DropboxWriter {
+    fn check_usable(&self) -> VfsResult<()> {
+        match &self.refused {
+            Some(error) => Err(error.clone()),
+            None => Ok(()),
+        }
+    }
+
+    fn spool_error(&self, error: std::io::Error) -> VfsError {
+        VfsError::Failure(format!("spooling {} failed: {error}", self.path))
+    }
+}
+
+impl FileWriter for DropboxWriter {
+    async fn write(&mut self, offset: u64, data: &[u8]) -> VfsResult<()> {
+        self.check_usable()?;
+        if offset > self.spool.len() {
+            // A write past what we hold is a resume: Dropbox has no way to fill the gap.
+            let refused = VfsError::Unsupported(RESUME_REFUSED.to_string());
+            self.refused = Some(refused.clone());
+            return Err(refused);
+        }
+        self.spool
+            .write_at(offset, data.to_vec())
+            .await
+            .map_err(|e| self.spool_error(e))
+    }
+
+    async fn set_size(&mut self, size: u64) -> VfsResult<()> {
+        self.check_usable()?;
+        self.spool
+            .set_len(size)
+            .await
+            .map_err(|e| self.spool_error(e))
+    }
+
+    fn set_mtime(&mut self, mtime: i64) {
+        self.mtime = Some(mtime);
+    }
+
+    fn stat(&self) -> FileInfo {
+        FileInfo {
+            name: self.path.name().to_string(),
+            kind: FileKind::File,
+            size: self.spool.len(),
+            mtime: self.mtime,
+        }
+    }
+
+    async fn commit(self) -> VfsResult<FileInfo> {
+        self.check_usable()?;
+        let stored = upload::commit(
+            &self.client,
+            &self.spool,
+            &self.dropbox_path,
+            self.mtime,
+            &self.settings.upload,
+        )
+        .await
+        .map_err(|e| VfsError::Failure(e.to_string()))?;
+        tracing::info!(path = %self.path, size = stored.size, rev = %stored.rev, "upload committed");
+        Ok(file_info(&Metadata::File(stored)))
+    }
+}
+
+fn root_info() -> FileInfo {
+    FileInfo {
+        name: "/".to_string(),
+        kind: FileKind::Folder,
+        size: 0,
+        mtime: None,
+    }
+}
+
+/// Listing attributes: a file's mtime is its client_modified (what the uploader said).
+fn file_info(meta: &Metadata) -> FileInfo {
+    match meta {
+        Metadata::File(file) => FileInfo {
+            name: file.name.clone(),
+            kind: FileKind::File,
+            size: file.size,
+            mtime: dropbox::parse_timestamp(&file.client_modified)
+                .or_else(|| dropbox::parse_timestamp(&file.server_modified)),
+        },
+        Metadata::Folder(folder) => FileInfo {
+            name: folder.name.clone(),
+            kind: FileKind::Folder,
+            size: 0,
+            mtime: None,
+        },
+        Metadata::Deleted(deleted) => FileInfo {
+            name: deleted.name.clone(),
+            kind: FileKind::File,
+            size: 0,
+            mtime: None,
+        },
+    }
+}
+
+/// Dropbox's naming rules that a client could otherwise only learn from a failed request.
+fn check_name(name: &str) -> VfsResult<()> {
+    if name.contains('\\') {
+        return Err(VfsError::InvalidPath(format!(
+            "{name:?}: Dropbox does not allow \\ in names"
+        )));
+    }
+    if name.ends_with(' ') {
+        return Err(VfsError::InvalidPath(format!(
+            "{name:?}: Dropbox does not allow a name that ends with a space"
+        )));
+    }
+    if DISALLOWED_NAMES.contains(&name.to_lowercase().as_str()) {
+        return Err(VfsError::InvalidPath(format!(
+            "{name:?}: Dropbox does not store files with this name"
+        )));
+    }
+    Ok(())
+}
+
+fn not_found(path: &VPath) -> VfsError {
+    VfsError::NotFound(format!("{path}: no such file or folder"))
+}
+
+/// The one place a Dropbox error becomes a filesystem error.
+pub(crate) fn map_error(error: DropboxError, path: &VPath) -> VfsError {
+    if error.is_not_found() {
+        return not_found(path);
+    }
+    if error.is_conflict() {
+        return VfsError::AlreadyExists(format!("{path} already exists"));
+    }
+    let tags = error.tags();
+    if tags
+        .iter()
+        .any(|t| t == "disallowed_name" || t == "malformed_path")
+    {
+        return VfsError::InvalidPath(format!("{path}: Dropbox does not accept this name"));
+    }
+    VfsError::Failure(format!("{path}: {error}"))
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropbox_naming_rules_are_checked_before_any_request() {
+        assert!(check_name("report.pdf").is_ok());
+        assert!(check_name("résumé 日本 🎉.txt").is_ok());
+        assert!(check_name("a\\b").is_err());
+        assert!(check_name("trailing ").is_err());
+        assert!(check_name("Thumbs.db").is_err());
+        assert!(check_name(".DS_Store").is_err());
+    }
+}

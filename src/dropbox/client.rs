@@ -1,0 +1,334 @@
+//! [`DropboxClient`]: the Dropbox routes dropgate uses, as typed async methods.
+//!
+//! Each method names its route, builds its argument and decodes its result; requests are
+//! built in [`super::request`], sent (with tokens and retries) by [`super::transport`], and
+//! failures decoded by [`super::error`]. The client is cheap to clone: one `Arc` around one
+//! reqwest connection pool and one token cache.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::Body;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::auth::TokenSource;
+use super::download::{self, ByteRange, Download};
+use super::error::{self, DropboxError};
+use super::options::ClientOptions;
+use super::request::{RequestFactory, Route};
+use super::secret::scrub;
+use super::transport::{RetryPolicy, Transport};
+use super::types::{
+    FileMetadata, FolderMetadata, FullAccount, ListFolderResult, Metadata, SpaceUsage,
+};
+use super::upload_args::{
+    UploadArg, UploadSessionAppendArg, UploadSessionFinishArg, UploadSessionStartArg,
+};
+
+/// The routes, with what the transport must know about each.
+mod routes {
+    use super::Route;
+
+    pub const GET_METADATA: Route = Route::rpc("files/get_metadata").read_only();
+    pub const LIST_FOLDER: Route = Route::rpc("files/list_folder").read_only();
+    pub const LIST_FOLDER_CONTINUE: Route = Route::rpc("files/list_folder/continue").read_only();
+    pub const DOWNLOAD: Route = Route::download("files/download");
+    pub const UPLOAD: Route = Route::upload("files/upload");
+    pub const SESSION_START: Route = Route::upload("files/upload_session/start");
+    pub const SESSION_APPEND: Route = Route::upload("files/upload_session/append_v2");
+    pub const SESSION_FINISH: Route = Route::upload("files/upload_session/finish");
+    pub const CREATE_FOLDER: Route = Route::rpc("files/create_folder_v2");
+    pub const DELETE: Route = Route::rpc("files/delete_v2");
+    pub const MOVE: Route = Route::rpc("files/move_v2");
+    pub const COPY: Route = Route::rpc("files/copy_v2");
+    pub const CURRENT_ACCOUNT: Route = Route::rpc("users/get_current_account").read_only();
+    pub const SPACE_USAGE: Route = Route::rpc("users/get_space_usage").read_only();
+    pub const MEMBERS_GET_INFO: Route = Route::rpc("team/members/get_info_v2").read_only().team();
+}
+
+/// A Dropbox API v2 client for one account (or one team member).
+#[derive(Clone)]
+pub struct DropboxClient {
+    transport: Arc<Transport>,
+    /// Idle limit while a download body is read.
+    idle_timeout: Duration,
+}
+
+impl std::fmt::Debug for DropboxClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DropboxClient")
+            .field("endpoints", self.transport.requests.endpoints())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DropboxClient {
+    pub fn new(options: ClientOptions) -> Result<Self, DropboxError> {
+        Self::with_retry(options, RetryPolicy::default())
+    }
+
+    /// Like [`DropboxClient::new`] with a chosen retry policy (tests use short backoffs).
+    pub fn with_retry(options: ClientOptions, retry: RetryPolicy) -> Result<Self, DropboxError> {
+        let http = http_client(&options)?;
+        let requests = RequestFactory::new(
+            http,
+            options.endpoints,
+            options.select_user.as_deref(),
+            options.path_root.as_deref(),
+            options.request_timeout,
+        )?;
+        let tokens = TokenSource::new(options.credentials);
+        Ok(Self {
+            transport: Arc::new(Transport::new(requests, tokens, retry)),
+            idle_timeout: options.request_timeout,
+        })
+    }
+
+    /// Metadata of a file or folder (not the root, which Dropbox does not describe).
+    pub async fn get_metadata(&self, path: &str) -> Result<Metadata, DropboxError> {
+        self.rpc(&routes::GET_METADATA, &json!({ "path": path }))
+            .await
+    }
+
+    /// The first page of a folder's entries (`""` is the root); `limit` is a hint (1–2000).
+    pub async fn list_folder(
+        &self,
+        path: &str,
+        limit: Option<u32>,
+    ) -> Result<ListFolderResult, DropboxError> {
+        #[derive(Serialize)]
+        struct Arg<'a> {
+            path: &'a str,
+            recursive: bool,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            limit: Option<u32>,
+        }
+        let arg = Arg {
+            path,
+            recursive: false,
+            limit,
+        };
+        self.rpc(&routes::LIST_FOLDER, &arg).await
+    }
+
+    /// The next page after a listing whose `has_more` was true.
+    pub async fn list_folder_continue(
+        &self,
+        cursor: &str,
+    ) -> Result<ListFolderResult, DropboxError> {
+        self.rpc(&routes::LIST_FOLDER_CONTINUE, &json!({ "cursor": cursor }))
+            .await
+    }
+
+    /// Starts a download; the bytes are in `Download::response`, not yet read. With a range,
+    /// a 206 carries just that range (check [`Download::is_partial`]).
+    pub async fn download(
+        &self,
+        path: &str,
+        range: Option<ByteRange>,
+    ) -> Result<Download, DropboxError> {
+        let route = &routes::DOWNLOAD;
+        let response = self
+            .call(route, &json!({ "path": path }), None, range)
+            .await?;
+        let metadata = download::result_metadata(&response)?;
+        Ok(Download::new(metadata, response, self.idle_timeout))
+    }
+
+    /// Uploads a whole file (at most 150 MiB) in one request.
+    pub async fn upload(&self, arg: &UploadArg, body: Body) -> Result<FileMetadata, DropboxError> {
+        self.upload_call(&routes::UPLOAD, arg, body).await
+    }
+
+    /// Starts an upload session, optionally with its first data; returns the session id.
+    pub async fn upload_session_start(
+        &self,
+        arg: &UploadSessionStartArg,
+        body: Body,
+    ) -> Result<String, DropboxError> {
+        #[derive(Deserialize)]
+        struct Started {
+            session_id: String,
+        }
+        let started: Started = self.upload_call(&routes::SESSION_START, arg, body).await?;
+        Ok(started.session_id)
+    }
+
+    /// Appends data to an upload session at `arg.cursor.offset`.
+    pub async fn upload_session_append(
+        &self,
+        arg: &UploadSessionAppendArg,
+        body: Body,
+    ) -> Result<(), DropboxError> {
+        let response = self
+            .call(&routes::SESSION_APPEND, arg, Some(body), None)
+            .await?;
+        // The answer is `null`; read it anyway so the connection goes back to the pool.
+        response.bytes().await.map_err(error::from_transport)?;
+        Ok(())
+    }
+
+    /// Commits an upload session (with optional last data) as a file.
+    pub async fn upload_session_finish(
+        &self,
+        arg: &UploadSessionFinishArg,
+        body: Body,
+    ) -> Result<FileMetadata, DropboxError> {
+        self.upload_call(&routes::SESSION_FINISH, arg, body).await
+    }
+
+    /// Creates a folder (and missing parents); a conflict if something is already there.
+    pub async fn create_folder(&self, path: &str) -> Result<FolderMetadata, DropboxError> {
+        #[derive(Deserialize)]
+        struct Created {
+            metadata: FolderMetadata,
+        }
+        let arg = json!({ "path": path, "autorename": false });
+        let created: Created = self.rpc(&routes::CREATE_FOLDER, &arg).await?;
+        Ok(created.metadata)
+    }
+
+    /// Deletes a file, or a folder WITH everything in it.
+    pub async fn delete(&self, path: &str) -> Result<Metadata, DropboxError> {
+        self.rpc_metadata(&routes::DELETE, &json!({ "path": path }))
+            .await
+    }
+
+    /// Moves or renames; a conflict if the target exists.
+    pub async fn move_entry(&self, from: &str, to: &str) -> Result<Metadata, DropboxError> {
+        self.rpc_metadata(&routes::MOVE, &relocation(from, to))
+            .await
+    }
+
+    /// Copies; a conflict if the target exists.
+    pub async fn copy_entry(&self, from: &str, to: &str) -> Result<Metadata, DropboxError> {
+        self.rpc_metadata(&routes::COPY, &relocation(from, to))
+            .await
+    }
+
+    pub async fn get_current_account(&self) -> Result<FullAccount, DropboxError> {
+        self.rpc(&routes::CURRENT_ACCOUNT, &()).await
+    }
+
+    pub async fn get_space_usage(&self) -> Result<SpaceUsage, DropboxError> {
+        self.rpc(&routes::SPACE_USAGE, &()).await
+    }
+
+    /// The team_member_id of the team member with this email, None if there is none.
+    /// A team route: needs a team token, sends no Select-User header.
+    pub async fn team_member_id_for_email(
+        &self,
+        email: &str,
+    ) -> Result<Option<String>, DropboxError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            members_info: Vec<Item>,
+        }
+        #[derive(Deserialize)]
+        #[serde(tag = ".tag", rename_all = "snake_case")]
+        enum Item {
+            MemberInfo {
+                profile: Profile,
+            },
+            #[serde(other)]
+            NotFound,
+        }
+        #[derive(Deserialize)]
+        struct Profile {
+            team_member_id: String,
+        }
+        let arg = json!({ "members": [{ ".tag": "email", "email": email }] });
+        let answer: Answer = self.rpc(&routes::MEMBERS_GET_INFO, &arg).await?;
+        Ok(answer.members_info.into_iter().find_map(|item| match item {
+            Item::MemberInfo { profile } => Some(profile.team_member_id),
+            Item::NotFound => None,
+        }))
+    }
+
+    /// An RPC call with a JSON result.
+    async fn rpc<A, R>(&self, route: &Route, arg: &A) -> Result<R, DropboxError>
+    where
+        A: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        let response = self.call(route, arg, None, None).await?;
+        read_json(route, response).await
+    }
+
+    /// An RPC call whose result is `{"metadata": Metadata}` (delete, move, copy).
+    async fn rpc_metadata<A: Serialize + ?Sized>(
+        &self,
+        route: &Route,
+        arg: &A,
+    ) -> Result<Metadata, DropboxError> {
+        #[derive(Deserialize)]
+        struct Result {
+            metadata: Metadata,
+        }
+        let result: Result = self.rpc(route, arg).await?;
+        Ok(result.metadata)
+    }
+
+    /// An upload call with a JSON result.
+    async fn upload_call<A, R>(&self, route: &Route, arg: &A, body: Body) -> Result<R, DropboxError>
+    where
+        A: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        let response = self.call(route, arg, Some(body), None).await?;
+        read_json(route, response).await
+    }
+
+    /// Builds and sends one call; the 2xx response is returned unread.
+    async fn call<A: Serialize + ?Sized>(
+        &self,
+        route: &Route,
+        arg: &A,
+        body: Option<Body>,
+        range: Option<ByteRange>,
+    ) -> Result<reqwest::Response, DropboxError> {
+        let request = self.transport.requests.build(route, arg, body, range)?;
+        self.transport.send(route, request).await
+    }
+}
+
+/// Arguments of move_v2 and copy_v2: never autorename, so the caller learns of conflicts.
+fn relocation(from: &str, to: &str) -> serde_json::Value {
+    json!({ "from_path": from, "to_path": to, "autorename": false })
+}
+
+async fn read_json<R: DeserializeOwned>(
+    route: &Route,
+    response: reqwest::Response,
+) -> Result<R, DropboxError> {
+    let bytes = response.bytes().await.map_err(error::from_transport)?;
+    error::decode_json(route.name, &bytes)
+}
+
+/// The one HTTP client: keep-alive pool, connect timeout, optional proxy.
+///
+/// No client-wide read timeout: reqwest starts that clock when a request is sent, so it would
+/// also limit how long an upload may take to send. RPCs get a total timeout per request;
+/// stalled uploads are caught by TCP_USER_TIMEOUT (unacknowledged data), stalled downloads by
+/// [`Download::next_chunk`].
+fn http_client(options: &ClientOptions) -> Result<reqwest::Client, DropboxError> {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("dropgate/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(options.connect_timeout)
+        .tcp_keepalive(Duration::from_secs(30))
+        .pool_idle_timeout(Duration::from_secs(90));
+    #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
+    {
+        builder = builder.tcp_user_timeout(options.request_timeout);
+    }
+    if let Some(proxy) = &options.proxy {
+        let proxy = reqwest::Proxy::all(proxy.as_str())
+            .map_err(|_| DropboxError::Config(format!("invalid proxy URL {}", scrub(proxy))))?;
+        builder = builder.proxy(proxy);
+    }
+    builder.build().map_err(|e| {
+        DropboxError::Config(format!("could not set up HTTPS: {}", scrub(&e.to_string())))
+    })
+}

@@ -1,0 +1,196 @@
+//! Test hooks under `/__emulator/`: fault injection, request statistics, token expiry.
+//!
+//! These are not part of Dropbox. A middleware counts every Dropbox-style request per route and
+//! applies the first matching fault rule before (or after) the real handler. `drop_before` and
+//! `drop_after` close the connection without any response: the request task unwinds with
+//! `resume_unwind` (no panic message), which makes hyper drop the connection as a crashed or
+//! cut-off server would. With HTTP/2 that resets the stream rather than the whole connection.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::{error_body, json_response, tag, ApiError};
+use super::server::AppState;
+
+/// What a fault does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum FaultKind {
+    #[serde(rename = "status_429")]
+    Status429,
+    #[serde(rename = "status_503")]
+    Status503,
+    #[serde(rename = "expired_token")]
+    ExpiredToken,
+    #[serde(rename = "drop_before")]
+    DropBefore,
+    #[serde(rename = "drop_after")]
+    DropAfter,
+    #[serde(rename = "error")]
+    Error,
+}
+
+/// One rule of `POST /__emulator/faults`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultRule {
+    pub kind: FaultKind,
+    /// Route such as `files/upload` or `oauth2/token`; default: every API and OAuth route.
+    #[serde(default)]
+    pub route: Option<String>,
+    /// Apply to the next N matching requests (then the rule is gone).
+    #[serde(default)]
+    pub count: Option<u64>,
+    /// Apply to each matching request with this probability.
+    #[serde(default)]
+    pub probability: Option<f64>,
+    /// Seconds for `Retry-After` (429); default 1.
+    #[serde(default)]
+    pub retry_after: Option<u64>,
+    /// Status of an `error` fault; default 409.
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// JSON body of an `error` fault.
+    #[serde(default)]
+    pub body: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSet {
+    pub rules: Vec<FaultRule>,
+}
+
+/// The active fault rules.
+#[derive(Default)]
+pub struct Faults {
+    rules: Mutex<Vec<FaultRule>>,
+}
+
+impl Faults {
+    fn rules(&self) -> MutexGuard<'_, Vec<FaultRule>> {
+        self.rules.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The fault to apply to a request of `route`, consuming one use of a counted rule.
+    fn take(&self, route: &str) -> Option<FaultRule> {
+        let mut rules = self.rules();
+        let index = rules.iter().position(|rule| {
+            let route_matches = rule.route.as_deref().is_none_or(|r| r == route);
+            let chance = rule.probability.is_none_or(|p| rand::random::<f64>() < p);
+            route_matches && chance
+        })?;
+        let rule = rules[index].clone();
+        if let Some(count) = &mut rules[index].count {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                rules.remove(index);
+            }
+        }
+        Some(rule)
+    }
+}
+
+/// Requests per route since start or the last reset.
+#[derive(Default)]
+pub struct Stats {
+    counts: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Stats {
+    fn counts(&self) -> MutexGuard<'_, BTreeMap<String, u64>> {
+        self.counts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The route name of a Dropbox-style request path, `None` for the hooks themselves.
+fn route_of(path: &str) -> Option<String> {
+    if let Some(route) = path.strip_prefix("/2/") {
+        return Some(route.to_string());
+    }
+    path.strip_prefix('/')
+        .filter(|p| p.starts_with("oauth2/"))
+        .map(str::to_string)
+}
+
+/// Ends the request's task without a response, so the connection is dropped.
+fn drop_connection() -> ! {
+    std::panic::resume_unwind(Box::new("emulator fault: connection dropped"))
+}
+
+pub async fn fault_layer(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(route) = route_of(request.uri().path()) else {
+        return next.run(request).await;
+    };
+    *state.stats.counts().entry(route.clone()).or_default() += 1;
+    let Some(rule) = state.faults.take(&route) else {
+        return next.run(request).await;
+    };
+    match rule.kind {
+        FaultKind::Status429 => too_many_requests(rule.retry_after.unwrap_or(1)),
+        FaultKind::Status503 => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service unavailable (emulator fault)",
+        )
+            .into_response(),
+        FaultKind::ExpiredToken => ApiError::Auth("expired_access_token").into_response(),
+        FaultKind::DropBefore => drop_connection(),
+        FaultKind::DropAfter => {
+            let response = next.run(request).await;
+            drop(response);
+            drop_connection()
+        }
+        FaultKind::Error => {
+            let status =
+                StatusCode::from_u16(rule.status.unwrap_or(409)).unwrap_or(StatusCode::CONFLICT);
+            let body = rule.body.unwrap_or_else(|| error_body(tag("other")));
+            json_response(status, &body)
+        }
+    }
+}
+
+/// 429 with `Retry-After` and the RateLimitError body.
+fn too_many_requests(retry_after: u64) -> Response {
+    let error = json!({ "reason": { ".tag": "too_many_requests" }, "retry_after": retry_after });
+    let mut response = json_response(StatusCode::TOO_MANY_REQUESTS, &error_body(error));
+    response
+        .headers_mut()
+        .insert("retry-after", HeaderValue::from(retry_after));
+    response
+}
+
+pub async fn set_faults(State(state): State<Arc<AppState>>, Json(set): Json<FaultSet>) -> Response {
+    *state.faults.rules() = set.rules;
+    Json(json!({})).into_response()
+}
+
+pub async fn clear_faults(State(state): State<Arc<AppState>>) -> Response {
+    state.faults.rules().clear();
+    Json(json!({})).into_response()
+}
+
+pub async fn get_stats(State(state): State<Arc<AppState>>) -> Response {
+    let counts = state.stats.counts().clone();
+    Json(json!({ "requests": counts })).into_response()
+}
+
+pub async fn reset_stats(State(state): State<Arc<AppState>>) -> Response {
+    state.stats.counts().clear();
+    Json(json!({})).into_response()
+}
+
+pub async fn expire_tokens(State(state): State<Arc<AppState>>) -> Response {
+    state.tokens.expire_all();
+    Json(json!({})).into_response()
+}

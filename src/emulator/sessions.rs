@@ -1,0 +1,133 @@
+//! Upload sessions on disk: their state and their received data.
+//!
+//! `sessions/<id>/state.json` holds the session's type, owner tree, whether it is closed and
+//! what was received; sequential sessions append to `sessions/<id>/data`, concurrent ones keep
+//! each append as `sessions/<id>/piece-<offset>` until finish assembles them. Everything is on
+//! disk, so sessions survive a restart like Dropbox's (which live 7 days). A per-session async
+//! lock orders the state changes of one session; concurrent appends stream their data unlocked.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use super::disk::{self, random_token, Layout};
+
+/// Concurrent sessions take pieces at multiples of this (4 MiB).
+pub const CONCURRENT_UNIT: u64 = 4 * 1024 * 1024;
+
+/// A session's persisted state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionState {
+    pub concurrent: bool,
+    /// Storage tree of the account that started it (others cannot see it).
+    pub tree: String,
+    pub closed: bool,
+    /// Sequential: bytes received so far.
+    pub size: u64,
+    /// Concurrent: offset → length of each received piece.
+    #[serde(default)]
+    pub pieces: BTreeMap<u64, u64>,
+    /// Concurrent: end of the piece sent with close=true.
+    #[serde(default)]
+    pub end: Option<u64>,
+}
+
+impl SessionState {
+    /// Concurrent: total size when the pieces cover 0..end without gaps.
+    pub fn assembled_size(&self) -> Option<u64> {
+        let end = self.end?;
+        let mut next = 0;
+        for (offset, len) in &self.pieces {
+            if *offset != next {
+                return None;
+            }
+            next += len;
+        }
+        (next == end).then_some(end)
+    }
+}
+
+/// All sessions.
+pub struct Sessions {
+    layout: Layout,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Prefix of session ids, like Dropbox's.
+const ID_PREFIX: &str = "pid_upload_session:";
+
+impl Sessions {
+    pub fn new(layout: &Layout) -> Sessions {
+        Sessions {
+            layout: layout.clone(),
+            locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The directory of session `id`, if `id` has our form (so no path tricks get through).
+    pub fn dir(&self, id: &str) -> Option<PathBuf> {
+        let name = id.strip_prefix(ID_PREFIX)?;
+        let safe = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        safe.then(|| self.layout.sessions().join(name))
+    }
+
+    pub fn data_path(&self, id: &str) -> Option<PathBuf> {
+        Some(self.dir(id)?.join("data"))
+    }
+
+    pub fn piece_path(&self, id: &str, offset: u64) -> Option<PathBuf> {
+        Some(self.dir(id)?.join(format!("piece-{offset}")))
+    }
+
+    /// A temp file inside the session's directory (same file system as its pieces).
+    pub fn temp_in(&self, id: &str) -> std::io::Result<tempfile::NamedTempFile> {
+        let dir = self.dir(id).ok_or(std::io::ErrorKind::NotFound)?;
+        tempfile::NamedTempFile::new_in(dir)
+    }
+
+    /// Creates a session and its (empty) data file; returns its id.
+    pub fn create(&self, state: &SessionState) -> std::io::Result<String> {
+        let id = format!("{ID_PREFIX}{}", random_token(24));
+        let dir = self.dir(&id).ok_or(std::io::ErrorKind::InvalidInput)?;
+        std::fs::create_dir_all(&dir)?;
+        std::fs::File::create(dir.join("data"))?;
+        self.save(&id, state)?;
+        Ok(id)
+    }
+
+    pub fn load(&self, id: &str) -> Option<SessionState> {
+        let text = std::fs::read_to_string(self.dir(id)?.join("state.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    pub fn save(&self, id: &str, state: &SessionState) -> std::io::Result<()> {
+        let dir = self.dir(id).ok_or(std::io::ErrorKind::NotFound)?;
+        let json = serde_json::to_vec(state).map_err(std::io::Error::other)?;
+        disk::write_atomically(&dir.join("state.json"), &json)
+    }
+
+    pub fn remove(&self, id: &str) {
+        if let Some(dir) = self.dir(id) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        self.locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+
+    /// The lock ordering the state changes of session `id`.
+    pub fn lock_of(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id.to_string())
+            .or_default()
+            .clone()
+    }
+}

@@ -1,0 +1,195 @@
+//! Upload sessions: sequential and concurrent rules.
+
+use serde_json::json;
+
+use super::{start, Harness};
+use crate::emulator::content_hash::content_hash;
+
+const MIB4: usize = 4 * 1024 * 1024;
+
+async fn call(h: &Harness, route: &str, arg: serde_json::Value, body: Vec<u8>) -> super::Answer {
+    h.upload_raw(route, &arg.to_string(), body).await
+}
+
+#[tokio::test]
+async fn sequential_session_appends_in_order() {
+    let h = start().await;
+    let start = call(&h, "files/upload_session/start", json!({}), b"abc".to_vec()).await;
+    assert_eq!(start.status, 200, "{:?}", start.body);
+    let id = start.body["session_id"].as_str().unwrap().to_string();
+
+    let wrong = call(
+        &h,
+        "files/upload_session/append_v2",
+        json!({"cursor": {"session_id": id, "offset": 0}}),
+        b"x".to_vec(),
+    )
+    .await;
+    assert_eq!(wrong.status, 409);
+    assert_eq!(
+        wrong.body["error"],
+        json!({".tag": "incorrect_offset", "correct_offset": 3})
+    );
+
+    let append = call(
+        &h,
+        "files/upload_session/append_v2",
+        json!({"cursor": {"session_id": id, "offset": 3}}),
+        b"def".to_vec(),
+    )
+    .await;
+    assert_eq!(append.status, 200);
+    assert_eq!(append.body, serde_json::Value::Null);
+
+    let bad_finish = call(
+        &h,
+        "files/upload_session/finish",
+        json!({"cursor": {"session_id": id, "offset": 2}, "commit": {"path": "/s.txt"}}),
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        bad_finish.body["error"],
+        json!({".tag": "lookup_failed", "lookup_failed": {".tag": "incorrect_offset", "correct_offset": 6}})
+    );
+
+    h.upload("/s.txt", b"other").await;
+    let conflict = call(
+        &h,
+        "files/upload_session/finish",
+        json!({"cursor": {"session_id": id, "offset": 6}, "commit": {"path": "/s.txt"}}),
+        b"g".to_vec(),
+    )
+    .await;
+    assert_eq!(conflict.summary(), "path/conflict/file/..");
+
+    let finish = call(
+        &h,
+        "files/upload_session/finish",
+        json!({"cursor": {"session_id": id, "offset": 7}, "commit": {"path": "/s.txt", "mode": "overwrite"}, "content_hash": content_hash(b"abcdefg")}),
+        vec![],
+    )
+    .await;
+    assert_eq!(finish.status, 200, "{:?}", finish.body);
+    assert!(finish.body.get(".tag").is_none());
+    assert_eq!(finish.body["size"], 7);
+    assert_eq!(finish.body["content_hash"], content_hash(b"abcdefg"));
+
+    let gone = call(
+        &h,
+        "files/upload_session/append_v2",
+        json!({"cursor": {"session_id": id, "offset": 7}}),
+        vec![],
+    )
+    .await;
+    assert_eq!(gone.body["error"], json!({".tag": "not_found"}));
+}
+
+#[tokio::test]
+async fn closed_sequential_session_refuses_appends() {
+    let h = start().await;
+    let start = call(
+        &h,
+        "files/upload_session/start",
+        json!({"close": true}),
+        b"abc".to_vec(),
+    )
+    .await;
+    let id = start.body["session_id"].as_str().unwrap().to_string();
+    let closed = call(
+        &h,
+        "files/upload_session/append_v2",
+        json!({"cursor": {"session_id": id, "offset": 3}}),
+        b"x".to_vec(),
+    )
+    .await;
+    assert_eq!(closed.body["error"], json!({".tag": "closed"}));
+}
+
+#[tokio::test]
+async fn concurrent_session_takes_aligned_pieces_in_any_order() {
+    let h = start().await;
+    let data: Vec<u8> = (0..2 * MIB4 + 123).map(|i| (i % 253) as u8).collect();
+    let with_data = call(
+        &h,
+        "files/upload_session/start",
+        json!({"session_type": {".tag": "concurrent"}}),
+        b"x".to_vec(),
+    )
+    .await;
+    assert_eq!(
+        with_data.body["error"],
+        json!({".tag": "concurrent_session_data_not_allowed"})
+    );
+    let start = call(
+        &h,
+        "files/upload_session/start",
+        json!({"session_type": "concurrent"}),
+        vec![],
+    )
+    .await;
+    let id = start.body["session_id"].as_str().unwrap().to_string();
+    let append = |offset: usize, end: usize, close: bool| {
+        let arg = json!({"cursor": {"session_id": id, "offset": offset}, "close": close});
+        call(
+            &h,
+            "files/upload_session/append_v2",
+            arg,
+            data[offset..end].to_vec(),
+        )
+    };
+    let odd_size = append(0, 100, false).await;
+    assert_eq!(
+        odd_size.body["error"],
+        json!({".tag": "concurrent_session_invalid_data_size"})
+    );
+    let odd_offset = call(
+        &h,
+        "files/upload_session/append_v2",
+        json!({"cursor": {"session_id": id, "offset": 5}}),
+        vec![0; MIB4],
+    )
+    .await;
+    assert_eq!(
+        odd_offset.body["error"],
+        json!({".tag": "concurrent_session_invalid_offset"})
+    );
+
+    assert_eq!(append(2 * MIB4, data.len(), true).await.status, 200);
+    let early = call(
+        &h,
+        "files/upload_session/finish",
+        json!({"cursor": {"session_id": id, "offset": data.len()}, "commit": {"path": "/c.bin"}}),
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        early.body["error"],
+        json!({".tag": "concurrent_session_missing_data"})
+    );
+    assert_eq!(append(MIB4, 2 * MIB4, false).await.status, 200);
+    assert_eq!(append(0, MIB4, false).await.status, 200);
+
+    let wrong = call(
+        &h,
+        "files/upload_session/finish",
+        json!({"cursor": {"session_id": id, "offset": 1}, "commit": {"path": "/c.bin"}}),
+        vec![],
+    )
+    .await;
+    assert_eq!(wrong.summary(), "lookup_failed/incorrect_offset/..");
+    let finish = call(
+        &h,
+        "files/upload_session/finish",
+        json!({"cursor": {"session_id": id, "offset": data.len()}, "commit": {"path": "/c.bin"}}),
+        vec![],
+    )
+    .await;
+    assert_eq!(finish.status, 200, "{:?}", finish.body);
+    assert_eq!(finish.body["size"], data.len());
+    assert_eq!(finish.body["content_hash"], content_hash(&data));
+    let (content, _) = h
+        .download("/c.bin", Some(&format!("bytes={}-", 2 * MIB4)))
+        .await;
+    assert_eq!(content.status, 206);
+}

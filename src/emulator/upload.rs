@@ -1,0 +1,500 @@
+//! files/upload and the upload session routes (start, append_v2, finish).
+//!
+//! Arguments come from `Dropbox-API-Arg`; bodies must be `application/octet-stream`, are
+//! streamed to disk and limited to 150 MiB a request. Session rules follow the spec:
+//! sequential sessions take appends in order at the exact offset (else `incorrect_offset` with
+//! the right one); concurrent sessions take 4 MiB-aligned pieces in any order, with data neither
+//! at start nor at finish. A commit that fails with a WriteError keeps the data in a session
+//! (a single upload reports that session's id in UploadWriteFailed) so finish can be retried.
+
+use std::io::SeekFrom;
+
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::io::AsyncSeekExt;
+
+use super::caller::Caller;
+use super::commit::{commit_file, CommitError, CommitInfoArg};
+use super::error::{json_response, nested, tag, ApiError, ApiResult};
+use super::server::{AppState, Call};
+use super::sessions::{SessionState, CONCURRENT_UNIT};
+use super::spool::{concatenate, hash_file, receive, ReceiveError, Received, REQUEST_LIMIT};
+use super::wire::check_upload_content_type;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadArg {
+    path: String,
+    #[serde(default)]
+    mode: Option<Value>,
+    #[serde(default)]
+    autorename: bool,
+    #[serde(default)]
+    client_modified: Option<String>,
+    #[serde(default)]
+    mute: bool,
+    #[serde(default)]
+    property_groups: Option<Value>,
+    #[serde(default)]
+    strict_conflict: bool,
+    #[serde(default)]
+    content_hash: Option<String>,
+}
+
+impl UploadArg {
+    fn split(self) -> (CommitInfoArg, Option<String>) {
+        let commit = CommitInfoArg {
+            path: self.path,
+            mode: self.mode,
+            autorename: self.autorename,
+            client_modified: self.client_modified,
+            mute: self.mute,
+            property_groups: self.property_groups,
+            strict_conflict: self.strict_conflict,
+        };
+        (commit, self.content_hash)
+    }
+}
+
+/// Sha256HexHash: exactly 64 characters.
+fn check_hash_arg(route: &str, hash: &Option<String>) -> ApiResult<()> {
+    match hash {
+        Some(hash) if hash.len() != 64 => Err(ApiError::bad_request(
+            route,
+            format!("content_hash: '{hash}' must be 64 characters long"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// Common checks of every upload-style call before its body is read.
+fn check_upload_call(call: &Call, too_large: Value) -> ApiResult<()> {
+    check_upload_content_type(&call.route, &call.headers)?;
+    if declared_length(&call.headers).is_some_and(|len| len > REQUEST_LIMIT) {
+        return Err(ApiError::Route(too_large));
+    }
+    Ok(())
+}
+
+/// Maps a failed receive to the route error (`too_large`) or a transport failure.
+fn receive_failed(route: &str, err: ReceiveError, too_large: Value) -> ApiError {
+    match err {
+        ReceiveError::TooLarge => ApiError::Route(too_large),
+        ReceiveError::Body(message) => {
+            ApiError::bad_request(route, format!("request body: {message}"))
+        }
+        ReceiveError::Io(err) => ApiError::Internal(err.to_string()),
+    }
+}
+
+fn ok_json(value: &Value) -> ApiResult<Response> {
+    Ok(json_response(StatusCode::OK, value))
+}
+
+pub async fn upload(state: &AppState, call: Call) -> ApiResult<Response> {
+    let caller = call.user(state)?;
+    let arg: UploadArg = call.header_arg()?;
+    let route = call.route.clone();
+    let (commit_arg, content_hash) = arg.split();
+    check_hash_arg(&route, &content_hash)?;
+    let (commit, malformed) = commit_arg.validate(&route)?;
+    check_upload_call(&call, tag("payload_too_large"))?;
+    let temp = tempfile::Builder::new().tempfile_in(state.layout.tmp())?;
+    let (file, temp_path) = temp.into_parts();
+    let received = receive(call.body, tokio::fs::File::from_std(file), REQUEST_LIMIT)
+        .await
+        .map_err(|err| receive_failed(&route, err, tag("payload_too_large")))?;
+    if content_hash.is_some_and(|hash| hash != received.content_hash) {
+        return Err(ApiError::Route(tag("content_hash_mismatch")));
+    }
+    let outcome = if malformed {
+        Err(CommitError::Write(tag("malformed_path")))
+    } else {
+        commit_file(state, &caller, &commit, &temp_path, &received)
+    };
+    match outcome {
+        Ok(metadata) => ok_json(&metadata),
+        Err(CommitError::Write(reason)) => {
+            let session = SessionState {
+                concurrent: false,
+                tree: caller.view.tree.clone(),
+                closed: true,
+                size: received.size,
+                pieces: Default::default(),
+                end: None,
+            };
+            let session_id = state.sessions.create(&session)?;
+            let data = state
+                .sessions
+                .data_path(&session_id)
+                .ok_or(std::io::ErrorKind::NotFound)?;
+            temp_path.persist(data).map_err(|err| err.error)?;
+            Err(ApiError::Route(json!({
+                ".tag": "path",
+                "reason": reason,
+                "upload_session_id": session_id,
+            })))
+        }
+        Err(CommitError::Io(err)) => Err(err.into()),
+    }
+}
+
+/// files.UploadSessionType (absent = sequential).
+fn is_concurrent(route: &str, session_type: Option<&Value>) -> ApiResult<bool> {
+    let tag = match session_type {
+        None | Some(Value::Null) => return Ok(false),
+        Some(Value::String(tag)) => tag.as_str(),
+        Some(value) => value
+            .get(".tag")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+    };
+    match tag {
+        "sequential" => Ok(false),
+        "concurrent" => Ok(true),
+        other => Err(ApiError::bad_request(
+            route,
+            format!("session_type: unknown tag '{other}'"),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartArg {
+    #[serde(default)]
+    close: bool,
+    #[serde(default)]
+    session_type: Option<Value>,
+    #[serde(default)]
+    content_hash: Option<String>,
+}
+
+pub async fn session_start(state: &AppState, call: Call) -> ApiResult<Response> {
+    let caller = call.user(state)?;
+    let arg: StartArg = call.header_arg()?;
+    let route = call.route.clone();
+    check_hash_arg(&route, &arg.content_hash)?;
+    let concurrent = is_concurrent(&route, arg.session_type.as_ref())?;
+    check_upload_call(&call, tag("payload_too_large"))?;
+    if concurrent && arg.close {
+        return Err(ApiError::Route(tag("concurrent_session_close_not_allowed")));
+    }
+    let mut session = SessionState {
+        concurrent,
+        tree: caller.view.tree.clone(),
+        closed: arg.close,
+        size: 0,
+        pieces: Default::default(),
+        end: None,
+    };
+    let id = state.sessions.create(&session)?;
+    let data = state
+        .sessions
+        .data_path(&id)
+        .ok_or(std::io::ErrorKind::NotFound)?;
+    let file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .open(&data)
+        .await?;
+    let outcome = receive(call.body, file, REQUEST_LIMIT).await;
+    let failure = match &outcome {
+        Err(_) => None,
+        Ok(received) if concurrent && received.size > 0 => {
+            Some("concurrent_session_data_not_allowed")
+        }
+        Ok(received)
+            if arg
+                .content_hash
+                .as_ref()
+                .is_some_and(|h| *h != received.content_hash) =>
+        {
+            Some("content_hash_mismatch")
+        }
+        Ok(_) => None,
+    };
+    let received = match (outcome, failure) {
+        (Ok(received), None) => received,
+        (Ok(_), Some(error)) => {
+            state.sessions.remove(&id);
+            return Err(ApiError::Route(tag(error)));
+        }
+        (Err(err), _) => {
+            state.sessions.remove(&id);
+            return Err(receive_failed(&route, err, tag("payload_too_large")));
+        }
+    };
+    session.size = received.size;
+    state.sessions.save(&id, &session)?;
+    ok_json(&json!({ "session_id": id }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cursor {
+    session_id: String,
+    offset: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppendArg {
+    cursor: Cursor,
+    #[serde(default)]
+    close: bool,
+    #[serde(default)]
+    content_hash: Option<String>,
+}
+
+/// UploadSessionLookupError / AppendError `incorrect_offset` (a struct variant, inlined).
+fn incorrect_offset(correct: u64) -> Value {
+    json!({ ".tag": "incorrect_offset", "correct_offset": correct })
+}
+
+/// The session if it exists and belongs to this caller's tree.
+fn owned_session(state: &AppState, caller: &Caller, id: &str) -> Option<SessionState> {
+    state
+        .sessions
+        .load(id)
+        .filter(|session| session.tree == caller.view.tree)
+}
+
+pub async fn session_append(state: &AppState, call: Call) -> ApiResult<Response> {
+    let caller = call.user(state)?;
+    let arg: AppendArg = call.header_arg()?;
+    let route = call.route.clone();
+    check_hash_arg(&route, &arg.content_hash)?;
+    check_upload_call(&call, tag("payload_too_large"))?;
+    let id = arg.cursor.session_id.clone();
+    let session = owned_session(state, &caller, &id).ok_or(ApiError::Route(tag("not_found")))?;
+    if session.concurrent {
+        append_concurrent(state, &caller, call, arg).await?;
+    } else {
+        let lock = state.sessions.lock_of(&id);
+        let _guard = lock.lock().await;
+        let mut session =
+            owned_session(state, &caller, &id).ok_or(ApiError::Route(tag("not_found")))?;
+        if session.closed {
+            return Err(ApiError::Route(tag("closed")));
+        }
+        if arg.cursor.offset != session.size {
+            return Err(ApiError::Route(incorrect_offset(session.size)));
+        }
+        let check = |received: &Received| {
+            check_call_hash(&arg.content_hash, received)
+                .then_some(())
+                .ok_or(tag("content_hash_mismatch"))
+        };
+        let received = append_sequential(state, &id, &session, call.body, &route, check).await?;
+        session.size += received.size;
+        session.closed = arg.close;
+        state.sessions.save(&id, &session)?;
+    }
+    ok_json(&Value::Null)
+}
+
+fn check_call_hash(expected: &Option<String>, received: &Received) -> bool {
+    expected
+        .as_ref()
+        .is_none_or(|hash| *hash == received.content_hash)
+}
+
+/// Appends a body to a sequential session's data at its current size; on any failure (also a
+/// `check` refusing what arrived) the data is cut back, so the session is as before.
+async fn append_sequential(
+    state: &AppState,
+    id: &str,
+    session: &SessionState,
+    body: axum::body::Body,
+    route: &str,
+    check: impl FnOnce(&Received) -> Result<(), Value>,
+) -> ApiResult<Received> {
+    let data = state
+        .sessions
+        .data_path(id)
+        .ok_or(std::io::ErrorKind::NotFound)?;
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .open(&data)
+        .await?;
+    file.seek(SeekFrom::Start(session.size)).await?;
+    let outcome = receive(body, file, REQUEST_LIMIT).await;
+    let failure = match &outcome {
+        Ok(received) => check(received).err().map(ApiError::Route),
+        Err(_) => None,
+    };
+    match (outcome, failure) {
+        (Ok(received), None) => Ok(received),
+        (outcome, failure) => {
+            let file = std::fs::OpenOptions::new().write(true).open(&data)?;
+            file.set_len(session.size)?;
+            Err(match (outcome, failure) {
+                (_, Some(failure)) => failure,
+                (Err(err), None) => receive_failed(route, err, tag("payload_too_large")),
+                (Ok(_), None) => unreachable!("handled above"),
+            })
+        }
+    }
+}
+
+async fn append_concurrent(
+    state: &AppState,
+    caller: &Caller,
+    call: Call,
+    arg: AppendArg,
+) -> ApiResult<()> {
+    let id = arg.cursor.session_id.clone();
+    let offset = arg.cursor.offset;
+    if !offset.is_multiple_of(CONCURRENT_UNIT) {
+        return Err(ApiError::Route(tag("concurrent_session_invalid_offset")));
+    }
+    let temp = state.sessions.temp_in(&id)?;
+    let (file, temp_path) = temp.into_parts();
+    let received = receive(call.body, tokio::fs::File::from_std(file), REQUEST_LIMIT)
+        .await
+        .map_err(|err| receive_failed(&call.route, err, tag("payload_too_large")))?;
+    if !arg.close && (received.size == 0 || !received.size.is_multiple_of(CONCURRENT_UNIT)) {
+        return Err(ApiError::Route(tag("concurrent_session_invalid_data_size")));
+    }
+    if !check_call_hash(&arg.content_hash, &received) {
+        return Err(ApiError::Route(tag("content_hash_mismatch")));
+    }
+    let lock = state.sessions.lock_of(&id);
+    let _guard = lock.lock().await;
+    let mut session = owned_session(state, caller, &id).ok_or(ApiError::Route(tag("not_found")))?;
+    let piece_end = offset + received.size;
+    match session.end {
+        // After the closing piece, only the gaps before it may still arrive.
+        Some(end) if arg.close || piece_end > end => return Err(ApiError::Route(tag("closed"))),
+        _ => {}
+    }
+    if arg.close {
+        session.closed = true;
+        session.end = Some(piece_end);
+    }
+    let piece = state
+        .sessions
+        .piece_path(&id, offset)
+        .ok_or(std::io::ErrorKind::NotFound)?;
+    temp_path.persist(piece).map_err(|err| err.error)?;
+    session.pieces.insert(offset, received.size);
+    state.sessions.save(&id, &session)?;
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FinishArg {
+    cursor: Cursor,
+    commit: CommitInfoArg,
+    #[serde(default)]
+    content_hash: Option<String>,
+}
+
+pub async fn session_finish(state: &AppState, call: Call) -> ApiResult<Response> {
+    let caller = call.user(state)?;
+    let arg: FinishArg = call.header_arg()?;
+    let route = call.route.clone();
+    check_hash_arg(&route, &arg.content_hash)?;
+    let (commit, malformed) = arg.commit.validate(&route)?;
+    check_upload_call(&call, tag("payload_too_large"))?;
+    let id = arg.cursor.session_id.clone();
+    let lookup_failed = |error: Value| ApiError::Route(nested("lookup_failed", error));
+    let lock = state.sessions.lock_of(&id);
+    let _guard = lock.lock().await;
+    let mut session =
+        owned_session(state, &caller, &id).ok_or_else(|| lookup_failed(tag("not_found")))?;
+    // (content of the whole file, content of this call's body)
+    let (staged, whole, this_call) = if session.concurrent {
+        let temp = state.sessions.temp_in(&id)?;
+        let (file, _discard) = temp.into_parts();
+        let received = receive(call.body, tokio::fs::File::from_std(file), REQUEST_LIMIT)
+            .await
+            .map_err(|err| receive_failed(&route, err, tag("payload_too_large")))?;
+        if received.size > 0 {
+            return Err(ApiError::Route(tag("concurrent_session_data_not_allowed")));
+        }
+        if !session.closed {
+            return Err(ApiError::Route(tag("concurrent_session_not_closed")));
+        }
+        let size = session
+            .assembled_size()
+            .ok_or(ApiError::Route(tag("concurrent_session_missing_data")))?;
+        if arg.cursor.offset != size {
+            return Err(lookup_failed(incorrect_offset(size)));
+        }
+        let parts = session
+            .pieces
+            .keys()
+            .filter_map(|offset| state.sessions.piece_path(&id, *offset))
+            .collect();
+        let assembled = state.sessions.temp_in(&id)?.into_temp_path();
+        let whole = concatenate(parts, assembled.to_path_buf()).await?;
+        (Staged::Temp(assembled), whole, None)
+    } else {
+        if arg.cursor.offset != session.size {
+            return Err(lookup_failed(incorrect_offset(session.size)));
+        }
+        let received =
+            append_sequential(state, &id, &session, call.body, &route, |_| Ok(())).await?;
+        session.size += received.size;
+        session.closed = true;
+        state.sessions.save(&id, &session)?;
+        let data = state
+            .sessions
+            .data_path(&id)
+            .ok_or(std::io::ErrorKind::NotFound)?;
+        let whole = hash_file(&data).await?;
+        let this_call = (received.size > 0).then_some(received);
+        (Staged::Data(data), whole, this_call)
+    };
+    if let Some(expected) = &arg.content_hash {
+        // The spec calls it the hash of "the content uploaded in this call"; clients also send
+        // the whole file's hash. Either is accepted.
+        let matches_call = this_call
+            .as_ref()
+            .is_some_and(|r| r.content_hash == *expected);
+        if whole.content_hash != *expected && !matches_call {
+            return Err(ApiError::Route(tag("content_hash_mismatch")));
+        }
+    }
+    if malformed {
+        return Err(ApiError::Route(nested("path", tag("malformed_path"))));
+    }
+    match commit_file(state, &caller, &commit, staged.path(), &whole) {
+        Ok(metadata) => {
+            state.sessions.remove(&id);
+            ok_json(&metadata)
+        }
+        Err(CommitError::Write(error)) => Err(ApiError::Route(nested("path", error))),
+        Err(CommitError::Io(err)) => Err(err.into()),
+    }
+}
+
+/// The complete content waiting for its commit.
+enum Staged {
+    /// Assembled from concurrent pieces (deleted if the commit does not take it).
+    Temp(tempfile::TempPath),
+    /// A sequential session's data file (kept for a retried finish).
+    Data(std::path::PathBuf),
+}
+
+impl Staged {
+    fn path(&self) -> &std::path::Path {
+        match self {
+            Staged::Temp(temp) => temp,
+            Staged::Data(path) => path,
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! SFTP packet framing: a `u32` length, then the packet (type byte, request id, payload).
+//!
+//! Reading is kept apart from dispatch so the limits live in one place:
+//! - A length above [`MAX_PACKET_LEN`] ends the session. Without a limit a client could make the
+//!   server allocate 4 GiB per request; with one, memory per session stays near
+//!   `max_in_flight × MAX_PACKET_LEN`.
+//! - A packet type the server does not handle is answered with OP_UNSUPPORTED for its request
+//!   id and the session continues (the length prefix keeps the stream in step).
+//! - A packet of a known type whose body does not decode ends the session, as in OpenSSH's
+//!   sftp-server. Answering BAD_MESSAGE instead would be possible (the id is readable), but a
+//!   WRITE we could not decode may leave a hole in an upload that a later CLOSE would commit;
+//!   ending the session drops every open upload uncommitted, which is the safe outcome.
+//!   Names that are not valid UTF-8 are not decode errors: the codec replaces bad bytes.
+
+use anyhow::{anyhow, bail, Context};
+use bytes::Bytes;
+use russh_sftp::protocol::Packet;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// The largest packet body (after the length field) the server accepts.
+///
+/// OpenSSH accepts 256 KiB and [`super::extensions`] advertises exactly that as
+/// `max-packet-length`. One extra KiB lets in a WRITE that carries a full 256 KiB of data plus
+/// its header, as sent by clients that size writes by data alone and ignore `limits@openssh.com`.
+pub(super) const MAX_PACKET_LEN: u32 = 256 * 1024 + 1024;
+
+/// Packet types a client may send that this server answers (INIT, OPEN..SYMLINK, EXTENDED).
+fn is_request_type(packet_type: u8) -> bool {
+    matches!(packet_type, 1 | 3..=20 | 200)
+}
+
+/// One packet from the client, decoded as far as the session needs.
+#[derive(Debug)]
+pub(super) enum Incoming {
+    Request(Packet),
+    /// A packet type the server does not handle; answered with OP_UNSUPPORTED.
+    Unsupported {
+        id: u32,
+        packet_type: u8,
+    },
+}
+
+/// Reads the next packet. `Ok(None)` when the client closed the stream between packets.
+pub(super) async fn read_packet<R>(reader: &mut R) -> anyhow::Result<Option<Incoming>>
+where
+    R: AsyncRead + Unpin,
+{
+    let Some(len) = read_length(reader).await? else {
+        return Ok(None);
+    };
+    if len > MAX_PACKET_LEN {
+        bail!("client sent a {len}-byte packet; the limit is {MAX_PACKET_LEN} bytes");
+    }
+    if len == 0 {
+        bail!("client sent an empty packet");
+    }
+    let mut body = vec![0u8; len as usize];
+    reader
+        .read_exact(&mut body)
+        .await
+        .context("stream ended in the middle of a packet")?;
+    decode(Bytes::from(body)).map(Some)
+}
+
+/// Reads the length field; `None` on a clean end of stream (nothing read at all).
+async fn read_length<R>(reader: &mut R) -> anyhow::Result<Option<u32>>
+where
+    R: AsyncRead + Unpin,
+{
+    let mut buf = [0u8; 4];
+    let mut filled = 0;
+    while filled < buf.len() {
+        let n = reader.read(&mut buf[filled..]).await?;
+        if n == 0 {
+            if filled == 0 {
+                return Ok(None);
+            }
+            bail!("stream ended in the middle of a packet length");
+        }
+        filled += n;
+    }
+    Ok(Some(u32::from_be_bytes(buf)))
+}
+
+/// Decodes a packet body (type byte first).
+fn decode(body: Bytes) -> anyhow::Result<Incoming> {
+    let packet_type = body[0];
+    if !is_request_type(packet_type) {
+        let id = body
+            .get(1..5)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            .ok_or_else(|| anyhow!("packet of type {packet_type} is too short for a request id"))?;
+        return Ok(Incoming::Unsupported { id, packet_type });
+    }
+    let mut bytes = body;
+    Packet::try_from(&mut bytes)
+        .map(Incoming::Request)
+        .map_err(|e| anyhow!("malformed packet of type {packet_type}: {e}"))
+}
+
+/// Encodes a reply with its length prefix.
+pub(super) fn encode(packet: Packet) -> anyhow::Result<Bytes> {
+    Bytes::try_from(packet).map_err(|e| anyhow!("cannot encode a reply: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn read(bytes: Vec<u8>) -> anyhow::Result<Option<Incoming>> {
+        read_packet(&mut bytes.as_slice()).await
+    }
+
+    fn frame(body: &[u8]) -> Vec<u8> {
+        let mut out = (body.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(body);
+        out
+    }
+
+    #[tokio::test]
+    async fn clean_end_of_stream_is_none() {
+        assert!(read(Vec::new()).await.unwrap().is_none());
+        assert!(read(vec![0, 0]).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn refuses_oversized_and_empty_packets() {
+        let huge = (MAX_PACKET_LEN + 1).to_be_bytes().to_vec();
+        assert!(read(huge).await.is_err());
+        assert!(read(frame(&[])).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn unknown_type_keeps_its_id() {
+        let incoming = read(frame(&[99, 0, 0, 0, 42, 1, 2])).await.unwrap();
+        assert!(matches!(
+            incoming,
+            Some(Incoming::Unsupported {
+                id: 42,
+                packet_type: 99
+            })
+        ));
+        assert!(read(frame(&[99, 0])).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn truncated_known_packet_is_an_error() {
+        // STAT (17) with an id but a string length that runs past the end.
+        assert!(read(frame(&[17, 0, 0, 0, 1, 0, 0, 0, 9, b'a']))
+            .await
+            .is_err());
+    }
+
+    #[tokio::test]
+    async fn round_trips_a_request() {
+        let bytes = encode(Packet::Stat(russh_sftp::protocol::Stat {
+            id: 5,
+            path: "/a".into(),
+        }))
+        .unwrap();
+        let incoming = read(bytes.to_vec()).await.unwrap();
+        let Some(Incoming::Request(Packet::Stat(stat))) = incoming else {
+            panic!("expected STAT, got {incoming:?}");
+        };
+        assert_eq!((stat.id, stat.path.as_str()), (5, "/a"));
+    }
+}

@@ -1,0 +1,295 @@
+//! One SFTP session: a reader that never waits on the writer, requests handled concurrently,
+//! and a writer task that owns the write half.
+//!
+//! Backpressure comes from one semaphore of `max_in_flight` permits. The reader takes a permit
+//! before reading each packet and the permit travels with the request until its reply has been
+//! written. When the client has that many requests unanswered the reader stops reading, and the
+//! SSH channel window pushes back on the client. Memory stays bounded (paramiko can have
+//! thousands of READs outstanding) and nothing can deadlock: a reply never waits for the reader.
+//!
+//! The session ends when the client closes its side (`Ok`, after every accepted request has been
+//! answered) or on a protocol violation (`Err`, with handle tasks aborted). Either way uploads
+//! without a CLOSE are dropped uncommitted.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail};
+use bytes::Bytes;
+use futures::FutureExt;
+use russh_sftp::protocol::Packet;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+
+use super::actor;
+use super::dispatch::{self, Route};
+use super::extensions;
+use super::framing::{self, Incoming};
+use super::handles::{self, HandleOp, HandleTable, Job};
+use super::requests::{self, PathRequest};
+use super::status::{self, Outcome};
+use super::SessionLimits;
+use crate::vfs::{VPath, Vfs, VfsError};
+
+/// Serves one SFTP session over `stream` (an SSH channel's `sftp` subsystem).
+///
+/// Returns `Ok` when the client closes the stream and `Err` on a protocol violation (oversized or
+/// malformed packet, a request before INIT, a second INIT); the caller then closes the channel.
+/// Open uploads that were never closed are dropped without committing.
+pub async fn serve<S, F>(stream: S, fs: F, limits: SessionLimits) -> anyhow::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    F: Vfs,
+{
+    let (mut reader, writer) = tokio::io::split(stream);
+    let (reply_tx, reply_rx) = mpsc::unbounded_channel();
+    let mut writer = tokio::spawn(write_replies(writer, reply_rx));
+    let mut session = Session::new(fs, limits, Replies { tx: reply_tx });
+    let failed = session.ctx.failed.clone();
+
+    let outcome = tokio::select! {
+        result = session.read_requests(&mut reader) => result,
+        result = &mut writer => Err(match result {
+            Ok(Ok(())) => anyhow!("the reply writer stopped"),
+            Ok(Err(error)) => anyhow!(error).context("cannot send replies"),
+            Err(error) => anyhow!(error).context("the reply writer failed"),
+        }),
+        () = failed.notified() => Err(anyhow!("a request handler panicked")),
+    };
+
+    match outcome {
+        Ok(()) => {
+            session.finish().await;
+            // The last reply sender goes with the session; the writer drains and ends.
+            drop(session);
+            if let Ok(Err(error)) = writer.await {
+                // The client may already be gone entirely; its replies have nowhere to go.
+                tracing::debug!("could not deliver the last replies: {error}");
+            }
+            Ok(())
+        }
+        Err(error) => {
+            session.abort().await;
+            writer.abort();
+            Err(error)
+        }
+    }
+}
+
+/// What request handlers share.
+pub(super) struct Context<F> {
+    pub fs: F,
+    pub handles: HandleTable,
+    /// Shown as owner and group in longnames.
+    pub user: String,
+    pub max_handles: usize,
+    /// Signalled when a handler panics: the client would wait forever for its reply.
+    failed: Arc<Notify>,
+}
+
+/// The way replies reach the writer task. Sending never waits: the number of replies queued is
+/// bounded by the in-flight permits they carry.
+#[derive(Clone)]
+pub(super) struct Replies {
+    tx: mpsc::UnboundedSender<Outgoing>,
+}
+
+struct Outgoing {
+    bytes: Bytes,
+    /// Released once the reply is written, letting the reader take another request.
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Replies {
+    pub fn send(&self, id: u32, outcome: Outcome, permit: OwnedSemaphorePermit) {
+        let bytes = framing::encode(status::reply_for(id, outcome)).or_else(|error| {
+            tracing::error!("{error:#}");
+            framing::encode(status::reply_for(
+                id,
+                Err(VfsError::Failure(error.to_string())),
+            ))
+        });
+        match bytes {
+            // A closed channel means the session is ending; the reply has nowhere to go.
+            Ok(bytes) => drop(self.tx.send(Outgoing {
+                bytes,
+                _permit: permit,
+            })),
+            Err(error) => tracing::error!("dropping the reply to request {id}: {error:#}"),
+        }
+    }
+}
+
+/// Writes replies in the order they are ready; flushes whenever the queue runs dry.
+async fn write_replies<W>(
+    mut writer: W,
+    mut replies: mpsc::UnboundedReceiver<Outgoing>,
+) -> std::io::Result<()>
+where
+    W: AsyncWrite + Unpin,
+{
+    while let Some(reply) = replies.recv().await {
+        writer.write_all(&reply.bytes).await?;
+        drop(reply);
+        if replies.is_empty() {
+            writer.flush().await?;
+        }
+    }
+    writer.shutdown().await
+}
+
+struct Session<F: Vfs> {
+    ctx: Arc<Context<F>>,
+    replies: Replies,
+    in_flight: Arc<Semaphore>,
+    tasks: JoinSet<()>,
+    initialized: bool,
+}
+
+impl<F: Vfs> Session<F> {
+    fn new(fs: F, limits: SessionLimits, replies: Replies) -> Self {
+        let ctx = Context {
+            fs,
+            handles: HandleTable::new(limits.max_handles.max(1)),
+            user: limits.user,
+            max_handles: limits.max_handles.max(1),
+            failed: Arc::new(Notify::new()),
+        };
+        Session {
+            ctx: Arc::new(ctx),
+            replies,
+            in_flight: Arc::new(Semaphore::new(limits.max_in_flight.max(1))),
+            tasks: JoinSet::new(),
+            initialized: false,
+        }
+    }
+
+    /// Reads and dispatches requests until the client closes the stream.
+    async fn read_requests<R>(&mut self, reader: &mut R) -> anyhow::Result<()>
+    where
+        R: AsyncRead + Unpin,
+    {
+        loop {
+            let permit = self.in_flight.clone().acquire_owned().await?;
+            let Some(incoming) = framing::read_packet(reader).await? else {
+                return Ok(());
+            };
+            self.dispatch(incoming, permit)?;
+            // Forget finished tasks so the set does not grow with the session.
+            while self.tasks.try_join_next().is_some() {}
+        }
+    }
+
+    fn dispatch(&mut self, incoming: Incoming, permit: OwnedSemaphorePermit) -> anyhow::Result<()> {
+        if !self.initialized {
+            return self.init(incoming, permit);
+        }
+        let packet = match incoming {
+            Incoming::Request(packet) => packet,
+            Incoming::Unsupported { id, packet_type } => {
+                let message = format!("packet type {packet_type} is not supported");
+                self.replies
+                    .send(id, Err(VfsError::Unsupported(message)), permit);
+                return Ok(());
+            }
+        };
+        let route = dispatch::route(packet)?;
+        match route {
+            Route::Init => bail!("client sent a second INIT"),
+            Route::Path { id, request } => self.path_request(id, request, permit),
+            Route::Open { id, target } => {
+                if let Err(error) = self.ctx.handles.check_room() {
+                    self.replies.send(id, Err(error), permit);
+                    return Ok(());
+                }
+                let barriers = self.barriers(&[target.path()]);
+                let (ctx, replies) = (self.ctx.clone(), self.replies.clone());
+                self.spawn(async move {
+                    handles::wait_for(barriers).await;
+                    actor::open_and_serve(ctx, replies, id, target, permit).await;
+                });
+            }
+            Route::Handle { id, handle, op } => self.handle_request(id, &handle, op, permit),
+        }
+        Ok(())
+    }
+
+    /// The first packet must be INIT; the answer is VERSION 3 whatever version the client named.
+    fn init(&mut self, incoming: Incoming, permit: OwnedSemaphorePermit) -> anyhow::Result<()> {
+        let Incoming::Request(Packet::Init(_)) = incoming else {
+            bail!("client sent a request before INIT");
+        };
+        self.initialized = true;
+        self.replies.send(0, Ok(extensions::version()), permit);
+        Ok(())
+    }
+
+    fn path_request(&mut self, id: u32, request: PathRequest, permit: OwnedSemaphorePermit) {
+        // A SETSTAT on a file this session is uploading belongs to that upload, in order.
+        let request = match request {
+            PathRequest::SetStat { path, attrs } => match self.upload_of(&path) {
+                Some(handle) => {
+                    let op = HandleOp::SetStat(Box::new(attrs));
+                    return self.handle_request(id, &handle, op, permit);
+                }
+                None => PathRequest::SetStat { path, attrs },
+            },
+            other => other,
+        };
+        let barriers = self.barriers(&request.paths());
+        let (ctx, replies) = (self.ctx.clone(), self.replies.clone());
+        self.spawn(async move {
+            handles::wait_for(barriers).await;
+            let outcome = requests::execute(&ctx, id, request).await;
+            replies.send(id, outcome, permit);
+        });
+    }
+
+    /// Queues a request on its handle, in arrival order.
+    fn handle_request(&self, id: u32, handle: &str, op: HandleOp, permit: OwnedSemaphorePermit) {
+        if let Err(job) = self.ctx.handles.submit(handle, Job { id, op, permit }) {
+            self.replies
+                .send(job.id, Err(status::invalid_handle()), job.permit);
+        }
+    }
+
+    fn upload_of(&self, path: &str) -> Option<String> {
+        let path = VPath::parse(path).ok()?;
+        self.ctx.handles.open_upload(&path)
+    }
+
+    /// Waits owed to uploads of these paths that are still committing.
+    fn barriers(&self, paths: &[&str]) -> Vec<tokio::sync::watch::Receiver<()>> {
+        let paths: Vec<VPath> = paths.iter().filter_map(|p| VPath::parse(p).ok()).collect();
+        if paths.is_empty() {
+            return Vec::new();
+        }
+        self.ctx.handles.barriers(&paths)
+    }
+
+    /// Runs a request task; a panic in it ends the session instead of leaving the client
+    /// waiting for a reply that will never come.
+    fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {
+        let failed = self.ctx.failed.clone();
+        self.tasks.spawn(async move {
+            if AssertUnwindSafe(task).catch_unwind().await.is_err() {
+                failed.notify_one();
+            }
+        });
+    }
+
+    /// Clean end: every handle's queue is closed (unclosed uploads are dropped uncommitted once
+    /// their queued requests are done) and every accepted request is answered.
+    async fn finish(&mut self) {
+        self.ctx.handles.shut_down();
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Protocol violation: stop everything now; nothing more is committed.
+    async fn abort(&mut self) {
+        self.ctx.handles.shut_down();
+        self.tasks.shutdown().await;
+    }
+}

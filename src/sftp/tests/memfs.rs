@@ -1,0 +1,376 @@
+//! An in-memory [`Vfs`] for the session tests, following the trait contracts: an upload holds its
+//! bytes until commit, a write past the end is a gap (Unsupported), commit installs the file.
+//! Knobs make commits fail or take time, and listings come in small pages.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::vfs::{
+    DirLister, FileInfo, FileKind, FileReader, FileWriter, SpaceUsage, VPath, Vfs, VfsError,
+    VfsResult, WriteOptions,
+};
+
+#[derive(Clone, Default)]
+pub struct MemFs {
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Keyed by the path's display form; the root is implicit.
+    nodes: BTreeMap<String, Node>,
+    fail_commits: bool,
+    commit_delay: Option<Duration>,
+    commits: usize,
+    page_size: Option<usize>,
+}
+
+#[derive(Clone)]
+enum Node {
+    Folder,
+    File { data: Bytes, mtime: i64 },
+}
+
+impl MemFs {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap()
+    }
+
+    pub fn fail_commits(&self, fail: bool) {
+        self.lock().fail_commits = fail;
+    }
+
+    pub fn slow_commits(&self, delay: Duration) {
+        self.lock().commit_delay = Some(delay);
+    }
+
+    pub fn page_size(&self, size: usize) {
+        self.lock().page_size = Some(size);
+    }
+
+    pub fn commits(&self) -> usize {
+        self.lock().commits
+    }
+
+    pub fn add_file(&self, path: &str, data: &[u8], mtime: i64) {
+        self.lock().nodes.insert(
+            path.to_string(),
+            Node::File {
+                data: Bytes::copy_from_slice(data),
+                mtime,
+            },
+        );
+    }
+
+    pub fn add_folder(&self, path: &str) {
+        self.lock().nodes.insert(path.to_string(), Node::Folder);
+    }
+
+    pub fn file(&self, path: &str) -> Option<(Vec<u8>, i64)> {
+        match self.lock().nodes.get(path) {
+            Some(Node::File { data, mtime }) => Some((data.to_vec(), *mtime)),
+            _ => None,
+        }
+    }
+
+    pub fn exists(&self, path: &str) -> bool {
+        path == "/" || self.lock().nodes.contains_key(path)
+    }
+}
+
+fn not_found(path: &VPath) -> VfsError {
+    VfsError::NotFound(format!("{path} does not exist"))
+}
+
+fn info(path: &VPath, node: &Node) -> FileInfo {
+    match node {
+        Node::Folder => FileInfo {
+            name: path.name().to_string(),
+            kind: FileKind::Folder,
+            size: 0,
+            mtime: None,
+        },
+        Node::File { data, mtime } => FileInfo {
+            name: path.name().to_string(),
+            kind: FileKind::File,
+            size: data.len() as u64,
+            mtime: Some(*mtime),
+        },
+    }
+}
+
+impl State {
+    fn node(&self, path: &VPath) -> Option<Node> {
+        if path.is_root() {
+            return Some(Node::Folder);
+        }
+        self.nodes.get(&path.to_string()).cloned()
+    }
+
+    fn require_parent_folder(&self, path: &VPath) -> VfsResult<()> {
+        match path.parent().and_then(|p| self.node(&p)) {
+            Some(Node::Folder) => Ok(()),
+            _ => Err(VfsError::NotFound(format!(
+                "the folder of {path} does not exist"
+            ))),
+        }
+    }
+
+    fn children(&self, path: &VPath) -> Vec<FileInfo> {
+        self.nodes
+            .iter()
+            .filter_map(|(key, node)| {
+                let child = VPath::parse(key).unwrap();
+                (child.parent().as_ref() == Some(path)).then(|| info(&child, node))
+            })
+            .collect()
+    }
+}
+
+impl Vfs for MemFs {
+    type Reader = MemReader;
+    type Writer = MemWriter;
+    type Lister = MemLister;
+
+    async fn stat(&self, path: &VPath) -> VfsResult<FileInfo> {
+        let node = self.lock().node(path).ok_or_else(|| not_found(path))?;
+        Ok(info(path, &node))
+    }
+
+    async fn open_dir(&self, path: &VPath) -> VfsResult<MemLister> {
+        let state = self.lock();
+        match state.node(path) {
+            Some(Node::Folder) => Ok(MemLister {
+                entries: state.children(path),
+                page_size: state.page_size.unwrap_or(250),
+            }),
+            Some(Node::File { .. }) => Err(VfsError::Failure(format!("{path} is a file"))),
+            None => Err(not_found(path)),
+        }
+    }
+
+    async fn open_read(&self, path: &VPath) -> VfsResult<MemReader> {
+        let node = self.lock().node(path).ok_or_else(|| not_found(path))?;
+        match &node {
+            Node::File { data, .. } => Ok(MemReader {
+                data: data.clone(),
+                info: info(path, &node),
+            }),
+            Node::Folder => Err(VfsError::Failure(format!("{path} is a folder"))),
+        }
+    }
+
+    async fn open_write(&self, path: &VPath, options: WriteOptions) -> VfsResult<MemWriter> {
+        let state = self.lock();
+        state.require_parent_folder(path)?;
+        match state.node(path) {
+            Some(Node::Folder) => return Err(VfsError::Failure(format!("{path} is a folder"))),
+            Some(Node::File { .. }) if options.exclusive => {
+                return Err(VfsError::AlreadyExists(format!("{path} exists")))
+            }
+            Some(Node::File { .. }) if options.append => {
+                return Err(VfsError::Unsupported(
+                    "Dropbox does not support resuming uploads; upload the whole file again"
+                        .to_string(),
+                ))
+            }
+            _ => {}
+        }
+        Ok(MemWriter {
+            fs: self.clone(),
+            path: path.clone(),
+            data: Vec::new(),
+            mtime: options.mtime,
+        })
+    }
+
+    async fn mkdir(&self, path: &VPath) -> VfsResult<()> {
+        let mut state = self.lock();
+        state.require_parent_folder(path)?;
+        if state.node(path).is_some() {
+            return Err(VfsError::AlreadyExists(format!("{path} exists")));
+        }
+        state.nodes.insert(path.to_string(), Node::Folder);
+        Ok(())
+    }
+
+    async fn rmdir(&self, path: &VPath) -> VfsResult<()> {
+        let mut state = self.lock();
+        match state.node(path) {
+            Some(Node::Folder) if !path.is_root() => {
+                if !state.children(path).is_empty() {
+                    return Err(VfsError::NotEmpty(format!("{path} is not empty")));
+                }
+                state.nodes.remove(&path.to_string());
+                Ok(())
+            }
+            Some(_) => Err(VfsError::Failure(format!("{path} is not a folder"))),
+            None => Err(not_found(path)),
+        }
+    }
+
+    async fn remove(&self, path: &VPath) -> VfsResult<()> {
+        let mut state = self.lock();
+        match state.node(path) {
+            Some(Node::File { .. }) => {
+                state.nodes.remove(&path.to_string());
+                Ok(())
+            }
+            Some(Node::Folder) => Err(VfsError::Failure(format!("{path} is a folder"))),
+            None => Err(not_found(path)),
+        }
+    }
+
+    async fn rename(&self, from: &VPath, to: &VPath, replace: bool) -> VfsResult<()> {
+        let mut state = self.lock();
+        let node = state.node(from).ok_or_else(|| not_found(from))?;
+        state.require_parent_folder(to)?;
+        match state.node(to) {
+            Some(Node::Folder) => return Err(VfsError::Failure(format!("{to} is a folder"))),
+            Some(Node::File { .. }) if !replace => {
+                return Err(VfsError::AlreadyExists(format!("{to} exists")))
+            }
+            _ => {}
+        }
+        if matches!(node, Node::Folder) && !state.children(from).is_empty() {
+            return Err(VfsError::Unsupported(
+                "memfs moves empty folders only".into(),
+            ));
+        }
+        state.nodes.remove(&from.to_string());
+        state.nodes.insert(to.to_string(), node);
+        Ok(())
+    }
+
+    async fn set_mtime(&self, path: &VPath, mtime: i64) -> VfsResult<()> {
+        let mut state = self.lock();
+        match state.nodes.get_mut(&path.to_string()) {
+            Some(Node::File { mtime: stored, .. }) => {
+                *stored = mtime;
+                Ok(())
+            }
+            Some(Node::Folder) => Err(VfsError::PermissionDenied("folders have no mtime".into())),
+            None => Err(not_found(path)),
+        }
+    }
+
+    async fn space_usage(&self) -> VfsResult<SpaceUsage> {
+        let used = self
+            .lock()
+            .nodes
+            .values()
+            .map(|n| match n {
+                Node::File { data, .. } => data.len() as u64,
+                Node::Folder => 0,
+            })
+            .sum();
+        Ok(SpaceUsage {
+            used,
+            allocated: 1 << 30,
+        })
+    }
+}
+
+pub struct MemLister {
+    entries: Vec<FileInfo>,
+    page_size: usize,
+}
+
+impl DirLister for MemLister {
+    async fn next_page(&mut self) -> VfsResult<Option<Vec<FileInfo>>> {
+        if self.entries.is_empty() {
+            return Ok(None);
+        }
+        let take = self.page_size.min(self.entries.len());
+        Ok(Some(self.entries.drain(..take).collect()))
+    }
+}
+
+pub struct MemReader {
+    data: Bytes,
+    info: FileInfo,
+}
+
+impl FileReader for MemReader {
+    async fn read(&mut self, offset: u64, len: u32) -> VfsResult<Bytes> {
+        let start = (offset as usize).min(self.data.len());
+        let end = (start + len as usize).min(self.data.len());
+        Ok(self.data.slice(start..end))
+    }
+
+    fn stat(&self) -> FileInfo {
+        self.info.clone()
+    }
+}
+
+pub struct MemWriter {
+    fs: MemFs,
+    path: VPath,
+    data: Vec<u8>,
+    mtime: Option<i64>,
+}
+
+impl FileWriter for MemWriter {
+    async fn write(&mut self, offset: u64, data: &[u8]) -> VfsResult<()> {
+        let offset = offset as usize;
+        if offset > self.data.len() {
+            return Err(VfsError::Unsupported(
+                "Dropbox does not support resuming uploads; upload the whole file again".into(),
+            ));
+        }
+        let end = offset + data.len();
+        if end > self.data.len() {
+            self.data.resize(end, 0);
+        }
+        self.data[offset..end].copy_from_slice(data);
+        Ok(())
+    }
+
+    async fn set_size(&mut self, size: u64) -> VfsResult<()> {
+        self.data.resize(size as usize, 0);
+        Ok(())
+    }
+
+    fn set_mtime(&mut self, mtime: i64) {
+        self.mtime = Some(mtime);
+    }
+
+    fn stat(&self) -> FileInfo {
+        FileInfo {
+            name: self.path.name().to_string(),
+            kind: FileKind::File,
+            size: self.data.len() as u64,
+            mtime: self.mtime,
+        }
+    }
+
+    async fn commit(self) -> VfsResult<FileInfo> {
+        let delay = self.fs.lock().commit_delay;
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
+        let mut state = self.fs.lock();
+        if state.fail_commits {
+            return Err(VfsError::Failure(
+                "upload failed: the content hash did not match".into(),
+            ));
+        }
+        let info = self.stat();
+        state.nodes.insert(
+            self.path.to_string(),
+            Node::File {
+                data: Bytes::from(self.data),
+                mtime: self.mtime.unwrap_or(1_700_000_000),
+            },
+        );
+        state.commits += 1;
+        Ok(info)
+    }
+}

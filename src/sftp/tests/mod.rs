@@ -1,0 +1,9 @@
+//! Session tests: `serve` driven over an in-memory stream by raw packets and by russh-sftp's
+//! client, against an in-memory backend.
+
+mod client;
+mod listing;
+mod memfs;
+mod protocol;
+mod transfer;
+mod wire;

@@ -1,0 +1,364 @@
+//! The test bench: a real emulator and a real gateway on free loopback ports, and the real
+//! OpenSSH `sftp`/`scp` binaries driving them with generated keys.
+//!
+//! What a test checks is read back from the emulator's own API (files/get_metadata,
+//! files/download), never through the gateway under test.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use dropgate::config::Config;
+use dropgate::emulator::{demo_credentials, Emulator, EmulatorConfig};
+use dropgate::gateway::Gateway;
+use dropgate::ssh::host_key;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+pub struct Bench {
+    pub dir: tempfile::TempDir,
+    pub emulator: Emulator,
+    pub gateway: Gateway,
+    http: reqwest::Client,
+}
+
+/// One SFTP user of the bench: name, private key file, Dropbox root.
+pub struct TestUser {
+    pub name: &'static str,
+    pub key: PathBuf,
+    pub root: &'static str,
+}
+
+pub struct BenchOptions {
+    pub page_size: usize,
+    /// Extra lines for the `[upload]` table of the gateway config.
+    pub upload_settings: String,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        BenchOptions {
+            page_size: 500,
+            upload_settings: String::new(),
+        }
+    }
+}
+
+pub const USERS: [(&str, &str); 2] = [("alice", "/alice"), ("bob", "/bob")];
+
+impl Bench {
+    pub async fn start() -> Bench {
+        Bench::start_with(BenchOptions::default()).await
+    }
+
+    pub async fn start_with(options: BenchOptions) -> Bench {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("dropgate=debug")
+            .with_test_writer()
+            .try_init();
+        let dir = tempfile::tempdir().unwrap();
+        let emulator = Emulator::start(EmulatorConfig {
+            root: dir.path().join("dropbox"),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            page_size: options.page_size,
+        })
+        .await
+        .unwrap();
+        for (name, _) in USERS {
+            host_key::write_key_pair(&host_key::generate(), &dir.path().join(name)).unwrap();
+        }
+        let config_path = dir.path().join("dropgate.toml");
+        std::fs::write(
+            &config_path,
+            gateway_config(dir.path(), &emulator, &options),
+        )
+        .unwrap();
+        let config = Config::load(&config_path).unwrap();
+        let gateway = Gateway::start(&config).await.unwrap();
+        let known_hosts = format!(
+            "[127.0.0.1]:{} {}\n",
+            gateway.addr().port(),
+            std::fs::read_to_string(dir.path().join("host_key.pub"))
+                .unwrap()
+                .trim()
+        );
+        std::fs::write(dir.path().join("known_hosts"), known_hosts).unwrap();
+        Bench {
+            dir,
+            emulator,
+            gateway,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn user(&self, name: &'static str) -> TestUser {
+        let root = USERS.iter().find(|(n, _)| *n == name).unwrap().1;
+        TestUser {
+            name,
+            key: self.dir.path().join(name),
+            root,
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn ssh_options(&self, user: &TestUser) -> Vec<String> {
+        vec![
+            "-i".into(),
+            user.key.display().to_string(),
+            "-o".into(),
+            "IdentitiesOnly=yes".into(),
+            "-o".into(),
+            format!(
+                "UserKnownHostsFile={}",
+                self.dir.path().join("known_hosts").display()
+            ),
+            "-o".into(),
+            "StrictHostKeyChecking=yes".into(),
+            "-o".into(),
+            "BatchMode=yes".into(),
+            "-o".into(),
+            "LogLevel=ERROR".into(),
+        ]
+    }
+
+    /// Runs `sftp -b -` with `commands` as the batch; the working directory is the bench dir.
+    pub async fn sftp(&self, user: &TestUser, commands: &str) -> Output {
+        let batch = self.dir.path().join("batch");
+        std::fs::write(&batch, commands).unwrap();
+        let mut args = self.ssh_options(user);
+        args.extend([
+            "-P".into(),
+            self.gateway.addr().port().to_string(),
+            "-b".into(),
+            batch.display().to_string(),
+            format!("{}@127.0.0.1", user.name),
+        ]);
+        self.run("sftp", &args).await
+    }
+
+    /// Like [`Bench::sftp`] but the batch must succeed; returns stdout.
+    pub async fn sftp_ok(&self, user: &TestUser, commands: &str) -> String {
+        let out = self.sftp(user, commands).await;
+        assert!(
+            out.status.success(),
+            "sftp batch failed:\n{commands}\nstdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs `scp` with `args` after the connection options (remote paths as `host:path`).
+    pub async fn scp(&self, user: &TestUser, args: &[String]) -> Output {
+        let mut all = self.ssh_options(user);
+        all.extend(["-P".into(), self.gateway.addr().port().to_string()]);
+        all.extend(args.iter().cloned());
+        self.run("scp", &all).await
+    }
+
+    /// `user@127.0.0.1:path` for scp.
+    pub fn remote(&self, user: &TestUser, path: &str) -> String {
+        format!("{}@127.0.0.1:{path}", user.name)
+    }
+
+    pub async fn ssh(&self, user: &TestUser, command: &str) -> Output {
+        let mut args = self.ssh_options(user);
+        args.extend([
+            "-p".into(),
+            self.gateway.addr().port().to_string(),
+            format!("{}@127.0.0.1", user.name),
+            command.into(),
+        ]);
+        self.run("ssh", &args).await
+    }
+
+    async fn run(&self, program: &str, args: &[String]) -> Output {
+        let child = tokio::process::Command::new(program)
+            .args(args)
+            .current_dir(self.dir.path())
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        tokio::time::timeout(std::time::Duration::from_secs(300), child)
+            .await
+            .unwrap_or_else(|_| panic!("{program} did not finish within 300 s"))
+            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"))
+    }
+
+    // ---- the emulator's own API, as the source of truth ----
+
+    async fn rpc(&self, route: &str, arg: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}/2/{route}", self.emulator.base_url()))
+            .bearer_auth(demo_credentials::ACCESS_TOKEN)
+            .json(&arg)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// files/get_metadata in the emulator, or None if the path does not exist.
+    pub async fn dropbox_metadata(&self, path: &str) -> Option<Value> {
+        let (status, body) = self
+            .rpc("files/get_metadata", json!({ "path": path }))
+            .await;
+        match status {
+            200 => Some(body),
+            409 => None,
+            other => panic!("get_metadata {path}: HTTP {other}: {body}"),
+        }
+    }
+
+    /// The bytes the emulator holds at `path`.
+    pub async fn dropbox_download(&self, path: &str) -> Vec<u8> {
+        let arg = serde_json::to_string(&json!({ "path": path })).unwrap();
+        let response = self
+            .http
+            .post(format!("{}/2/files/download", self.emulator.base_url()))
+            .bearer_auth(demo_credentials::ACCESS_TOKEN)
+            .header("Dropbox-API-Arg", ascii_json(&arg))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "download {path}");
+        response.bytes().await.unwrap().to_vec()
+    }
+
+    /// Stores a file directly in the emulator (test setup that bypasses the gateway).
+    pub async fn dropbox_upload(&self, path: &str, data: Vec<u8>) {
+        let arg = serde_json::to_string(&json!({ "path": path, "mode": "overwrite" })).unwrap();
+        let response = self
+            .http
+            .post(format!("{}/2/files/upload", self.emulator.base_url()))
+            .bearer_auth(demo_credentials::ACCESS_TOKEN)
+            .header("Dropbox-API-Arg", ascii_json(&arg))
+            .header("Content-Type", "application/octet-stream")
+            .body(data)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "upload {path}");
+    }
+
+    /// Names in a Dropbox folder, following every page.
+    pub async fn dropbox_list(&self, path: &str) -> Vec<String> {
+        let (status, mut page) = self
+            .rpc(
+                "files/list_folder",
+                json!({ "path": path, "recursive": false }),
+            )
+            .await;
+        assert_eq!(status, 200, "list_folder {path}: {page}");
+        let mut names = Vec::new();
+        loop {
+            for entry in page["entries"].as_array().unwrap() {
+                names.push(entry["name"].as_str().unwrap().to_string());
+            }
+            if page["has_more"] != json!(true) {
+                return names;
+            }
+            let cursor = page["cursor"].clone();
+            page = self
+                .rpc("files/list_folder/continue", json!({ "cursor": cursor }))
+                .await
+                .1;
+        }
+    }
+
+    /// Request counts per route since the emulator started.
+    pub async fn emulator_stats(&self) -> Value {
+        self.http
+            .get(format!("{}/__emulator/stats", self.emulator.base_url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+fn gateway_config(dir: &Path, emulator: &Emulator, options: &BenchOptions) -> String {
+    let mut users = String::new();
+    for (name, root) in USERS {
+        users.push_str(&format!(
+            "[[users]]\nname = \"{name}\"\naccount = \"main\"\nroot = \"{root}\"\n\
+             authorized_keys_file = \"{}\"\n\n",
+            dir.join(format!("{name}.pub")).display()
+        ));
+    }
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+host_key = "{host_key}"
+
+[upload]
+spool_dir = "{spool}"
+{upload_settings}
+
+[[accounts]]
+name = "main"
+api_url = "{url}"
+app_key = "{app_key}"
+app_secret = "{app_secret}"
+refresh_token = "{refresh_token}"
+
+{users}"#,
+        host_key = dir.join("host_key").display(),
+        spool = dir.join("spool").display(),
+        upload_settings = options.upload_settings,
+        url = emulator.base_url(),
+        app_key = demo_credentials::APP_KEY,
+        app_secret = demo_credentials::APP_SECRET,
+        refresh_token = demo_credentials::REFRESH_TOKEN,
+    )
+}
+
+/// JSON for an HTTP header: every non-ASCII character as \uXXXX (UTF-16, surrogate pairs).
+/// Written here independently of dropgate's own encoder, which is under test elsewhere.
+pub fn ascii_json(json: &str) -> String {
+    let mut out = String::new();
+    for c in json.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
+}
+
+/// Dropbox's content_hash, computed independently of dropgate's implementation.
+pub fn content_hash(data: &[u8]) -> String {
+    let mut overall = Sha256::new();
+    for block in data.chunks(4 * 1024 * 1024) {
+        overall.update(Sha256::digest(block));
+    }
+    hex::encode(overall.finalize())
+}
+
+pub fn random_bytes(len: usize) -> Vec<u8> {
+    use rand::RngCore;
+    let mut data = vec![0u8; len];
+    rand::thread_rng().fill_bytes(&mut data);
+    data
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
