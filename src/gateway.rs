@@ -137,7 +137,11 @@ fn client_for(account: &AccountConfig) -> anyhow::Result<DropboxClient> {
         Some(url) => Endpoints::all(url)?,
         None => Endpoints::default(),
     };
-    let credentials = match (&account.app_key, &account.app_secret, &account.refresh_token) {
+    let credentials = match (
+        &account.app_key,
+        &account.app_secret,
+        &account.refresh_token,
+    ) {
         (Some(app_key), Some(app_secret), Some(refresh_token)) => Credentials::Refresh {
             app_key: app_key.clone(),
             app_secret: app_secret.clone(),

@@ -7,6 +7,8 @@
 pub mod config;
 pub mod dropbox;
 pub mod emulator;
+pub mod gateway;
 pub mod sftp;
-// pub mod ssh; (lead: wired in once sftp::serve exists)
+pub mod ssh;
+pub mod upload;
 pub mod vfs;

@@ -155,7 +155,7 @@ async fn scp_uploads_and_downloads() {
 #[tokio::test(flavor = "multi_thread")]
 async fn users_are_jailed_in_their_own_roots() {
     let bench = Bench::start().await;
-    let (alice, bob) = (bench.user("alice"), bench.user("bob"));
+    let bob = bench.user("bob");
     bench
         .dropbox_upload("/alice/secret.txt", b"alice's".to_vec())
         .await;

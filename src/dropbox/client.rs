@@ -1,7 +1,7 @@
 //! [`DropboxClient`]: the Dropbox routes dropgate uses, as typed async methods.
 //!
 //! Each method names its route, builds its argument and decodes its result; requests are
-//! built in [`super::request`], sent (with tokens and retries) by [`super::transport`], and
+//! built in `request`, sent (with tokens and retries) by `transport`, and
 //! failures decoded by [`super::error`]. The client is cheap to clone: one `Arc` around one
 //! reqwest connection pool and one token cache.
 

@@ -1,12 +1,12 @@
 //! [`DropboxError`]: every way a Dropbox call can fail, decoded in one place.
 //!
-//! [`from_response`] turns any non-2xx answer into a typed error by status (400 bad input,
-//! 401 auth, 409 route error, 422 Path-Root, 429 rate limit, 5xx server); [`from_transport`]
-//! does the same for failures before an answer; [`from_token_response`] for the OAuth token
+//! `from_response` turns any non-2xx answer into a typed error by status (400 bad input,
+//! 401 auth, 409 route error, 422 Path-Root, 429 rate limit, 5xx server); `from_transport`
+//! does the same for failures before an answer; `from_token_response` for the OAuth token
 //! endpoint. Route errors keep Dropbox's JSON so callers can ask precise questions
 //! ([`DropboxError::tags`], [`DropboxError::is_not_found`], ...) instead of parsing strings.
 //! Nothing that could hold a secret reaches a message: server text and transport errors are
-//! scrubbed (see [`super::secret`]).
+//! scrubbed (see the `secret` module).
 
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -158,7 +158,7 @@ impl DropboxError {
 }
 
 /// Decodes a non-2xx Dropbox API answer. Reads the body.
-pub async fn from_response(response: reqwest::Response) -> DropboxError {
+pub(crate) async fn from_response(response: reqwest::Response) -> DropboxError {
     let status = response.status();
     let retry_after_header = header_u64(&response, reqwest::header::RETRY_AFTER);
     let text = match response.text().await {
@@ -218,7 +218,7 @@ fn from_parts(status: StatusCode, retry_after_header: Option<u64>, text: &str) -
 }
 
 /// Decodes a failed answer of the OAuth token endpoint (`{"error": "invalid_grant", ...}`).
-pub async fn from_token_response(response: reqwest::Response) -> DropboxError {
+pub(crate) async fn from_token_response(response: reqwest::Response) -> DropboxError {
     let status = response.status();
     let retry_after_header = header_u64(&response, reqwest::header::RETRY_AFTER);
     let text = match response.text().await {
@@ -238,7 +238,7 @@ pub async fn from_token_response(response: reqwest::Response) -> DropboxError {
 
 /// Describes a failure to get any answer. reqwest puts the URL in its messages; we drop it
 /// (ours hold no secrets, but a proxy URL might) and scrub the cause chain.
-pub fn from_transport(error: reqwest::Error) -> DropboxError {
+pub(crate) fn from_transport(error: reqwest::Error) -> DropboxError {
     let what = if error.is_timeout() {
         "timed out"
     } else if error.is_connect() {
@@ -263,7 +263,7 @@ pub fn from_transport(error: reqwest::Error) -> DropboxError {
 }
 
 /// Decodes a 2xx JSON body, naming the route when it does not fit.
-pub fn decode_json<T: serde::de::DeserializeOwned>(
+pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(
     route: &str,
     bytes: &[u8],
 ) -> Result<T, DropboxError> {

@@ -1,25 +1,25 @@
 //! Dropbox HTTP API v2 client: the only part of dropgate that speaks to Dropbox.
 //!
 //! The vfs layer calls [`DropboxClient`]; nothing here knows about SFTP. Inside:
-//! [`options`] (configuration), [`request`] (the one place requests are built), [`transport`]
-//! (tokens, retries, logging), [`auth`] (access tokens from refresh tokens), [`error`] (the
+//! [`options`] (configuration), `request` (the one place requests are built), `transport`
+//! (tokens, retries, logging), `auth` (access tokens from refresh tokens), [`error`] (the
 //! one place failures are decoded), [`types`] and [`upload_args`] (the spec's data types),
-//! [`arg`] (the `Dropbox-API-Arg` header encoding), [`content_hash`], [`time`] (timestamps),
-//! [`download`] (ranges and streamed bodies) and [`secret`] (keeping secrets out of text).
+//! [`arg`] (the `Dropbox-API-Arg` header encoding), [`content_hash`](mod@content_hash), [`time`] (timestamps),
+//! [`download`] (ranges and streamed bodies) and `secret` (keeping secrets out of text).
 //! Facts about the API come from the Stone spec (dropbox/dropbox-api-spec) and
 //! `shared/dropbox-api.md`.
 
 pub mod arg;
-pub mod auth;
+mod auth;
 pub mod client;
 pub mod content_hash;
 pub mod download;
 pub mod error;
 pub mod options;
-pub mod request;
-pub mod secret;
+mod request;
+mod secret;
 pub mod time;
-pub mod transport;
+mod transport;
 pub mod types;
 pub mod upload_args;
 

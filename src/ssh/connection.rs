@@ -3,12 +3,14 @@
 //! The russh handler callbacks run on the connection's own task, so nothing here may wait on
 //! SFTP work: the subsystem runs on a task of its own, and the callbacks only start it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use russh::server::{Auth, ChannelOpenHandle, Handler, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
 use russh::keys::PublicKey;
+use russh::server::{
+    Auth, ChannelOpenHandle, Handler, Msg, PublicKeyOffer, Session, VerifiedPublicKey,
+};
 use russh::{Channel, ChannelId};
 
 use super::{Backend, ServerContext};
@@ -23,6 +25,8 @@ pub struct Connection<B> {
     user: Option<User>,
     /// Session channels opened but not yet bound to a subsystem.
     channels: HashMap<ChannelId, Channel<Msg>>,
+    /// Channels running the SFTP subsystem.
+    sftp_channels: HashSet<ChannelId>,
 }
 
 impl<B: Backend> Connection<B> {
@@ -33,6 +37,7 @@ impl<B: Backend> Connection<B> {
             context,
             user: None,
             channels: HashMap::new(),
+            sftp_channels: HashSet::new(),
         }
     }
 
@@ -60,7 +65,7 @@ impl<B: Backend> Connection<B> {
             }
         };
         session.channel_success(channel_id)?;
-        let handle = session.handle();
+        self.sftp_channels.insert(channel_id);
         let conn = self.id;
         tokio::spawn(async move {
             tracing::info!(conn, user = %user.name, "sftp session started");
@@ -71,10 +76,7 @@ impl<B: Backend> Connection<B> {
             if let Err(e) = sftp::serve(channel.into_stream(), fs, limits).await {
                 tracing::info!(conn, error = %e, "sftp session ended with an error");
             }
-            // scp and sftp report failure unless they see exit-status 0 before the close.
-            let _ = handle.exit_status_request(channel_id, 0).await;
-            let _ = handle.eof(channel_id).await;
-            let _ = handle.close(channel_id).await;
+            // Dropping the channel stream closes the channel.
         });
         Ok(())
     }
@@ -124,6 +126,20 @@ impl<B: Backend> Handler for Connection<B> {
         Ok(())
     }
 
+    /// The client has sent its last request. scp and sftp report failure unless they see
+    /// exit-status 0 before the channel closes, and the channel closes as soon as the SFTP task
+    /// drops its stream, so the status goes out now.
+    async fn channel_eof(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if self.sftp_channels.remove(&channel) {
+            session.exit_status_request(channel, 0)?;
+        }
+        Ok(())
+    }
+
     async fn subsystem_request(
         &mut self,
         channel: ChannelId,
@@ -144,7 +160,10 @@ impl<B: Backend> Handler for Connection<B> {
         _data: &[u8],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        tracing::info!(conn = self.id, "exec refused: only the sftp subsystem is offered");
+        tracing::info!(
+            conn = self.id,
+            "exec refused: only the sftp subsystem is offered"
+        );
         self.refuse_channel(channel, session)
     }
 

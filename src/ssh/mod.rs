@@ -92,10 +92,9 @@ async fn run_connection<B: Backend>(
 
 fn russh_config(host_key: PrivateKey) -> RusshConfig {
     RusshConfig {
-        server_id: russh::SshId::Standard(format!(
-            "SSH-2.0-dropgate_{}",
-            env!("CARGO_PKG_VERSION")
-        )),
+        server_id: russh::SshId::Standard(
+            concat!("SSH-2.0-dropgate_", env!("CARGO_PKG_VERSION")).into(),
+        ),
         methods: MethodSet::from(&[russh::MethodKind::PublicKey][..]),
         auth_rejection_time: Duration::from_millis(300),
         auth_rejection_time_initial: Some(Duration::from_millis(0)),

@@ -6,9 +6,8 @@
 //! again, so a success here means the file in Dropbox is byte-exact.
 
 use crate::dropbox::{
-    self, CommitInfo, DropboxClient, DropboxError, FileMetadata, UploadArg,
-    UploadSessionAppendArg, UploadSessionCursor, UploadSessionFinishArg, UploadSessionStartArg,
-    WriteMode,
+    self, CommitInfo, DropboxClient, DropboxError, FileMetadata, UploadArg, UploadSessionAppendArg,
+    UploadSessionCursor, UploadSessionFinishArg, UploadSessionStartArg, WriteMode,
 };
 
 use super::{Spool, UploadSettings};

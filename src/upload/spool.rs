@@ -103,7 +103,11 @@ pub fn remove_stale_spools(dir: &Path) -> io::Result<usize> {
     };
     let mut removed = 0;
     for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(SPOOL_PREFIX) {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(SPOOL_PREFIX)
+        {
             std::fs::remove_file(entry.path())?;
             removed += 1;
         }

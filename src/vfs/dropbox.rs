@@ -10,8 +10,8 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use super::{
-    DirLister, FileInfo, FileKind, FileReader, FileWriter, SpaceUsage, VPath, Vfs, VfsError, VfsResult,
-    WriteOptions,
+    DirLister, FileInfo, FileKind, FileReader, FileWriter, SpaceUsage, VPath, Vfs, VfsError,
+    VfsResult, WriteOptions,
 };
 use crate::config::MtimeChange;
 use crate::dropbox::{self, DropboxClient, DropboxError, Metadata};
@@ -310,7 +310,7 @@ pub struct DropboxReader {
 }
 
 struct ReadStream {
-    response: reqwest::Response,
+    download: dropbox::Download,
     /// File offset of the first byte in `buffered`.
     offset: u64,
     buffered: BytesMut,
@@ -325,7 +325,7 @@ impl DropboxReader {
             .await
             .map_err(|e| map_error(e, &self.path))?;
         Ok(ReadStream {
-            response: download.response,
+            download,
             offset,
             buffered: BytesMut::new(),
         })
@@ -344,15 +344,14 @@ impl FileReader for DropboxReader {
         let stream = self.stream.as_mut().expect("stream opened above");
         let wanted = (len as u64).min(self.info.size - offset) as usize;
         while stream.buffered.len() < wanted {
-            match stream.response.chunk().await {
+            match stream.download.next_chunk().await {
                 Ok(Some(chunk)) => stream.buffered.extend_from_slice(&chunk),
                 Ok(None) => break,
                 Err(e) => {
                     self.stream = None;
                     return Err(VfsError::Failure(format!(
-                        "download of {} failed: {}",
-                        self.path,
-                        DropboxError::from(e)
+                        "download of {} failed: {e}",
+                        self.path
                     )));
                 }
             }
@@ -520,7 +519,6 @@ pub(crate) fn map_error(error: DropboxError, path: &VPath) -> VfsError {
     }
     VfsError::Failure(format!("{path}: {error}"))
 }
-
 
 #[cfg(test)]
 mod tests {

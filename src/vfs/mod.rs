@@ -9,7 +9,7 @@
 
 mod path;
 
-// pub mod dropbox; (lead: wired in once the client exists)
+pub mod dropbox;
 
 use std::future::Future;
 

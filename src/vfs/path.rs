@@ -132,7 +132,9 @@ mod tests {
         assert_eq!(path.name(), "b");
         assert_eq!(path.parent().unwrap().to_string(), "/a");
         assert!(path.starts_with(&VPath::parse("/a").unwrap()));
-        assert!(!VPath::parse("/ab").unwrap().starts_with(&VPath::parse("/a").unwrap()));
+        assert!(!VPath::parse("/ab")
+            .unwrap()
+            .starts_with(&VPath::parse("/a").unwrap()));
         assert_eq!(VPath::root().name(), "/");
     }
 }

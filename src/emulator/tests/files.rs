@@ -434,3 +434,33 @@ async fn files_survive_a_restart() {
     let (content, _) = h.download("/Keep/it.txt", None).await;
     assert_eq!(content.body, "persisted");
 }
+
+#[tokio::test]
+async fn oversized_upload_is_refused_and_changes_nothing() {
+    let h = start().await;
+    h.upload("/big.bin", b"original").await;
+    let chunk = bytes::Bytes::from(vec![7u8; 1024 * 1024]);
+    // 151 MiB, streamed (no Content-Length), so the limit is enforced while receiving.
+    let chunks = (0..151).map(move |_| Ok::<_, std::io::Error>(chunk.clone()));
+    let response = h
+        .http
+        .post(h.url("files/upload"))
+        .bearer_auth(&h.token)
+        .header(
+            "Dropbox-API-Arg",
+            r#"{"path":"/big.bin","mode":"overwrite"}"#,
+        )
+        .header("Content-Type", "application/octet-stream")
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await;
+    // The emulator answers as soon as the limit is passed; the client may or may not get to
+    // read that answer before the connection closes under its unsent body.
+    if let Ok(response) = response {
+        assert_eq!(response.status(), 409);
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"], json!({".tag": "payload_too_large"}));
+    }
+    let (content, _) = h.download("/big.bin", None).await;
+    assert_eq!(content.body, "original");
+}
