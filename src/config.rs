@@ -173,7 +173,7 @@ impl Config {
 
     fn validate(&self) -> anyhow::Result<()> {
         let chunk = self.upload.chunk_size;
-        if chunk == 0 || chunk % FOUR_MIB != 0 || chunk > MAX_SINGLE_UPLOAD {
+        if chunk == 0 || !chunk.is_multiple_of(FOUR_MIB) || chunk > MAX_SINGLE_UPLOAD {
             bail!("upload.chunk_size must be a multiple of 4 MiB (4194304) up to 150 MiB");
         }
         if self.upload.single_upload_limit > MAX_SINGLE_UPLOAD {
