@@ -65,6 +65,13 @@ pub struct UploadConfig {
     /// Upload session chunk size; a multiple of 4 MiB.
     #[serde(default = "default_chunk_size")]
     pub chunk_size: u64,
+    /// The largest file a client may upload (bytes).
+    #[serde(default = "default_max_file_size")]
+    pub max_file_size: u64,
+    /// Free space (bytes) the spool folder's file system must keep: a write that would go
+    /// below it is refused at once, instead of the upload failing at the end.
+    #[serde(default = "default_min_free_space")]
+    pub min_free_space: u64,
 }
 
 /// Dropbox's limit for one files/upload request.
@@ -79,12 +86,23 @@ fn default_chunk_size() -> u64 {
     8 * FOUR_MIB
 }
 
+/// Dropbox's own limit for one file (about 2 TiB through an upload session).
+fn default_max_file_size() -> u64 {
+    2 * 1024 * 1024 * 1024 * 1024
+}
+
+fn default_min_free_space() -> u64 {
+    1024 * 1024 * 1024
+}
+
 impl Default for UploadConfig {
     fn default() -> Self {
         UploadConfig {
             spool_dir: None,
             single_upload_limit: default_single_upload_limit(),
             chunk_size: default_chunk_size(),
+            max_file_size: default_max_file_size(),
+            min_free_space: default_min_free_space(),
         }
     }
 }

@@ -19,7 +19,7 @@ use crate::config::{AccountConfig, Config, User};
 use crate::dropbox::{ClientOptions, Credentials, DropboxClient, Endpoints};
 use crate::ssh::{self, host_key, Backend, ServerContext};
 use crate::upload::{self, UploadSettings};
-use crate::vfs::dropbox::{DropboxFs, FsSettings};
+use crate::vfs::dropbox::{DropboxFs, FsSettings, OpenUploads};
 
 /// A gateway that is accepting connections.
 pub struct Gateway {
@@ -86,31 +86,46 @@ impl Gateway {
 
 /// Users' filesystems on their accounts' Dropbox clients.
 struct DropboxBackend {
-    clients: HashMap<String, DropboxClient>,
+    accounts: HashMap<String, Account>,
     settings: Arc<FsSettings>,
+}
+
+/// A configured account at run time.
+struct Account {
+    client: DropboxClient,
+    /// Shared by every user of the account: an upload is visible to all of them.
+    open_uploads: OpenUploads,
 }
 
 impl DropboxBackend {
     fn new(config: &Config) -> anyhow::Result<Self> {
-        let clients = config
+        let accounts = config
             .accounts
             .iter()
-            .map(|account| Ok((account.name.clone(), client_for(account)?)))
+            .map(|account| {
+                let runtime = Account {
+                    client: client_for(account)?,
+                    open_uploads: OpenUploads::default(),
+                };
+                Ok((account.name.clone(), runtime))
+            })
             .collect::<anyhow::Result<_>>()?;
         let upload = &config.upload;
         let settings = FsSettings {
-            upload: UploadSettings {
+            upload: Arc::new(UploadSettings {
                 spool_dir: upload
                     .spool_dir
                     .clone()
                     .unwrap_or_else(|| std::env::temp_dir().join("dropgate-spool")),
                 single_upload_limit: upload.single_upload_limit,
                 chunk_size: upload.chunk_size,
-            },
+                max_file_size: upload.max_file_size,
+                min_free_space: upload.min_free_space,
+            }),
             mtime_change: config.server.mtime_change,
         };
         Ok(DropboxBackend {
-            clients,
+            accounts,
             settings: Arc::new(settings),
         })
     }
@@ -120,14 +135,15 @@ impl Backend for DropboxBackend {
     type Fs = DropboxFs;
 
     fn filesystem_for(&self, user: &User) -> anyhow::Result<DropboxFs> {
-        let client = self
-            .clients
+        let account = self
+            .accounts
             .get(&user.account)
             .with_context(|| format!("no account named {:?}", user.account))?;
         Ok(DropboxFs::new(
-            client.clone(),
+            account.client.clone(),
             user.dropbox_root.clone(),
             self.settings.clone(),
+            account.open_uploads.clone(),
         ))
     }
 }

@@ -1,20 +1,23 @@
 //! Committing a spooled file to Dropbox, and checking that Dropbox holds exactly our bytes.
 //!
-//! Up to the single-upload limit the file goes as one `files/upload`; above it, as a
-//! sequential upload session in `chunk_size` pieces. Either way the commit carries our
-//! content_hash (Dropbox refuses a mismatch) and the hash Dropbox answers with is compared
-//! again, so a success here means the file in Dropbox is byte-exact.
+//! Up to the single-upload limit the file goes as one `files/upload`. Above it the file goes
+//! as a sequential upload session: the one the pipeline has been appending while the client
+//! sent, or, if that was abandoned (a write changed bytes already sent) or failed, a fresh one.
+//! Either way the hash Dropbox answers with must equal ours (a single upload also sends it, so
+//! Dropbox itself refuses a mismatch).
 
 use crate::dropbox::{
-    self, CommitInfo, DropboxClient, DropboxError, FileMetadata, UploadArg, UploadSessionAppendArg,
-    UploadSessionCursor, UploadSessionFinishArg, UploadSessionStartArg, WriteMode,
+    self, CommitInfo, DropboxClient, DropboxError, FileMetadata, UploadArg,
+    UploadSessionCursor, UploadSessionFinishArg, WriteMode,
 };
 
+use super::pipeline::{self, Appended, SessionPipeline};
+use super::spool::SpoolReader;
 use super::{Spool, UploadSettings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
-    #[error("Dropbox rejected the upload: {0}")]
+    #[error("Dropbox rejected the upload: {}", .0.summary())]
     Dropbox(#[from] DropboxError),
     #[error("Dropbox stored different bytes (content_hash {stored}, expected {expected})")]
     HashMismatch { expected: String, stored: String },
@@ -22,108 +25,120 @@ pub enum CommitError {
     Spool(#[from] std::io::Error),
 }
 
-/// Sends the spooled file to `path` (replacing any file there) and verifies the result.
-pub async fn commit(
+/// What every commit request needs to know.
+struct Target<'a> {
+    client: &'a DropboxClient,
+    spool: SpoolReader,
+    len: u64,
+    path: &'a str,
+    client_modified: Option<String>,
+    content_hash: String,
+}
+
+pub(super) async fn commit(
     client: &DropboxClient,
     spool: &Spool,
+    pipeline: Option<SessionPipeline>,
     path: &str,
     client_modified: Option<i64>,
     settings: &UploadSettings,
 ) -> Result<FileMetadata, CommitError> {
-    let expected = spool.content_hash().await?;
-    let client_modified = client_modified.map(dropbox::timestamp);
-    let stored = if spool.len() <= settings.single_upload_limit {
-        upload_whole(client, spool, path, client_modified, &expected).await?
+    let target = Target {
+        client,
+        spool: spool.reader(),
+        len: spool.len(),
+        path,
+        client_modified: client_modified.map(dropbox::timestamp),
+        content_hash: spool.content_hash().await?,
+    };
+    let stored = if target.len <= settings.single_upload_limit {
+        upload_whole(&target).await?
     } else {
-        upload_in_session(client, spool, path, client_modified, &expected, settings).await?
+        upload_in_session(&target, pipeline, settings.chunk_size).await?
     };
     match stored.content_hash.as_deref() {
-        Some(hash) if hash == expected => Ok(stored),
+        Some(hash) if hash == target.content_hash => Ok(stored),
         other => Err(CommitError::HashMismatch {
-            expected,
+            expected: target.content_hash.clone(),
             stored: other.unwrap_or("none").to_string(),
         }),
     }
 }
 
-async fn upload_whole(
-    client: &DropboxClient,
-    spool: &Spool,
-    path: &str,
-    client_modified: Option<String>,
-    content_hash: &str,
-) -> Result<FileMetadata, CommitError> {
+async fn upload_whole(target: &Target<'_>) -> Result<FileMetadata, CommitError> {
     let arg = UploadArg {
-        path: path.to_string(),
+        path: target.path.to_string(),
         mode: WriteMode::Overwrite,
         autorename: false,
-        client_modified,
+        client_modified: target.client_modified.clone(),
         mute: false,
         strict_conflict: false,
-        content_hash: Some(content_hash.to_string()),
+        content_hash: Some(target.content_hash.clone()),
     };
-    let body = spool.body(0, spool.len()).await?;
-    Ok(client.upload(&arg, body).await?)
+    let body = target.spool.body(0, target.len).await?;
+    Ok(target.client.upload(&arg, body).await?)
 }
 
 async fn upload_in_session(
-    client: &DropboxClient,
-    spool: &Spool,
-    path: &str,
-    client_modified: Option<String>,
-    content_hash: &str,
-    settings: &UploadSettings,
+    target: &Target<'_>,
+    pipeline: Option<SessionPipeline>,
+    chunk_size: u64,
 ) -> Result<FileMetadata, CommitError> {
-    let session_id = client
-        .upload_session_start(
-            &UploadSessionStartArg {
-                close: false,
-                session_type: None,
-                content_hash: None,
-            },
-            reqwest::Body::from(Vec::new()),
-        )
-        .await?;
-    let total = spool.len();
-    let mut offset = 0;
-    while offset < total {
-        let len = settings.chunk_size.min(total - offset);
-        let arg = UploadSessionAppendArg {
-            cursor: UploadSessionCursor {
-                session_id: session_id.clone(),
-                offset,
-            },
-            close: offset + len == total,
-            content_hash: None,
-        };
-        match client
-            .upload_session_append(&arg, spool.body(offset, len).await?)
-            .await
-        {
-            Ok(()) => offset += len,
-            // Dropbox says where it is; carry on from there (a retried append that had landed).
-            Err(e) => match e.correct_offset() {
-                Some(correct) if correct <= total && correct != offset => offset = correct,
-                _ => return Err(e.into()),
-            },
+    if let Some(pipeline) = pipeline {
+        match pipeline.finish().await {
+            Ok(appended) => return finish(target, appended).await,
+            // The background appends failed; one fresh session from the spool gets a second
+            // chance (a transient failure should not cost the client its upload).
+            Err(e) => tracing::warn!(path = target.path, error = %e, "session upload failed; starting over"),
         }
     }
-    let finish = UploadSessionFinishArg {
-        cursor: UploadSessionCursor {
-            session_id,
-            offset: total,
-        },
+    let fresh = SessionPipeline::start(target.client.clone(), target.spool.clone());
+    finish(target, append_all(fresh, target.len, chunk_size).await?).await
+}
+
+/// Appends every full chunk of the file through a new pipeline.
+async fn append_all(
+    mut pipeline: SessionPipeline,
+    len: u64,
+    chunk_size: u64,
+) -> Result<Appended, CommitError> {
+    pipeline.dispatch_full_chunks(len, chunk_size);
+    Ok(pipeline.finish().await?)
+}
+
+/// Appends the tail that did not fill a chunk, then commits the session (finish carries no
+/// data, so a failed finish can be retried without resending anything).
+async fn finish(target: &Target<'_>, appended: Appended) -> Result<FileMetadata, CommitError> {
+    let Appended {
+        session_id,
+        mut offset,
+    } = appended;
+    if target.len > offset {
+        offset = pipeline::append(
+            target.client,
+            &target.spool,
+            &session_id,
+            offset,
+            target.len - offset,
+        )
+        .await?;
+    }
+    let arg = UploadSessionFinishArg {
+        cursor: UploadSessionCursor { session_id, offset },
         commit: CommitInfo {
-            path: path.to_string(),
+            path: target.path.to_string(),
             mode: WriteMode::Overwrite,
             autorename: false,
-            client_modified,
+            client_modified: target.client_modified.clone(),
             mute: false,
             strict_conflict: false,
         },
-        content_hash: Some(content_hash.to_string()),
+        // Dropbox's content_hash argument covers only this call's data (none here); the whole
+        // file's hash is checked against the metadata Dropbox answers with.
+        content_hash: None,
     };
-    Ok(client
-        .upload_session_finish(&finish, reqwest::Body::from(Vec::new()))
+    Ok(target
+        .client
+        .upload_session_finish(&arg, reqwest::Body::from(Vec::new()))
         .await?)
 }

@@ -1,8 +1,10 @@
 //! The spool: a temp file that collects one upload's bytes, wherever in the file they land.
 //!
-//! Pipelining clients keep many WRITEs in flight, so bytes may arrive out of order; positional
-//! writes (`pwrite`) let each land where it belongs. File I/O runs on the blocking pool so a
-//! slow disk never stalls the async workers.
+//! Pipelining clients keep many WRITEs in flight, so a write may land anywhere inside what has
+//! been received; positional writes (`pwrite`) put each where it belongs. File I/O runs on the
+//! blocking pool so a slow disk never stalls the async workers. While the writes come in order
+//! (the normal case) the content_hash is computed as they land, so the commit does not read the
+//! whole file again.
 
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -19,10 +21,19 @@ const SPOOL_PREFIX: &str = "dropgate-spool-";
 
 pub struct Spool {
     file: Arc<std::fs::File>,
-    /// Deletes the file when the spool is dropped, committed or not.
-    path: TempPath,
+    /// Deletes the file when the last holder (the spool or a reader) is gone.
+    path: Arc<TempPath>,
     /// Bytes received so far: the file's logical size.
     len: u64,
+    /// The hash of bytes `0..len`, while every write has been an append.
+    hasher: Option<ContentHasher>,
+}
+
+/// Read access to a spool's bytes for request bodies, usable from another task.
+#[derive(Clone)]
+pub struct SpoolReader {
+    file: Arc<std::fs::File>,
+    path: Arc<TempPath>,
 }
 
 impl Spool {
@@ -36,8 +47,9 @@ impl Spool {
                 .into_parts();
             Ok(Spool {
                 file: Arc::new(file),
-                path,
+                path: Arc::new(path),
                 len: 0,
+                hasher: Some(ContentHasher::new()),
             })
         })
         .await?
@@ -51,25 +63,49 @@ impl Spool {
         self.len == 0
     }
 
+    pub fn reader(&self) -> SpoolReader {
+        SpoolReader {
+            file: self.file.clone(),
+            path: self.path.clone(),
+        }
+    }
+
     /// Writes `data` at `offset`; the caller has checked that this leaves no gap.
     pub async fn write_at(&mut self, offset: u64, data: Vec<u8>) -> io::Result<()> {
         let end = offset + data.len() as u64;
+        // Only an append keeps the running hash valid; anything else is hashed at commit.
+        let mut hasher = self.hasher.take().filter(|_| offset == self.len);
         let file = self.file.clone();
-        tokio::task::spawn_blocking(move || file.write_all_at(&data, offset)).await??;
+        let hasher = tokio::task::spawn_blocking(move || {
+            file.write_all_at(&data, offset)?;
+            if let Some(hasher) = hasher.as_mut() {
+                hasher.update(&data);
+            }
+            Ok::<_, io::Error>(hasher)
+        })
+        .await??;
+        self.hasher = hasher;
         self.len = self.len.max(end);
         Ok(())
     }
 
     /// Truncates (or zero-extends) to `size` bytes.
     pub async fn set_len(&mut self, size: u64) -> io::Result<()> {
+        if size == self.len {
+            return Ok(());
+        }
         let file = self.file.clone();
         tokio::task::spawn_blocking(move || file.set_len(size)).await??;
+        self.hasher = None;
         self.len = size;
         Ok(())
     }
 
     /// Dropbox's content_hash of the spooled bytes.
     pub async fn content_hash(&self) -> io::Result<String> {
+        if let Some(hasher) = &self.hasher {
+            return Ok(hasher.clone().finish());
+        }
         let file = self.file.clone();
         let len = self.len;
         tokio::task::spawn_blocking(move || {
@@ -86,13 +122,21 @@ impl Spool {
         })
         .await?
     }
+}
 
+impl SpoolReader {
     /// A request body streaming `len` bytes of the spool from `offset`.
     pub async fn body(&self, offset: u64, len: u64) -> io::Result<reqwest::Body> {
-        let mut file = tokio::fs::File::open(&self.path).await?;
+        let mut file = tokio::fs::File::open(self.path.as_ref()).await?;
         file.seek(io::SeekFrom::Start(offset)).await?;
         let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 256 * 1024);
         Ok(reqwest::Body::wrap_stream(stream))
+    }
+
+    /// Free bytes on the spool's file system.
+    pub fn free_space(&self) -> io::Result<u64> {
+        let stat = rustix::fs::fstatvfs(self.file.as_ref())?;
+        Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
     }
 }
 
@@ -103,11 +147,7 @@ pub fn remove_stale_spools(dir: &Path) -> io::Result<usize> {
     };
     let mut removed = 0;
     for entry in entries.flatten() {
-        if entry
-            .file_name()
-            .to_string_lossy()
-            .starts_with(SPOOL_PREFIX)
-        {
+        if entry.file_name().to_string_lossy().starts_with(SPOOL_PREFIX) {
             std::fs::remove_file(entry.path())?;
             removed += 1;
         }
@@ -118,6 +158,7 @@ pub fn remove_stale_spools(dir: &Path) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dropbox::content_hash;
 
     #[tokio::test]
     async fn out_of_order_writes_land_where_they_belong() {
@@ -127,12 +168,34 @@ mod tests {
         spool.write_at(11, b"!".to_vec()).await.unwrap();
         spool.write_at(6, b"world".to_vec()).await.unwrap();
         assert_eq!(spool.len(), 12);
-        let contents = std::fs::read(&spool.path).unwrap();
+        let contents = std::fs::read(spool.path.as_ref()).unwrap();
         assert_eq!(contents, b"hello world!");
         assert_eq!(
             spool.content_hash().await.unwrap(),
-            crate::dropbox::content_hash(b"hello world!")
+            content_hash(b"hello world!")
         );
+    }
+
+    #[tokio::test]
+    async fn the_running_hash_matches_and_survives_only_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::create(dir.path()).await.unwrap();
+        let data: Vec<u8> = (0..5_000_000u32).map(|i| (i % 251) as u8).collect();
+        for piece in data.chunks(65536) {
+            spool.write_at(spool.len(), piece.to_vec()).await.unwrap();
+        }
+        assert!(spool.hasher.is_some());
+        assert_eq!(spool.content_hash().await.unwrap(), content_hash(&data));
+
+        // Overwriting the start invalidates the running hash; the commit hash re-reads.
+        spool.write_at(0, vec![0u8; 10]).await.unwrap();
+        assert!(spool.hasher.is_none());
+        let mut changed = data.clone();
+        changed[..10].fill(0);
+        assert_eq!(spool.content_hash().await.unwrap(), content_hash(&changed));
+
+        spool.set_len(100).await.unwrap();
+        assert_eq!(spool.content_hash().await.unwrap(), content_hash(&changed[..100]));
     }
 
     #[tokio::test]

@@ -10,16 +10,20 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use super::{
-    DirLister, FileInfo, FileKind, FileReader, FileWriter, SpaceUsage, VPath, Vfs, VfsError,
+    DirLister, FileInfo, FileKind, FileReader, SpaceUsage, VPath, Vfs, VfsError,
     VfsResult, WriteOptions,
 };
 use crate::config::MtimeChange;
 use crate::dropbox::{self, DropboxClient, DropboxError, Metadata};
 
-use crate::upload::{self, Spool, UploadSettings};
+use crate::upload::{Upload, UploadSettings};
+
+mod writer;
+
+pub use writer::{DropboxWriter, OpenUploads};
 
 /// The message every resume attempt gets.
-pub const RESUME_REFUSED: &str =
+pub(crate) const RESUME_REFUSED: &str =
     "Dropbox does not support resuming uploads; upload the whole file again";
 const MTIME_REFUSED: &str = "Dropbox does not support changing a file's modification time";
 
@@ -36,7 +40,7 @@ const DISALLOWED_NAMES: &[&str] = &[
 /// Settings shared by every user of the gateway.
 #[derive(Debug, Clone)]
 pub struct FsSettings {
-    pub upload: UploadSettings,
+    pub upload: Arc<UploadSettings>,
     pub mtime_change: MtimeChange,
 }
 
@@ -47,14 +51,22 @@ pub struct DropboxFs {
     /// "" (the whole Dropbox) or "/folder/sub".
     root: String,
     settings: Arc<FsSettings>,
+    /// Uploads in progress on this account, for STAT while they are open.
+    open_uploads: OpenUploads,
 }
 
 impl DropboxFs {
-    pub fn new(client: DropboxClient, root: String, settings: Arc<FsSettings>) -> Self {
+    pub fn new(
+        client: DropboxClient,
+        root: String,
+        settings: Arc<FsSettings>,
+        open_uploads: OpenUploads,
+    ) -> Self {
         DropboxFs {
             client,
             root,
             settings,
+            open_uploads,
         }
     }
 
@@ -96,6 +108,14 @@ impl Vfs for DropboxFs {
     type Lister = DropboxLister;
 
     async fn stat(&self, path: &VPath) -> VfsResult<FileInfo> {
+        if let Some(received) = self.open_uploads.received(&self.dropbox_path(path)?) {
+            return Ok(FileInfo {
+                name: path.name().to_string(),
+                kind: FileKind::File,
+                size: received,
+                mtime: None,
+            });
+        }
         match self.metadata(path).await? {
             None => Ok(root_info()),
             Some(meta) => Ok(file_info(&meta)),
@@ -149,18 +169,19 @@ impl Vfs for DropboxFs {
                 return Err(VfsError::Unsupported(RESUME_REFUSED.to_string()));
             }
         }
-        let spool = Spool::create(&self.settings.upload.spool_dir)
-            .await
-            .map_err(|e| VfsError::Failure(format!("cannot start the upload: {e}")))?;
-        Ok(DropboxWriter {
-            client: self.client.clone(),
-            settings: self.settings.clone(),
+        let progress = self.open_uploads.register(&dropbox_path);
+        let mut upload = Upload::start(
+            self.client.clone(),
             dropbox_path,
-            path: path.clone(),
-            spool,
-            mtime: options.mtime,
-            refused: None,
-        })
+            self.settings.upload.clone(),
+            progress.counter(),
+        )
+        .await
+        .map_err(|e| VfsError::Failure(format!("cannot start the upload: {e}")))?;
+        if let Some(mtime) = options.mtime {
+            upload.set_client_modified(mtime);
+        }
+        Ok(DropboxWriter::new(upload, path.clone(), progress))
     }
 
     async fn mkdir(&self, path: &VPath) -> VfsResult<()> {
@@ -367,83 +388,6 @@ impl FileReader for DropboxReader {
     }
 }
 
-/// An upload in progress: bytes go to the spool; nothing reaches Dropbox before `commit`.
-pub struct DropboxWriter {
-    client: DropboxClient,
-    settings: Arc<FsSettings>,
-    dropbox_path: String,
-    path: VPath,
-    spool: Spool,
-    mtime: Option<i64>,
-    /// Set once the handle has been refused (a resume attempt): it can never commit.
-    refused: Option<VfsError>,
-}
-
-impl DropboxWriter {
-    fn check_usable(&self) -> VfsResult<()> {
-        match &self.refused {
-            Some(error) => Err(error.clone()),
-            None => Ok(()),
-        }
-    }
-
-    fn spool_error(&self, error: std::io::Error) -> VfsError {
-        VfsError::Failure(format!("spooling {} failed: {error}", self.path))
-    }
-}
-
-impl FileWriter for DropboxWriter {
-    async fn write(&mut self, offset: u64, data: &[u8]) -> VfsResult<()> {
-        self.check_usable()?;
-        if offset > self.spool.len() {
-            // A write past what we hold is a resume: Dropbox has no way to fill the gap.
-            let refused = VfsError::Unsupported(RESUME_REFUSED.to_string());
-            self.refused = Some(refused.clone());
-            return Err(refused);
-        }
-        self.spool
-            .write_at(offset, data.to_vec())
-            .await
-            .map_err(|e| self.spool_error(e))
-    }
-
-    async fn set_size(&mut self, size: u64) -> VfsResult<()> {
-        self.check_usable()?;
-        self.spool
-            .set_len(size)
-            .await
-            .map_err(|e| self.spool_error(e))
-    }
-
-    fn set_mtime(&mut self, mtime: i64) {
-        self.mtime = Some(mtime);
-    }
-
-    fn stat(&self) -> FileInfo {
-        FileInfo {
-            name: self.path.name().to_string(),
-            kind: FileKind::File,
-            size: self.spool.len(),
-            mtime: self.mtime,
-        }
-    }
-
-    async fn commit(self) -> VfsResult<FileInfo> {
-        self.check_usable()?;
-        let stored = upload::commit(
-            &self.client,
-            &self.spool,
-            &self.dropbox_path,
-            self.mtime,
-            &self.settings.upload,
-        )
-        .await
-        .map_err(|e| VfsError::Failure(e.to_string()))?;
-        tracing::info!(path = %self.path, size = stored.size, rev = %stored.rev, "upload committed");
-        Ok(file_info(&Metadata::File(stored)))
-    }
-}
-
 fn root_info() -> FileInfo {
     FileInfo {
         name: "/".to_string(),
@@ -454,7 +398,7 @@ fn root_info() -> FileInfo {
 }
 
 /// Listing attributes: a file's mtime is its client_modified (what the uploader said).
-fn file_info(meta: &Metadata) -> FileInfo {
+pub(crate) fn file_info(meta: &Metadata) -> FileInfo {
     match meta {
         Metadata::File(file) => FileInfo {
             name: file.name.clone(),
