@@ -362,3 +362,218 @@ pub fn stdout(output: &Output) -> String {
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+// ---- additions for the upload and client tests (issue 3) ----
+
+/// Upload-related request counts, read from `GET /__emulator/stats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadRequests {
+    /// `files/upload`: single-request uploads.
+    pub upload: u64,
+    pub session_start: u64,
+    pub session_append: u64,
+    pub session_finish: u64,
+}
+
+impl UploadRequests {
+    pub fn from_stats(stats: &Value) -> UploadRequests {
+        UploadRequests {
+            upload: request_count(stats, "files/upload"),
+            session_start: request_count(stats, "files/upload_session/start"),
+            session_append: request_count(stats, "files/upload_session/append_v2")
+                + request_count(stats, "files/upload_session/append"),
+            session_finish: request_count(stats, "files/upload_session/finish"),
+        }
+    }
+
+    /// Requests that could have stored a file: files/upload and upload_session/finish.
+    pub fn commits(&self) -> u64 {
+        self.upload + self.session_finish
+    }
+
+    /// Every upload-session request (start, append, finish).
+    pub fn session_requests(&self) -> u64 {
+        self.session_start + self.session_append + self.session_finish
+    }
+}
+
+/// How many requests of `route` (e.g. `files/upload`) a stats answer counts.
+pub fn request_count(stats: &Value, route: &str) -> u64 {
+    stats["requests"][route].as_u64().unwrap_or(0)
+}
+
+impl Bench {
+    /// The gateway's SSH port.
+    pub fn port(&self) -> u16 {
+        self.gateway.addr().port()
+    }
+
+    /// The known_hosts file that holds the gateway's host key.
+    pub fn known_hosts(&self) -> PathBuf {
+        self.dir.path().join("known_hosts")
+    }
+
+    /// The ssh options every OpenSSH client of the bench uses (key, known hosts, batch mode).
+    pub fn ssh_args(&self, user: &TestUser) -> Vec<String> {
+        self.ssh_options(user)
+    }
+
+    /// The spool folder of the gateway (`[upload] spool_dir`).
+    pub fn spool_dir(&self) -> PathBuf {
+        self.dir.path().join("spool")
+    }
+
+    /// Every file below the spool folder, with its size (none if the folder does not exist).
+    pub fn spool_files(&self) -> Vec<(PathBuf, u64)> {
+        fn walk(dir: &Path, out: &mut Vec<(PathBuf, u64)>) {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for entry in entries.flatten() {
+                let Ok(meta) = entry.metadata() else { continue };
+                if meta.is_dir() {
+                    walk(&entry.path(), out);
+                } else {
+                    out.push((entry.path(), meta.len()));
+                }
+            }
+        }
+        let mut files = Vec::new();
+        walk(&self.spool_dir(), &mut files);
+        files
+    }
+
+    /// Polls (for at most `limit`) until no file is left in the spool folder.
+    pub async fn wait_for_empty_spool(&self, limit: std::time::Duration) {
+        let mut left = Vec::new();
+        let emptied = poll_until(limit, || {
+            left = self.spool_files();
+            std::future::ready(left.is_empty())
+        })
+        .await;
+        assert!(emptied, "spool files still there after {limit:?}: {left:?}");
+    }
+
+    /// An `sftp -b BATCH` command with `commands` as the batch and `extra_args` before the
+    /// destination, not yet started: the working directory is the bench dir, stdin is null,
+    /// output is piped, and it runs in a process group of its own (its pid is the group id), so
+    /// that a test can kill sftp together with its ssh child.
+    pub fn sftp_command(
+        &self,
+        user: &TestUser,
+        commands: &str,
+        extra_args: &[&str],
+    ) -> tokio::process::Command {
+        let batch = self
+            .dir
+            .path()
+            .join(format!("batch-{}", rand::random::<u32>()));
+        std::fs::write(&batch, commands).unwrap();
+        let mut command = tokio::process::Command::new("sftp");
+        command
+            .args(self.ssh_options(user))
+            .args(["-P".to_string(), self.port().to_string()])
+            .args(extra_args)
+            .arg("-b")
+            .arg(&batch)
+            .arg(format!("{}@127.0.0.1", user.name))
+            .current_dir(self.dir.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Upload-related request counts since the emulator started or its stats were reset.
+    pub async fn upload_requests(&self) -> UploadRequests {
+        UploadRequests::from_stats(&self.emulator_stats().await)
+    }
+
+    /// `DELETE /__emulator/stats`: request counts start again from zero.
+    pub async fn reset_emulator_stats(&self) {
+        let response = self
+            .http
+            .delete(format!("{}/__emulator/stats", self.emulator.base_url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "resetting the emulator's stats");
+    }
+
+    /// `POST /__emulator/faults` with these rules (replacing any earlier ones).
+    pub async fn set_emulator_faults(&self, rules: Value) {
+        let response = self
+            .http
+            .post(format!("{}/__emulator/faults", self.emulator.base_url()))
+            .json(&json!({ "rules": rules }))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        assert_eq!(status, 200, "setting emulator faults: {text}");
+    }
+
+    /// `DELETE /__emulator/faults`.
+    pub async fn clear_emulator_faults(&self) {
+        let response = self
+            .http
+            .delete(format!("{}/__emulator/faults", self.emulator.base_url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "clearing emulator faults");
+    }
+}
+
+/// Calls `check` every 20 ms until it answers true (→ true) or `limit` has passed (→ false).
+pub async fn poll_until<F, Fut>(limit: std::time::Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Writes `len` random bytes to `path` without holding them all in memory; returns their
+/// Dropbox content_hash.
+pub fn write_random_file(path: &Path, len: u64) -> String {
+    use rand::RngCore;
+    use std::io::Write;
+    const BLOCK: u64 = 4 * 1024 * 1024;
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut overall = Sha256::new();
+    let mut block = vec![0u8; BLOCK as usize];
+    let mut written = 0;
+    while written < len {
+        let n = BLOCK.min(len - written) as usize;
+        rand::thread_rng().fill_bytes(&mut block[..n]);
+        overall.update(Sha256::digest(&block[..n]));
+        file.write_all(&block[..n]).unwrap();
+        written += n as u64;
+    }
+    file.into_inner().unwrap().sync_all().unwrap();
+    hex::encode(overall.finalize())
+}
+
+/// Sets a local file's modification time to `unix_secs`.
+pub fn set_local_mtime(path: &Path, unix_secs: u64) {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix_secs);
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(time)
+        .unwrap();
+}

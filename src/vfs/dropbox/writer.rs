@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use super::{file_info, RESUME_REFUSED};
 use crate::dropbox::Metadata;
@@ -21,6 +22,8 @@ pub struct DropboxWriter {
     _progress: UploadProgress,
     /// Set once the handle has been refused: it can never commit.
     refused: Option<VfsError>,
+    /// When the last byte arrived: the commit's wait is measured from here.
+    last_write: Instant,
 }
 
 impl DropboxWriter {
@@ -30,6 +33,7 @@ impl DropboxWriter {
             path,
             _progress: progress,
             refused: None,
+            last_write: Instant::now(),
         }
     }
 
@@ -55,6 +59,7 @@ impl FileWriter for DropboxWriter {
     async fn write(&mut self, offset: u64, data: &[u8]) -> VfsResult<()> {
         self.check_usable()?;
         let result = self.upload.write(offset, data).await;
+        self.last_write = Instant::now();
         result.map_err(|e| self.refuse(e))
     }
 
@@ -79,12 +84,20 @@ impl FileWriter for DropboxWriter {
 
     async fn commit(self) -> VfsResult<FileInfo> {
         self.check_usable()?;
+        let commit_started = Instant::now();
         let stored = self
             .upload
             .commit()
             .await
             .map_err(|e| VfsError::Failure(e.to_string()))?;
-        tracing::info!(path = %self.path, size = stored.size, rev = %stored.rev, "upload committed");
+        tracing::info!(
+            path = %self.path,
+            size = stored.size,
+            rev = %stored.rev,
+            commit_ms = commit_started.elapsed().as_millis() as u64,
+            after_last_write_ms = self.last_write.elapsed().as_millis() as u64,
+            "upload committed"
+        );
         Ok(file_info(&Metadata::File(stored)))
     }
 }

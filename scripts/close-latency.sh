@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Measures, for one large upload over loopback, the time from the client's last byte to the
+# CLOSE reply: release builds of the emulator and the gateway, the real OpenSSH sftp client.
+#
+#   scripts/close-latency.sh [SIZE_MIB]      (default 1024)
+#
+# Prints the gateway's own measurement (after_last_write_ms: last WRITE spooled → commit done,
+# commit_ms: CLOSE received → commit done) and the client's wall time for the whole put.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+size_mib=${1:-1024}
+
+cargo build --release --quiet
+bin=target/release/dropgate
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+emu_port=$(free_port)
+ssh_port=$(free_port)
+
+"$bin" keygen "$work/user" >/dev/null
+cat > "$work/dropgate.toml" <<TOML
+[server]
+listen = "127.0.0.1:$ssh_port"
+host_key = "$work/host_key"
+[upload]
+spool_dir = "$work/spool"
+[[accounts]]
+name = "bench"
+api_url = "http://127.0.0.1:$emu_port"
+app_key = "emu-demo-app-key"
+app_secret = "emu-demo-app-secret"
+refresh_token = "emu-refresh-personal-0000000000000000"
+[[users]]
+name = "bench"
+account = "bench"
+root = "/bench"
+authorized_keys_file = "$work/user.pub"
+TOML
+
+"$bin" emulator --root "$work/dropbox" --listen "127.0.0.1:$emu_port" 2>"$work/emulator.log" &
+RUST_LOG=info "$bin" serve --config "$work/dropgate.toml" 2>"$work/gateway.log" &
+for _ in $(seq 100); do
+  grep -q "listening for SFTP" "$work/gateway.log" 2>/dev/null && break
+  sleep 0.1
+done
+echo "[127.0.0.1]:$ssh_port $(cat "$work/host_key.pub")" > "$work/known_hosts"
+
+head -c "$((size_mib * 1024 * 1024))" /dev/urandom > "$work/big.bin"
+start=$(date +%s.%N)
+sftp -q -b - -P "$ssh_port" -i "$work/user" -o IdentitiesOnly=yes \
+  -o UserKnownHostsFile="$work/known_hosts" -o BatchMode=yes bench@127.0.0.1 >/dev/null <<SFTP
+put $work/big.bin big.bin
+SFTP
+end=$(date +%s.%N)
+
+line=$(grep "upload committed" "$work/gateway.log" | tail -1 | sed 's/\x1b\[[0-9;]*m//g')
+after_last=$(sed -n 's/.*after_last_write_ms=\([0-9]*\).*/\1/p' <<<"$line")
+commit=$(sed -n 's/.*commit_ms=\([0-9]*\).*/\1/p' <<<"$line")
+echo "size_mib=$size_mib put_wall_s=$(echo "$end - $start" | bc) last_byte_to_close_reply_ms=$after_last commit_ms=$commit"

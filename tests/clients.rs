@@ -1,0 +1,355 @@
+//! Issue 3's uploads through other real SFTP clients: lftp and paramiko.
+//!
+//! Both must be installed (`.ci/run` installs them); a missing client fails the test with a
+//! message that says how to install it, it never skips.
+
+mod common;
+
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use common::{
+    content_hash, random_bytes, set_local_mtime, stderr, stdout, write_random_file, Bench,
+    BenchOptions,
+};
+use serde_json::{json, Value};
+
+const MIB: u64 = 1024 * 1024;
+/// 2001-02-03T04:05:06Z
+const PAST_MTIME: u64 = 981_173_106;
+const PAST_MTIME_TEXT: &str = "2001-02-03T04:05:06Z";
+/// How long one client run may take.
+const CLIENT_LIMIT: Duration = Duration::from_secs(120);
+
+fn output_text(out: &Output) -> String {
+    format!(
+        "exit: {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        stdout(out),
+        stderr(out)
+    )
+}
+
+async fn run_bounded(mut command: tokio::process::Command, what: &str) -> Output {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    tokio::time::timeout(CLIENT_LIMIT, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within {CLIENT_LIMIT:?}"))
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"))
+}
+
+async fn stored(bench: &Bench, path: &str) -> Value {
+    bench
+        .dropbox_metadata(path)
+        .await
+        .unwrap_or_else(|| panic!("{path} is not in Dropbox"))
+}
+
+/// The file at `path` is still exactly the `before` version holding `data`.
+async fn assert_unchanged(bench: &Bench, path: &str, before: &Value, data: &[u8]) {
+    let after = stored(bench, path).await;
+    assert_eq!(
+        after["rev"], before["rev"],
+        "{path} was replaced: before {before}, after {after}"
+    );
+    assert_eq!(after["content_hash"], content_hash(data), "{path}: {after}");
+    assert_eq!(bench.dropbox_download(path).await, data, "{path} content");
+}
+
+/// `files/upload`'s error for a full Dropbox (UploadError.path: UploadWriteFailed).
+fn insufficient_space_fault() -> Value {
+    json!([{
+        "kind": "error", "route": "files/upload", "status": 409,
+        "body": {
+            "error_summary": "path/insufficient_space/..",
+            "error": {
+                ".tag": "path",
+                "reason": { ".tag": "insufficient_space" },
+                "upload_session_id": "pid_upload_session:emulator-fault"
+            }
+        }
+    }])
+}
+
+// ---- lftp ----
+
+/// Runs lftp with `commands` after connecting as alice; lftp exits non-zero at the first
+/// failed command (`cmd:fail-exit`). Its rc files are not read; HOME is the bench dir.
+async fn lftp(bench: &Bench, commands: &str) -> Output {
+    let available = std::process::Command::new("lftp")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    assert!(
+        available.is_ok_and(|s| s.success()),
+        "lftp is not installed: these tests need it (Debian: apt-get install lftp; .ci/run \
+         installs it)"
+    );
+    let alice = bench.user("alice");
+    // lftp runs `<connect-program> -l alice -p PORT 127.0.0.1 -s sftp` through a shell.
+    let ssh_args = bench.ssh_args(&alice);
+    for arg in &ssh_args {
+        assert!(
+            !arg.contains(['"', '\'', ' ', '\\']),
+            "ssh option {arg:?} would need quoting inside lftp's connect-program"
+        );
+    }
+    let script = format!(
+        "set cmd:fail-exit yes\n\
+         set net:max-retries 1\n\
+         set net:timeout 30\n\
+         set net:reconnect-interval-base 1\n\
+         set sftp:connect-program \"ssh -a -x {}\"\n\
+         open sftp://alice:@127.0.0.1:{}\n\
+         {commands}",
+        ssh_args.join(" "),
+        bench.port()
+    );
+    let script_path = bench.path(&format!("lftp-{}.script", rand::random::<u32>()));
+    std::fs::write(&script_path, script).unwrap();
+    let mut command = tokio::process::Command::new("lftp");
+    command
+        .arg("--norc")
+        .arg("-f")
+        .arg(&script_path)
+        .current_dir(bench.path(""))
+        .env("HOME", bench.path(""));
+    run_bounded(command, "lftp").await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lftp_put_uploads_new_and_overwritten_files() {
+    let bench = Bench::start().await;
+    let new = random_bytes(300_000);
+    std::fs::write(bench.path("new.bin"), &new).unwrap();
+    set_local_mtime(&bench.path("new.bin"), PAST_MTIME);
+    // Overwriting a larger file with a smaller one leaves exactly the new bytes.
+    bench
+        .dropbox_upload("/alice/old.bin", random_bytes(1_000_000))
+        .await;
+    let smaller = random_bytes(12_345);
+    std::fs::write(bench.path("old.bin"), &smaller).unwrap();
+
+    let out = lftp(&bench, "put new.bin\nput old.bin\n").await;
+
+    assert!(out.status.success(), "lftp put:\n{}", output_text(&out));
+    let meta = stored(&bench, "/alice/new.bin").await;
+    assert_eq!(meta["content_hash"], content_hash(&new), "{meta}");
+    assert_eq!(bench.dropbox_download("/alice/new.bin").await, new);
+    // lftp sends the local mtime in its FSETSTAT before CLOSE.
+    assert_eq!(meta["client_modified"], PAST_MTIME_TEXT, "{meta}");
+    let meta = stored(&bench, "/alice/old.bin").await;
+    assert_eq!(meta["size"], smaller.len() as u64, "{meta}");
+    assert_eq!(bench.dropbox_download("/alice/old.bin").await, smaller);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lftp_put_c_on_an_existing_file_is_refused_with_the_servers_message() {
+    let bench = Bench::start().await;
+    // An earlier partial upload: the first 64 KiB of the local file.
+    let data = random_bytes(400_000);
+    let partial = data[..65_536].to_vec();
+    std::fs::write(bench.path("part.bin"), &data).unwrap();
+    bench
+        .dropbox_upload("/alice/part.bin", partial.clone())
+        .await;
+    let before = stored(&bench, "/alice/part.bin").await;
+    bench.reset_emulator_stats().await;
+
+    let out = lftp(&bench, "put -c part.bin\n").await;
+
+    assert!(
+        !out.status.success(),
+        "lftp put -c succeeded:\n{}",
+        output_text(&out)
+    );
+    assert!(
+        output_text(&out)
+            .contains("Dropbox does not support resuming uploads; upload the whole file again"),
+        "lftp should show the server's message:\n{}",
+        output_text(&out)
+    );
+    assert_unchanged(&bench, "/alice/part.bin", &before, &partial).await;
+    let requests = bench.upload_requests().await;
+    assert_eq!(requests.commits(), 0, "put -c committed: {requests:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lftp_shows_why_dropbox_rejected_a_commit() {
+    let bench = Bench::start().await;
+    let old = random_bytes(20_000);
+    bench.dropbox_upload("/alice/doc.bin", old.clone()).await;
+    let before = stored(&bench, "/alice/doc.bin").await;
+    std::fs::write(bench.path("doc.bin"), random_bytes(70_000)).unwrap();
+    bench.set_emulator_faults(insufficient_space_fault()).await;
+
+    let out = lftp(&bench, "put doc.bin\n").await;
+
+    assert!(
+        !out.status.success(),
+        "lftp put succeeded although the commit failed:\n{}",
+        output_text(&out)
+    );
+    let text = output_text(&out);
+    assert!(
+        text.contains("Dropbox rejected the upload") && text.contains("insufficient_space"),
+        "lftp should show Dropbox's reason:\n{text}"
+    );
+    assert_unchanged(&bench, "/alice/doc.bin", &before, &old).await;
+}
+
+// ---- paramiko ----
+
+/// Connects as the given user, `put`s local → remote (paramiko's own put: pipelined writes,
+/// CLOSE errors ignored, then a STAT to confirm the size), STATs the remote again, and prints
+/// one JSON line with what happened.
+const PARAMIKO_PUT: &str = r#"
+import json, sys
+import paramiko
+
+host, port, user, key, known_hosts, local, remote = sys.argv[1:8]
+client = paramiko.SSHClient()
+client.load_host_keys(known_hosts)
+client.set_missing_host_key_policy(paramiko.RejectPolicy())
+client.connect(host, port=int(port), username=user, key_filename=key, look_for_keys=False,
+               allow_agent=False, timeout=30, banner_timeout=30, auth_timeout=30)
+sftp = client.open_sftp()
+result = {}
+try:
+    attrs = sftp.put(local, remote)
+    result["put"] = "ok"
+    result["put_size"] = attrs.st_size
+except Exception as e:
+    result["put"] = "error"
+    result["put_error"] = "%s: %s" % (type(e).__name__, e)
+try:
+    st = sftp.stat(remote)
+    result["stat_size"] = st.st_size
+except Exception as e:
+    result["stat_error"] = "%s: %s" % (type(e).__name__, e)
+    result["stat_errno"] = getattr(e, "errno", None)
+sftp.close()
+client.close()
+print(json.dumps(result))
+"#;
+
+/// The python3 that has paramiko: the first `python3` on PATH, else Debian's.
+fn python_with_paramiko() -> String {
+    for python in ["python3", "/usr/bin/python3"] {
+        let ok = std::process::Command::new(python)
+            .args(["-c", "import paramiko"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return python.to_string();
+        }
+    }
+    panic!(
+        "paramiko is not installed for python3: these tests need it \
+         (python3 -m pip install paramiko, or Debian's python3-paramiko; .ci/run installs it)"
+    );
+}
+
+/// Runs [`PARAMIKO_PUT`] as alice; returns its JSON result.
+async fn paramiko_put(bench: &Bench, local: &str, remote: &str) -> Value {
+    let alice = bench.user("alice");
+    let mut command = tokio::process::Command::new(python_with_paramiko());
+    command
+        .args(["-c", PARAMIKO_PUT, "127.0.0.1"])
+        .arg(bench.port().to_string())
+        .arg(alice.name)
+        .arg(&alice.key)
+        .arg(bench.known_hosts())
+        .arg(bench.path(local))
+        .arg(remote)
+        .current_dir(bench.path(""));
+    let out = run_bounded(command, "python3 (paramiko)").await;
+    assert!(
+        out.status.success(),
+        "the paramiko script failed:\n{}",
+        output_text(&out)
+    );
+    let line = stdout(&out);
+    serde_json::from_str(line.trim()).unwrap_or_else(|e| {
+        panic!(
+            "paramiko script printed no JSON ({e}):\n{}",
+            output_text(&out)
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn paramiko_put_uploads_small_and_multi_chunk_files() {
+    let bench = Bench::start_with(BenchOptions {
+        upload_settings: "single_upload_limit = 4194304\nchunk_size = 4194304\n".into(),
+        ..BenchOptions::default()
+    })
+    .await;
+    let small = random_bytes(200_000);
+    std::fs::write(bench.path("small.bin"), &small).unwrap();
+    let big_size = 3 * 4 * MIB + 999;
+    let big_hash = write_random_file(&bench.path("big.bin"), big_size);
+
+    bench.reset_emulator_stats().await;
+    let result = paramiko_put(&bench, "small.bin", "small.bin").await;
+    assert_eq!(result["put"], "ok", "{result}");
+    assert_eq!(result["stat_size"], small.len() as u64, "{result}");
+    assert_eq!(bench.dropbox_download("/alice/small.bin").await, small);
+    let requests = bench.upload_requests().await;
+    assert_eq!(
+        (requests.upload, requests.session_requests()),
+        (1, 0),
+        "a small paramiko put should be one files/upload: {requests:?}"
+    );
+
+    bench.reset_emulator_stats().await;
+    let result = paramiko_put(&bench, "big.bin", "big.bin").await;
+    assert_eq!(result["put"], "ok", "{result}");
+    assert_eq!(result["stat_size"], big_size, "{result}");
+    let meta = stored(&bench, "/alice/big.bin").await;
+    assert_eq!(meta["size"], big_size, "{meta}");
+    assert_eq!(meta["content_hash"], big_hash, "{meta}");
+    let requests = bench.upload_requests().await;
+    assert_eq!(
+        (
+            requests.upload,
+            requests.session_start,
+            requests.session_finish
+        ),
+        (0, 1, 1),
+        "a 12 MiB paramiko put should be one upload session: {requests:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn paramiko_does_not_see_a_commit_that_failed() {
+    let bench = Bench::start().await;
+    let old = random_bytes(30_000);
+    bench.dropbox_upload("/alice/doc.bin", old.clone()).await;
+    let before = stored(&bench, "/alice/doc.bin").await;
+    let new = random_bytes(80_000);
+    std::fs::write(bench.path("doc.bin"), &new).unwrap();
+    std::fs::write(bench.path("fresh.bin"), &new).unwrap();
+    bench.set_emulator_faults(insufficient_space_fault()).await;
+
+    // Over an existing file: paramiko ignores the failed CLOSE, and its STAT must show the old
+    // file (so its size check fails the put), never the bytes that were not committed.
+    let result = paramiko_put(&bench, "doc.bin", "doc.bin").await;
+    assert_eq!(result["put"], "error", "{result}");
+    assert_eq!(result["stat_size"], old.len() as u64, "{result}");
+    assert_unchanged(&bench, "/alice/doc.bin", &before, &old).await;
+
+    // A new file whose commit failed does not exist at all (paramiko: ENOENT from
+    // SSH_FX_NO_SUCH_FILE).
+    let result = paramiko_put(&bench, "fresh.bin", "fresh.bin").await;
+    assert_eq!(result["put"], "error", "{result}");
+    assert_eq!(result["stat_errno"], 2, "{result}");
+    assert!(bench.dropbox_metadata("/alice/fresh.bin").await.is_none());
+}
