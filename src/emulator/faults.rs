@@ -7,7 +7,9 @@
 //! cut-off server would. With HTTP/2 that resets the stream rather than the whole connection.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
@@ -98,16 +100,39 @@ impl Faults {
     }
 }
 
-/// Requests per route since start or the last reset.
+/// Requests per route since start or the last reset, and the time the emulator spent handling
+/// them (until the response head; a download's body streams after that), so a benchmark can
+/// tell the emulator's cost from the gateway's.
 #[derive(Default)]
 pub struct Stats {
     counts: Mutex<BTreeMap<String, u64>>,
+    busy_micros: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Stats {
     fn counts(&self) -> MutexGuard<'_, BTreeMap<String, u64>> {
         self.counts.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    fn busy_micros(&self) -> MutexGuard<'_, BTreeMap<String, u64>> {
+        self.busy_micros.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Runs the route's handler, adding its time to the route's busy time.
+async fn timed(
+    state: &AppState,
+    route: &str,
+    response: impl Future<Output = Response>,
+) -> Response {
+    let started = Instant::now();
+    let response = response.await;
+    *state
+        .stats
+        .busy_micros()
+        .entry(route.to_string())
+        .or_default() += started.elapsed().as_micros() as u64;
+    response
 }
 
 /// The route name of a Dropbox-style request path, `None` for the hooks themselves.
@@ -135,7 +160,7 @@ pub async fn fault_layer(
     };
     *state.stats.counts().entry(route.clone()).or_default() += 1;
     let Some(rule) = state.faults.take(&route) else {
-        return next.run(request).await;
+        return timed(&state, &route, next.run(request)).await;
     };
     match rule.kind {
         FaultKind::Status429 => too_many_requests(rule.retry_after.unwrap_or(1)),
@@ -182,11 +207,18 @@ pub async fn clear_faults(State(state): State<Arc<AppState>>) -> Response {
 
 pub async fn get_stats(State(state): State<Arc<AppState>>) -> Response {
     let counts = state.stats.counts().clone();
-    Json(json!({ "requests": counts })).into_response()
+    let busy_ms: BTreeMap<String, f64> = state
+        .stats
+        .busy_micros()
+        .iter()
+        .map(|(route, micros)| (route.clone(), *micros as f64 / 1000.0))
+        .collect();
+    Json(json!({ "requests": counts, "busy_ms": busy_ms })).into_response()
 }
 
 pub async fn reset_stats(State(state): State<Arc<AppState>>) -> Response {
     state.stats.counts().clear();
+    state.stats.busy_micros().clear();
     Json(json!({})).into_response()
 }
 

@@ -62,7 +62,8 @@
 //!   `DELETE` clears them. Without `route` a rule matches every `/2/` and `/oauth2/` request;
 //!   without `count` it stays until cleared. `drop_before` closes the connection without
 //!   applying the request, `drop_after` applies it and then closes without a response.
-//! * `GET /__emulator/stats` → `{"requests": {"files/upload": 3, ...}}`; `DELETE` resets.
+//! * `GET /__emulator/stats` → `{"requests": {"files/upload": 3, ...}, "busy_ms": {"files/upload": 12.5, ...}}`
+//!   (handling time per route, up to the response head); `DELETE` resets.
 //! * `POST /__emulator/expire_tokens` expires every issued (non-static) access token.
 
 mod accounts;

@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# dropgate against OpenSSH's own sftp-server on local disk: same client, same files, same run.
+#
+#   bench/run.sh [--quick] [--runs N]
+#
+# Starts the emulator and dropgate (release builds) and a private sshd (internal-sftp on a
+# local folder, its own config and host key) on loopback, then runs each workload with the same
+# OpenSSH sftp client and flags against both. Per workload it prints
+#   <workload> dropgate=<s> baseline=<s> ratio=<baseline/dropgate> emulator=<s>
+# (medians of N runs, default 3; ratio 1.0 = as fast as OpenSSH on local disk; emulator = the
+# emulator's own handling time for the Dropbox calls of the median dropgate run), and last
+# rss_peak_mb=<N>: dropgate's peak resident memory during parallel_50.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+
+quick=0
+runs=3
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) quick=1 ;;
+    --runs) runs=$2; shift ;;
+    *) echo "usage: bench/run.sh [--quick] [--runs N]" >&2; exit 2 ;;
+  esac
+  shift
+done
+if [ "$quick" = 1 ]; then
+  big_mib=64; small_count=100; ls_count=1000; parallel=10; parallel_mib=2
+else
+  big_mib=1024; small_count=1000; ls_count=10000; parallel=50; parallel_mib=10
+fi
+
+# ---- what the benchmark needs -------------------------------------------------------------
+if [ ! -x /usr/sbin/sshd ] || ! command -v sftp >/dev/null; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssh-server openssh-client >/dev/null
+fi
+cargo build --release --quiet
+bin=$PWD/target/release/dropgate
+
+work=$(mktemp -d /tmp/dropgate-bench.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_for_port() { # port log
+  for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
+  echo "nothing listens on port $1" >&2; cat "$2" >&2; exit 1
+}
+
+# ---- the gateway and its emulator ----------------------------------------------------------
+emu_port=$(free_port); dg_port=$(free_port); sshd_port=$(free_port)
+emu_url="http://127.0.0.1:$emu_port"
+"$bin" keygen "$work/user" >/dev/null
+cat > "$work/dropgate.toml" <<TOML
+[server]
+listen = "127.0.0.1:$dg_port"
+host_key = "$work/dg_host_key"
+[upload]
+spool_dir = "$work/spool"
+[[accounts]]
+name = "bench"
+api_url = "$emu_url"
+app_key = "emu-demo-app-key"
+app_secret = "emu-demo-app-secret"
+refresh_token = "emu-refresh-personal-0000000000000000"
+[[users]]
+name = "$(id -un)"
+account = "bench"
+root = "/bench"
+authorized_keys_file = "$work/user.pub"
+TOML
+"$bin" emulator --root "$work/dropbox" --listen "127.0.0.1:$emu_port" --page-size 2000 \
+  2>"$work/emulator.log" & pids+=($!)
+wait_for_port "$emu_port" "$work/emulator.log"
+RUST_LOG=warn "$bin" serve --config "$work/dropgate.toml" 2>"$work/gateway.log" & dg_pid=$!; pids+=($dg_pid)
+
+# ---- the baseline: a private sshd serving internal-sftp on a local folder -----------------
+mkdir -p "$work/local" /run/sshd 2>/dev/null || mkdir -p "$work/local"
+ssh-keygen -q -t ed25519 -N "" -f "$work/sshd_host_key"
+cp "$work/user.pub" "$work/authorized_keys"
+cat > "$work/sshd_config" <<CONF
+Port $sshd_port
+ListenAddress 127.0.0.1
+HostKey $work/sshd_host_key
+PidFile $work/sshd.pid
+AuthorizedKeysFile $work/authorized_keys
+StrictModes no
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+Subsystem sftp internal-sftp
+ForceCommand internal-sftp -d $work/local
+MaxStartups 200:30:400
+MaxSessions 200
+CONF
+/usr/sbin/sshd -f "$work/sshd_config" -E "$work/sshd.log"
+for _ in $(seq 100); do [ -f "$work/sshd.pid" ] && break; sleep 0.05; done
+pids+=("$(cat "$work/sshd.pid")")
+
+{
+  echo "[127.0.0.1]:$dg_port $(cat "$work/dg_host_key.pub")"
+  echo "[127.0.0.1]:$sshd_port $(cat "$work/sshd_host_key.pub")"
+} > "$work/known_hosts"
+wait_for_port "$dg_port" "$work/gateway.log"
+wait_for_port "$sshd_port" "$work/sshd.log"
+
+# Same client, same flags, for both sides.
+sftp_to() { # port batchfile
+  sftp -q -b "$2" -P "$1" -i "$work/user" -o IdentitiesOnly=yes -o BatchMode=yes \
+    -o UserKnownHostsFile="$work/known_hosts" "$(id -un)@127.0.0.1" >/dev/null
+}
+now() { date +%s.%N; }
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# ---- the files (identical for both sides) --------------------------------------------------
+mkdir -p "$work/files/small" "$work/files/par"
+head -c "$((big_mib * 1024 * 1024))" /dev/urandom > "$work/files/big.bin"
+for i in $(seq -w 1 "$small_count"); do head -c 4096 /dev/urandom > "$work/files/small/s$i.bin"; done
+for i in $(seq 1 "$parallel"); do head -c "$((parallel_mib * 1024 * 1024))" /dev/urandom > "$work/files/par/p$i.bin"; done
+# ls_10k's folder exists beforehand on both sides, outside the timing.
+python3 bench/emulator.py seed "$emu_url" emu-static-personal-0000000000000000 /bench/many "$ls_count"
+mkdir -p "$work/local/many"
+(cd "$work/local/many" && for i in $(seq -w 1 "$ls_count"); do : > "entry$i.txt"; done)
+
+# ---- workloads: each prints the seconds it took, given the port ----------------------------
+cd "$work/files"
+put_1g()      { printf 'put big.bin big.bin\n' > b; local t=$(now); sftp_to "$1" b; echo "$(now) - $t" | bc; }
+get_1g()      { printf 'get big.bin got.bin\n' > b; rm -f got.bin; local t=$(now); sftp_to "$1" b; local d=$(echo "$(now) - $t" | bc); cmp -s got.bin big.bin || { echo "get_1g: bytes differ" >&2; exit 1; }; echo "$d"; }
+small_1000()  { printf -- '-mkdir small\nput small/* small/\n' > b; local t=$(now); sftp_to "$1" b; echo "$(now) - $t" | bc; }
+ls_10k()      { printf 'ls -l many\n' > b; local t=$(now); sftp_to "$1" b; echo "$(now) - $t" | bc; }
+parallel_50() {
+  local t=$(now) ps=()
+  for i in $(seq 1 "$parallel"); do
+    printf 'put par/p%s.bin p%s.bin\n' "$i" "$i" > "b$i"
+    sftp_to "$1" "b$i" & ps+=($!)
+  done
+  for p in "${ps[@]}"; do wait "$p"; done
+  echo "$(now) - $t" | bc
+}
+
+rss_peak_kb=0
+sample_rss() { # samples dropgate's resident memory until killed
+  local peak=0 kb
+  while kb=$(awk '/VmRSS/ {print $2}' "/proc/$dg_pid/status" 2>/dev/null); do
+    [ "${kb:-0}" -gt "$peak" ] && peak=$kb && echo "$peak" > "$work/rss_peak_kb"
+    sleep 0.02
+  done
+}
+
+# get_1g reads what put_1g wrote, so put runs first on each side.
+for workload in put_1g get_1g small_1000 ls_10k parallel_50; do
+  dg_times=(); base_times=(); emu_times=()
+  for run in $(seq 1 "$runs"); do
+    sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+    python3 "$repo/bench/emulator.py" reset-stats "$emu_url"
+    if [ "$workload" = parallel_50 ]; then sample_rss & sampler=$!; fi
+    dg_times+=("$($workload "$dg_port")")
+    if [ "$workload" = parallel_50 ]; then kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true; fi
+    emu_times+=("$(python3 "$repo/bench/emulator.py" busy-seconds "$emu_url")")
+    sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+    base_times+=("$($workload "$sshd_port")")
+  done
+  dg=$(printf '%s\n' "${dg_times[@]}" | median)
+  base=$(printf '%s\n' "${base_times[@]}" | median)
+  emu=$(printf '%s\n' "${emu_times[@]}" | median)
+  printf '%s dropgate=%.3f baseline=%.3f ratio=%.2f emulator=%.3f\n' \
+    "$workload" "$dg" "$base" "$(echo "$base / $dg" | bc -l)" "$emu"
+done
+echo "rss_peak_mb=$(( $(cat "$work/rss_peak_kb" 2>/dev/null || echo 0) / 1024 ))"
