@@ -7,8 +7,8 @@
 //! Dropbox itself refuses a mismatch).
 
 use crate::dropbox::{
-    self, CommitInfo, DropboxClient, DropboxError, FileMetadata, UploadArg,
-    UploadSessionCursor, UploadSessionFinishArg, WriteMode,
+    self, CommitInfo, DropboxClient, DropboxError, FileMetadata, UploadArg, UploadSessionCursor,
+    UploadSessionFinishArg, WriteMode,
 };
 
 use super::pipeline::{self, Appended, SessionPipeline};
@@ -67,13 +67,9 @@ pub(super) async fn commit(
 
 async fn upload_whole(target: &Target<'_>) -> Result<FileMetadata, CommitError> {
     let arg = UploadArg {
-        path: target.path.to_string(),
-        mode: WriteMode::Overwrite,
-        autorename: false,
         client_modified: target.client_modified.clone(),
-        mute: false,
-        strict_conflict: false,
         content_hash: Some(target.content_hash.clone()),
+        ..UploadArg::new(target.path, WriteMode::Overwrite)
     };
     let body = target.spool.body(0, target.len).await?;
     Ok(target.client.upload(&arg, body).await?)
@@ -89,7 +85,9 @@ async fn upload_in_session(
             Ok(appended) => return finish(target, appended).await,
             // The background appends failed; one fresh session from the spool gets a second
             // chance (a transient failure should not cost the client its upload).
-            Err(e) => tracing::warn!(path = target.path, error = %e, "session upload failed; starting over"),
+            Err(e) => {
+                tracing::warn!(path = target.path, error = %e, "session upload failed; starting over")
+            }
         }
     }
     let fresh = SessionPipeline::start(target.client.clone(), target.spool.clone());
@@ -126,12 +124,8 @@ async fn finish(target: &Target<'_>, appended: Appended) -> Result<FileMetadata,
     let arg = UploadSessionFinishArg {
         cursor: UploadSessionCursor { session_id, offset },
         commit: CommitInfo {
-            path: target.path.to_string(),
-            mode: WriteMode::Overwrite,
-            autorename: false,
             client_modified: target.client_modified.clone(),
-            mute: false,
-            strict_conflict: false,
+            ..CommitInfo::new(target.path, WriteMode::Overwrite)
         },
         // Dropbox's content_hash argument covers only this call's data (none here); the whole
         // file's hash is checked against the metadata Dropbox answers with.

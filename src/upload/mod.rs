@@ -114,7 +114,11 @@ impl Upload {
             });
         }
         self.check_space(end)?;
-        if self.pipeline.as_ref().is_some_and(|p| offset < p.dispatched()) {
+        if self
+            .pipeline
+            .as_ref()
+            .is_some_and(|p| offset < p.dispatched())
+        {
             // Bytes already appended to the session changed: it can no longer be finished.
             self.pipeline = None;
         }
@@ -131,7 +135,11 @@ impl Upload {
                 limit: self.settings.max_file_size,
             });
         }
-        if self.pipeline.as_ref().is_some_and(|p| size < p.dispatched()) {
+        if self
+            .pipeline
+            .as_ref()
+            .is_some_and(|p| size < p.dispatched())
+        {
             self.pipeline = None;
         }
         self.spool.set_len(size).await?;

@@ -10,8 +10,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::dropbox::{
-    DropboxClient, DropboxError, UploadSessionAppendArg, UploadSessionCursor,
-    UploadSessionStartArg,
+    DropboxClient, DropboxError, UploadSessionAppendArg, UploadSessionCursor, UploadSessionStartArg,
 };
 
 use super::spool::SpoolReader;
@@ -85,11 +84,7 @@ async fn append_chunks(
 ) -> Result<Appended, DropboxError> {
     let session_id = client
         .upload_session_start(
-            &UploadSessionStartArg {
-                close: false,
-                session_type: None,
-                content_hash: None,
-            },
+            &UploadSessionStartArg::default(),
             reqwest::Body::from(Vec::new()),
         )
         .await?;
@@ -102,8 +97,30 @@ async fn append_chunks(
 }
 
 /// Appends `len` bytes at `offset`; returns the new offset. An `incorrect_offset` that says the
-/// bytes are already there (a retried append that had landed) counts as success.
+/// bytes are already there (a retried append that had landed) counts as success. An access
+/// token that expired in the middle is retried once: the client cannot replay a streamed body
+/// itself, but it has refreshed the token by the time the error arrives.
 pub async fn append(
+    client: &DropboxClient,
+    spool: &SpoolReader,
+    session_id: &str,
+    offset: u64,
+    len: u64,
+) -> Result<u64, DropboxError> {
+    match append_once(client, spool, session_id, offset, len).await {
+        Err(e) if e.is_expired_token() => {
+            tracing::debug!(
+                session_id,
+                offset,
+                "access token expired during an append; retrying"
+            );
+            append_once(client, spool, session_id, offset, len).await
+        }
+        other => other,
+    }
+}
+
+async fn append_once(
     client: &DropboxClient,
     spool: &SpoolReader,
     session_id: &str,

@@ -147,7 +147,11 @@ pub fn remove_stale_spools(dir: &Path) -> io::Result<usize> {
     };
     let mut removed = 0;
     for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(SPOOL_PREFIX) {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(SPOOL_PREFIX)
+        {
             std::fs::remove_file(entry.path())?;
             removed += 1;
         }
@@ -195,7 +199,10 @@ mod tests {
         assert_eq!(spool.content_hash().await.unwrap(), content_hash(&changed));
 
         spool.set_len(100).await.unwrap();
-        assert_eq!(spool.content_hash().await.unwrap(), content_hash(&changed[..100]));
+        assert_eq!(
+            spool.content_hash().await.unwrap(),
+            content_hash(&changed[..100])
+        );
     }
 
     #[tokio::test]
