@@ -6,11 +6,10 @@
 mod common;
 
 use std::process::{Output, Stdio};
-use std::time::Duration;
 
 use common::{
-    content_hash, random_bytes, set_local_mtime, stderr, stdout, write_random_file, Bench,
-    BenchOptions,
+    content_hash, output_text, python_with_paramiko, random_bytes, run_bounded, set_local_mtime,
+    stdout, write_random_file, Bench, BenchOptions,
 };
 use serde_json::{json, Value};
 
@@ -18,29 +17,6 @@ const MIB: u64 = 1024 * 1024;
 /// 2001-02-03T04:05:06Z
 const PAST_MTIME: u64 = 981_173_106;
 const PAST_MTIME_TEXT: &str = "2001-02-03T04:05:06Z";
-/// How long one client run may take.
-const CLIENT_LIMIT: Duration = Duration::from_secs(120);
-
-fn output_text(out: &Output) -> String {
-    format!(
-        "exit: {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        stdout(out),
-        stderr(out)
-    )
-}
-
-async fn run_bounded(mut command: tokio::process::Command, what: &str) -> Output {
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    tokio::time::timeout(CLIENT_LIMIT, command.output())
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not finish within {CLIENT_LIMIT:?}"))
-        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"))
-}
 
 async fn stored(bench: &Bench, path: &str) -> Value {
     bench
@@ -237,25 +213,6 @@ sftp.close()
 client.close()
 print(json.dumps(result))
 "#;
-
-/// The python3 that has paramiko: the first `python3` on PATH, else Debian's.
-fn python_with_paramiko() -> String {
-    for python in ["python3", "/usr/bin/python3"] {
-        let ok = std::process::Command::new(python)
-            .args(["-c", "import paramiko"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            return python.to_string();
-        }
-    }
-    panic!(
-        "paramiko is not installed for python3: these tests need it \
-         (python3 -m pip install paramiko, or Debian's python3-paramiko; .ci/run installs it)"
-    );
-}
 
 /// Runs [`PARAMIKO_PUT`] as alice; returns its JSON result.
 async fn paramiko_put(bench: &Bench, local: &str, remote: &str) -> Value {

@@ -34,13 +34,23 @@ pub struct BenchOptions {
     pub page_size: usize,
     /// Extra lines for the `[upload]` table of the gateway config.
     pub upload_settings: String,
+    /// Extra lines for the `[server]` table of the gateway config.
+    pub server_settings: String,
+    /// The whole gateway config instead of the default one, made from the bench dir and the
+    /// emulator's base URL (see [`bench_server_config`] for the parts the bench relies on).
+    pub config: Option<ConfigMaker>,
 }
+
+/// Makes a gateway config from the bench dir and the emulator's base URL.
+pub type ConfigMaker = Box<dyn Fn(&Path, &str) -> String + Send + Sync>;
 
 impl Default for BenchOptions {
     fn default() -> Self {
         BenchOptions {
             page_size: 500,
             upload_settings: String::new(),
+            server_settings: String::new(),
+            config: None,
         }
     }
 }
@@ -69,11 +79,11 @@ impl Bench {
             host_key::write_key_pair(&host_key::generate(), &dir.path().join(name)).unwrap();
         }
         let config_path = dir.path().join("dropgate.toml");
-        std::fs::write(
-            &config_path,
-            gateway_config(dir.path(), &emulator, &options),
-        )
-        .unwrap();
+        let config_text = match &options.config {
+            Some(make) => make(dir.path(), &emulator.base_url()),
+            None => gateway_config(dir.path(), &emulator, &options),
+        };
+        std::fs::write(&config_path, config_text).unwrap();
         let config = Config::load(&config_path).unwrap();
         let gateway = Gateway::start(&config).await.unwrap();
         let known_hosts = format!(
@@ -299,6 +309,7 @@ fn gateway_config(dir: &Path, emulator: &Emulator, options: &BenchOptions) -> St
 [server]
 listen = "127.0.0.1:0"
 host_key = "{host_key}"
+{server_settings}
 
 [upload]
 spool_dir = "{spool}"
@@ -315,6 +326,7 @@ refresh_token = "{refresh_token}"
         host_key = dir.join("host_key").display(),
         spool = dir.join("spool").display(),
         upload_settings = options.upload_settings,
+        server_settings = options.server_settings,
         url = emulator.base_url(),
         app_key = demo_credentials::APP_KEY,
         app_secret = demo_credentials::APP_SECRET,
@@ -576,4 +588,70 @@ pub fn set_local_mtime(path: &Path, unix_secs: u64) {
         .unwrap()
         .set_modified(time)
         .unwrap();
+}
+
+/// Everything a client printed, for assertion messages.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "exit: {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        stdout(out),
+        stderr(out)
+    )
+}
+
+/// How long one client run may take.
+pub const CLIENT_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Runs a client to completion within [`CLIENT_LIMIT`], capturing its output.
+pub async fn run_bounded(mut command: tokio::process::Command, what: &str) -> Output {
+    command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    tokio::time::timeout(CLIENT_LIMIT, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within {CLIENT_LIMIT:?}"))
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"))
+}
+
+/// The python3 that has paramiko: the first `python3` on PATH, else Debian's.
+pub fn python_with_paramiko() -> String {
+    for python in ["python3", "/usr/bin/python3"] {
+        let ok = std::process::Command::new(python)
+            .args(["-c", "import paramiko"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return python.to_string();
+        }
+    }
+    panic!(
+        "paramiko is not installed for python3: these tests need it \
+         (python3 -m pip install paramiko, or Debian's python3-paramiko; .ci/run installs it)"
+    );
+}
+
+// ---- additions for the account tests (issue 4) ----
+
+/// The `[server]` and `[upload]` tables every bench config needs (host key, known port, spool),
+/// for tests that write the rest of the config themselves.
+pub fn bench_server_config(dir: &Path) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nhost_key = \"{}\"\n\n[upload]\nspool_dir = \"{}\"\n\n",
+        dir.join("host_key").display(),
+        dir.join("spool").display()
+    )
+}
+
+/// A `[[users]]` table for one of the bench's key pairs ([`USERS`] names).
+pub fn bench_user_config(dir: &Path, name: &str, account: &str, root: &str) -> String {
+    format!(
+        "[[users]]\nname = \"{name}\"\naccount = \"{account}\"\nroot = \"{root}\"\n\
+         authorized_keys_file = \"{}\"\n\n",
+        dir.join(format!("{name}.pub")).display()
+    )
 }
