@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # dropgate against OpenSSH's own sftp-server on local disk: same client, same files, same run.
 #
-#   bench/run.sh [--quick] [--runs N]
+#   bench/run.sh [--quick] [--runs N] [--only WORKLOAD]
 #
 # Starts the emulator and dropgate (release builds) and a private sshd (internal-sftp on a
 # local folder, its own config and host key) on loopback, then runs each workload with the same
@@ -16,11 +16,13 @@ repo=$PWD
 
 quick=0
 runs=3
+only=
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --runs) runs=$2; shift ;;
-    *) echo "usage: bench/run.sh [--quick] [--runs N]" >&2; exit 2 ;;
+    --only) only=$2; shift ;;
+    *) echo "usage: bench/run.sh [--quick] [--runs N] [--only WORKLOAD]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -152,6 +154,8 @@ sample_rss() { # samples dropgate's resident memory until killed
 
 # get_1g reads what put_1g wrote, so put runs first on each side.
 for workload in put_1g get_1g small_1000 ls_10k parallel_50; do
+  # get_1g needs put_1g's file on both sides.
+  case "$only" in ""|"$workload") ;; get_1g) [ "$workload" = put_1g ] || continue ;; *) continue ;; esac
   dg_times=(); base_times=(); emu_times=()
   for run in $(seq 1 "$runs"); do
     sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
@@ -169,4 +173,5 @@ for workload in put_1g get_1g small_1000 ls_10k parallel_50; do
   printf '%s dropgate=%.3f baseline=%.3f ratio=%.2f emulator=%.3f\n' \
     "$workload" "$dg" "$base" "$(echo "$base / $dg" | bc -l)" "$emu"
 done
+[ -z "$only" ] || [ "$only" = parallel_50 ] || exit 0
 echo "rss_peak_mb=$(( $(cat "$work/rss_peak_kb" 2>/dev/null || echo 0) / 1024 ))"

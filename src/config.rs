@@ -36,6 +36,9 @@ pub struct ServerConfig {
     /// What SETSTAT does when asked to change the mtime of a file already in Dropbox.
     #[serde(default)]
     pub mtime_change: MtimeChange,
+    /// Outbound proxy for every account that sets none of its own (`http://host:port`, or
+    /// `"none"` to ignore HTTPS_PROXY); unset = HTTPS_PROXY from the environment.
+    pub proxy: Option<String>,
 }
 
 fn default_host_key() -> PathBuf {
@@ -107,7 +110,9 @@ impl Default for UploadConfig {
     }
 }
 
-/// One Dropbox account (an app's refresh token, or a fixed access token).
+/// One Dropbox account: a token file written by `dropgate auth`, or inline credentials (an
+/// app's refresh token, or a fixed access token); for a Business team token, the member whose
+/// Dropbox the users see.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountConfig {
@@ -115,11 +120,24 @@ pub struct AccountConfig {
     /// One base URL for the api, content and oauth hosts (the emulator); the real Dropbox hosts
     /// when absent.
     pub api_url: Option<String>,
+    /// The token file `dropgate auth` wrote (app key, secret, refresh token; mode 0600).
+    pub token_file: Option<PathBuf>,
+    /// Overrides the token file's app key (or goes with `refresh_token`).
     pub app_key: Option<String>,
+    /// Overrides the token file's app secret (or goes with `refresh_token`).
     pub app_secret: Option<String>,
     pub refresh_token: Option<String>,
     /// A fixed access token instead of app key + secret + refresh token.
     pub access_token: Option<String>,
+    /// Business: the team member (by email) whose Dropbox a team token acts on; resolved to a
+    /// team_member_id at start and sent as `Dropbox-API-Select-User`.
+    pub team_member_email: Option<String>,
+    /// Business: paths start at the team space (team folders visible) instead of the member's
+    /// home (`Dropbox-API-Path-Root` with the root namespace id).
+    #[serde(default)]
+    pub team_space: bool,
+    /// Outbound proxy for this account; `[server] proxy` when unset.
+    pub proxy: Option<String>,
 }
 
 impl std::fmt::Debug for AccountConfig {
@@ -128,6 +146,10 @@ impl std::fmt::Debug for AccountConfig {
         f.debug_struct("AccountConfig")
             .field("name", &self.name)
             .field("api_url", &self.api_url)
+            .field("token_file", &self.token_file)
+            .field("team_member_email", &self.team_member_email)
+            .field("team_space", &self.team_space)
+            .field("proxy", &self.proxy.as_deref().map(crate::dropbox::scrub))
             .field("app_key", &self.app_key)
             .field(
                 "app_secret",
@@ -202,15 +224,12 @@ impl Config {
             if !account_names.insert(account.name.as_str()) {
                 bail!("accounts: the name {:?} is used twice", account.name);
             }
-            let refresh = account.app_key.is_some()
-                && account.app_secret.is_some()
-                && account.refresh_token.is_some();
-            if !refresh && account.access_token.is_none() {
-                bail!(
-                    "accounts.{}: set app_key, app_secret and refresh_token (or access_token)",
-                    account.name
-                );
-            }
+            account
+                .validate()
+                .with_context(|| format!("accounts.{}", account.name))?;
+        }
+        if let Some(proxy) = &self.server.proxy {
+            check_proxy(proxy).context("server.proxy")?;
         }
         let mut user_names = HashSet::new();
         for user in &self.users {
@@ -236,6 +255,57 @@ impl Config {
     pub fn resolve_users(&self, base: &Path) -> anyhow::Result<Vec<User>> {
         self.users.iter().map(|u| resolve_user(u, base)).collect()
     }
+}
+
+impl AccountConfig {
+    /// One way to authenticate, and settings that make sense together.
+    fn validate(&self) -> anyhow::Result<()> {
+        let inline_refresh = self.refresh_token.is_some();
+        let ways = [
+            self.token_file.is_some(),
+            inline_refresh,
+            self.access_token.is_some(),
+        ];
+        match ways.iter().filter(|w| **w).count() {
+            0 => bail!(
+                "set token_file (written by dropgate auth), or app_key + app_secret + \
+                 refresh_token, or access_token"
+            ),
+            1 => {}
+            _ => bail!("set only one of token_file, refresh_token and access_token"),
+        }
+        if inline_refresh && (self.app_key.is_none() || self.app_secret.is_none()) {
+            bail!("refresh_token needs app_key and app_secret too");
+        }
+        if let Some(email) = &self.team_member_email {
+            if !email.contains('@') {
+                bail!("team_member_email {email:?} is not an email address");
+            }
+        }
+        if let Some(proxy) = &self.proxy {
+            check_proxy(proxy).context("proxy")?;
+        }
+        Ok(())
+    }
+
+    /// The proxy this account uses: its own, else the server's; None = the environment's.
+    pub fn effective_proxy<'a>(&'a self, server: &'a ServerConfig) -> Option<&'a str> {
+        self.proxy.as_deref().or(server.proxy.as_deref())
+    }
+}
+
+/// A proxy setting is `"none"` or an http(s)/socks URL with a host.
+fn check_proxy(proxy: &str) -> anyhow::Result<()> {
+    if proxy == crate::dropbox::NO_PROXY {
+        return Ok(());
+    }
+    let shown = crate::dropbox::scrub(proxy);
+    let url = url::Url::parse(proxy)
+        .map_err(|_| anyhow::anyhow!("{shown:?} is not a URL (e.g. http://proxy.example:3128)"))?;
+    if !matches!(url.scheme(), "http" | "https" | "socks5" | "socks5h") || url.host().is_none() {
+        bail!("{shown:?} must be an http:// or https:// proxy URL with a host, or \"none\"");
+    }
+    Ok(())
 }
 
 fn resolve_user(user: &UserConfig, base: &Path) -> anyhow::Result<User> {
@@ -377,12 +447,66 @@ mod tests {
         let account = AccountConfig {
             name: "a".into(),
             api_url: None,
+            token_file: None,
             app_key: Some("key".into()),
             app_secret: Some("very-secret".into()),
             refresh_token: Some("refresh-secret".into()),
             access_token: None,
+            team_member_email: None,
+            team_space: false,
+            proxy: Some("http://u:proxy-secret@proxy:3128".into()),
         };
         let shown = format!("{account:?}");
         assert!(!shown.contains("very-secret") && !shown.contains("refresh-secret"));
+        assert!(!shown.contains("proxy-secret"), "{shown}");
+    }
+
+    fn account_error(lines: &str) -> String {
+        let err = parse(&format!(
+            "[server]\nlisten = \"127.0.0.1:2222\"\n[[accounts]]\nname = \"a\"\n{lines}"
+        ))
+        .unwrap_err();
+        format!("{err:#}")
+    }
+
+    #[test]
+    fn an_account_needs_exactly_one_way_to_authenticate() {
+        assert!(account_error("").contains("token_file"));
+        let err = account_error("token_file = \"t\"\naccess_token = \"x\"");
+        assert!(err.contains("only one"), "{err}");
+        let err = account_error("refresh_token = \"r\"");
+        assert!(err.contains("app_key"), "{err}");
+    }
+
+    #[test]
+    fn team_and_proxy_settings_are_checked() {
+        let ok = parse(
+            r#"
+            [server]
+            listen = "127.0.0.1:2222"
+            proxy = "http://proxy.example:3128"
+            [[accounts]]
+            name = "team"
+            token_file = "keys/team.token"
+            team_member_email = "alice@team.example"
+            team_space = true
+            [[accounts]]
+            name = "direct"
+            access_token = "t"
+            proxy = "none"
+            "#,
+        )
+        .unwrap();
+        let server = &ok.server;
+        assert_eq!(
+            ok.accounts[0].effective_proxy(server),
+            Some("http://proxy.example:3128")
+        );
+        assert_eq!(ok.accounts[1].effective_proxy(server), Some("none"));
+        assert!(ok.accounts[0].team_space);
+        let err = account_error("access_token = \"t\"\nteam_member_email = \"alice\"");
+        assert!(err.contains("not an email"), "{err}");
+        let err = account_error("access_token = \"t\"\nproxy = \"proxy:3128\"");
+        assert!(err.contains("proxy"), "{err}");
     }
 }

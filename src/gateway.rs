@@ -1,25 +1,29 @@
 //! The running gateway: config in, SSH listener out.
 //!
 //! This is the one place where the layers meet: each configured account becomes a Dropbox
-//! client, each user a jailed [`DropboxFs`] on their account's client, and the SSH server gets a
-//! [`Backend`] that hands a user their filesystem at login.
+//! client ([`accounts`]: token file, proxy, team member, team space), each user a jailed
+//! [`DropboxFs`] on their account's client, and the SSH server gets a [`Backend`] that hands a
+//! user their filesystem at login. [`check`] is `dropgate check-config`.
+
+pub mod accounts;
+pub mod check;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{AccountConfig, Config, User};
-use crate::dropbox::{ClientOptions, Credentials, DropboxClient, Endpoints};
+use crate::config::{Config, User};
+use crate::dropbox::DropboxClient;
 use crate::ssh::{self, host_key, Backend, ServerContext};
 use crate::upload::{self, UploadSettings};
 use crate::vfs::dropbox::{DropboxFs, FsSettings, OpenUploads};
+use accounts::Unreachable;
 
 /// A gateway that is accepting connections.
 pub struct Gateway {
@@ -36,7 +40,7 @@ impl Gateway {
         let host_key_fingerprint = host_key::fingerprint(&host_key);
         tracing::info!(fingerprint = %host_key_fingerprint, "host key");
 
-        let backend = DropboxBackend::new(config)?;
+        let backend = DropboxBackend::new(config).await?;
         let removed = upload::remove_stale_spools(&backend.settings.upload.spool_dir)
             .context("cannot clean the spool folder")?;
         if removed > 0 {
@@ -98,18 +102,25 @@ struct Account {
 }
 
 impl DropboxBackend {
-    fn new(config: &Config) -> anyhow::Result<Self> {
-        let accounts = config
-            .accounts
-            .iter()
-            .map(|account| {
-                let runtime = Account {
-                    client: client_for(account)?,
-                    open_uploads: OpenUploads::default(),
-                };
-                Ok((account.name.clone(), runtime))
-            })
-            .collect::<anyhow::Result<_>>()?;
+    async fn new(config: &Config) -> anyhow::Result<Self> {
+        let mut accounts = HashMap::new();
+        for account in &config.accounts {
+            let connected =
+                accounts::connect(account, &config.server, Unreachable::Tolerate).await?;
+            let facts = &connected.facts;
+            tracing::info!(
+                account = %account.name,
+                email = facts.email.as_deref().unwrap_or("?"),
+                team_member_id = facts.team_member_id.as_deref().unwrap_or("-"),
+                team_space_root = facts.team_space_root.as_deref().unwrap_or("-"),
+                "Dropbox account ready"
+            );
+            let runtime = Account {
+                client: connected.client,
+                open_uploads: OpenUploads::default(),
+            };
+            accounts.insert(account.name.clone(), runtime);
+        }
         let upload = &config.upload;
         let settings = FsSettings {
             upload: Arc::new(UploadSettings {
@@ -146,39 +157,4 @@ impl Backend for DropboxBackend {
             account.open_uploads.clone(),
         ))
     }
-}
-
-fn client_for(account: &AccountConfig) -> anyhow::Result<DropboxClient> {
-    let endpoints = match &account.api_url {
-        Some(url) => Endpoints::all(url)?,
-        None => Endpoints::default(),
-    };
-    let credentials = match (
-        &account.app_key,
-        &account.app_secret,
-        &account.refresh_token,
-    ) {
-        (Some(app_key), Some(app_secret), Some(refresh_token)) => Credentials::Refresh {
-            app_key: app_key.clone(),
-            app_secret: app_secret.clone(),
-            refresh_token: refresh_token.clone(),
-        },
-        _ => Credentials::AccessToken(
-            account
-                .access_token
-                .clone()
-                .context("the account has no credentials")?,
-        ),
-    };
-    let client = DropboxClient::new(ClientOptions {
-        endpoints,
-        credentials,
-        select_user: None,
-        path_root: None,
-        proxy: None,
-        connect_timeout: Duration::from_secs(10),
-        request_timeout: Duration::from_secs(120),
-    })
-    .with_context(|| format!("account {:?}", account.name))?;
-    Ok(client)
 }

@@ -121,7 +121,7 @@ impl Refresher {
             "dropbox token refresh"
         );
         if !response.status().is_success() {
-            return Err(error::from_token_response(response).await);
+            return Err(error::from_token_response(response, error::Grant::RefreshToken).await);
         }
         let bytes = response.bytes().await.map_err(error::from_transport)?;
         // serde's message could quote part of the answer, which holds the token: say less.

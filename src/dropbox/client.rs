@@ -16,7 +16,7 @@ use serde_json::json;
 use super::auth::TokenSource;
 use super::download::{self, ByteRange, Download};
 use super::error::{self, DropboxError};
-use super::options::ClientOptions;
+use super::options::{ClientOptions, NO_PROXY};
 use super::request::{RequestFactory, Route};
 use super::secret::scrub;
 use super::transport::{RetryPolicy, Transport};
@@ -71,7 +71,11 @@ impl DropboxClient {
 
     /// Like [`DropboxClient::new`] with a chosen retry policy (tests use short backoffs).
     pub fn with_retry(options: ClientOptions, retry: RetryPolicy) -> Result<Self, DropboxError> {
-        let http = http_client(&options)?;
+        let http = http_client(
+            options.connect_timeout,
+            options.request_timeout,
+            options.proxy.as_deref(),
+        )?;
         let requests = RequestFactory::new(
             http,
             options.endpoints,
@@ -313,20 +317,31 @@ async fn read_json<R: DeserializeOwned>(
 /// also limit how long an upload may take to send. RPCs get a total timeout per request;
 /// stalled uploads are caught by TCP_USER_TIMEOUT (unacknowledged data), stalled downloads by
 /// [`Download::next_chunk`].
-fn http_client(options: &ClientOptions) -> Result<reqwest::Client, DropboxError> {
+///
+/// `proxy` None keeps reqwest's default, which honours HTTPS_PROXY / ALL_PROXY / NO_PROXY;
+/// [`NO_PROXY`] turns every proxy off, the environment's included.
+pub(super) fn http_client(
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    proxy: Option<&str>,
+) -> Result<reqwest::Client, DropboxError> {
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("dropgate/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(options.connect_timeout)
+        .connect_timeout(connect_timeout)
         .tcp_keepalive(Duration::from_secs(30))
         .pool_idle_timeout(Duration::from_secs(90));
     #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
     {
-        builder = builder.tcp_user_timeout(options.request_timeout);
+        builder = builder.tcp_user_timeout(request_timeout);
     }
-    if let Some(proxy) = &options.proxy {
-        let proxy = reqwest::Proxy::all(proxy.as_str())
-            .map_err(|_| DropboxError::Config(format!("invalid proxy URL {}", scrub(proxy))))?;
-        builder = builder.proxy(proxy);
+    match proxy {
+        None => {}
+        Some(NO_PROXY) => builder = builder.no_proxy(),
+        Some(proxy) => {
+            let proxy = reqwest::Proxy::all(proxy)
+                .map_err(|_| DropboxError::Config(format!("invalid proxy URL {}", scrub(proxy))))?;
+            builder = builder.proxy(proxy);
+        }
     }
     builder.build().map_err(|e| {
         DropboxError::Config(format!("could not set up HTTPS: {}", scrub(&e.to_string())))

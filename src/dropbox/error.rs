@@ -52,9 +52,12 @@ pub enum DropboxError {
     /// A 2xx answer we could not decode.
     #[error("could not understand Dropbox's answer: {0}")]
     Decode(String),
-    /// The OAuth token endpoint refused to issue an access token.
+    /// The OAuth token endpoint refused to trade the refresh token for an access token.
     #[error("{}", refresh_words(error))]
     RefreshRejected { error: String },
+    /// The OAuth token endpoint refused to trade an authorization code (`dropgate auth`).
+    #[error("{}", code_words(error, description))]
+    CodeRejected { error: String, description: String },
     /// The client was configured wrongly (bad proxy URL, token not valid in a header, ...).
     #[error("Dropbox client configuration: {0}")]
     Config(String),
@@ -217,20 +220,33 @@ fn from_parts(status: StatusCode, retry_after_header: Option<u64>, text: &str) -
     }
 }
 
+/// Which grant a token endpoint request asked for; the same error means different things.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Grant {
+    RefreshToken,
+    AuthorizationCode,
+}
+
 /// Decodes a failed answer of the OAuth token endpoint (`{"error": "invalid_grant", ...}`).
-pub(crate) async fn from_token_response(response: reqwest::Response) -> DropboxError {
+pub(crate) async fn from_token_response(response: reqwest::Response, grant: Grant) -> DropboxError {
     let status = response.status();
     let retry_after_header = header_u64(&response, reqwest::header::RETRY_AFTER);
     let text = match response.text().await {
         Ok(text) => text,
         Err(e) => return from_transport(e),
     };
-    let oauth_error = serde_json::from_str::<Value>(&text)
-        .ok()
-        .and_then(|j| j.get("error").and_then(Value::as_str).map(str::to_owned));
-    match (status.as_u16(), oauth_error) {
-        (400 | 401, Some(error)) => DropboxError::RefreshRejected {
-            error: scrub(&error),
+    let json = serde_json::from_str::<Value>(&text).ok();
+    let field = |name: &str| {
+        json.as_ref()
+            .and_then(|j| j.get(name))
+            .and_then(Value::as_str)
+            .map(|text| clip(&scrub(text)))
+    };
+    match (status.as_u16(), field("error"), grant) {
+        (400 | 401, Some(error), Grant::RefreshToken) => DropboxError::RefreshRejected { error },
+        (400 | 401, Some(error), Grant::AuthorizationCode) => DropboxError::CodeRejected {
+            error,
+            description: field("error_description").unwrap_or_default(),
         },
         _ => from_parts(status, retry_after_header, &text),
     }
@@ -372,6 +388,19 @@ fn refresh_words(error: &str) -> String {
             "Dropbox refused the app key or app secret: check the configuration".into()
         }
         other => format!("Dropbox refused to issue an access token ({other})"),
+    }
+}
+
+fn code_words(error: &str, description: &str) -> String {
+    match error {
+        "invalid_grant" => format!(
+            "Dropbox refused the authorization code ({description}): a code works once, for a \
+             few minutes, and only with the redirect URL it was issued for; run dropgate auth again"
+        ),
+        "invalid_client" | "unauthorized_client" => {
+            "Dropbox refused the app key or app secret: copy both again from the App Console".into()
+        }
+        other => format!("Dropbox refused the authorization ({other}: {description})"),
     }
 }
 
@@ -517,13 +546,19 @@ mod tests {
     #[tokio::test]
     async fn token_endpoint_errors_are_plain_words() {
         let body = r#"{"error": "invalid_grant", "error_description": "refresh token is invalid or revoked"}"#;
-        let err = from_token_response(response(400, &[], body)).await;
+        let err = from_token_response(response(400, &[], body), Grant::RefreshToken).await;
         assert_eq!(
             err.to_string(),
             "the refresh token was revoked or is invalid: re-run dropgate auth"
         );
-        let err = from_token_response(response(503, &[], "")).await;
+        let err = from_token_response(response(503, &[], ""), Grant::RefreshToken).await;
         assert!(matches!(err, DropboxError::Server { status: 503 }));
+        let body = r#"{"error": "invalid_client", "error_description": "Invalid client_id or client_secret"}"#;
+        let err = from_token_response(response(400, &[], body), Grant::AuthorizationCode).await;
+        assert!(err.to_string().contains("app key or app secret"), "{err}");
+        let body = r#"{"error": "invalid_grant", "error_description": "code doesn't exist or has expired"}"#;
+        let err = from_token_response(response(400, &[], body), Grant::AuthorizationCode).await;
+        assert!(err.to_string().contains("run dropgate auth again"), "{err}");
     }
 
     #[test]

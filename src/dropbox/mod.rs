@@ -5,7 +5,8 @@
 //! (tokens, retries, logging), `auth` (access tokens from refresh tokens), [`error`] (the
 //! one place failures are decoded), [`types`] and [`upload_args`] (the spec's data types),
 //! [`arg`] (the `Dropbox-API-Arg` header encoding), [`content_hash`](mod@content_hash), [`time`] (timestamps),
-//! [`download`] (ranges and streamed bodies) and `secret` (keeping secrets out of text).
+//! [`download`] (ranges and streamed bodies), `secret` (keeping secrets out of text) and
+//! [`oauth`] (the authorize URL and the code exchange of `dropgate auth`).
 //! Facts about the API come from the Stone spec (dropbox/dropbox-api-spec) and
 //! `shared/dropbox-api.md`.
 
@@ -15,6 +16,7 @@ pub mod client;
 pub mod content_hash;
 pub mod download;
 pub mod error;
+pub mod oauth;
 pub mod options;
 mod request;
 mod secret;
@@ -28,7 +30,8 @@ pub use client::DropboxClient;
 pub use content_hash::{content_hash, ContentHasher};
 pub use download::{ByteRange, ContentRange, Download};
 pub use error::DropboxError;
-pub use options::{ClientOptions, Credentials, Endpoints};
+pub use options::{ClientOptions, Credentials, Endpoints, NO_PROXY};
+pub use secret::{scrub, Secret};
 pub use time::{parse_timestamp, timestamp};
 pub use transport::RetryPolicy;
 pub use types::{

@@ -59,6 +59,9 @@ pub(crate) fn join(base: &Url, path: &str) -> Url {
     url
 }
 
+/// The proxy setting that means "connect directly, ignore HTTPS_PROXY".
+pub const NO_PROXY: &str = "none";
+
 /// How the client authenticates.
 #[derive(Clone)]
 pub enum Credentials {
@@ -97,7 +100,8 @@ pub struct ClientOptions {
     /// Business team space: root namespace id sent as
     /// `Dropbox-API-Path-Root: {".tag":"root","root":...}`.
     pub path_root: Option<String>,
-    /// Outbound HTTPS proxy URL; None = reqwest's default (honours HTTPS_PROXY).
+    /// Outbound HTTPS proxy URL; None = reqwest's default (honours HTTPS_PROXY);
+    /// [`NO_PROXY`] = no proxy at all, whatever the environment says.
     pub proxy: Option<String>,
     /// Limit for establishing a connection (TCP + TLS).
     pub connect_timeout: Duration,

@@ -211,6 +211,35 @@ impl RequestFactory {
             .map_err(super::error::from_transport)
     }
 
+    /// The OAuth token endpoint request that trades an authorization code (with its PKCE
+    /// verifier) for tokens. The app secret goes by HTTP Basic too, so a wrong secret shows up
+    /// at registration rather than at the first refresh.
+    pub fn token_exchange(
+        &self,
+        app_key: &str,
+        app_secret: &Secret,
+        code: &Secret,
+        code_verifier: &Secret,
+        redirect_uri: Option<&str>,
+    ) -> Result<Request, DropboxError> {
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code.expose()),
+            ("code_verifier", code_verifier.expose()),
+        ];
+        // Dropbox wants it exactly when the authorize URL had one.
+        if let Some(redirect_uri) = redirect_uri {
+            form.push(("redirect_uri", redirect_uri));
+        }
+        self.http
+            .post(self.endpoints.token_url())
+            .basic_auth(app_key, Some(app_secret.expose()))
+            .form(&form)
+            .timeout(self.rpc_timeout)
+            .build()
+            .map_err(super::error::from_transport)
+    }
+
     fn url(&self, route: &Route) -> Url {
         let base = match route.host {
             Host::Api => &self.endpoints.api,
@@ -340,6 +369,31 @@ mod tests {
         assert_eq!(header(&request, "range"), Some("bytes=10-"));
         assert!(header(&request, "content-type").is_none());
         assert!(request.body().is_none());
+    }
+
+    #[test]
+    fn code_exchange_is_a_form_with_basic_auth() {
+        let f = factory(Some("dbmid:1"), None);
+        let request = f
+            .token_exchange(
+                "key",
+                &Secret::new("sec"),
+                &Secret::new("the-code"),
+                &Secret::new("verifier"),
+                Some("http://127.0.0.1:53682/?command=register_dropbox_api"),
+            )
+            .unwrap();
+        assert_eq!(request.url().as_str(), "http://127.0.0.1:9/oauth2/token");
+        assert!(header(&request, "authorization")
+            .unwrap()
+            .starts_with("Basic "));
+        assert!(header(&request, "dropbox-api-select-user").is_none());
+        let body = std::str::from_utf8(request.body().unwrap().as_bytes().unwrap()).unwrap();
+        assert_eq!(
+            body,
+            "grant_type=authorization_code&code=the-code&code_verifier=verifier&\
+             redirect_uri=http%3A%2F%2F127.0.0.1%3A53682%2F%3Fcommand%3Dregister_dropbox_api"
+        );
     }
 
     #[test]

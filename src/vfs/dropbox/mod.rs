@@ -10,8 +10,8 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use super::{
-    DirLister, FileInfo, FileKind, FileReader, SpaceUsage, VPath, Vfs, VfsError,
-    VfsResult, WriteOptions,
+    DirLister, FileInfo, FileKind, FileReader, SpaceUsage, VPath, Vfs, VfsError, VfsResult,
+    WriteOptions,
 };
 use crate::config::MtimeChange;
 use crate::dropbox::{self, DropboxClient, DropboxError, Metadata};

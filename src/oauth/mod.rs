@@ -1,0 +1,249 @@
+//! `dropgate auth`: registering a Dropbox account once, so the gateway never needs the admin
+//! again.
+//!
+//! The flow (the seed product's "Dropbox Integration", done with today's OAuth): print the
+//! authorize URL (offline access, PKCE S256, a fresh `state`); catch Dropbox's redirect on the
+//! redirect URL's host and port ([`redirect`]) or, headless, read the code the admin pastes;
+//! trade the code for a refresh token (`crate::dropbox::oauth`, where Dropbox requests are
+//! built); learn who authorized (a person's account id and email, or a team); and store it all
+//! in a token file only its owner can read ([`token_file`]), which the config names. Secrets
+//! are never printed: not the app secret, not the code, not the tokens.
+
+pub mod pkce;
+pub mod redirect;
+pub mod token_file;
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use url::Url;
+
+use crate::dropbox::oauth::{self as wire, AuthorizeParams, CodeExchange, IssuedTokens};
+use crate::dropbox::{ClientOptions, Credentials, DropboxClient, Endpoints, Secret};
+pub use token_file::TokenFile;
+
+/// Everything `dropgate auth` was told.
+pub struct Registration {
+    /// The name the config will know the account by.
+    pub account: String,
+    pub app_key: String,
+    pub app_secret: Secret,
+    /// Required unless `headless`; must end with `?command=register_dropbox_api`.
+    pub redirect_url: Option<String>,
+    /// No listener: Dropbox shows the code and the admin pastes it.
+    pub headless: bool,
+    /// Listen here instead of the redirect URL's host and port (behind a TLS proxy).
+    pub listen: Option<String>,
+    /// One base URL for the api, content and oauth hosts (the emulator); Dropbox when None.
+    pub api_url: Option<String>,
+    /// Base URL of the authorize page; `api_url` or Dropbox's when None.
+    pub authorize_base: Option<String>,
+    /// Outbound proxy for the token exchange; None = HTTPS_PROXY from the environment.
+    pub proxy: Option<String>,
+    pub token_file: PathBuf,
+    /// How long to wait for the redirect.
+    pub timeout: Duration,
+}
+
+/// Splits the seed's `key~secret` form; a separate secret wins only if the key has none.
+pub fn app_credentials(key: &str, secret: Option<String>) -> anyhow::Result<(String, Secret)> {
+    match (key.split_once('~'), secret) {
+        (Some(_), Some(_)) => {
+            bail!("give the app secret either as KEY~SECRET or separately, not both")
+        }
+        (Some((key, secret)), None) if !key.is_empty() && !secret.is_empty() => {
+            Ok((key.to_string(), Secret::new(secret)))
+        }
+        (Some(_), None) => bail!("the app key must look like KEY~SECRET, both parts non-empty"),
+        (None, Some(secret)) if !key.is_empty() && !secret.is_empty() => {
+            Ok((key.to_string(), Secret::new(secret)))
+        }
+        (None, _) => bail!(
+            "the app secret is missing: give --app-secret, set DROPGATE_APP_SECRET, or use \
+             --app KEY~SECRET"
+        ),
+    }
+}
+
+/// Runs the whole registration and writes the token file. Instructions go to stdout; in
+/// headless mode the code is read from stdin.
+pub async fn register(registration: &Registration) -> anyhow::Result<TokenFile> {
+    let endpoints = match &registration.api_url {
+        Some(url) => Endpoints::all(url)?,
+        None => Endpoints::default(),
+    };
+    let authorize_base = authorize_base(registration)?;
+    let attempt = pkce::Attempt::new();
+    let (code, redirect_uri) = if registration.headless {
+        print_authorize_url(&authorize_base, registration, &attempt, None)?;
+        (read_pasted_code().await?, None)
+    } else {
+        let text = registration
+            .redirect_url
+            .as_deref()
+            .context("give --redirect-url (or --no-browser to paste the code instead)")?;
+        let url = redirect::parse_redirect_url(text)?;
+        let address = redirect::listen_address(&url, registration.listen.as_deref())?;
+        let listener = redirect::bind(&address).await?;
+        print_authorize_url(&authorize_base, registration, &attempt, Some(text))?;
+        let code =
+            redirect::catch_code(listener, &url, &attempt.state, registration.timeout).await?;
+        (code, Some(text))
+    };
+    let exchange = CodeExchange {
+        app_key: &registration.app_key,
+        app_secret: &registration.app_secret,
+        code: &code,
+        code_verifier: &attempt.verifier,
+        redirect_uri,
+    };
+    let issued = wire::exchange_code(&endpoints, registration.proxy.as_deref(), &exchange).await?;
+    let file = describe(registration, &endpoints, issued).await?;
+    file.write(&registration.token_file)?;
+    print_done(registration, &file);
+    Ok(file)
+}
+
+fn authorize_base(registration: &Registration) -> anyhow::Result<Url> {
+    let text = registration
+        .authorize_base
+        .as_deref()
+        .or(registration.api_url.as_deref())
+        .unwrap_or(wire::AUTHORIZE_BASE);
+    Url::parse(text).with_context(|| format!("the authorize base URL {text:?} is not a URL"))
+}
+
+fn print_authorize_url(
+    base: &Url,
+    registration: &Registration,
+    attempt: &pkce::Attempt,
+    redirect_uri: Option<&str>,
+) -> anyhow::Result<()> {
+    let url = wire::authorize_url(
+        base,
+        &AuthorizeParams {
+            app_key: &registration.app_key,
+            redirect_uri,
+            state: &attempt.state,
+            code_challenge: &attempt.challenge,
+        },
+    );
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "Open this URL in a browser, sign in to Dropbox as the account to register \
+         (a team admin for a Business team app) and allow access:"
+    )?;
+    writeln!(out)?;
+    writeln!(out, "{url}")?;
+    writeln!(out)?;
+    match redirect_uri {
+        Some(_) => writeln!(
+            out,
+            "Waiting for Dropbox to redirect the browser back here..."
+        )?,
+        None => write!(
+            out,
+            "Then paste the code Dropbox shows here and press Enter: "
+        )?,
+    }
+    out.flush()?;
+    Ok(())
+}
+
+async fn read_pasted_code() -> anyhow::Result<Secret> {
+    let line = tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).map(|_| line)
+    })
+    .await?
+    .context("cannot read the code from the terminal")?;
+    let code = line.trim();
+    if code.is_empty() {
+        bail!("no code was pasted");
+    }
+    Ok(Secret::new(code))
+}
+
+/// Who authorized: for a person, their account id and email (asked with the new access
+/// token); for a team-scoped token, the team.
+async fn describe(
+    registration: &Registration,
+    endpoints: &Endpoints,
+    issued: IssuedTokens,
+) -> anyhow::Result<TokenFile> {
+    let team = issued.account_id.is_none() && issued.team_id.is_some();
+    let mut file = TokenFile {
+        account: registration.account.clone(),
+        app_key: registration.app_key.clone(),
+        app_secret: registration.app_secret.expose().to_string(),
+        refresh_token: issued.refresh_token.expose().to_string(),
+        team,
+        account_id: issued.account_id.clone(),
+        email: None,
+        team_id: issued.team_id.clone(),
+        scope: issued.scope.clone(),
+        created: crate::dropbox::timestamp(chrono::Utc::now().timestamp()),
+    };
+    if !team {
+        let mut options = ClientOptions::new(
+            endpoints.clone(),
+            Credentials::AccessToken(issued.access_token.expose().to_string()),
+        );
+        options.proxy = registration.proxy.clone();
+        let account = DropboxClient::new(options)?
+            .get_current_account()
+            .await
+            .context("the tokens were issued, but asking Dropbox whose account it is failed")?;
+        file.account_id = Some(account.account_id);
+        file.email = Some(account.email);
+    }
+    Ok(file)
+}
+
+fn print_done(registration: &Registration, file: &TokenFile) {
+    let who = match (&file.email, &file.team_id) {
+        (Some(email), _) => format!("the Dropbox account {email}"),
+        (None, Some(team_id)) => format!("the Dropbox Business team {team_id}"),
+        (None, None) => "the Dropbox account".to_string(),
+    };
+    println!();
+    println!(
+        "Registered {who}. The refresh token is in {} (mode 0600).",
+        registration.token_file.display()
+    );
+    println!("Add this account to the config:");
+    println!();
+    println!("[[accounts]]");
+    println!("name = {:?}", registration.account);
+    if let Some(api_url) = &registration.api_url {
+        println!("api_url = {api_url:?}");
+    }
+    println!(
+        "token_file = {:?}",
+        registration.token_file.display().to_string()
+    );
+    if file.team {
+        println!("# A team token: name the member whose Dropbox the users see.");
+        println!("team_member_email = \"member@example.com\"");
+        println!("# team_space = true   # to see the team folders too");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_credentials_in_both_forms() {
+        let (key, secret) = app_credentials("k~s", None).unwrap();
+        assert_eq!((key.as_str(), secret.expose()), ("k", "s"));
+        let (key, secret) = app_credentials("k", Some("s".into())).unwrap();
+        assert_eq!((key.as_str(), secret.expose()), ("k", "s"));
+        assert!(app_credentials("k", None).is_err());
+        assert!(app_credentials("k~", None).is_err());
+        assert!(app_credentials("k~s", Some("t".into())).is_err());
+    }
+}

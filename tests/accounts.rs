@@ -1,0 +1,735 @@
+//! Dropbox accounts end to end (issue 4): `dropgate auth` against the emulator's OAuth pages,
+//! the token file in the config, tokens that expire mid-upload, Business team members and the
+//! team space, several accounts side by side, proxies, `dropgate check-config`, and the
+//! start-up errors an admin meets (unknown member, revoked token).
+//!
+//! Where files land is read back from the emulator's own API with its static tokens, never
+//! through the gateway under test.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{
+    bench_server_config, bench_user_config, random_bytes, write_random_file, Bench, BenchOptions,
+};
+use dropgate::config::Config;
+use dropgate::dropbox::{ClientOptions, Credentials, DropboxClient, Endpoints};
+use dropgate::emulator::demo_credentials as demo;
+use dropgate::emulator::{Emulator, EmulatorConfig};
+use dropgate::gateway::Gateway;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+const MIB: u64 = 1024 * 1024;
+const SUFFIX: &str = "?command=register_dropbox_api";
+
+// ---- helpers ----
+
+/// An emulator on its own (for `dropgate auth` and start-up errors), in a temp dir.
+async fn emulator() -> (tempfile::TempDir, Emulator) {
+    let dir = tempfile::tempdir().unwrap();
+    let emulator = Emulator::start(EmulatorConfig {
+        root: dir.path().join("dropbox"),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        page_size: 500,
+    })
+    .await
+    .unwrap();
+    (dir, emulator)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn dropgate() -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_dropgate"));
+    command
+        .env("RUST_LOG", "dropgate=debug")
+        .env_remove("RUST_BACKTRACE")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// Reads stdout lines until one is a URL; returns it.
+async fn authorize_url_from(
+    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+) -> String {
+    let read = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.starts_with("http") {
+                return line;
+            }
+        }
+        panic!("dropgate auth printed no authorize URL");
+    };
+    tokio::time::timeout(Duration::from_secs(30), read)
+        .await
+        .expect("no authorize URL within 30 s")
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn query_param(url: &str, name: &str) -> Option<String> {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Waits for the child and returns (success, stdout rest, stderr).
+async fn finish(
+    mut child: tokio::process::Child,
+    mut lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+) -> (bool, String, String) {
+    let mut rest = String::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        rest.push_str(&line);
+        rest.push('\n');
+    }
+    let mut stderr = String::new();
+    tokio::io::AsyncReadExt::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr)
+        .await
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("dropgate auth did not exit")
+        .unwrap();
+    (status.success(), rest, stderr)
+}
+
+fn read_token_file(path: &Path) -> toml::Table {
+    toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A client of the emulator with refresh-token credentials, as the gateway would build it.
+fn refreshing_client(base: &str, app_key: &str, secret: &str, refresh: &str) -> DropboxClient {
+    DropboxClient::new(ClientOptions::new(
+        Endpoints::all(base).unwrap(),
+        Credentials::Refresh {
+            app_key: app_key.into(),
+            app_secret: secret.into(),
+            refresh_token: refresh.into(),
+        },
+    ))
+    .unwrap()
+}
+
+/// files/get_metadata with the emulator's static team token, as a member or in the team space.
+async fn team_metadata(base: &str, path: &str, member: &str, team_space: bool) -> Option<Value> {
+    let mut request = reqwest::Client::new()
+        .post(format!("{base}/2/files/get_metadata"))
+        .bearer_auth(demo::TEAM_ACCESS_TOKEN)
+        .header("Dropbox-API-Select-User", member)
+        .json(&json!({ "path": path }));
+    if team_space {
+        let root = json!({".tag": "root", "root": demo::TEAM_ROOT_NAMESPACE_ID}).to_string();
+        request = request.header("Dropbox-API-Path-Root", root);
+    }
+    let response = request.send().await.unwrap();
+    match response.status().as_u16() {
+        200 => Some(response.json().await.unwrap()),
+        409 => None,
+        other => panic!(
+            "get_metadata {path}: HTTP {other}: {}",
+            response.text().await.unwrap()
+        ),
+    }
+}
+
+/// An `[[accounts]]` table for the emulator's team refresh token.
+fn team_account(name: &str, url: &str, email: &str, team_space: bool) -> String {
+    format!(
+        "[[accounts]]\nname = \"{name}\"\napi_url = \"{url}\"\napp_key = \"{}\"\n\
+         app_secret = \"{}\"\nrefresh_token = \"{}\"\nteam_member_email = \"{email}\"\n\
+         team_space = {team_space}\n\n",
+        demo::APP_KEY,
+        demo::APP_SECRET,
+        demo::TEAM_REFRESH_TOKEN
+    )
+}
+
+/// An `[[accounts]]` table for the emulator's personal refresh token.
+fn personal_account(name: &str, url: &str, extra: &str) -> String {
+    format!(
+        "[[accounts]]\nname = \"{name}\"\napi_url = \"{url}\"\napp_key = \"{}\"\n\
+         app_secret = \"{}\"\nrefresh_token = \"{}\"\n{extra}\n\n",
+        demo::APP_KEY,
+        demo::APP_SECRET,
+        demo::REFRESH_TOKEN
+    )
+}
+
+/// Writes `text` as a config in `dir` and loads it.
+fn load_config(dir: &Path, text: &str) -> (PathBuf, Config) {
+    let path = dir.join(format!("dropgate-{}.toml", rand::random::<u32>()));
+    std::fs::write(&path, text).unwrap();
+    let config = Config::load(&path).unwrap();
+    (path, config)
+}
+
+async fn start_error(dir: &Path, text: &str) -> String {
+    let (_, config) = load_config(dir, text);
+    match Gateway::start(&config).await {
+        Ok(_) => panic!("the gateway started with:\n{text}"),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+// ---- dropgate auth ----
+
+#[tokio::test]
+async fn auth_flow_end_to_end_writes_a_private_token_file_the_gateway_uses() {
+    // The bench's emulator is the Dropbox to register with; its gateway is replaced later by
+    // one that runs on the token file.
+    let mut bench = Bench::start().await;
+    let dir = bench.dir.path().to_path_buf();
+    let base = bench.emulator.base_url();
+    let redirect = format!("http://127.0.0.1:{}/{SUFFIX}", free_port());
+    let token_file = dir.as_path().join("keys/main.token");
+    let mut child = dropgate()
+        .args(["auth", "--account", "main", "--app-key"])
+        .arg(format!("{}~{}", demo::APP_KEY, demo::APP_SECRET))
+        .args(["--redirect-url", &redirect, "--api-url", &base])
+        .arg("--token-file")
+        .arg(&token_file)
+        .args(["--timeout", "60"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = authorize_url_from(&mut lines).await;
+
+    assert!(
+        url.starts_with(&format!("{base}/oauth2/authorize?")),
+        "{url}"
+    );
+    assert_eq!(query_param(&url, "response_type").as_deref(), Some("code"));
+    assert_eq!(
+        query_param(&url, "token_access_type").as_deref(),
+        Some("offline")
+    );
+    assert_eq!(
+        query_param(&url, "code_challenge_method").as_deref(),
+        Some("S256")
+    );
+    assert_eq!(
+        query_param(&url, "redirect_uri").as_deref(),
+        Some(redirect.as_str())
+    );
+    let state = query_param(&url, "state").expect("a state");
+
+    // The browser: the authorize page redirects to dropgate's listener.
+    let http = no_redirects();
+    let answer = http.get(&url).send().await.unwrap();
+    assert_eq!(answer.status(), 302);
+    let location = answer.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.starts_with(&redirect), "{location}");
+    assert_eq!(query_param(&location, "state"), Some(state.clone()));
+
+    // A redirect with another state is not taken.
+    let forged = location.replace(&state, "forged");
+    let refused = http.get(&forged).send().await.unwrap();
+    assert_eq!(refused.status(), 400);
+
+    let page = http.get(&location).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page
+        .text()
+        .await
+        .unwrap()
+        .contains("return to the terminal"));
+
+    let (ok, stdout, stderr) = finish(child, lines).await;
+    assert!(ok, "dropgate auth failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("token_file = "), "{stdout}");
+
+    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "token file mode {:o}", mode & 0o777);
+    let saved = read_token_file(&token_file);
+    let refresh = saved["refresh_token"].as_str().unwrap();
+    assert_eq!(saved["email"].as_str(), Some(demo::PERSONAL_EMAIL));
+    assert_eq!(
+        saved["account_id"].as_str(),
+        Some(demo::PERSONAL_ACCOUNT_ID)
+    );
+    assert_eq!(saved["team"].as_bool(), Some(false));
+    for secret in [refresh, demo::APP_SECRET] {
+        assert!(
+            !stdout.contains(secret) && !stderr.contains(secret),
+            "a secret was printed"
+        );
+    }
+
+    // The refresh token works.
+    let client = refreshing_client(&base, demo::APP_KEY, demo::APP_SECRET, refresh);
+    let account = client.get_current_account().await.unwrap();
+    assert_eq!(account.email, demo::PERSONAL_EMAIL);
+
+    // And a gateway runs on it, the config naming the token file.
+    let text = format!(
+        "{}[[accounts]]\nname = \"main\"\napi_url = \"{base}\"\ntoken_file = \"{}\"\n\n{}",
+        bench_server_config(dir.as_path()),
+        token_file.display(),
+        bench_user_config(dir.as_path(), "alice", "main", "/alice")
+    );
+    let (_, config) = load_config(dir.as_path(), &text);
+    let gateway = Gateway::start(&config).await.unwrap();
+    replace_gateway(&mut bench, gateway).await;
+    std::fs::write(bench.path("hello.txt"), "hello").unwrap();
+    bench.sftp_ok(&bench.user("alice"), "put hello.txt\n").await;
+    assert_eq!(bench.dropbox_download("/alice/hello.txt").await, b"hello");
+}
+
+/// Puts `gateway` (same host key, new port) in place of the bench's own.
+async fn replace_gateway(bench: &mut Bench, gateway: Gateway) {
+    let old = std::mem::replace(&mut bench.gateway, gateway);
+    old.shutdown().await.unwrap();
+    let host_key = std::fs::read_to_string(bench.path("host_key.pub")).unwrap();
+    let line = format!("[127.0.0.1]:{} {}\n", bench.port(), host_key.trim());
+    std::fs::write(bench.known_hosts(), line).unwrap();
+}
+
+#[tokio::test]
+async fn headless_auth_of_a_team_app_stores_a_team_token() {
+    let (dir, emulator) = emulator().await;
+    let base = emulator.base_url();
+    let token_file = dir.path().join("team.token");
+    let mut child = dropgate()
+        .args(["auth", "--account", "team", "--no-browser", "--app-key"])
+        .arg(demo::APP_KEY)
+        .args(["--api-url", &base])
+        .arg("--token-file")
+        .arg(&token_file)
+        .env("DROPGATE_APP_SECRET", demo::APP_SECRET)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = authorize_url_from(&mut lines).await;
+    assert!(query_param(&url, "redirect_uri").is_none(), "{url}");
+
+    // The admin signs in as the team (emulator_as) and Dropbox shows the code.
+    let page = no_redirects()
+        .get(format!("{url}&emulator_as={}", demo::TEAM_ID))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let code = page
+        .split("<pre id=\"code\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</pre>").next())
+        .expect("the page shows a code")
+        .to_string();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(format!("{code}\n").as_bytes())
+        .await
+        .unwrap();
+    drop(stdin);
+
+    let (ok, stdout, stderr) = finish(child, lines).await;
+    assert!(ok, "dropgate auth failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("team_member_email"), "{stdout}");
+    let saved = read_token_file(&token_file);
+    assert_eq!(saved["team"].as_bool(), Some(true));
+    assert_eq!(saved["team_id"].as_str(), Some(demo::TEAM_ID));
+
+    // A team token without a member to act as is a clear start-up error.
+    let text = format!(
+        "{}[[accounts]]\nname = \"team\"\napi_url = \"{base}\"\ntoken_file = \"{}\"\n",
+        bench_server_config(dir.path()),
+        token_file.display()
+    );
+    let err = start_error(dir.path(), &text).await;
+    assert!(
+        err.contains("account \"team\"") && err.contains("set team_member_email"),
+        "{err}"
+    );
+
+    // With the member named, it starts.
+    let text = format!("{text}team_member_email = \"{}\"\n", demo::ALICE_EMAIL);
+    let (_, config) = load_config(dir.path(), &text);
+    let gateway = Gateway::start(&config).await.unwrap();
+    gateway.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn auth_explains_a_bad_redirect_url_and_a_wrong_secret() {
+    let out = dropgate()
+        .args(["auth", "--account", "a", "--app-key", "k~s"])
+        .args(["--redirect-url", "http://localhost:53682/callback"])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("must end with \"?command=register_dropbox_api\""),
+        "{stderr}"
+    );
+
+    let (dir, emulator) = emulator().await;
+    let token_file = dir.path().join("wrong.token");
+    let mut child = dropgate()
+        .args(["auth", "--account", "a", "--no-browser", "--app-key"])
+        .arg(demo::APP_KEY)
+        .args(["--app-secret", "not-the-secret", "--api-url"])
+        .arg(emulator.base_url())
+        .arg("--token-file")
+        .arg(&token_file)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = authorize_url_from(&mut lines).await;
+    let page = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    let code = page.split("<pre id=\"code\">").nth(1).unwrap();
+    let code = code.split("</pre>").next().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(format!("{code}\n").as_bytes())
+        .await
+        .unwrap();
+    drop(stdin);
+    let (ok, _, stderr) = finish(child, lines).await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("Dropbox refused the app key or app secret"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("not-the-secret"), "{stderr}");
+    assert!(!token_file.exists());
+}
+
+// ---- tokens at run time ----
+
+fn session_upload_options() -> BenchOptions {
+    BenchOptions {
+        upload_settings: "single_upload_limit = 4194304\nchunk_size = 4194304\n".into(),
+        ..BenchOptions::default()
+    }
+}
+
+/// An expired token on an upload-session append is retried by the upload pipeline (the client
+/// cannot replay a streamed body itself). The file is a session upload with one small append
+/// at CLOSE, so that the 401 is always read (a 4 MiB body may still be in flight when the
+/// server answers and hangs up) and nothing but the retry can save the upload.
+#[tokio::test]
+async fn a_token_that_expires_during_an_append_is_refreshed_and_the_append_retried() {
+    let bench = Bench::start_with(BenchOptions {
+        upload_settings: "single_upload_limit = 1000\nchunk_size = 4194304\n".into(),
+        ..BenchOptions::default()
+    })
+    .await;
+    let hash = write_random_file(&bench.path("small.bin"), 16 * 1024);
+    bench.reset_emulator_stats().await;
+    bench
+        .set_emulator_faults(json!([{
+            "kind": "expired_token",
+            "route": "files/upload_session/append_v2",
+            "count": 1
+        }]))
+        .await;
+    bench.sftp_ok(&bench.user("alice"), "put small.bin\n").await;
+    let stored = bench.dropbox_metadata("/alice/small.bin").await.unwrap();
+    assert_eq!(stored["content_hash"].as_str(), Some(hash.as_str()));
+    let requests = bench.upload_requests().await;
+    assert_eq!(requests.session_start, 1, "{requests:?}");
+    assert_eq!(requests.session_append, 2, "{requests:?}");
+    assert_eq!(requests.session_finish, 1, "{requests:?}");
+}
+
+/// Every access token expires while a multi-chunk upload is under way; the upload still
+/// succeeds (through the append retry, or the commit's fresh session when the 401 is lost to a
+/// connection the server closed mid-body).
+#[tokio::test]
+async fn tokens_expiring_in_the_middle_of_a_multi_chunk_upload_do_not_fail_it() {
+    let bench = Bench::start_with(session_upload_options()).await;
+    let hash = write_random_file(&bench.path("big.bin"), 48 * MIB);
+    bench.reset_emulator_stats().await;
+    let mut sftp = bench
+        .sftp_command(&bench.user("alice"), "put big.bin\n", &[])
+        .spawn()
+        .unwrap();
+    // Once Dropbox has some of the file, every access token it issued stops working.
+    let started = common::poll_until(Duration::from_secs(60), || async {
+        bench.upload_requests().await.session_append >= 2
+    })
+    .await;
+    assert!(started, "the upload never got going");
+    let expired = reqwest::Client::new()
+        .post(format!(
+            "{}/__emulator/expire_tokens",
+            bench.emulator.base_url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(expired.status(), 200);
+    let out = tokio::time::timeout(Duration::from_secs(120), sftp.wait())
+        .await
+        .expect("sftp did not finish")
+        .unwrap();
+    assert!(out.success(), "the upload failed after the tokens expired");
+    let stored = bench.dropbox_metadata("/alice/big.bin").await.unwrap();
+    assert_eq!(stored["content_hash"].as_str(), Some(hash.as_str()));
+}
+
+#[tokio::test]
+async fn a_revoked_refresh_token_is_a_clear_start_up_error() {
+    let (dir, emulator) = emulator().await;
+    let base = emulator.base_url();
+    let text = format!(
+        "{}[[accounts]]\nname = \"old\"\napi_url = \"{base}\"\napp_key = \"{}\"\n\
+         app_secret = \"{}\"\nrefresh_token = \"revoked-long-ago\"\n",
+        bench_server_config(dir.path()),
+        demo::APP_KEY,
+        demo::APP_SECRET
+    );
+    let err = start_error(dir.path(), &text).await;
+    assert!(err.contains("account \"old\""), "{err}");
+    assert!(
+        err.contains("the refresh token was revoked or is invalid: re-run dropgate auth"),
+        "{err}"
+    );
+    assert!(!err.contains("revoked-long-ago"), "{err}");
+}
+
+// ---- Business ----
+
+#[tokio::test]
+async fn several_accounts_and_a_team_member_each_see_their_own_dropbox() {
+    let bench = Bench::start_with(BenchOptions {
+        config: Some(Box::new(|dir, url| {
+            format!(
+                "{}{}{}{}{}",
+                bench_server_config(dir),
+                personal_account("personal", url, ""),
+                team_account("bob-at-work", url, demo::BOB_EMAIL, false),
+                bench_user_config(dir, "alice", "personal", "/alice"),
+                bench_user_config(dir, "bob", "bob-at-work", "/"),
+            )
+        })),
+        ..BenchOptions::default()
+    })
+    .await;
+    let base = bench.emulator.base_url();
+    std::fs::write(bench.path("a.txt"), random_bytes(1000)).unwrap();
+    std::fs::write(bench.path("b.txt"), random_bytes(2000)).unwrap();
+    bench.sftp_ok(&bench.user("alice"), "put a.txt\n").await;
+    bench
+        .sftp_ok(
+            &bench.user("bob"),
+            "mkdir reports\nput b.txt reports/b.txt\n",
+        )
+        .await;
+
+    // alice's file is in the personal account.
+    assert!(bench.dropbox_metadata("/alice/a.txt").await.is_some());
+    // bob's is in his member namespace (his home, "Bob Jones" in the team space), not
+    // alice-the-member's and not the personal account's.
+    let bob = demo::BOB_TEAM_MEMBER_ID;
+    let alice = demo::ALICE_TEAM_MEMBER_ID;
+    let meta = team_metadata(&base, "/reports/b.txt", bob, false).await;
+    assert_eq!(meta.unwrap()["size"], 2000);
+    let in_space = format!("/{}/reports/b.txt", demo::BOB_HOME_FOLDER);
+    assert!(team_metadata(&base, &in_space, bob, true).await.is_some());
+    assert!(team_metadata(&base, "/reports/b.txt", alice, false)
+        .await
+        .is_none());
+    assert!(bench.dropbox_metadata("/reports/b.txt").await.is_none());
+    // And bob's listing does not show the team space.
+    let listing = bench.sftp_ok(&bench.user("bob"), "ls -1\n").await;
+    assert!(!listing.contains(demo::TEAM_FOLDER_NAME), "{listing}");
+}
+
+#[tokio::test]
+async fn a_team_space_user_sees_the_team_folders_and_writes_into_them() {
+    let bench = Bench::start_with(BenchOptions {
+        config: Some(Box::new(|dir, url| {
+            format!(
+                "{}{}{}",
+                bench_server_config(dir),
+                team_account("team", url, demo::ALICE_EMAIL, true),
+                bench_user_config(dir, "alice", "team", "/"),
+            )
+        })),
+        ..BenchOptions::default()
+    })
+    .await;
+    let base = bench.emulator.base_url();
+    let alice = bench.user("alice");
+    let listing = bench.sftp_ok(&alice, "ls -1\n").await;
+    assert!(listing.contains(demo::TEAM_FOLDER_NAME), "{listing}");
+    assert!(listing.contains(demo::ALICE_HOME_FOLDER), "{listing}");
+
+    std::fs::write(bench.path("plan.txt"), "team plan").unwrap();
+    let folder = demo::TEAM_FOLDER_NAME;
+    bench
+        .sftp_ok(&alice, &format!("put plan.txt \"{folder}/plan.txt\"\n"))
+        .await;
+    let path = format!("/{folder}/plan.txt");
+    let stored = team_metadata(&base, &path, demo::ALICE_TEAM_MEMBER_ID, true).await;
+    assert_eq!(stored.unwrap()["size"], 9);
+}
+
+#[tokio::test]
+async fn an_unknown_team_member_email_is_a_clear_start_up_error() {
+    let (dir, emulator) = emulator().await;
+    let text = format!(
+        "{}{}",
+        bench_server_config(dir.path()),
+        team_account("team", &emulator.base_url(), "nobody@team.example", false)
+    );
+    let err = start_error(dir.path(), &text).await;
+    assert!(
+        err.contains("account \"team\"")
+            && err.contains("no member with the email \"nobody@team.example\""),
+        "{err}"
+    );
+}
+
+// ---- proxies and check-config ----
+
+async fn check_config(config: &Path, envs: &[(&str, &str)]) -> (bool, String, String) {
+    let mut command = dropgate();
+    command
+        .arg("check-config")
+        .arg("--config")
+        .arg(config)
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy");
+    for (name, value) in envs {
+        command.env(name, value);
+    }
+    let out = command.output().await.unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn check_config_prints_who_gets_what() {
+    let (dir, emulator) = emulator().await;
+    let url = emulator.base_url();
+    for name in ["alice", "bob"] {
+        let key = dropgate::ssh::host_key::generate();
+        dropgate::ssh::host_key::write_key_pair(&key, &dir.path().join(name)).unwrap();
+    }
+    let text = format!(
+        "{}{}{}{}{}",
+        bench_server_config(dir.path()),
+        personal_account("personal", &url, ""),
+        team_account("team", &url, demo::ALICE_EMAIL, true),
+        bench_user_config(dir.path(), "alice", "personal", "/partners/alice"),
+        bench_user_config(dir.path(), "bob", "team", "/"),
+    );
+    let (path, _) = load_config(dir.path(), &text);
+    let (ok, stdout, stderr) = check_config(&path, &[]).await;
+    assert!(ok, "{stdout}\n{stderr}");
+    let line = |start: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no line {start:?} in:\n{stdout}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(line("alice "), "alice personal /partners/alice all");
+    assert_eq!(line("bob "), "bob team / all");
+    assert!(line("personal ").contains(demo::PERSONAL_EMAIL));
+    let team = line("team ");
+    assert!(team.contains(demo::ALICE_TEAM_MEMBER_ID), "{team}");
+    assert!(team.contains("team space"), "{team}");
+
+    // A revoked token fails the check, and says so in the table.
+    let text = text.replace(demo::REFRESH_TOKEN, "revoked-token");
+    let (path, _) = load_config(dir.path(), &text);
+    let (ok, stdout, _) = check_config(&path, &[]).await;
+    assert!(!ok);
+    assert!(
+        line_containing(&stdout, "personal").contains("FAILED"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("re-run dropgate auth"), "{stdout}");
+}
+
+fn line_containing<'a>(text: &'a str, start: &str) -> &'a str {
+    text.lines().find(|l| l.starts_with(start)).unwrap_or("")
+}
+
+#[tokio::test]
+async fn proxies_from_the_environment_the_server_and_the_account() {
+    let (dir, emulator) = emulator().await;
+    let url = emulator.base_url();
+    // Nothing listens on port 1: a request sent through this "proxy" cannot get anywhere.
+    let dead = "http://127.0.0.1:1";
+
+    // HTTP(S)_PROXY from the environment is honoured by default...
+    let text = format!(
+        "{}{}",
+        bench_server_config(dir.path()),
+        personal_account("personal", &url, "")
+    );
+    let (path, _) = load_config(dir.path(), &text);
+    let env = [
+        ("HTTP_PROXY", dead),
+        ("HTTPS_PROXY", dead),
+        ("ALL_PROXY", dead),
+    ];
+    let (ok, stdout, _) = check_config(&path, &env).await;
+    assert!(!ok, "{stdout}");
+    assert!(stdout.contains("could not reach Dropbox"), "{stdout}");
+    // ...and an account can opt out of it.
+    let text = format!(
+        "{}{}",
+        bench_server_config(dir.path()),
+        personal_account("personal", &url, "proxy = \"none\"")
+    );
+    let (path, _) = load_config(dir.path(), &text);
+    let (ok, stdout, stderr) = check_config(&path, &env).await;
+    assert!(ok, "{stdout}\n{stderr}");
+
+    // [server] proxy applies to every account without its own.
+    let server = bench_server_config(dir.path())
+        .replace("[server]\n", &format!("[server]\nproxy = \"{dead}\"\n"));
+    let text = format!(
+        "{server}{}{}",
+        personal_account("via-server", &url, ""),
+        personal_account("direct", &url, "proxy = \"none\"")
+    );
+    let (path, _) = load_config(dir.path(), &text);
+    let (ok, stdout, _) = check_config(&path, &[]).await;
+    assert!(!ok);
+    assert!(
+        line_containing(&stdout, "via-server").contains("could not reach Dropbox"),
+        "{stdout}"
+    );
+    assert!(
+        line_containing(&stdout, "direct").contains(demo::PERSONAL_EMAIL),
+        "{stdout}"
+    );
+}
