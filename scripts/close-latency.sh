@@ -6,6 +6,8 @@
 #
 # Prints the gateway's own measurement (after_last_write_ms: last WRITE spooled → commit done,
 # commit_ms: CLOSE received → commit done) and the client's wall time for the whole put.
+# With PROFILE=FILE the gateway runs under `perf record -e cpu-clock -g` writing FILE
+# (read it with `perf report -i FILE`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mib=${1:-1024}
@@ -13,7 +15,7 @@ size_mib=${1:-1024}
 cargo build --release --quiet
 bin=target/release/dropgate
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill -INT $(jobs -p) 2>/dev/null || true; sleep 1; rm -rf "$work"' EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 emu_port=$(free_port)
@@ -40,7 +42,12 @@ authorized_keys_file = "$work/user.pub"
 TOML
 
 "$bin" emulator --root "$work/dropbox" --listen "127.0.0.1:$emu_port" 2>"$work/emulator.log" &
-RUST_LOG=info "$bin" serve --config "$work/dropgate.toml" 2>"$work/gateway.log" &
+if [ -n "${PROFILE:-}" ]; then
+  RUST_LOG=info perf record -q -e cpu-clock -g -o "$PROFILE" -- \
+    "$bin" serve --config "$work/dropgate.toml" 2>"$work/gateway.log" &
+else
+  RUST_LOG=info "$bin" serve --config "$work/dropgate.toml" 2>"$work/gateway.log" &
+fi
 for _ in $(seq 100); do
   grep -q "listening for SFTP" "$work/gateway.log" 2>/dev/null && break
   sleep 0.1

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 pub const BLOCK_SIZE: usize = 4 * 1024 * 1024;
 
 /// Incremental content-hash computation: feed bytes in any chunking, then [`finish`](Self::finish).
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct ContentHasher {
     /// Hash of the block being filled.
     block: Sha256,

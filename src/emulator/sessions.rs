@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
+use super::content_hash::ContentHasher;
 use super::disk::{self, random_token, Layout};
 
 /// Concurrent sessions take pieces at multiples of this (4 MiB).
@@ -53,6 +54,9 @@ impl SessionState {
 pub struct Sessions {
     layout: Layout,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Sequential sessions' content hash so far, with the size it covers. Kept in memory only:
+    /// after a restart a session's file is hashed from disk at finish instead.
+    running_hashes: Mutex<HashMap<String, (u64, ContentHasher)>>,
 }
 
 /// Prefix of session ids, like Dropbox's.
@@ -63,6 +67,7 @@ impl Sessions {
         Sessions {
             layout: layout.clone(),
             locks: Mutex::new(HashMap::new()),
+            running_hashes: Mutex::new(HashMap::new()),
         }
     }
 
@@ -119,6 +124,29 @@ impl Sessions {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(id);
+        self.running_hashes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+
+    /// The running hash of a sequential session if it covers exactly `size` bytes.
+    pub fn running_hash(&self, id: &str, size: u64) -> Option<ContentHasher> {
+        let hashes = self
+            .running_hashes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        hashes
+            .get(id)
+            .filter(|(covered, _)| *covered == size)
+            .map(|(_, hasher)| hasher.clone())
+    }
+
+    pub fn set_running_hash(&self, id: &str, size: u64, hasher: ContentHasher) {
+        self.running_hashes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string(), (size, hasher));
     }
 
     /// The lock ordering the state changes of session `id`.

@@ -46,6 +46,19 @@ pub async fn receive<W: AsyncWrite + Unpin>(
     sink: W,
     limit: u64,
 ) -> Result<Received, ReceiveError> {
+    let (received, _) = receive_continuing(body, sink, limit, ContentHasher::new()).await?;
+    Ok(received)
+}
+
+/// Like [`receive`], and also feeds the body into `running`, the hash of everything stored
+/// before it: a sequential session keeps its file's hash this way, so finishing it need not
+/// read the whole file back.
+pub async fn receive_continuing<W: AsyncWrite + Unpin>(
+    body: Body,
+    sink: W,
+    limit: u64,
+    mut running: ContentHasher,
+) -> Result<(Received, ContentHasher), ReceiveError> {
     let mut sink = tokio::io::BufWriter::with_capacity(1024 * 1024, sink);
     let mut hasher = ContentHasher::new();
     let mut size = 0u64;
@@ -57,13 +70,15 @@ pub async fn receive<W: AsyncWrite + Unpin>(
             return Err(ReceiveError::TooLarge);
         }
         hasher.update(&chunk);
+        running.update(&chunk);
         sink.write_all(&chunk).await?;
     }
     sink.flush().await?;
-    Ok(Received {
+    let received = Received {
         size,
         content_hash: hasher.finish(),
-    })
+    };
+    Ok((received, running))
 }
 
 /// Size and content hash of a file on disk, computed off the async workers.

@@ -17,10 +17,13 @@ use tokio::io::AsyncSeekExt;
 
 use super::caller::Caller;
 use super::commit::{commit_file, CommitError, CommitInfoArg};
+use super::content_hash::ContentHasher;
 use super::error::{json_response, nested, tag, ApiError, ApiResult};
 use super::server::{AppState, Call};
 use super::sessions::{SessionState, CONCURRENT_UNIT};
-use super::spool::{concatenate, hash_file, receive, ReceiveError, Received, REQUEST_LIMIT};
+use super::spool::{
+    concatenate, hash_file, receive, receive_continuing, ReceiveError, Received, REQUEST_LIMIT,
+};
 use super::wire::check_upload_content_type;
 
 #[derive(Deserialize)]
@@ -208,13 +211,13 @@ pub async fn session_start(state: &AppState, call: Call) -> ApiResult<Response> 
         .write(true)
         .open(&data)
         .await?;
-    let outcome = receive(call.body, file, REQUEST_LIMIT).await;
+    let outcome = receive_continuing(call.body, file, REQUEST_LIMIT, ContentHasher::new()).await;
     let failure = match &outcome {
         Err(_) => None,
-        Ok(received) if concurrent && received.size > 0 => {
+        Ok((received, _)) if concurrent && received.size > 0 => {
             Some("concurrent_session_data_not_allowed")
         }
-        Ok(received)
+        Ok((received, _))
             if arg
                 .content_hash
                 .as_ref()
@@ -225,7 +228,12 @@ pub async fn session_start(state: &AppState, call: Call) -> ApiResult<Response> 
         Ok(_) => None,
     };
     let received = match (outcome, failure) {
-        (Ok(received), None) => received,
+        (Ok((received, running)), None) => {
+            if !concurrent {
+                state.sessions.set_running_hash(&id, received.size, running);
+            }
+            received
+        }
         (Ok(_), Some(error)) => {
             state.sessions.remove(&id);
             return Err(ApiError::Route(tag(error)));
@@ -329,11 +337,27 @@ async fn append_sequential(
         .open(&data)
         .await?;
     file.seek(SeekFrom::Start(session.size)).await?;
-    let outcome = receive(body, file, REQUEST_LIMIT).await;
+    let running = state.sessions.running_hash(id, session.size);
+    let outcome = receive_continuing(
+        body,
+        file,
+        REQUEST_LIMIT,
+        running.clone().unwrap_or_default(),
+    )
+    .await;
     let failure = match &outcome {
-        Ok(received) => check(received).err().map(ApiError::Route),
+        Ok((received, _)) => check(received).err().map(ApiError::Route),
         Err(_) => None,
     };
+    let outcome = outcome.map(|(received, hasher)| {
+        // Only a hash that covered the session from byte 0 is worth keeping.
+        if running.is_some() && failure.is_none() {
+            state
+                .sessions
+                .set_running_hash(id, session.size + received.size, hasher);
+        }
+        received
+    });
     match (outcome, failure) {
         (Ok(received), None) => Ok(received),
         (outcome, failure) => {
@@ -455,7 +479,13 @@ pub async fn session_finish(state: &AppState, call: Call) -> ApiResult<Response>
             .sessions
             .data_path(&id)
             .ok_or(std::io::ErrorKind::NotFound)?;
-        let whole = hash_file(&data).await?;
+        let whole = match state.sessions.running_hash(&id, session.size) {
+            Some(hasher) => Received {
+                size: session.size,
+                content_hash: hasher.finish(),
+            },
+            None => hash_file(&data).await?,
+        };
         let this_call = (received.size > 0).then_some(received);
         (Staged::Data(data), whole, this_call)
     };

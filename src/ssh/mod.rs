@@ -103,7 +103,7 @@ fn russh_config(host_key: PrivateKey) -> RusshConfig {
         keepalive_interval: Some(Duration::from_secs(60)),
         // Large windows keep a pipelining client (64 × 32 KiB requests) from stalling on
         // window adjusts.
-        window_size: 16 * 1024 * 1024,
+        window_size: 2 * 1024 * 1024,
         maximum_packet_size: 32 * 1024,
         nodelay: true,
         ..Default::default()
