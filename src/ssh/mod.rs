@@ -101,8 +101,8 @@ fn russh_config(host_key: PrivateKey) -> RusshConfig {
         keys: vec![host_key],
         inactivity_timeout: Some(Duration::from_secs(3600)),
         keepalive_interval: Some(Duration::from_secs(60)),
-        // Large windows keep a pipelining client (64 × 32 KiB requests) from stalling on
-        // window adjusts.
+        // What a client may send ahead per channel, and so what a session can hold in memory:
+        // 16 MiB made 50 parallel uploads peak at 236 MB RSS and was no faster than 2 MiB.
         window_size: 2 * 1024 * 1024,
         maximum_packet_size: 32 * 1024,
         nodelay: true,
