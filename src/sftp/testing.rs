@@ -1,6 +1,9 @@
-//! An in-memory [`Vfs`] for the session tests, following the trait contracts: an upload holds its
-//! bytes until commit, a write past the end is a gap (Unsupported), commit installs the file.
-//! Knobs make commits fail or take time, and listings come in small pages.
+//! An in-memory [`Vfs`] for the session tests and the fuzz targets in `fuzz/`, following the trait
+//! contracts: an upload holds its bytes until commit, a write past the end is a gap (Unsupported),
+//! commit installs the file. Knobs make commits fail or take time, and listings come in small
+//! pages.
+//!
+//! Compiled for the crate's own tests and with the `testing` feature; not part of the normal build.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,10 +21,17 @@ pub struct MemFs {
     state: Arc<Mutex<State>>,
 }
 
+/// The largest file an upload may grow to unless [`MemFs::max_file_size`] says otherwise. The
+/// real backend has such a limit too (`upload.max_file_size`): without one, an FSETSTAT SIZE of
+/// 2^40 would try to allocate a terabyte.
+const DEFAULT_MAX_FILE_SIZE: u64 = 64 * 1024 * 1024;
+
 #[derive(Default)]
 struct State {
     /// Keyed by the path's display form; the root is implicit.
     nodes: BTreeMap<String, Node>,
+    /// `None`: [`DEFAULT_MAX_FILE_SIZE`].
+    max_file_size: Option<u64>,
     fail_commits: bool,
     commit_delay: Option<Duration>,
     commits: usize,
@@ -53,6 +63,11 @@ impl MemFs {
 
     pub fn page_size(&self, size: usize) {
         self.lock().page_size = Some(size);
+    }
+
+    /// Writes and size changes that would make an upload larger fail (and poison it).
+    pub fn max_file_size(&self, bytes: u64) {
+        self.lock().max_file_size = Some(bytes);
     }
 
     pub fn commits(&self) -> usize {
@@ -188,6 +203,7 @@ impl Vfs for MemFs {
             path: path.clone(),
             data: Vec::new(),
             mtime: options.mtime,
+            max_size: state.max_file_size.unwrap_or(DEFAULT_MAX_FILE_SIZE),
         })
     }
 
@@ -315,6 +331,19 @@ pub struct MemWriter {
     path: VPath,
     data: Vec<u8>,
     mtime: Option<i64>,
+    max_size: u64,
+}
+
+impl MemWriter {
+    fn check_size(&self, size: u64) -> VfsResult<()> {
+        if size > self.max_size {
+            return Err(VfsError::Failure(format!(
+                "{}: the file would be larger than the maximum upload size of {} bytes",
+                self.path, self.max_size
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl FileWriter for MemWriter {
@@ -326,6 +355,7 @@ impl FileWriter for MemWriter {
             ));
         }
         let end = offset + data.len();
+        self.check_size(end as u64)?;
         if end > self.data.len() {
             self.data.resize(end, 0);
         }
@@ -334,6 +364,7 @@ impl FileWriter for MemWriter {
     }
 
     async fn set_size(&mut self, size: u64) -> VfsResult<()> {
+        self.check_size(size)?;
         self.data.resize(size as usize, 0);
         Ok(())
     }

@@ -3,7 +3,10 @@
 
 mod client;
 mod listing;
-mod memfs;
+mod properties;
 mod protocol;
 mod transfer;
 mod wire;
+
+// The in-memory backend lives in `sftp::testing` so the fuzz targets can use it too.
+use super::testing as memfs;

@@ -354,3 +354,47 @@ async fn a_slow_commit_does_not_hold_up_other_requests() {
     assert_eq!(first.id, 3);
     assert_eq!(status(raw.recv().await).id, 2);
 }
+
+/// Found by the `sftp_session` fuzz target: FSETSTAT SIZE 0x1000_0000_000c on an upload made the
+/// in-memory backend try to allocate 16 TiB. A size beyond the backend's limit is a clean
+/// FAILURE that poisons the upload (as the Dropbox backend's `max_file_size` does), and the
+/// session carries on.
+#[tokio::test]
+async fn fsetstat_beyond_the_size_limit_fails_cleanly() {
+    let fs = MemFs::new();
+    fs.max_file_size(1024);
+    let (mut raw, _session) = connect(fs.clone()).await;
+    let handle = raw.open(1, "/f", write_flags()).await.unwrap();
+    assert_eq!(
+        write_at(&mut raw, 2, &handle, 0, b"abc").await,
+        StatusCode::Ok
+    );
+    let huge = FSetStat {
+        id: 3,
+        handle: handle.clone(),
+        attrs: FileAttributes {
+            size: Some(0x1000_0000_000c),
+            ..FileAttributes::empty()
+        },
+    };
+    let reply = status(raw.call(huge.into()).await);
+    assert_eq!((reply.id, reply.status_code), (3, StatusCode::Failure));
+    assert!(
+        reply.error_message.contains("maximum upload size"),
+        "{reply:?}"
+    );
+    // A write past the limit is refused the same way on a fresh upload.
+    let other = raw.open(4, "/g", write_flags()).await.unwrap();
+    assert_eq!(
+        write_at(&mut raw, 5, &other, 0, &[0u8; 2000]).await,
+        StatusCode::Failure
+    );
+    assert_eq!(raw.close(6, &handle).await.status_code, StatusCode::Failure);
+    assert_eq!(raw.close(7, &other).await.status_code, StatusCode::Failure);
+    assert!(!fs.exists("/f") && !fs.exists("/g"));
+    let stat = Stat {
+        id: 8,
+        path: "/".into(),
+    };
+    assert!(matches!(raw.call(stat.into()).await, Packet::Attrs(_)));
+}
