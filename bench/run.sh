@@ -10,6 +10,7 @@
 # (medians of N runs, default 3; ratio 1.0 = as fast as OpenSSH on local disk; emulator = the
 # emulator's own handling time for the Dropbox calls of the median dropgate run), and last
 # rss_peak_mb=<N>: dropgate's peak resident memory during parallel_50.
+# SFTP_FLAGS (environment) adds client flags to both sides alike, e.g. SFTP_FLAGS="-c aes128-gcm@openssh.com".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -111,7 +112,8 @@ wait_for_port "$sshd_port" "$work/sshd.log"
 
 # Same client, same flags, for both sides.
 sftp_to() { # port batchfile
-  sftp -q -b "$2" -P "$1" -i "$work/user" -o IdentitiesOnly=yes -o BatchMode=yes \
+  # shellcheck disable=SC2086
+  sftp -q ${SFTP_FLAGS:-} -b "$2" -P "$1" -i "$work/user" -o IdentitiesOnly=yes -o BatchMode=yes \
     -o UserKnownHostsFile="$work/known_hosts" "$(id -un)@127.0.0.1" >/dev/null
 }
 now() { date +%s.%N; }

@@ -7,10 +7,14 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use russh::keys::PublicKey;
 use serde::Deserialize;
+
+pub use crate::ssh::password::StoredPasswordHash;
+use crate::vfs::permissions::{Permission, Permissions, PRESETS};
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
@@ -23,6 +27,10 @@ pub struct Config {
     pub accounts: Vec<AccountConfig>,
     #[serde(default, rename = "users")]
     pub users: Vec<UserConfig>,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -39,6 +47,13 @@ pub struct ServerConfig {
     /// Outbound proxy for every account that sets none of its own (`http://host:port`, or
     /// `"none"` to ignore HTTPS_PROXY); unset = HTTPS_PROXY from the environment.
     pub proxy: Option<String>,
+    /// On SIGTERM or SIGINT, how long open uploads get to finish and commit before exit.
+    #[serde(default = "default_shutdown_timeout_secs")]
+    pub shutdown_timeout_secs: u64,
+}
+
+fn default_shutdown_timeout_secs() -> u64 {
+    120
 }
 
 fn default_host_key() -> PathBuf {
@@ -182,6 +197,120 @@ pub struct UserConfig {
     pub authorized_keys: Vec<String>,
     /// A file of OpenSSH authorized_keys lines (relative paths are from the config file).
     pub authorized_keys_file: Option<PathBuf>,
+    /// What the user may do: a preset name (`"all"`, `"read-only"`, `"upload-only"`) or a list
+    /// of permissions (list, read, upload, overwrite, delete, rename, mkdir). Default: all.
+    pub permissions: Option<PermissionsSetting>,
+    /// An argon2id hash from `dropgate hash-password`; password login is off without one.
+    pub password_hash: Option<StoredPasswordHash>,
+}
+
+/// `permissions = "upload-only"` or `permissions = ["upload", "mkdir"]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum PermissionsSetting {
+    Preset(String),
+    List(Vec<String>),
+}
+
+impl PermissionsSetting {
+    /// The set these names stand for; an unknown name is an error that lists the known ones.
+    pub fn resolve(&self) -> anyhow::Result<Permissions> {
+        match self {
+            PermissionsSetting::Preset(name) => Permissions::preset(name).with_context(|| {
+                let presets: Vec<&str> = PRESETS.iter().map(|(name, _)| *name).collect();
+                format!(
+                    "{name:?} is not a preset ({}); or give a list such as [\"upload\"]",
+                    presets.join(", ")
+                )
+            }),
+            PermissionsSetting::List(names) => names
+                .iter()
+                .map(|name| {
+                    Permission::from_name(name).with_context(|| {
+                        let known: Vec<&str> = Permission::ALL.iter().map(|p| p.name()).collect();
+                        format!("{name:?} is not a permission ({})", known.join(", "))
+                    })
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Abuse limits: failed-login bans, connection caps, timeouts, open handles.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Failed logins from one address within `login_failure_window_secs` that get it banned;
+    /// 0 turns banning off.
+    pub max_login_failures: u32,
+    pub login_failure_window_secs: u64,
+    /// How long a banned address is refused.
+    pub ban_secs: u64,
+    /// Connections open at once, over all addresses.
+    pub max_connections: usize,
+    /// Connections open at once from one address.
+    pub max_connections_per_address: usize,
+    /// A connection that has not logged in by then is closed.
+    pub auth_timeout_secs: u64,
+    /// Open files and folders per SFTP session.
+    pub max_handles_per_session: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_login_failures: 5,
+            login_failure_window_secs: 300,
+            ban_secs: 900,
+            max_connections: 1000,
+            max_connections_per_address: 20,
+            auth_timeout_secs: 60,
+            max_handles_per_session: 256,
+        }
+    }
+}
+
+impl LimitsConfig {
+    pub fn login_failure_window(&self) -> Duration {
+        Duration::from_secs(self.login_failure_window_secs)
+    }
+
+    pub fn ban(&self) -> Duration {
+        Duration::from_secs(self.ban_secs)
+    }
+
+    pub fn auth_timeout(&self) -> Duration {
+        Duration::from_secs(self.auth_timeout_secs)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let positive = [
+            ("max_connections", self.max_connections),
+            (
+                "max_connections_per_address",
+                self.max_connections_per_address,
+            ),
+            ("max_handles_per_session", self.max_handles_per_session),
+            ("auth_timeout_secs", self.auth_timeout_secs as usize),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                bail!("limits.{key} must be at least 1");
+            }
+        }
+        if self.max_login_failures > 0 && self.login_failure_window_secs == 0 {
+            bail!("limits.login_failure_window_secs must be at least 1 when banning is on");
+        }
+        Ok(())
+    }
+}
+
+/// The audit log: one JSON line per login, operation and disconnect.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// `"stderr"`, or a file the lines are appended to; no audit log when unset.
+    pub output: Option<String>,
 }
 
 fn default_root() -> String {
@@ -196,6 +325,9 @@ pub struct User {
     /// Dropbox path of the jail: "" for the whole Dropbox, else "/folder/sub".
     pub dropbox_root: String,
     pub keys: Vec<PublicKey>,
+    pub permissions: Permissions,
+    /// Password login is possible only with one.
+    pub password_hash: Option<StoredPasswordHash>,
 }
 
 impl Config {
@@ -231,6 +363,7 @@ impl Config {
         if let Some(proxy) = &self.server.proxy {
             check_proxy(proxy).context("server.proxy")?;
         }
+        self.limits.validate()?;
         let mut user_names = HashSet::new();
         for user in &self.users {
             if !user_names.insert(user.name.as_str()) {
@@ -242,6 +375,11 @@ impl Config {
                     user.name,
                     user.account
                 );
+            }
+            if let Some(permissions) = &user.permissions {
+                permissions
+                    .resolve()
+                    .with_context(|| format!("users.{}.permissions", user.name))?;
             }
         }
         Ok(())
@@ -329,7 +467,19 @@ fn resolve_user(user: &UserConfig, base: &Path) -> anyhow::Result<User> {
         dropbox_root: dropbox_root(&user.root)
             .with_context(|| format!("users.{}.root", user.name))?,
         keys,
+        permissions: user_permissions(user)?,
+        password_hash: user.password_hash.clone(),
     })
+}
+
+/// The user's permissions; all of them when the setting is absent.
+pub fn user_permissions(user: &UserConfig) -> anyhow::Result<Permissions> {
+    match &user.permissions {
+        Some(setting) => setting
+            .resolve()
+            .with_context(|| format!("users.{}.permissions", user.name)),
+        None => Ok(Permissions::all()),
+    }
 }
 
 /// Parses OpenSSH authorized_keys lines (options before the key are allowed and ignored).

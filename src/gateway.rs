@@ -4,6 +4,10 @@
 //! client ([`accounts`]: token file, proxy, team member, team space), each user a jailed
 //! [`DropboxFs`] on their account's client, and the SSH server gets a [`Backend`] that hands a
 //! user their filesystem at login. [`check`] is `dropgate check-config`.
+//!
+//! Graceful shutdown ([`Drainer`]): the listener stops accepting, sessions already connected
+//! go on, and the gateway waits (up to a timeout) until no upload is open on any account, so
+//! an upload being received or committed when the signal came still reaches Dropbox.
 
 pub mod accounts;
 pub mod check;
@@ -18,6 +22,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::audit::AuditLog;
 use crate::config::{Config, User};
 use crate::dropbox::DropboxClient;
 use crate::ssh::{self, host_key, Backend, ServerContext};
@@ -31,6 +36,7 @@ pub struct Gateway {
     host_key_fingerprint: String,
     shutdown: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
+    context: Arc<ServerContext<DropboxBackend>>,
 }
 
 impl Gateway {
@@ -51,7 +57,16 @@ impl Gateway {
             .into_iter()
             .map(|u| (u.name.clone(), u))
             .collect();
-        let context = Arc::new(ServerContext { users, backend });
+        let audit = match &config.audit.output {
+            Some(output) => AuditLog::open(output)?,
+            None => AuditLog::disabled(),
+        };
+        let context = Arc::new(ServerContext {
+            users,
+            backend,
+            limits: config.limits.clone(),
+            audit,
+        });
 
         let listener = TcpListener::bind(config.server.listen)
             .await
@@ -59,13 +74,27 @@ impl Gateway {
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "listening for SFTP");
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(ssh::serve(listener, host_key, context, shutdown.clone()));
+        let task = tokio::spawn(ssh::serve(
+            listener,
+            host_key,
+            context.clone(),
+            shutdown.clone(),
+        ));
         Ok(Gateway {
             addr,
             host_key_fingerprint,
             shutdown,
             task,
+            context,
         })
+    }
+
+    /// A handle that can stop the listener and wait for open uploads (graceful shutdown).
+    pub fn drainer(&self) -> Drainer {
+        Drainer {
+            shutdown: self.shutdown.clone(),
+            context: self.context.clone(),
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -85,6 +114,44 @@ impl Gateway {
     /// Runs until the listener fails.
     pub async fn wait(self) -> anyhow::Result<()> {
         self.task.await?
+    }
+}
+
+/// Stops a gateway gracefully: see the module doc.
+#[derive(Clone)]
+pub struct Drainer {
+    shutdown: CancellationToken,
+    context: Arc<ServerContext<DropboxBackend>>,
+}
+
+impl Drainer {
+    /// Stops accepting connections, then waits until no upload is open or `timeout` has
+    /// passed; true if every upload finished.
+    pub async fn drain(&self, timeout: std::time::Duration) -> bool {
+        self.shutdown.cancel();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let open = self.open_uploads();
+            if open == 0 {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(open, "shutdown timeout: uploads still open are abandoned");
+                return false;
+            }
+            tracing::debug!(open, "waiting for open uploads before exiting");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Uploads open on every account (being received or committed).
+    pub fn open_uploads(&self) -> usize {
+        self.context
+            .backend
+            .accounts
+            .values()
+            .map(|account| account.open_uploads.count())
+            .sum()
     }
 }
 

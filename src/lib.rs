@@ -5,6 +5,7 @@
 //! [`emulator`] is a Dropbox API v2 emulator: the embedded default and the tests' backend.
 //! [`oauth`] is `dropgate auth`, the one-time registration of a Dropbox account.
 
+pub mod audit;
 pub mod config;
 pub mod dropbox;
 pub mod emulator;

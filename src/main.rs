@@ -12,7 +12,7 @@ use dropgate::config::Config;
 use dropgate::emulator::{self, EmulatorConfig};
 use dropgate::gateway::{check, Gateway};
 use dropgate::oauth::{self, Registration};
-use dropgate::ssh::host_key;
+use dropgate::ssh::{host_key, password};
 
 #[derive(Parser)]
 #[command(version, about = "An SSH/SFTP server that serves Dropbox")]
@@ -53,6 +53,9 @@ enum Command {
     Keygen { path: PathBuf },
     /// Register a Dropbox account: sign in once, store its refresh token in a token file.
     Auth(AuthArgs),
+    /// Print an argon2id hash of a password, for a user's `password_hash`. The password is read
+    /// from the terminal (asked twice, not shown) or from the first line of stdin.
+    HashPassword,
     /// Load the config, sign in to every account, check every user; print who gets what.
     CheckConfig {
         #[arg(long, default_value = "config/dropgate.toml")]
@@ -127,6 +130,11 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Auth(args) => auth(args).await,
         Command::CheckConfig { config } => check_config(&config).await,
+        Command::HashPassword => {
+            let password = read_new_password()?;
+            println!("{}", password::hash_password(&password)?);
+            Ok(())
+        }
         Command::Keygen { path } => {
             let key = host_key::generate();
             host_key::write_key_pair(&key, &path)?;
@@ -136,12 +144,58 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Runs until the listener fails, or until SIGTERM/SIGINT: then no new connections, open
+/// uploads get `shutdown_timeout_secs` to commit, and a second signal exits at once.
 async fn serve(config_path: &Path) -> anyhow::Result<()> {
     let config = Config::load(config_path)?;
     let gateway = Gateway::start(&config).await?;
+    let drainer = gateway.drainer();
+    let mut signals = StopSignals::new()?;
     tokio::select! {
-        result = gateway.wait() => result,
-        _ = tokio::signal::ctrl_c() => Ok(()),
+        result = gateway.wait() => return result,
+        name = signals.next() => {
+            let timeout = Duration::from_secs(config.server.shutdown_timeout_secs);
+            tracing::info!(
+                signal = name,
+                open_uploads = drainer.open_uploads(),
+                timeout_secs = timeout.as_secs(),
+                "shutting down: no new connections; waiting for open uploads to commit"
+            );
+            tokio::select! {
+                finished = drainer.drain(timeout) => {
+                    if finished {
+                        tracing::info!("all uploads finished; exiting");
+                    }
+                }
+                name = signals.next() => {
+                    tracing::warn!(signal = name, "second signal: exiting now");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// SIGTERM and SIGINT, whichever comes.
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn new() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(StopSignals {
+            term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+        })
+    }
+
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
     }
 }
 
@@ -189,6 +243,45 @@ fn ask(prompt: &str) -> anyhow::Result<String> {
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
     Ok(line.trim().to_string())
+}
+
+/// The password to hash: typed twice at a terminal (not echoed), else stdin's first line.
+fn read_new_password() -> anyhow::Result<String> {
+    use std::io::IsTerminal;
+    let password = if std::io::stdin().is_terminal() {
+        let first = ask_hidden("Password: ")?;
+        if ask_hidden("Again: ")? != first {
+            anyhow::bail!("the two passwords differ");
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    };
+    if password.is_empty() {
+        anyhow::bail!("the password is empty");
+    }
+    Ok(password)
+}
+
+/// Asks on stderr and reads a line from the terminal with echo off (restored afterwards).
+fn ask_hidden(prompt: &str) -> anyhow::Result<String> {
+    use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
+    let stdin = std::io::stdin();
+    let saved = tcgetattr(&stdin).context("cannot read the terminal's settings")?;
+    let mut silent = saved.clone();
+    silent.local_modes.remove(LocalModes::ECHO);
+    tcsetattr(&stdin, OptionalActions::Now, &silent)
+        .context("cannot turn off the terminal's echo")?;
+    eprint!("{prompt}");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    let _ = tcsetattr(&stdin, OptionalActions::Now, &saved);
+    eprintln!();
+    read?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
 async fn check_config(config_path: &Path) -> anyhow::Result<()> {

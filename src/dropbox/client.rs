@@ -1,30 +1,33 @@
 //! [`DropboxClient`]: the Dropbox routes dropgate uses, as typed async methods.
 //!
-//! Each method names its route, builds its argument and decodes its result; requests are
-//! built in `request`, sent (with tokens and retries) by `transport`, and
-//! failures decoded by [`super::error`]. The client is cheap to clone: one `Arc` around one
+//! Each method names its route, says how safe it is to send twice (for the retry policy in
+//! `retry`), builds its argument and decodes its result; requests are built in `request`,
+//! sent (with tokens, timeouts and retries) by `transport`, and failures decoded by
+//! [`super::error`]. Upload bodies are [`UploadBody`]s, so a caller can hand over a factory
+//! that streams the bytes afresh for every try. The client is cheap to clone: one `Arc` around one
 //! reqwest connection pool and one token cache.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::Body;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::auth::TokenSource;
+use super::body::UploadBody;
 use super::download::{self, ByteRange, Download};
 use super::error::{self, DropboxError};
 use super::options::{ClientOptions, NO_PROXY};
 use super::request::{RequestFactory, Route};
+use super::retry::{RetryPolicy, Safety};
 use super::secret::scrub;
-use super::transport::{RetryPolicy, Transport};
+use super::transport::Transport;
 use super::types::{
     FileMetadata, FolderMetadata, FullAccount, ListFolderResult, Metadata, SpaceUsage,
 };
 use super::upload_args::{
-    UploadArg, UploadSessionAppendArg, UploadSessionFinishArg, UploadSessionStartArg,
+    UploadArg, UploadSessionAppendArg, UploadSessionFinishArg, UploadSessionStartArg, WriteMode,
 };
 
 /// The routes, with what the transport must know about each.
@@ -135,52 +138,78 @@ impl DropboxClient {
     ) -> Result<Download, DropboxError> {
         let route = &routes::DOWNLOAD;
         let response = self
-            .call(route, &json!({ "path": path }), None, range)
+            .call(
+                route,
+                safety_of(route),
+                &json!({ "path": path }),
+                None,
+                range,
+            )
             .await?;
         let metadata = download::result_metadata(&response)?;
         Ok(Download::new(metadata, response, self.idle_timeout))
     }
 
-    /// Uploads a whole file (at most 150 MiB) in one request.
-    pub async fn upload(&self, arg: &UploadArg, body: Body) -> Result<FileMetadata, DropboxError> {
-        self.upload_call(&routes::UPLOAD, arg, body).await
+    /// Uploads a whole file (at most 150 MiB) in one request. In overwrite mode sending it
+    /// twice stores the same bytes twice, so it is retried after any transient failure (given
+    /// a replayable body); other modes could turn a success into a conflict, so they are not.
+    pub async fn upload(
+        &self,
+        arg: &UploadArg,
+        body: impl Into<UploadBody>,
+    ) -> Result<FileMetadata, DropboxError> {
+        let safety = match arg.mode {
+            WriteMode::Overwrite => Safety::Idempotent,
+            _ => Safety::Once,
+        };
+        self.upload_call(&routes::UPLOAD, safety, arg, body.into())
+            .await
     }
 
     /// Starts an upload session, optionally with its first data; returns the session id.
+    /// Retried freely: a session started twice leaves one unused, and Dropbox expires those.
     pub async fn upload_session_start(
         &self,
         arg: &UploadSessionStartArg,
-        body: Body,
+        body: impl Into<UploadBody>,
     ) -> Result<String, DropboxError> {
         #[derive(Deserialize)]
         struct Started {
             session_id: String,
         }
-        let started: Started = self.upload_call(&routes::SESSION_START, arg, body).await?;
+        let started: Started = self
+            .upload_call(&routes::SESSION_START, Safety::Idempotent, arg, body.into())
+            .await?;
         Ok(started.session_id)
     }
 
-    /// Appends data to an upload session at `arg.cursor.offset`.
+    /// Appends data to an upload session at `arg.cursor.offset`. Retried freely: Dropbox
+    /// checks the offset, so a repeat of an append that had landed fails with
+    /// `incorrect_offset` and the caller resynchronises from its `correct_offset`.
     pub async fn upload_session_append(
         &self,
         arg: &UploadSessionAppendArg,
-        body: Body,
+        body: impl Into<UploadBody>,
     ) -> Result<(), DropboxError> {
+        let route = &routes::SESSION_APPEND;
         let response = self
-            .call(&routes::SESSION_APPEND, arg, Some(body), None)
+            .call(route, Safety::Idempotent, arg, Some(body.into()), None)
             .await?;
         // The answer is `null`; read it anyway so the connection goes back to the pool.
         response.bytes().await.map_err(error::from_transport)?;
         Ok(())
     }
 
-    /// Commits an upload session (with optional last data) as a file.
+    /// Commits an upload session (with optional last data) as a file. Sent again only when
+    /// Dropbox certainly did not act; after a server error or a lost answer the caller must
+    /// look before it tries again ([`DropboxClient::upload_session_finish_checked`] does).
     pub async fn upload_session_finish(
         &self,
         arg: &UploadSessionFinishArg,
-        body: Body,
+        body: impl Into<UploadBody>,
     ) -> Result<FileMetadata, DropboxError> {
-        self.upload_call(&routes::SESSION_FINISH, arg, body).await
+        self.upload_call(&routes::SESSION_FINISH, Safety::Checked, arg, body.into())
+            .await
     }
 
     /// Creates a folder (and missing parents); a conflict if something is already there.
@@ -251,18 +280,30 @@ impl DropboxClient {
         }))
     }
 
-    /// An RPC call with a JSON result.
+    /// The retry policy this client follows.
+    pub(super) fn retry_policy(&self) -> RetryPolicy {
+        self.transport.retry_policy()
+    }
+
+    /// True if an expired access token can be renewed.
+    pub(super) fn can_refresh(&self) -> bool {
+        self.transport.can_refresh()
+    }
+
+    /// An RPC call with a JSON result. Only read-only routes are repeated after an ambiguous
+    /// failure: creating, deleting, moving or copying twice could report a conflict for what
+    /// in fact succeeded.
     async fn rpc<A, R>(&self, route: &Route, arg: &A) -> Result<R, DropboxError>
     where
-        A: Serialize + ?Sized,
+        A: Serialize + Sync + ?Sized,
         R: DeserializeOwned,
     {
-        let response = self.call(route, arg, None, None).await?;
+        let response = self.call(route, safety_of(route), arg, None, None).await?;
         read_json(route, response).await
     }
 
     /// An RPC call whose result is `{"metadata": Metadata}` (delete, move, copy).
-    async fn rpc_metadata<A: Serialize + ?Sized>(
+    async fn rpc_metadata<A: Serialize + Sync + ?Sized>(
         &self,
         route: &Route,
         arg: &A,
@@ -276,25 +317,42 @@ impl DropboxClient {
     }
 
     /// An upload call with a JSON result.
-    async fn upload_call<A, R>(&self, route: &Route, arg: &A, body: Body) -> Result<R, DropboxError>
+    async fn upload_call<A, R>(
+        &self,
+        route: &Route,
+        safety: Safety,
+        arg: &A,
+        body: UploadBody,
+    ) -> Result<R, DropboxError>
     where
-        A: Serialize + ?Sized,
+        A: Serialize + Sync + ?Sized,
         R: DeserializeOwned,
     {
-        let response = self.call(route, arg, Some(body), None).await?;
+        let response = self.call(route, safety, arg, Some(body), None).await?;
         read_json(route, response).await
     }
 
-    /// Builds and sends one call; the 2xx response is returned unread.
-    async fn call<A: Serialize + ?Sized>(
+    /// Sends one call (with its retries); the 2xx response is returned unread.
+    async fn call<A: Serialize + Sync + ?Sized>(
         &self,
         route: &Route,
+        safety: Safety,
         arg: &A,
-        body: Option<Body>,
+        body: Option<UploadBody>,
         range: Option<ByteRange>,
     ) -> Result<reqwest::Response, DropboxError> {
-        let request = self.transport.requests.build(route, arg, body, range)?;
-        self.transport.send(route, request).await
+        let requests = &self.transport.requests;
+        let build = |body| requests.build(route, arg, body, range);
+        self.transport.send(route, safety, &build, body).await
+    }
+}
+
+/// Reads can always be repeated; other RPCs only when Dropbox certainly did nothing.
+fn safety_of(route: &Route) -> Safety {
+    if route.read_only {
+        Safety::Idempotent
+    } else {
+        Safety::Once
     }
 }
 

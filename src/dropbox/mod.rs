@@ -2,8 +2,10 @@
 //!
 //! The vfs layer calls [`DropboxClient`]; nothing here knows about SFTP. Inside:
 //! [`options`] (configuration), `request` (the one place requests are built), `transport`
-//! (tokens, retries, logging), `auth` (access tokens from refresh tokens), [`error`] (the
-//! one place failures are decoded), [`types`] and [`upload_args`] (the spec's data types),
+//! (tokens, timeouts, logging), [`retry`] (the one place that decides what is sent again),
+//! [`body`] (upload bodies that can be made again for a retry), `watchdog` (uploads never
+//! hang), `finish` (a session finish whose answer was lost), `auth` (access tokens from
+//! refresh tokens), [`error`] (the one place failures are decoded), [`types`] and [`upload_args`] (the spec's data types),
 //! [`arg`] (the `Dropbox-API-Arg` header encoding), [`content_hash`](mod@content_hash), [`time`] (timestamps),
 //! [`download`] (ranges and streamed bodies), `secret` (keeping secrets out of text) and
 //! [`oauth`] (the authorize URL and the code exchange of `dropgate auth`).
@@ -12,28 +14,33 @@
 
 pub mod arg;
 mod auth;
+pub mod body;
 pub mod client;
 pub mod content_hash;
 pub mod download;
 pub mod error;
+mod finish;
 pub mod oauth;
 pub mod options;
 mod request;
+pub mod retry;
 mod secret;
 pub mod time;
 mod transport;
 pub mod types;
 pub mod upload_args;
+mod watchdog;
 
 pub use arg::to_header_json;
+pub use body::{BodyFactory, UploadBody};
 pub use client::DropboxClient;
 pub use content_hash::{content_hash, ContentHasher};
 pub use download::{ByteRange, ContentRange, Download};
 pub use error::DropboxError;
 pub use options::{ClientOptions, Credentials, Endpoints, NO_PROXY};
+pub use retry::{retries_made, RetryPolicy};
 pub use secret::{scrub, Secret};
 pub use time::{parse_timestamp, timestamp};
-pub use transport::RetryPolicy;
 pub use types::{
     DeletedMetadata, FileMetadata, FolderMetadata, FullAccount, ListFolderResult, Metadata, Name,
     RootInfo, SpaceAllocation, SpaceUsage,

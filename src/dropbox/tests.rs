@@ -1,5 +1,8 @@
 //! End-to-end tests of the client against the emulator (`crate::emulator`) over real sockets:
 //! routes, streaming downloads, upload sessions, token refresh, retries and team headers.
+//! How the client rides out injected faults is in [`retries`].
+
+mod retries;
 
 use std::time::Duration;
 
@@ -43,7 +46,9 @@ impl Harness {
         let retry = RetryPolicy {
             max_attempts: 3,
             first_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(100),
             max_wait: Duration::from_secs(2),
+            deadline: Duration::from_secs(10),
         };
         DropboxClient::with_retry(self.options(credentials), retry).unwrap()
     }

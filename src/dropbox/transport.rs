@@ -1,51 +1,27 @@
-//! Sending a request: authentication, retries and logging around one HTTP exchange.
+//! Sending a request: access token, body, timeouts and retries around HTTP exchanges.
 //!
-//! Retry rules, in order:
-//! - 401 `expired_access_token` with refreshable credentials: the token is refreshed and the
-//!   request sent once more, at once.
-//! - 429 (any route): sent again after `Retry-After` (or a backoff), unless Dropbox asks for a
-//!   wait longer than [`RetryPolicy::max_wait`]; a 429 means nothing was done.
-//! - 5xx and transport failures: sent again with backoff only for read-only routes. A write
-//!   may have happened before the failure; repeating it blindly could turn success into a
-//!   conflict, so the caller (which knows the operation) decides, helped by
-//!   [`DropboxError::is_transient`] and, for upload sessions, `correct_offset`.
+//! [`Transport::send`] makes one try after another until Dropbox answers 2xx or the retry
+//! policy (`retry`, the one place that decides) says to stop. Each try gets a current access
+//! token (a 401 `expired_access_token` drops the stale one, so the next try refreshes it), a
+//! fresh body from the caller's [`UploadBody`], and a request built by the caller's closure.
 //!
-//! A request can only be sent again if its body can be replayed: `reqwest::Request::try_clone`
-//! succeeds for in-memory bodies (JSON, `Body::from(Bytes)`) and fails for streaming ones.
-//! Streaming uploads are therefore sent once; on an expired token the token is still
-//! refreshed, so the caller's own retry will succeed. Callers that want automatic retries pass
-//! upload bodies as `Bytes`.
+//! Nothing waits for ever: connections have a connect timeout (the HTTP client's), RPCs a total
+//! timeout (set when the request is built), downloads a limit for their answer to start (and
+//! an idle limit while the caller reads the body), and uploads a watchdog on their progress
+//! (`watchdog`), because a large body may rightly take longer than any fixed limit.
 
-use std::time::Duration;
-
-use rand::Rng;
-use reqwest::{Request, Response};
+use reqwest::{Body, Request, Response};
 use tokio::time::Instant;
 
 use super::auth::TokenSource;
+use super::body::UploadBody;
 use super::error::{self, DropboxError};
 use super::request::{authorize, RequestFactory, Route, Style};
+use super::retry::{record_retry, Attempts, Failure, RetryPolicy, Safety};
+use super::watchdog;
 
-/// How many times and how patiently to retry.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    /// Tries per request for rate limits and server errors (the token retry is extra).
-    pub max_attempts: u32,
-    /// First backoff; doubled on each further try, with ±50 % jitter.
-    pub first_backoff: Duration,
-    /// Longest `Retry-After` we sit out; beyond it the error goes to the caller.
-    pub max_wait: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 3,
-            first_backoff: Duration::from_millis(500),
-            max_wait: Duration::from_secs(30),
-        }
-    }
-}
+/// Builds the request of one try around the body made for it.
+pub type Build<'a> = dyn Fn(Option<Body>) -> Result<Request, DropboxError> + Send + Sync + 'a;
 
 /// Sends requests built by a [`RequestFactory`] with tokens from a [`TokenSource`].
 pub struct Transport {
@@ -63,65 +39,128 @@ impl Transport {
         }
     }
 
-    /// Sends `request` for `route`; returns the response if its status is 2xx.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry
+    }
+
+    /// True if an expired access token can be replaced (so a 401 expired is worth a retry).
+    pub fn can_refresh(&self) -> bool {
+        self.tokens.can_refresh()
+    }
+
+    /// Sends a request for `route` as often as the retry policy allows for its `safety`;
+    /// returns the response if its status is 2xx. `build` makes each try's request around the
+    /// body `body` makes for it (None for routes without one).
     pub async fn send(
         &self,
         route: &Route,
-        mut request: Request,
+        safety: Safety,
+        build: &Build<'_>,
+        mut body: Option<UploadBody>,
     ) -> Result<Response, DropboxError> {
-        let mut attempt = 1;
-        let mut token_renewed = false;
+        let mut attempts = Attempts::new(self.retry);
         loop {
-            let token = self.tokens.token(&self.requests).await?;
-            authorize(&mut request, &token)?;
-            let spare = request.try_clone();
-            let error = match self.exchange(route, request, attempt).await {
+            let attempt = attempts.begin();
+            let this_body = match body.as_mut() {
+                None => None,
+                Some(body) => match body.next().await {
+                    Some(Ok(made)) => Some(made),
+                    Some(Err(e)) => {
+                        return Err(DropboxError::Transport(format!(
+                            "reading the bytes to upload failed: {e}"
+                        )))
+                    }
+                    None => unreachable!("a spent body is never sent again"),
+                },
+            };
+            let failure = match self.attempt(route, build, this_body, attempt).await {
                 Ok(response) => return Ok(response),
-                Err(error) => error,
+                Err(failure) => failure,
             };
-            if error.is_expired_token() {
-                self.tokens.invalidate(&token).await;
-            }
-            let Some(wait) = self.retry_wait(route, &error, attempt, &mut token_renewed) else {
-                return Err(error);
+            let wait = attempts.retry_wait(&failure, safety, self.can_refresh());
+            let Some(wait) = wait else {
+                return Err(failure.error);
             };
-            let Some(next) = spare else {
+            if body.as_ref().is_some_and(UploadBody::is_spent) {
                 tracing::debug!(
                     route = route.name,
-                    "not retrying: the request body is a stream"
+                    "not retrying: the request body was a one-shot stream"
                 );
-                return Err(error);
-            };
-            tracing::debug!(route = route.name, attempt, wait_ms = wait.as_millis() as u64, %error, "retrying");
+                return Err(failure.error);
+            }
+            record_retry(route.name, attempt, wait, &failure);
             tokio::time::sleep(wait).await;
-            request = next;
-            attempt += 1;
         }
     }
 
-    /// One HTTP exchange, logged. Download answers must start within the RPC timeout; their
-    /// bodies are read later by the caller.
+    /// One try: a token, the request, the exchange.
+    async fn attempt(
+        &self,
+        route: &Route,
+        build: &Build<'_>,
+        body: Option<Body>,
+        attempt: u32,
+    ) -> Result<Response, Failure> {
+        let token = self
+            .tokens
+            .token(&self.requests)
+            .await
+            .map_err(Failure::not_sent)?;
+        let mut request = build(body).map_err(Failure::not_sent)?;
+        authorize(&mut request, &token).map_err(Failure::not_sent)?;
+        let result = self.exchange(route, request, attempt).await;
+        if let Err(failure) = &result {
+            if failure.error.is_expired_token() {
+                self.tokens.invalidate(&token).await;
+            }
+        }
+        result
+    }
+
+    /// One HTTP exchange, logged, with the time limits of its style.
     async fn exchange(
         &self,
         route: &Route,
-        request: Request,
+        mut request: Request,
         attempt: u32,
-    ) -> Result<Response, DropboxError> {
+    ) -> Result<Response, Failure> {
         let started = Instant::now();
-        let sending = self.requests.http().execute(request);
-        let outcome = if route.style == Style::Download {
-            let limit = self.requests.rpc_timeout();
-            match tokio::time::timeout(limit, sending).await {
-                Ok(outcome) => outcome,
-                Err(_) => {
-                    return Err(DropboxError::Transport(format!(
-                        "timed out: the download did not start within {} s",
-                        limit.as_secs()
-                    )))
+        let limit = self.requests.rpc_timeout();
+        let outcome = match route.style {
+            // The total timeout was set when the request was built.
+            Style::Rpc => self.requests.http().execute(request).await,
+            Style::Download => {
+                match tokio::time::timeout(limit, self.requests.http().execute(request)).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => {
+                        return Err(Failure::sent(DropboxError::Transport(format!(
+                            "timed out: the download did not start within {} s",
+                            limit.as_secs()
+                        ))))
+                    }
                 }
             }
-        } else {
-            sending.await
+            Style::Upload => {
+                let progress = match request.body_mut().take() {
+                    Some(body) => {
+                        let (tracked, progress) = watchdog::track(body);
+                        *request.body_mut() = Some(tracked);
+                        Some(progress)
+                    }
+                    None => None,
+                };
+                let sending = self.requests.http().execute(request);
+                match progress {
+                    None => sending.await,
+                    Some(progress) => tokio::select! {
+                        outcome = sending => outcome,
+                        error = progress.stalled(limit, limit) => {
+                            tracing::debug!(route = route.name, attempt, %error, "dropbox call stalled");
+                            return Err(Failure::sent(error));
+                        }
+                    },
+                }
+            }
         };
         let elapsed_ms = started.elapsed().as_millis() as u64;
         match outcome {
@@ -137,49 +176,16 @@ impl Transport {
                 if status.is_success() {
                     Ok(response)
                 } else {
-                    Err(error::from_response(response).await)
+                    Err(Failure::sent(error::from_response(response).await))
                 }
             }
             Err(e) => {
+                // A connection that could not be made carried nothing: safe to try again.
+                let sent = !e.is_connect();
                 let error = error::from_transport(e);
-                tracing::debug!(route = route.name, elapsed_ms, attempt, %error, "dropbox call failed");
-                Err(error)
+                tracing::debug!(route = route.name, elapsed_ms, attempt, sent, %error, "dropbox call failed");
+                Err(Failure { error, sent })
             }
         }
-    }
-
-    /// How long to wait before sending again, or None to give up (see the module doc).
-    fn retry_wait(
-        &self,
-        route: &Route,
-        error: &DropboxError,
-        attempt: u32,
-        token_renewed: &mut bool,
-    ) -> Option<Duration> {
-        if error.is_expired_token() {
-            let retry = self.tokens.can_refresh() && !*token_renewed;
-            *token_renewed = true;
-            return retry.then_some(Duration::ZERO);
-        }
-        if attempt >= self.retry.max_attempts {
-            return None;
-        }
-        match error {
-            DropboxError::RateLimited { retry_after } => {
-                let wait = retry_after
-                    .map(Duration::from_secs)
-                    .unwrap_or_else(|| self.backoff(attempt));
-                (wait <= self.retry.max_wait).then_some(wait)
-            }
-            DropboxError::Server { .. } | DropboxError::Transport(_) if route.read_only => {
-                Some(self.backoff(attempt))
-            }
-            _ => None,
-        }
-    }
-
-    fn backoff(&self, attempt: u32) -> Duration {
-        let base = self.retry.first_backoff * 2u32.saturating_pow(attempt.saturating_sub(1));
-        base.mul_f64(rand::thread_rng().gen_range(0.5..1.5))
     }
 }

@@ -42,7 +42,9 @@ pub async fn check_config(config: &Config) -> CheckReport {
             user.name.clone(),
             user.account.clone(),
             display_root(&user.root),
-            "all".to_string(),
+            crate::config::user_permissions(user)
+                .map(|p| p.to_string())
+                .unwrap_or_else(|e| format!("FAILED: {e:#}")),
         ]);
     }
     // Reads and parses every user's keys, as the gateway does at start.

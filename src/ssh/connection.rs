@@ -2,43 +2,157 @@
 //!
 //! The russh handler callbacks run on the connection's own task, so nothing here may wait on
 //! SFTP work: the subsystem runs on a task of its own, and the callbacks only start it.
+//!
+//! Login: public keys for every user, a password only for users with a `password_hash` (the
+//! methods offered after the first "none" request are the user's own). Failed logins count
+//! towards the address's ban: every wrong password, and one per connection whose keys were
+//! all refused (a client offering several keys is one attempt, not several). A banned address
+//! is disconnected at its next attempt. Logins, good and bad, go to the audit log.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use russh::keys::PublicKey;
 use russh::server::{
     Auth, ChannelOpenHandle, Handler, Msg, PublicKeyOffer, Session, VerifiedPublicKey,
 };
-use russh::{Channel, ChannelId};
+use russh::{Channel, ChannelId, MethodKind, MethodSet};
 
+use super::guard::AddressGuard;
+use super::password::check_password;
 use super::{Backend, ServerContext};
+use crate::audit::AuditSession;
 use crate::config::User;
 use crate::sftp::{self, SessionLimits};
+use crate::vfs::audit::Audited;
+use crate::vfs::permissions::Permissioned;
 
 pub struct Connection<B> {
     id: u64,
     peer: SocketAddr,
     context: Arc<ServerContext<B>>,
+    guard: Arc<AddressGuard>,
+    audit: AuditSession,
+    /// The user's name once logged in, shared with the code that runs the connection (for the
+    /// authentication timeout and the disconnect line).
+    logged_in: Arc<OnceLock<String>>,
     /// Set once authentication succeeds.
     user: Option<User>,
+    /// Whether this connection's refused keys have been counted as a failed login yet.
+    key_failure_counted: bool,
     /// Session channels opened but not yet bound to a subsystem.
     channels: HashMap<ChannelId, Channel<Msg>>,
     /// Channels running the SFTP subsystem.
     sftp_channels: HashSet<ChannelId>,
 }
 
+/// How a login was attempted, for the logs.
+#[derive(Clone, Copy)]
+enum Method {
+    PublicKey,
+    Password,
+}
+
+impl Method {
+    fn name(self) -> &'static str {
+        match self {
+            Method::PublicKey => "publickey",
+            Method::Password => "password",
+        }
+    }
+}
+
 impl<B: Backend> Connection<B> {
-    pub fn new(id: u64, peer: SocketAddr, context: Arc<ServerContext<B>>) -> Self {
+    pub fn new(
+        context: Arc<ServerContext<B>>,
+        guard: Arc<AddressGuard>,
+        audit: AuditSession,
+        logged_in: Arc<OnceLock<String>>,
+    ) -> Self {
         Connection {
-            id,
-            peer,
+            id: audit.conn,
+            peer: audit.remote,
             context,
+            guard,
+            audit,
+            logged_in,
             user: None,
+            key_failure_counted: false,
             channels: HashMap::new(),
             sftp_channels: HashSet::new(),
         }
+    }
+
+    /// The methods `name` may log in with: public key, and password if they have one.
+    fn methods_for(&self, name: &str) -> MethodSet {
+        let has_password = self
+            .context
+            .users
+            .get(name)
+            .is_some_and(|u| u.password_hash.is_some());
+        let mut methods = vec![MethodKind::PublicKey];
+        if has_password {
+            methods.push(MethodKind::Password);
+        }
+        MethodSet::from(&methods[..])
+    }
+
+    fn reject(&self, name: &str) -> Auth {
+        Auth::Reject {
+            proceed_with_methods: Some(self.methods_for(name)),
+            partial_success: false,
+        }
+    }
+
+    /// A banned address gets no further attempts: the error closes the connection.
+    fn refuse_if_banned(&self) -> anyhow::Result<()> {
+        if self.guard.is_banned(self.peer.ip()) {
+            tracing::info!(conn = self.id, peer = %self.peer, "banned address disconnected");
+            anyhow::bail!("address banned after failed logins");
+        }
+        Ok(())
+    }
+
+    fn accept_login(&mut self, user: User, method: Method) -> Auth {
+        tracing::info!(conn = self.id, peer = %self.peer, user = %user.name, method = method.name(), "login accepted");
+        self.record_login(&user.name, method, None);
+        let _ = self.logged_in.set(user.name.clone());
+        self.user = Some(user);
+        Auth::Accept
+    }
+
+    /// Logs and counts a failed login; an error if it got the address banned.
+    fn fail_login(&mut self, name: &str, method: Method) -> anyhow::Result<Auth> {
+        tracing::info!(conn = self.id, peer = %self.peer, user = name, method = method.name(), "login refused");
+        self.record_login(name, method, Some("refused"));
+        if self.guard.record_failure(self.peer.ip()) {
+            tracing::warn!(
+                peer = %self.peer,
+                ban_secs = self.context.limits.ban_secs,
+                "address banned after repeated failed logins"
+            );
+            anyhow::bail!("address banned after failed logins");
+        }
+        Ok(self.reject(name))
+    }
+
+    /// A refused key: the first one of a connection counts as a failed login.
+    fn refuse_key(&mut self, name: &str) -> anyhow::Result<Auth> {
+        if self.key_failure_counted {
+            return Ok(self.reject(name));
+        }
+        self.key_failure_counted = true;
+        self.fail_login(name, Method::PublicKey)
+    }
+
+    fn record_login(&self, name: &str, method: Method, error: Option<&str>) {
+        let mut line = self.audit.event("login");
+        line.user = Some(name.to_string());
+        line.method = Some(method.name());
+        line.result = Some(if error.is_none() { "ok" } else { "failed" });
+        line.error = error.map(str::to_string);
+        self.audit.record(&line);
     }
 
     /// The configured user if `key` is one of their authorized keys.
@@ -67,12 +181,17 @@ impl<B: Backend> Connection<B> {
         session.channel_success(channel_id)?;
         self.sftp_channels.insert(channel_id);
         let conn = self.id;
+        let fs = Audited::new(
+            Permissioned::new(fs, user.permissions),
+            self.audit.for_user(&user.name),
+        );
+        let limits = SessionLimits {
+            user: user.name.clone(),
+            max_handles: self.context.limits.max_handles_per_session,
+            ..SessionLimits::default()
+        };
         tokio::spawn(async move {
-            tracing::info!(conn, user = %user.name, "sftp session started");
-            let limits = SessionLimits {
-                user: user.name.clone(),
-                ..SessionLimits::default()
-            };
+            tracing::info!(conn, user = %user.name, permissions = %user.permissions, "sftp session started");
             if let Err(e) = sftp::serve(channel.into_stream(), fs, limits).await {
                 tracing::info!(conn, error = %e, "sftp session ended with an error");
             }
@@ -85,16 +204,23 @@ impl<B: Backend> Connection<B> {
 impl<B: Backend> Handler for Connection<B> {
     type Error = anyhow::Error;
 
+    /// The client's first question: which methods this user may use.
+    async fn auth_none(&mut self, user: &str) -> Result<Auth, Self::Error> {
+        self.refuse_if_banned()?;
+        Ok(self.reject(user))
+    }
+
     /// Answering the offer without a signature round trip for keys that cannot succeed.
     async fn auth_publickey_offered(
         &mut self,
         user: &str,
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
-        Ok(match self.user_with_key(user, offer.public_key) {
-            Some(_) => Auth::Accept,
-            None => Auth::reject(),
-        })
+        self.refuse_if_banned()?;
+        match self.user_with_key(user, offer.public_key) {
+            Some(_) => Ok(Auth::Accept),
+            None => self.refuse_key(user),
+        }
     }
 
     async fn auth_publickey(
@@ -102,17 +228,25 @@ impl<B: Backend> Handler for Connection<B> {
         user: &str,
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
+        self.refuse_if_banned()?;
         match self.user_with_key(user, key.public_key).cloned() {
-            Some(found) => {
-                tracing::info!(conn = self.id, peer = %self.peer, user, "login accepted");
-                self.user = Some(found);
-                Ok(Auth::Accept)
-            }
-            None => {
-                tracing::info!(conn = self.id, peer = %self.peer, user, "login refused");
-                Ok(Auth::reject())
+            Some(found) => Ok(self.accept_login(found, Method::PublicKey)),
+            None => self.refuse_key(user),
+        }
+    }
+
+    /// Only users with a `password_hash` can pass; for others the same slow check runs
+    /// against a decoy, so the answer's timing does not tell them apart.
+    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        self.refuse_if_banned()?;
+        let found = self.context.users.get(user).cloned();
+        let hash = found.as_ref().and_then(|u| u.password_hash.clone());
+        if check_password(hash, password.to_string()).await {
+            if let Some(found) = found {
+                return Ok(self.accept_login(found, Method::Password));
             }
         }
+        self.fail_login(user, Method::Password)
     }
 
     async fn channel_open_session(

@@ -5,10 +5,14 @@
 //! sent, or, if that was abandoned (a write changed bytes already sent) or failed, a fresh one.
 //! Either way the hash Dropbox answers with must equal ours (a single upload also sends it, so
 //! Dropbox itself refuses a mismatch).
+//!
+//! Requests are retried by the client as its retry policy allows; what this module adds is
+//! what only it can give: bodies streamed afresh from the spool for every try, and our
+//! content_hash, by which a finish whose answer was lost is recognised as landed.
 
 use crate::dropbox::{
-    self, CommitInfo, DropboxClient, DropboxError, FileMetadata, UploadArg, UploadSessionCursor,
-    UploadSessionFinishArg, WriteMode,
+    self, CommitInfo, DropboxClient, DropboxError, FileMetadata, UploadArg, UploadBody,
+    UploadSessionCursor, UploadSessionFinishArg, WriteMode,
 };
 
 use super::pipeline::{self, Appended, SessionPipeline};
@@ -71,7 +75,13 @@ async fn upload_whole(target: &Target<'_>) -> Result<FileMetadata, CommitError> 
         content_hash: Some(target.content_hash.clone()),
         ..UploadArg::new(target.path, WriteMode::Overwrite)
     };
-    let body = target.spool.body(0, target.len).await?;
+    let spool = target.spool.clone();
+    let len = target.len;
+    // Overwrite mode makes a repeat harmless; each try streams the spool from the start.
+    let body = UploadBody::factory(move || {
+        let spool = spool.clone();
+        async move { spool.body(0, len).await }
+    });
     Ok(target.client.upload(&arg, body).await?)
 }
 
@@ -133,6 +143,6 @@ async fn finish(target: &Target<'_>, appended: Appended) -> Result<FileMetadata,
     };
     Ok(target
         .client
-        .upload_session_finish(&arg, reqwest::Body::from(Vec::new()))
+        .upload_session_finish_checked(&arg, &target.content_hash)
         .await?)
 }

@@ -10,7 +10,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::dropbox::{
-    DropboxClient, DropboxError, UploadSessionAppendArg, UploadSessionCursor, UploadSessionStartArg,
+    DropboxClient, DropboxError, UploadBody, UploadSessionAppendArg, UploadSessionCursor,
+    UploadSessionStartArg,
 };
 
 use super::spool::SpoolReader;
@@ -83,10 +84,7 @@ async fn append_chunks(
     mut queue: mpsc::UnboundedReceiver<(u64, u64)>,
 ) -> Result<Appended, DropboxError> {
     let session_id = client
-        .upload_session_start(
-            &UploadSessionStartArg::default(),
-            reqwest::Body::from(Vec::new()),
-        )
+        .upload_session_start(&UploadSessionStartArg::default(), Vec::new())
         .await?;
     let mut offset = 0;
     while let Some((chunk_offset, len)) = queue.recv().await {
@@ -96,10 +94,16 @@ async fn append_chunks(
     Ok(Appended { session_id, offset })
 }
 
-/// Appends `len` bytes at `offset`; returns the new offset. An `incorrect_offset` that says the
-/// bytes are already there (a retried append that had landed) counts as success. An access
-/// token that expired in the middle is retried once: the client cannot replay a streamed body
-/// itself, but it has refreshed the token by the time the error arrives.
+/// How often one append may be moved to where Dropbox says the session stands.
+const MAX_RESYNCS: u32 = 3;
+
+/// Appends bytes `offset..offset + len` of the spool; returns the new offset.
+///
+/// The client repeats an append after a lost answer or a server error with a fresh body from
+/// the spool (Dropbox checks the offset, so a repeat cannot add bytes twice). When Dropbox
+/// answers `incorrect_offset`, its `correct_offset` says where the session stands: at the end
+/// of this chunk means an earlier try had landed (success); anywhere before it, the rest is
+/// sent from there (the spool still holds every byte).
 pub async fn append(
     client: &DropboxClient,
     spool: &SpoolReader,
@@ -107,17 +111,30 @@ pub async fn append(
     offset: u64,
     len: u64,
 ) -> Result<u64, DropboxError> {
-    match append_once(client, spool, session_id, offset, len).await {
-        Err(e) if e.is_expired_token() => {
-            tracing::debug!(
-                session_id,
-                offset,
-                "access token expired during an append; retrying"
-            );
-            append_once(client, spool, session_id, offset, len).await
+    let end = offset + len;
+    let mut from = offset;
+    let mut resyncs = 0;
+    while from < end {
+        let error = match append_once(client, spool, session_id, from, end - from).await {
+            Ok(()) => return Ok(end),
+            Err(error) => error,
+        };
+        match error.correct_offset() {
+            Some(correct) if correct == end => return Ok(end),
+            Some(correct) if correct < end && resyncs < MAX_RESYNCS => {
+                tracing::debug!(
+                    session_id,
+                    from,
+                    correct,
+                    "upload session offset resynchronised"
+                );
+                from = correct;
+                resyncs += 1;
+            }
+            _ => return Err(error),
         }
-        other => other,
     }
+    Ok(end)
 }
 
 async fn append_once(
@@ -126,7 +143,7 @@ async fn append_once(
     session_id: &str,
     offset: u64,
     len: u64,
-) -> Result<u64, DropboxError> {
+) -> Result<(), DropboxError> {
     let arg = UploadSessionAppendArg {
         cursor: UploadSessionCursor {
             session_id: session_id.to_string(),
@@ -135,13 +152,11 @@ async fn append_once(
         close: false,
         content_hash: None,
     };
-    let body = spool
-        .body(offset, len)
-        .await
-        .map_err(|e| DropboxError::Transport(format!("reading the spool failed: {e}")))?;
-    match client.upload_session_append(&arg, body).await {
-        Ok(()) => Ok(offset + len),
-        Err(e) if e.correct_offset() == Some(offset + len) => Ok(offset + len),
-        Err(e) => Err(e),
-    }
+    let spool = spool.clone();
+    // A fresh stream from the spool for every try: the bytes are never held in memory.
+    let body = UploadBody::factory(move || {
+        let spool = spool.clone();
+        async move { spool.body(offset, len).await }
+    });
+    client.upload_session_append(&arg, body).await
 }

@@ -9,7 +9,9 @@
 
 mod path;
 
+pub mod audit;
 pub mod dropbox;
+pub mod permissions;
 
 use std::future::Future;
 
@@ -167,4 +169,29 @@ pub trait FileWriter: Send + 'static {
 
     /// Sends the file to the backend and returns only once it holds exactly these bytes.
     fn commit(self) -> impl Future<Output = VfsResult<FileInfo>> + Send;
+
+    /// [`FileWriter::commit`], plus the backend's own names for what it stored (for the audit
+    /// log). Backends without such names keep this default.
+    fn commit_recorded(self) -> impl Future<Output = VfsResult<Committed>> + Send
+    where
+        Self: Sized,
+    {
+        async move {
+            self.commit().await.map(|info| Committed {
+                info,
+                id: None,
+                rev: None,
+            })
+        }
+    }
+}
+
+/// What a commit stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    pub info: FileInfo,
+    /// The backend's id for the file (Dropbox: `id:...`).
+    pub id: Option<String>,
+    /// The backend's revision of this version (Dropbox: `rev`).
+    pub rev: Option<String>,
 }

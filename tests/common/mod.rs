@@ -655,3 +655,81 @@ pub fn bench_user_config(dir: &Path, name: &str, account: &str, root: &str) -> S
         dir.join(format!("{name}.pub")).display()
     )
 }
+
+// ---- additions for users, permissions, limits and the audit log (issue 5) ----
+
+/// A [`ConfigMaker`] for the bench's usual config (one account, alice and bob with their keys)
+/// with `user_lines` added to the named users' tables and `extra` appended at the end (whole
+/// tables such as `[limits]` or `[audit]`; `{dir}` in it becomes the bench dir).
+pub fn config_with(user_lines: Vec<(&'static str, String)>, extra: String) -> ConfigMaker {
+    Box::new(move |dir: &Path, url: &str| {
+        let mut text = bench_server_config(dir);
+        text.push_str(&format!(
+            "[[accounts]]\nname = \"main\"\napi_url = \"{url}\"\napp_key = \"{}\"\n\
+             app_secret = \"{}\"\nrefresh_token = \"{}\"\n\n",
+            demo_credentials::APP_KEY,
+            demo_credentials::APP_SECRET,
+            demo_credentials::REFRESH_TOKEN,
+        ));
+        for (name, root) in USERS {
+            text.push_str(&bench_user_config(dir, name, "main", root));
+            for (user, line) in &user_lines {
+                if *user == name {
+                    text.push_str(line);
+                    text.push('\n');
+                }
+            }
+            text.push('\n');
+        }
+        text.push_str(&extra.replace("{dir}", &dir.display().to_string()));
+        text
+    })
+}
+
+/// Runs a paramiko script connected as `user` with `password` (password login only: no keys,
+/// no agent). The script's `result` dict is printed as JSON; a failed login sets
+/// `result["login"]` to the exception's name.
+pub async fn paramiko_with_password(
+    bench: &Bench,
+    user: &str,
+    password: &str,
+    script: &str,
+) -> Value {
+    let program = String::from(
+        r#"
+import json, sys
+import paramiko
+host, port, user, password, known_hosts, script = sys.argv[1:7]
+result = {}
+client = paramiko.SSHClient()
+client.load_host_keys(known_hosts)
+client.set_missing_host_key_policy(paramiko.RejectPolicy())
+try:
+    client.connect(host, port=int(port), username=user, password=password, look_for_keys=False,
+                   allow_agent=False, timeout=30)
+    result["login"] = "ok"
+except Exception as e:
+    result["login"] = type(e).__name__
+if result["login"] == "ok":
+    sftp = client.open_sftp()
+    exec(script)
+print(json.dumps(result))
+"#,
+    );
+    let mut command = tokio::process::Command::new(python_with_paramiko());
+    command
+        .args(["-c", &program, "127.0.0.1"])
+        .arg(bench.port().to_string())
+        .arg(user)
+        .arg(password)
+        .arg(bench.known_hosts())
+        .arg(script)
+        .current_dir(bench.path(""));
+    let out = run_bounded(command, "python3 (paramiko)").await;
+    assert!(
+        out.status.success(),
+        "paramiko script failed:\n{}",
+        output_text(&out)
+    );
+    serde_json::from_str(stdout(&out).trim()).expect("the script prints JSON")
+}

@@ -13,7 +13,7 @@ use std::time::Instant;
 use super::{file_info, RESUME_REFUSED};
 use crate::dropbox::Metadata;
 use crate::upload::{Upload, WriteError};
-use crate::vfs::{FileInfo, FileKind, FileWriter, VPath, VfsError, VfsResult};
+use crate::vfs::{Committed, FileInfo, FileKind, FileWriter, VPath, VfsError, VfsResult};
 
 pub struct DropboxWriter {
     upload: Upload,
@@ -83,6 +83,10 @@ impl FileWriter for DropboxWriter {
     }
 
     async fn commit(self) -> VfsResult<FileInfo> {
+        self.commit_recorded().await.map(|committed| committed.info)
+    }
+
+    async fn commit_recorded(self) -> VfsResult<Committed> {
         self.check_usable()?;
         let commit_started = Instant::now();
         let stored = self
@@ -98,7 +102,11 @@ impl FileWriter for DropboxWriter {
             after_last_write_ms = self.last_write.elapsed().as_millis() as u64,
             "upload committed"
         );
-        Ok(file_info(&Metadata::File(stored)))
+        Ok(Committed {
+            id: Some(stored.id.clone()),
+            rev: Some(stored.rev.clone()),
+            info: file_info(&Metadata::File(stored)),
+        })
     }
 }
 
@@ -115,6 +123,11 @@ impl OpenUploads {
         by_path
             .get(&dropbox_path.to_lowercase())
             .map(|counter| counter.load(Ordering::Relaxed))
+    }
+
+    /// How many uploads are open (receiving or committing); graceful shutdown waits for 0.
+    pub fn count(&self) -> usize {
+        self.by_path.lock().expect("open uploads lock").len()
     }
 
     pub(super) fn register(&self, dropbox_path: &str) -> UploadProgress {

@@ -1,0 +1,199 @@
+//! The audit log: one JSON line per connection event (connect, login, disconnect) and per file
+//! operation, for operators and their log shippers.
+//!
+//! It is separate from the human-readable log (tracing, on stderr): its lines have a fixed
+//! shape that tools can parse, and it goes to its own file (or stderr) as configured. Lines are
+//! written whole and flushed at once, so a crash loses at most the line being written. Nothing
+//! secret goes in: no passwords, hashes or tokens, only names, paths and outcomes.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::vfs::VfsError;
+
+/// Where audit lines go; a disabled log drops them.
+#[derive(Clone, Default)]
+pub struct AuditLog {
+    out: Option<Arc<Mutex<Box<dyn Write + Send>>>>,
+}
+
+impl AuditLog {
+    pub fn disabled() -> AuditLog {
+        AuditLog::default()
+    }
+
+    /// `"stderr"`, or a file that lines are appended to (created with mode 0640).
+    pub fn open(output: &str) -> anyhow::Result<AuditLog> {
+        let out: Box<dyn Write + Send> = if output == "stderr" {
+            Box::new(std::io::stderr())
+        } else {
+            Box::new(open_append(Path::new(output))?)
+        };
+        Ok(AuditLog {
+            out: Some(Arc::new(Mutex::new(out))),
+        })
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.out.is_some()
+    }
+
+    /// Writes one line. A failing audit log is reported in the normal log; it does not stop
+    /// the file transfer it describes.
+    pub fn record(&self, event: &AuditEvent) {
+        let Some(out) = &self.out else { return };
+        let mut line = match serde_json::to_vec(event) {
+            Ok(line) => line,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot encode an audit line");
+                return;
+            }
+        };
+        line.push(b'\n');
+        let mut out = out.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = out.write_all(&line).and_then(|()| out.flush()) {
+            tracing::warn!(error = %e, "cannot write the audit log");
+        }
+    }
+}
+
+fn open_append(path: &Path) -> anyhow::Result<std::fs::File> {
+    let mut options = OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o640);
+    options
+        .open(path)
+        .with_context(|| format!("cannot open the audit log {}", path.display()))
+}
+
+/// One audit line. Fields that do not apply to an event are left out.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AuditEvent {
+    /// UTC, RFC 3339 with milliseconds.
+    pub time: String,
+    /// connect, login, operation or disconnect.
+    pub event: &'static str,
+    /// The connection's number, as in the human-readable log.
+    pub conn: u64,
+    /// The client's address and port.
+    pub remote: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Login: publickey or password.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<&'static str>,
+    /// Operation: upload, download, list, mkdir, rmdir, remove, rename, setstat.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub op: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Rename: where it went.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Bytes moved (upload, download).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// ok, denied (permissions), failed, or refused (connect: a limit or ban).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<&'static str>,
+    /// What went wrong, in the words the client was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// A committed upload's Dropbox file id and revision.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dropbox_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rev: Option<String>,
+}
+
+/// One connection's audit context: every line it writes carries its number and address.
+#[derive(Clone)]
+pub struct AuditSession {
+    pub log: AuditLog,
+    pub conn: u64,
+    pub remote: SocketAddr,
+    pub user: Option<String>,
+}
+
+impl AuditSession {
+    /// A line of `event` with the connection's fields and the current time filled in.
+    pub fn event(&self, event: &'static str) -> AuditEvent {
+        AuditEvent {
+            time: now(),
+            event,
+            conn: self.conn,
+            remote: self.remote.to_string(),
+            user: self.user.clone(),
+            ..AuditEvent::default()
+        }
+    }
+
+    pub fn record(&self, event: &AuditEvent) {
+        self.log.record(event);
+    }
+
+    pub fn for_user(&self, user: &str) -> AuditSession {
+        AuditSession {
+            user: Some(user.to_string()),
+            ..self.clone()
+        }
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The `result` and `error` fields for an outcome.
+pub fn outcome<T>(result: &Result<T, VfsError>) -> (&'static str, Option<String>) {
+    match result {
+        Ok(_) => ("ok", None),
+        Err(e @ VfsError::PermissionDenied(_)) => ("denied", Some(e.to_string())),
+        Err(e) => ("failed", Some(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_json_with_only_the_fields_that_apply() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("audit.log");
+        let log = AuditLog::open(file.to_str().unwrap()).unwrap();
+        let session = AuditSession {
+            log,
+            conn: 7,
+            remote: "192.0.2.1:5000".parse().unwrap(),
+            user: None,
+        };
+        session.record(&session.event("connect"));
+        let mut op = session.for_user("alice").event("operation");
+        op.op = Some("mkdir");
+        op.path = Some("/x".into());
+        op.result = Some("ok");
+        session.record(&op);
+        let text = std::fs::read_to_string(&file).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["event"], "connect");
+        assert_eq!(lines[0]["conn"], 7);
+        assert!(lines[0].get("user").is_none());
+        assert_eq!(lines[1]["user"], "alice");
+        assert_eq!(lines[1]["op"], "mkdir");
+        assert!(lines[1]["time"].as_str().unwrap().ends_with('Z'));
+    }
+}

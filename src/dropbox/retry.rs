@@ -1,0 +1,330 @@
+//! The retry policy: which failed Dropbox requests are sent again, how soon, and for how long.
+//!
+//! Every retry in the client goes through [`RetryPolicy::retry_wait`], so the rules live here
+//! and nowhere else:
+//!
+//! - A request that never left (no connection could be made, or no access token could be
+//!   obtained) is sent again after a transient failure, whatever it does.
+//! - An answer that proves Dropbox did nothing is followed by another try, whatever the request:
+//!   429 (after `Retry-After`, from the header or the body's `retry_after`, else a backoff),
+//!   `too_many_write_operations` (also as a 409 route error), and 401 `expired_access_token`
+//!   when the token can be refreshed (at once: the transport has dropped the stale token).
+//! - A 5xx or a connection lost after the request was sent leaves us not knowing whether
+//!   Dropbox acted. Only requests whose repetition is harmless ([`Safety::Idempotent`]) are
+//!   sent again: reads, `files/upload` in overwrite mode, session start (an unused session
+//!   expires) and appends (Dropbox checks the offset; the caller resynchronises with
+//!   `incorrect_offset`). A session finish is [`Safety::Checked`]: its caller looks for the
+//!   file before trying again.
+//! - Everything else (400, other 401s, 409, 422, ...) goes straight to the caller.
+//!
+//! Waits grow exponentially from [`RetryPolicy::first_backoff`] up to
+//! [`RetryPolicy::max_backoff`], each drawn between half and all of that (jitter, so that
+//! clients that failed together do not come back together). No try is made after
+//! [`RetryPolicy::max_attempts`] tries or if its wait would end past [`RetryPolicy::deadline`]
+//! counted from the first try; a `Retry-After` longer than [`RetryPolicy::max_wait`] is not
+//! sat out at all. Every retry is counted in [`retries_made`] (tests and diagnostics).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::time::Instant;
+
+use super::error::DropboxError;
+
+/// How many times and how patiently to retry.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Tries per request, the first included.
+    pub max_attempts: u32,
+    /// First backoff; doubled on each further try, up to `max_backoff`, with jitter.
+    pub first_backoff: Duration,
+    /// Longest backoff between two tries.
+    pub max_backoff: Duration,
+    /// Longest `Retry-After` we sit out; beyond it the error goes to the caller.
+    pub max_wait: Duration,
+    /// No try starts later than this after the first one.
+    pub deadline: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            first_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(8),
+            max_wait: Duration::from_secs(30),
+            deadline: Duration::from_secs(90),
+        }
+    }
+}
+
+/// What happens if a request is sent twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Safety {
+    /// Nothing worse than the first time: it may be repeated after any transient failure.
+    Idempotent,
+    /// It may be repeated only when Dropbox certainly did not act on it; after an ambiguous
+    /// failure the caller checks what happened (a session finish looks for its file).
+    Checked,
+    /// It may be repeated only when Dropbox certainly did not act on it (create, delete, move,
+    /// copy, uploads that add or update).
+    Once,
+}
+
+/// A failed try, and whether the request left at all.
+#[derive(Debug)]
+pub struct Failure {
+    pub error: DropboxError,
+    /// False if nothing reached Dropbox (no connection, no access token).
+    pub sent: bool,
+}
+
+impl Failure {
+    pub fn sent(error: DropboxError) -> Self {
+        Self { error, sent: true }
+    }
+
+    pub fn not_sent(error: DropboxError) -> Self {
+        Self { error, sent: false }
+    }
+
+    /// A failure after which we cannot know whether Dropbox acted: a server error or a
+    /// connection lost once the request was on its way.
+    pub fn is_ambiguous(&self) -> bool {
+        self.sent
+            && matches!(
+                self.error,
+                DropboxError::Server { .. } | DropboxError::Transport(_)
+            )
+    }
+}
+
+/// Where a request stands in its retries.
+pub struct Attempts {
+    policy: RetryPolicy,
+    started: Instant,
+    /// Tries made so far.
+    made: u32,
+}
+
+impl Attempts {
+    pub fn new(policy: RetryPolicy) -> Self {
+        Self {
+            policy,
+            started: Instant::now(),
+            made: 0,
+        }
+    }
+
+    /// Counts the try about to be made; returns its number (1 for the first).
+    pub fn begin(&mut self) -> u32 {
+        self.made += 1;
+        self.made
+    }
+
+    /// How long to wait before the next try after `failure`, or None to give up.
+    pub fn retry_wait(
+        &self,
+        failure: &Failure,
+        safety: Safety,
+        refreshable: bool,
+    ) -> Option<Duration> {
+        let wait = self
+            .policy
+            .retry_wait(failure, safety, refreshable, self.made)?;
+        let elapsed = self.started.elapsed();
+        (self.made < self.policy.max_attempts && elapsed + wait <= self.policy.deadline)
+            .then_some(wait)
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before another try after `failure` on try number `attempt`, or None if the
+    /// failure is not one to retry (see the module doc). Attempt and deadline limits are
+    /// applied by [`Attempts::retry_wait`].
+    pub fn retry_wait(
+        &self,
+        failure: &Failure,
+        safety: Safety,
+        refreshable: bool,
+        attempt: u32,
+    ) -> Option<Duration> {
+        let error = &failure.error;
+        if error.is_expired_token() {
+            return refreshable.then_some(Duration::ZERO);
+        }
+        if let DropboxError::RateLimited { retry_after } = error {
+            return match retry_after.map(Duration::from_secs) {
+                Some(wait) => (wait <= self.max_wait).then_some(wait),
+                None => Some(self.backoff(attempt)),
+            };
+        }
+        if error.has_tag("too_many_write_operations") {
+            return Some(self.backoff(attempt));
+        }
+        let transient = matches!(
+            error,
+            DropboxError::Server { .. } | DropboxError::Transport(_)
+        );
+        (transient && (!failure.sent || safety == Safety::Idempotent))
+            .then(|| self.backoff(attempt))
+    }
+
+    /// The backoff after try number `attempt`: `first_backoff · 2^(attempt-1)`, capped at
+    /// `max_backoff`, then a random 50–100 % of that.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let doubling = 2u32.saturating_pow(attempt.saturating_sub(1).min(20));
+        let base = self
+            .first_backoff
+            .saturating_mul(doubling)
+            .min(self.max_backoff);
+        base.mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
+    }
+}
+
+/// Retries made by every client in this process since it started.
+static RETRIES: AtomicU64 = AtomicU64::new(0);
+
+/// How many Dropbox requests were sent again (by any client of this process) so far.
+pub fn retries_made() -> u64 {
+    RETRIES.load(Ordering::Relaxed)
+}
+
+/// Notes one retry: counted, and logged for whoever reads the debug log.
+pub fn record_retry(route: &str, attempt: u32, wait: Duration, failure: &Failure) {
+    RETRIES.fetch_add(1, Ordering::Relaxed);
+    tracing::debug!(
+        route,
+        attempt,
+        wait_ms = wait.as_millis() as u64,
+        sent = failure.sent,
+        error = %failure.error,
+        "retrying"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 4,
+            first_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(300),
+            max_wait: Duration::from_secs(5),
+            deadline: Duration::from_secs(10),
+        }
+    }
+
+    fn route_error(tag: &str) -> DropboxError {
+        DropboxError::Route {
+            summary: format!("{tag}/.."),
+            error: json!({ ".tag": "path", "reason": { ".tag": tag } }),
+        }
+    }
+
+    fn wait(error: DropboxError, sent: bool, safety: Safety) -> Option<Duration> {
+        let failure = Failure { error, sent };
+        policy().retry_wait(&failure, safety, true, 1)
+    }
+
+    #[test]
+    fn answers_that_prove_nothing_happened_are_retried_for_every_request() {
+        for safety in [Safety::Idempotent, Safety::Checked, Safety::Once] {
+            let limited = DropboxError::RateLimited {
+                retry_after: Some(2),
+            };
+            assert_eq!(wait(limited, true, safety), Some(Duration::from_secs(2)));
+            let limited = DropboxError::RateLimited { retry_after: None };
+            assert!(wait(limited, true, safety).is_some());
+            assert!(wait(route_error("too_many_write_operations"), true, safety).is_some());
+            let expired = DropboxError::Auth {
+                tag: "expired_access_token".into(),
+            };
+            assert_eq!(wait(expired, true, safety), Some(Duration::ZERO));
+            // Never sent: nothing can have happened.
+            assert!(wait(DropboxError::Transport("x".into()), false, safety).is_some());
+        }
+    }
+
+    #[test]
+    fn ambiguous_failures_are_retried_only_for_idempotent_requests() {
+        for error in [
+            || DropboxError::Server { status: 503 },
+            || DropboxError::Transport("connection closed".into()),
+        ] {
+            assert!(wait(error(), true, Safety::Idempotent).is_some());
+            assert!(wait(error(), true, Safety::Checked).is_none());
+            assert!(wait(error(), true, Safety::Once).is_none());
+        }
+    }
+
+    #[test]
+    fn other_failures_are_not_retried() {
+        let expired = DropboxError::Auth {
+            tag: "expired_access_token".into(),
+        };
+        let failure = Failure::sent(expired);
+        assert!(policy()
+            .retry_wait(&failure, Safety::Idempotent, false, 1)
+            .is_none());
+        for error in [
+            route_error("conflict"),
+            DropboxError::BadInput("x".into()),
+            DropboxError::Auth {
+                tag: "invalid_access_token".into(),
+            },
+            DropboxError::RefreshRejected {
+                error: "invalid_grant".into(),
+            },
+            DropboxError::RateLimited {
+                retry_after: Some(60),
+            },
+        ] {
+            assert!(wait(error, true, Safety::Idempotent).is_none());
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_jitter() {
+        let p = policy();
+        for _ in 0..50 {
+            let first = p.backoff(1);
+            assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
+            let second = p.backoff(2);
+            assert!(second >= Duration::from_millis(100) && second <= Duration::from_millis(200));
+            let late = p.backoff(30);
+            assert!(late >= Duration::from_millis(150) && late <= Duration::from_millis(300));
+        }
+    }
+
+    #[test]
+    fn attempts_and_deadline_bound_the_retries() {
+        let failure = Failure::sent(DropboxError::Server { status: 500 });
+        let mut attempts = Attempts::new(policy());
+        for _ in 0..3 {
+            attempts.begin();
+            assert!(attempts
+                .retry_wait(&failure, Safety::Idempotent, true)
+                .is_some());
+        }
+        attempts.begin();
+        assert!(attempts
+            .retry_wait(&failure, Safety::Idempotent, true)
+            .is_none());
+
+        let mut short = policy();
+        short.deadline = Duration::from_millis(1);
+        let mut attempts = Attempts::new(short);
+        attempts.begin();
+        let limited = Failure::sent(DropboxError::RateLimited {
+            retry_after: Some(1),
+        });
+        assert!(attempts
+            .retry_wait(&limited, Safety::Idempotent, true)
+            .is_none());
+    }
+}

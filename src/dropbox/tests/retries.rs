@@ -1,0 +1,217 @@
+//! The retry policy against the emulator's injected faults: what is sent again, with which
+//! body, and what is left to the caller; and that an upload to a silent server does not hang.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use super::*;
+
+/// An upload body factory that counts how many bodies it made.
+fn counted_body(bytes: &'static [u8]) -> (UploadBody, Arc<AtomicU32>) {
+    let made = Arc::new(AtomicU32::new(0));
+    let counter = made.clone();
+    let body = UploadBody::factory(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+        // A stream, like the spool's: it could not be replayed by cloning.
+        let stream = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(bytes))]);
+        async move { Ok(Body::wrap_stream(stream)) }
+    });
+    (body, made)
+}
+
+fn overwrite(path: &str, bytes: &[u8]) -> UploadArg {
+    let mut arg = UploadArg::new(path, WriteMode::Overwrite);
+    arg.content_hash = Some(content_hash(bytes));
+    arg
+}
+
+#[tokio::test]
+async fn overwrite_uploads_are_sent_again_with_a_fresh_body() {
+    let h = Harness::start(500).await;
+    let client = h.refreshing_client();
+    for kind in ["drop_before", "drop_after", "status_503", "expired_token"] {
+        h.faults(json!([{ "kind": kind, "route": "files/upload", "count": 1 }]))
+            .await;
+        let before = retries_made();
+        let (body, made) = counted_body(b"payload");
+        let file = client
+            .upload(&overwrite("/o.txt", b"payload"), body)
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e:?}"));
+        assert_eq!(file.content_hash.unwrap(), content_hash(b"payload"));
+        assert_eq!(made.load(Ordering::SeqCst), 2, "{kind}");
+        assert!(retries_made() > before, "{kind}");
+    }
+}
+
+#[tokio::test]
+async fn uploads_that_add_are_not_repeated_after_an_ambiguous_failure() {
+    let h = Harness::start(500).await;
+    let client = h.static_client();
+    h.faults(json!([{ "kind": "drop_after", "route": "files/upload", "count": 1 }]))
+        .await;
+    let (body, made) = counted_body(b"once");
+    let mut arg = UploadArg::new("/a.txt", WriteMode::Add);
+    arg.content_hash = Some(content_hash(b"once"));
+    let err = client.upload(&arg, body).await.unwrap_err();
+    assert!(matches!(err, DropboxError::Transport(_)), "{err:?}");
+    assert_eq!(made.load(Ordering::SeqCst), 1);
+
+    // But a 429 proves nothing happened: sent again.
+    h.faults(
+        json!([{ "kind": "status_429", "route": "files/upload", "count": 1, "retry_after": 0 }]),
+    )
+    .await;
+    let (body, made) = counted_body(b"twice");
+    let mut arg = UploadArg::new("/b.txt", WriteMode::Add);
+    arg.content_hash = Some(content_hash(b"twice"));
+    client.upload(&arg, body).await.unwrap();
+    assert_eq!(made.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn too_many_write_operations_is_retried_even_for_writes() {
+    let h = Harness::start(500).await;
+    let client = h.static_client();
+    let body = json!({"error_summary": "path/too_many_write_operations/..",
+        "error": {".tag": "path", "reason": {".tag": "too_many_write_operations"}}});
+    h.faults(json!([{ "kind": "error", "status": 409, "body": body,
+        "route": "files/create_folder_v2", "count": 2 }]))
+        .await;
+    client.create_folder("/busy").await.unwrap();
+    assert_eq!(h.count("files/create_folder_v2").await, 3);
+}
+
+#[tokio::test]
+async fn a_repeated_append_that_had_landed_reports_where_the_session_stands() {
+    let h = Harness::start(500).await;
+    let client = h.static_client();
+    let session_id = client
+        .upload_session_start(&UploadSessionStartArg::default(), Vec::new())
+        .await
+        .unwrap();
+    h.faults(
+        json!([{ "kind": "drop_after", "route": "files/upload_session/append_v2", "count": 1 }]),
+    )
+    .await;
+    let arg = UploadSessionAppendArg {
+        cursor: UploadSessionCursor {
+            session_id: session_id.clone(),
+            offset: 0,
+        },
+        close: false,
+        content_hash: None,
+    };
+    let (body, made) = counted_body(b"abc");
+    let err = client.upload_session_append(&arg, body).await.unwrap_err();
+    // The retry found the bytes there; the caller (the upload pipeline) counts this as done.
+    assert_eq!(err.correct_offset(), Some(3), "{err:?}");
+    assert_eq!(made.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_finish_whose_answer_was_lost_is_found_by_its_hash() {
+    let h = Harness::start(500).await;
+    let client = h.static_client();
+    for (path, kind) in [("/lost.bin", "drop_after"), ("/never.bin", "drop_before")] {
+        let session_id = client
+            .upload_session_start(&UploadSessionStartArg::default(), "0123456789")
+            .await
+            .unwrap();
+        h.faults(json!([{ "kind": kind, "route": "files/upload_session/finish", "count": 1 }]))
+            .await;
+        let finishes = h.count("files/upload_session/finish").await;
+        let arg = UploadSessionFinishArg {
+            cursor: UploadSessionCursor {
+                session_id,
+                offset: 10,
+            },
+            commit: CommitInfo::new(path, WriteMode::Overwrite),
+            content_hash: None,
+        };
+        let file = client
+            .upload_session_finish_checked(&arg, &content_hash(b"0123456789"))
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e:?}"));
+        assert_eq!(file.size, 10);
+        let sent = h.count("files/upload_session/finish").await - finishes;
+        // Landed: found by get_metadata, not sent again. Not landed: sent again.
+        let expected = if kind == "drop_after" { 1 } else { 2 };
+        assert_eq!(sent, expected, "{kind}");
+    }
+    // A finish is never simply repeated on its own.
+    h.faults(json!([{ "kind": "status_503", "route": "files/upload_session/finish", "count": 1 }]))
+        .await;
+    let session_id = client
+        .upload_session_start(&UploadSessionStartArg::default(), "x")
+        .await
+        .unwrap();
+    let arg = UploadSessionFinishArg {
+        cursor: UploadSessionCursor {
+            session_id,
+            offset: 1,
+        },
+        commit: CommitInfo::new("/plain.bin", WriteMode::Overwrite),
+        content_hash: None,
+    };
+    let err = client
+        .upload_session_finish(&arg, Vec::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, DropboxError::Server { status: 503 }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn token_endpoint_faults_are_ridden_out() {
+    let h = Harness::start(500).await;
+    let client = h.refreshing_client();
+    h.faults(json!([{ "kind": "status_503", "route": "oauth2/token", "count": 2 }]))
+        .await;
+    client.get_current_account().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_upload_to_a_server_that_never_answers_times_out() {
+    // Accepts, reads everything, never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut sink = tokio::io::sink();
+                let _ = tokio::io::copy(&mut socket, &mut sink).await;
+            });
+        }
+    });
+    let endpoints = Endpoints::all(&format!("http://{addr}")).unwrap();
+    let mut options = ClientOptions::new(
+        endpoints,
+        Credentials::AccessToken(demo::ACCESS_TOKEN.into()),
+    );
+    options.request_timeout = Duration::from_millis(300);
+    let retry = RetryPolicy {
+        max_attempts: 2,
+        first_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(10),
+        max_wait: Duration::from_secs(1),
+        deadline: Duration::from_secs(5),
+    };
+    let client = DropboxClient::with_retry(options, retry).unwrap();
+    let started = std::time::Instant::now();
+    let (body, made) = counted_body(b"bytes");
+    let err = client
+        .upload(&overwrite("/x", b"bytes"), body)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("timed out"), "{err}");
+    assert_eq!(made.load(Ordering::SeqCst), 2);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let err = client.get_metadata("/x").await.unwrap_err();
+    assert!(matches!(err, DropboxError::Transport(_)), "{err:?}");
+}

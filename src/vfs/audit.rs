@@ -1,0 +1,259 @@
+//! The [`Vfs`] wrapper that writes the audit log's operation lines.
+//!
+//! It sits outermost (in front of the permission checks), so refused operations are audited
+//! too. Transfers are logged once, when they end: an upload at its commit (with the bytes and
+//! the Dropbox id and rev) or when its handle is dropped without one (nothing was stored); a
+//! download when its handle goes away (with the bytes actually sent). STAT and statvfs are not
+//! logged: clients send them constantly and they change nothing.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::{
+    Committed, FileInfo, FileReader, FileWriter, SpaceUsage, VPath, Vfs, VfsResult, WriteOptions,
+};
+use crate::audit::{outcome, AuditEvent, AuditSession};
+
+/// A backend whose operations are written to the audit log.
+pub struct Audited<F> {
+    inner: F,
+    session: Arc<AuditSession>,
+}
+
+impl<F: Vfs> Audited<F> {
+    pub fn new(inner: F, session: AuditSession) -> Self {
+        Audited {
+            inner,
+            session: Arc::new(session),
+        }
+    }
+
+    /// Logs a finished path operation and hands its result back.
+    fn logged<T>(
+        &self,
+        op: &'static str,
+        path: &VPath,
+        target: Option<&VPath>,
+        started: Instant,
+        result: VfsResult<T>,
+    ) -> VfsResult<T> {
+        let mut line = operation(&self.session, op, path, started, &result);
+        line.target = target.map(ToString::to_string);
+        self.session.record(&line);
+        result
+    }
+}
+
+/// An operation line with its outcome filled in.
+fn operation<T>(
+    session: &AuditSession,
+    op: &'static str,
+    path: &VPath,
+    started: Instant,
+    result: &VfsResult<T>,
+) -> AuditEvent {
+    let (result, error) = outcome(result);
+    let mut line = session.event("operation");
+    line.op = Some(op);
+    line.path = Some(path.to_string());
+    line.duration_ms = Some(started.elapsed().as_millis() as u64);
+    line.result = Some(result);
+    line.error = error;
+    line
+}
+
+impl<F: Vfs> Vfs for Audited<F> {
+    type Reader = AuditedReader<F::Reader>;
+    type Writer = AuditedWriter<F::Writer>;
+    type Lister = F::Lister;
+
+    async fn stat(&self, path: &VPath) -> VfsResult<FileInfo> {
+        self.inner.stat(path).await
+    }
+
+    async fn open_dir(&self, path: &VPath) -> VfsResult<F::Lister> {
+        let started = Instant::now();
+        let result = self.inner.open_dir(path).await;
+        self.logged("list", path, None, started, result)
+    }
+
+    async fn open_read(&self, path: &VPath) -> VfsResult<Self::Reader> {
+        let started = Instant::now();
+        match self.inner.open_read(path).await {
+            Ok(inner) => Ok(AuditedReader {
+                inner,
+                transfer: Transfer::new(&self.session, path, started),
+            }),
+            Err(e) => self.logged("download", path, None, started, Err(e)),
+        }
+    }
+
+    async fn open_write(&self, path: &VPath, options: WriteOptions) -> VfsResult<Self::Writer> {
+        let started = Instant::now();
+        match self.inner.open_write(path, options).await {
+            Ok(inner) => Ok(AuditedWriter {
+                inner: Some(inner),
+                transfer: Transfer::new(&self.session, path, started),
+            }),
+            Err(e) => self.logged("upload", path, None, started, Err(e)),
+        }
+    }
+
+    async fn mkdir(&self, path: &VPath) -> VfsResult<()> {
+        let started = Instant::now();
+        let result = self.inner.mkdir(path).await;
+        self.logged("mkdir", path, None, started, result)
+    }
+
+    async fn rmdir(&self, path: &VPath) -> VfsResult<()> {
+        let started = Instant::now();
+        let result = self.inner.rmdir(path).await;
+        self.logged("rmdir", path, None, started, result)
+    }
+
+    async fn remove(&self, path: &VPath) -> VfsResult<()> {
+        let started = Instant::now();
+        let result = self.inner.remove(path).await;
+        self.logged("remove", path, None, started, result)
+    }
+
+    async fn rename(&self, from: &VPath, to: &VPath, replace: bool) -> VfsResult<()> {
+        let started = Instant::now();
+        let result = self.inner.rename(from, to, replace).await;
+        self.logged("rename", from, Some(to), started, result)
+    }
+
+    async fn set_mtime(&self, path: &VPath, mtime: i64) -> VfsResult<()> {
+        let started = Instant::now();
+        let result = self.inner.set_mtime(path, mtime).await;
+        self.logged("setstat", path, None, started, result)
+    }
+
+    async fn space_usage(&self) -> VfsResult<SpaceUsage> {
+        self.inner.space_usage().await
+    }
+}
+
+/// What a transfer line needs: who, which file, since when, how many bytes.
+struct Transfer {
+    session: Arc<AuditSession>,
+    path: VPath,
+    started: Instant,
+    bytes: AtomicU64,
+}
+
+impl Transfer {
+    fn new(session: &Arc<AuditSession>, path: &VPath, started: Instant) -> Self {
+        Transfer {
+            session: session.clone(),
+            path: path.clone(),
+            started,
+            bytes: AtomicU64::new(0),
+        }
+    }
+
+    fn line<T>(&self, op: &'static str, result: &VfsResult<T>) -> AuditEvent {
+        let mut line = operation(&self.session, op, &self.path, self.started, result);
+        line.bytes = Some(self.bytes.load(Ordering::Relaxed));
+        line
+    }
+}
+
+/// A download; its line is written when the handle goes away.
+pub struct AuditedReader<R> {
+    inner: R,
+    transfer: Transfer,
+}
+
+impl<R: FileReader> FileReader for AuditedReader<R> {
+    async fn read(&mut self, offset: u64, len: u32) -> VfsResult<Bytes> {
+        let data = self.inner.read(offset, len).await?;
+        self.transfer
+            .bytes
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        Ok(data)
+    }
+
+    fn stat(&self) -> FileInfo {
+        self.inner.stat()
+    }
+}
+
+impl<R> Drop for AuditedReader<R> {
+    fn drop(&mut self) {
+        let line = self.transfer.line("download", &Ok(()));
+        self.transfer.session.record(&line);
+    }
+}
+
+/// An upload; its line is written at commit, or when it is dropped without one.
+pub struct AuditedWriter<W: FileWriter> {
+    /// Taken by the commit; still here on drop means nothing was stored.
+    inner: Option<W>,
+    transfer: Transfer,
+}
+
+impl<W: FileWriter> AuditedWriter<W> {
+    fn inner(&mut self) -> &mut W {
+        self.inner
+            .as_mut()
+            .expect("the writer is only taken by commit")
+    }
+}
+
+impl<W: FileWriter> FileWriter for AuditedWriter<W> {
+    async fn write(&mut self, offset: u64, data: &[u8]) -> VfsResult<()> {
+        self.inner().write(offset, data).await
+    }
+
+    async fn set_size(&mut self, size: u64) -> VfsResult<()> {
+        self.inner().set_size(size).await
+    }
+
+    fn set_mtime(&mut self, mtime: i64) {
+        self.inner().set_mtime(mtime);
+    }
+
+    fn stat(&self) -> FileInfo {
+        self.inner
+            .as_ref()
+            .expect("the writer is only taken by commit")
+            .stat()
+    }
+
+    async fn commit(self) -> VfsResult<FileInfo> {
+        self.commit_recorded().await.map(|committed| committed.info)
+    }
+
+    async fn commit_recorded(mut self) -> VfsResult<Committed> {
+        let inner = self.inner.take().expect("commit runs once");
+        let size = inner.stat().size;
+        let result = inner.commit_recorded().await;
+        self.transfer.bytes.store(size, Ordering::Relaxed);
+        let mut line = self.transfer.line("upload", &result);
+        if let Ok(committed) = &result {
+            line.bytes = Some(committed.info.size);
+            line.dropbox_id = committed.id.clone();
+            line.rev = committed.rev.clone();
+        }
+        self.transfer.session.record(&line);
+        result
+    }
+}
+
+impl<W: FileWriter> Drop for AuditedWriter<W> {
+    fn drop(&mut self) {
+        let Some(inner) = &self.inner else { return };
+        self.transfer
+            .bytes
+            .store(inner.stat().size, Ordering::Relaxed);
+        let aborted: VfsResult<()> = Err(super::VfsError::Failure(
+            "the upload was not closed (disconnect?); nothing was stored".to_string(),
+        ));
+        let line = self.transfer.line("upload", &aborted);
+        self.transfer.session.record(&line);
+    }
+}

@@ -1,0 +1,371 @@
+//! What a user may do, and the [`Vfs`] wrapper that enforces it.
+//!
+//! Permissions are checked here, at the seam, before anything reaches the backend: the SFTP
+//! layer stays unaware of them and every backend gets them for free. A refused operation is
+//! [`VfsError::PermissionDenied`] (SSH_FX_PERMISSION_DENIED) whose message names the missing
+//! permission, so an operator reading a client's error knows what to grant.
+//!
+//! STAT and statvfs are always allowed: OpenSSH's `put` STATs its target to see whether it is a
+//! folder, and paramiko STATs an upload afterwards to check its size, so an upload-only partner
+//! needs them.
+
+use std::fmt;
+
+use super::{FileInfo, SpaceUsage, VPath, Vfs, VfsError, VfsResult, WriteOptions};
+
+/// One thing a user may be allowed to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Permission {
+    /// List a folder's entries.
+    List,
+    /// Download a file.
+    Read,
+    /// Create a new file.
+    Upload,
+    /// Replace an existing file (an upload onto it, or a rename that replaces it).
+    Overwrite,
+    /// Remove a file or an empty folder.
+    Delete,
+    /// Move or rename a file or folder.
+    Rename,
+    /// Create a folder.
+    Mkdir,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 7] = [
+        Permission::List,
+        Permission::Read,
+        Permission::Upload,
+        Permission::Overwrite,
+        Permission::Delete,
+        Permission::Rename,
+        Permission::Mkdir,
+    ];
+
+    /// The name used in the config file and in error messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Permission::List => "list",
+            Permission::Read => "read",
+            Permission::Upload => "upload",
+            Permission::Overwrite => "overwrite",
+            Permission::Delete => "delete",
+            Permission::Rename => "rename",
+            Permission::Mkdir => "mkdir",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Permission> {
+        Permission::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// A set of permissions.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Permissions(u8);
+
+/// Named sets, so a common kind of user is one short setting.
+pub const PRESETS: [(&str, &[Permission]); 3] = [
+    ("all", &Permission::ALL),
+    ("read-only", &[Permission::List, Permission::Read]),
+    // A partner that drops files: it may create new ones, nothing else (no list, no read, no
+    // overwrite, no delete).
+    ("upload-only", &[Permission::Upload]),
+];
+
+impl Permissions {
+    pub fn all() -> Permissions {
+        Permissions::from_iter(Permission::ALL)
+    }
+
+    pub fn none() -> Permissions {
+        Permissions(0)
+    }
+
+    /// A preset by name (see [`PRESETS`]).
+    pub fn preset(name: &str) -> Option<Permissions> {
+        PRESETS
+            .iter()
+            .find(|(preset, _)| *preset == name)
+            .map(|(_, set)| set.iter().copied().collect())
+    }
+
+    pub fn allows(self, permission: Permission) -> bool {
+        self.0 & permission.bit() != 0
+    }
+
+    /// `Err(PermissionDenied)` naming `permission` unless it is granted.
+    fn require(self, permission: Permission, action: &str, path: &VPath) -> VfsResult<()> {
+        if self.allows(permission) {
+            return Ok(());
+        }
+        Err(VfsError::PermissionDenied(format!(
+            "{path}: permission denied: {action} needs the \"{}\" permission, which this user \
+             does not have",
+            permission.name()
+        )))
+    }
+}
+
+impl FromIterator<Permission> for Permissions {
+    fn from_iter<I: IntoIterator<Item = Permission>>(iter: I) -> Self {
+        Permissions(iter.into_iter().fold(0, |bits, p| bits | p.bit()))
+    }
+}
+
+impl Default for Permissions {
+    fn default() -> Self {
+        Permissions::all()
+    }
+}
+
+impl fmt::Display for Permissions {
+    /// "all", a preset's name, or the granted names joined by commas ("none" if empty).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some((name, _)) = PRESETS
+            .iter()
+            .find(|(name, _)| Permissions::preset(name) == Some(*self))
+        {
+            return f.write_str(name);
+        }
+        let names: Vec<&str> = Permission::ALL
+            .into_iter()
+            .filter(|p| self.allows(*p))
+            .map(Permission::name)
+            .collect();
+        if names.is_empty() {
+            f.write_str("none")
+        } else {
+            f.write_str(&names.join(","))
+        }
+    }
+}
+
+impl fmt::Debug for Permissions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Permissions({self})")
+    }
+}
+
+/// A backend with a user's permissions checked in front of it.
+pub struct Permissioned<F> {
+    inner: F,
+    granted: Permissions,
+}
+
+impl<F: Vfs> Permissioned<F> {
+    pub fn new(inner: F, granted: Permissions) -> Self {
+        Permissioned { inner, granted }
+    }
+
+    /// Whether a file (or anything) is at `path`; NotFound is an answer here, not an error.
+    async fn exists(&self, path: &VPath) -> VfsResult<bool> {
+        match self.inner.stat(path).await {
+            Ok(_) => Ok(true),
+            Err(VfsError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// An upload needs "upload" for a new file and "overwrite" for an existing one; the
+    /// backend is asked only when the answer depends on it.
+    async fn check_write(&self, path: &VPath) -> VfsResult<()> {
+        let upload = self.granted.allows(Permission::Upload);
+        let overwrite = self.granted.allows(Permission::Overwrite);
+        if upload && overwrite {
+            return Ok(());
+        }
+        if self.exists(path).await? {
+            self.granted
+                .require(Permission::Overwrite, "replacing an existing file", path)
+        } else {
+            self.granted
+                .require(Permission::Upload, "uploading a new file", path)
+        }
+    }
+}
+
+impl<F: Vfs> Vfs for Permissioned<F> {
+    type Reader = F::Reader;
+    type Writer = F::Writer;
+    type Lister = F::Lister;
+
+    async fn stat(&self, path: &VPath) -> VfsResult<FileInfo> {
+        self.inner.stat(path).await
+    }
+
+    async fn open_dir(&self, path: &VPath) -> VfsResult<F::Lister> {
+        self.granted
+            .require(Permission::List, "listing a folder", path)?;
+        self.inner.open_dir(path).await
+    }
+
+    async fn open_read(&self, path: &VPath) -> VfsResult<F::Reader> {
+        self.granted
+            .require(Permission::Read, "downloading a file", path)?;
+        self.inner.open_read(path).await
+    }
+
+    async fn open_write(&self, path: &VPath, options: WriteOptions) -> VfsResult<F::Writer> {
+        self.check_write(path).await?;
+        self.inner.open_write(path, options).await
+    }
+
+    async fn mkdir(&self, path: &VPath) -> VfsResult<()> {
+        self.granted
+            .require(Permission::Mkdir, "creating a folder", path)?;
+        self.inner.mkdir(path).await
+    }
+
+    async fn rmdir(&self, path: &VPath) -> VfsResult<()> {
+        self.granted
+            .require(Permission::Delete, "removing a folder", path)?;
+        self.inner.rmdir(path).await
+    }
+
+    async fn remove(&self, path: &VPath) -> VfsResult<()> {
+        self.granted
+            .require(Permission::Delete, "removing a file", path)?;
+        self.inner.remove(path).await
+    }
+
+    async fn rename(&self, from: &VPath, to: &VPath, replace: bool) -> VfsResult<()> {
+        self.granted.require(Permission::Rename, "renaming", from)?;
+        // Only a replacing rename can destroy the target; a plain one fails on it anyway.
+        if replace && !self.granted.allows(Permission::Overwrite) && self.exists(to).await? {
+            self.granted
+                .require(Permission::Overwrite, "renaming onto an existing file", to)?;
+        }
+        self.inner.rename(from, to, replace).await
+    }
+
+    /// Setting a file's time is part of uploading it (WinSCP and rclone do it right after).
+    async fn set_mtime(&self, path: &VPath, mtime: i64) -> VfsResult<()> {
+        if !self.granted.allows(Permission::Overwrite) {
+            self.granted
+                .require(Permission::Upload, "setting a file's time", path)?;
+        }
+        self.inner.set_mtime(path, mtime).await
+    }
+
+    async fn space_usage(&self) -> VfsResult<SpaceUsage> {
+        self.inner.space_usage().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sftp::testing::MemFs;
+
+    fn path(p: &str) -> VPath {
+        VPath::parse(p).unwrap()
+    }
+
+    fn fs_with(granted: &[Permission]) -> Permissioned<MemFs> {
+        let mem = MemFs::new();
+        mem.add_file("/old.txt", b"old", 0);
+        mem.add_folder("/dir");
+        Permissioned::new(mem, granted.iter().copied().collect())
+    }
+
+    fn denied_naming<T>(result: VfsResult<T>, permission: &str) {
+        match result {
+            Err(VfsError::PermissionDenied(message)) => {
+                assert!(message.contains(&format!("\"{permission}\"")), "{message}")
+            }
+            Err(other) => panic!("expected PermissionDenied, got {other:?}"),
+            Ok(_) => panic!("expected PermissionDenied, got Ok"),
+        }
+    }
+
+    #[test]
+    fn presets_and_names() {
+        assert_eq!(Permissions::preset("all"), Some(Permissions::all()));
+        let upload_only = Permissions::preset("upload-only").unwrap();
+        assert!(upload_only.allows(Permission::Upload));
+        assert!(!upload_only.allows(Permission::List));
+        assert_eq!(upload_only.to_string(), "upload-only");
+        let custom: Permissions = [Permission::List, Permission::Mkdir].into_iter().collect();
+        assert_eq!(custom.to_string(), "list,mkdir");
+        assert_eq!(Permissions::none().to_string(), "none");
+        assert_eq!(Permission::from_name("rename"), Some(Permission::Rename));
+        assert_eq!(Permission::from_name("write"), None);
+    }
+
+    #[tokio::test]
+    async fn each_operation_needs_its_permission() {
+        let none = fs_with(&[]);
+        denied_naming(none.open_dir(&path("/")).await, "list");
+        denied_naming(none.open_read(&path("/old.txt")).await, "read");
+        denied_naming(
+            none.open_write(&path("/new.txt"), WriteOptions::default())
+                .await,
+            "upload",
+        );
+        denied_naming(
+            none.open_write(&path("/old.txt"), WriteOptions::default())
+                .await,
+            "overwrite",
+        );
+        denied_naming(none.mkdir(&path("/d2")).await, "mkdir");
+        denied_naming(none.rmdir(&path("/dir")).await, "delete");
+        denied_naming(none.remove(&path("/old.txt")).await, "delete");
+        denied_naming(
+            none.rename(&path("/old.txt"), &path("/x"), false).await,
+            "rename",
+        );
+        assert!(none.stat(&path("/old.txt")).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn granted_operations_reach_the_backend() {
+        let all = fs_with(&Permission::ALL);
+        assert!(all.open_dir(&path("/")).await.is_ok());
+        assert!(all.open_read(&path("/old.txt")).await.is_ok());
+        assert!(all
+            .open_write(&path("/old.txt"), WriteOptions::default())
+            .await
+            .is_ok());
+        assert!(all.mkdir(&path("/d2")).await.is_ok());
+        assert!(all.rmdir(&path("/d2")).await.is_ok());
+        assert!(all
+            .rename(&path("/old.txt"), &path("/moved.txt"), false)
+            .await
+            .is_ok());
+        assert!(all.remove(&path("/moved.txt")).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn upload_only_creates_but_never_replaces() {
+        let partner = fs_with(&[Permission::Upload]);
+        assert!(partner
+            .open_write(&path("/new.txt"), WriteOptions::default())
+            .await
+            .is_ok());
+        denied_naming(
+            partner
+                .open_write(&path("/old.txt"), WriteOptions::default())
+                .await,
+            "overwrite",
+        );
+    }
+
+    #[tokio::test]
+    async fn a_replacing_rename_onto_a_file_needs_overwrite() {
+        let renamer = fs_with(&[Permission::Rename, Permission::Upload]);
+        denied_naming(
+            renamer.rename(&path("/dir"), &path("/old.txt"), true).await,
+            "overwrite",
+        );
+        assert!(renamer
+            .rename(&path("/old.txt"), &path("/fresh.txt"), true)
+            .await
+            .is_ok());
+    }
+}

@@ -1,0 +1,139 @@
+//! Password login and the abuse limits end to end (issue 5): a right and a wrong password
+//! (paramiko), no password login for a user without a hash, a ban after repeated failed logins
+//! and its expiry, the per-address connection cap, and the authentication timeout. The limits
+//! are set very short here so the tests run in seconds.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{config_with, paramiko_with_password, Bench, BenchOptions};
+use dropgate::ssh::password::hash_password;
+use serde_json::json;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// alice has a password (and her key); bob has only his key.
+async fn bench(limits: &str) -> Bench {
+    let hash = hash_password(PASSWORD).unwrap();
+    Bench::start_with(BenchOptions {
+        config: Some(config_with(
+            vec![("alice", format!("password_hash = \"{hash}\""))],
+            format!("[limits]\n{limits}\n"),
+        )),
+        ..BenchOptions::default()
+    })
+    .await
+}
+
+/// Lists the home folder after a password login; `result["login"]` says how login went.
+async fn password_login(bench: &Bench, user: &str, password: &str) -> serde_json::Value {
+    paramiko_with_password(bench, user, password, "result['files'] = sftp.listdir('.')").await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_right_password_logs_in_and_a_wrong_one_does_not() {
+    let bench = bench("").await;
+    bench
+        .dropbox_upload("/alice/hello.txt", b"hi".to_vec())
+        .await;
+
+    let ok = password_login(&bench, "alice", PASSWORD).await;
+    assert_eq!(ok["login"], "ok", "{ok}");
+    assert_eq!(ok["files"], json!(["hello.txt"]));
+
+    let wrong = password_login(&bench, "alice", "correct horse battery stapler").await;
+    assert_eq!(wrong["login"], "AuthenticationException", "{wrong}");
+
+    // bob has no password_hash: no password works, and his key still does.
+    let bob = password_login(&bench, "bob", PASSWORD).await;
+    assert_ne!(bob["login"], "ok", "{bob}");
+    bench.sftp_ok(&bench.user("bob"), "ls\n").await;
+    let nobody = password_login(&bench, "mallory", PASSWORD).await;
+    assert_ne!(nobody["login"], "ok", "{nobody}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn repeated_failures_ban_the_address_until_the_ban_expires() {
+    let bench = bench("max_login_failures = 3\nlogin_failure_window_secs = 60\nban_secs = 3").await;
+    for attempt in 0..3 {
+        let wrong = password_login(&bench, "alice", "guess").await;
+        assert_ne!(wrong["login"], "ok", "attempt {attempt}: {wrong}");
+    }
+
+    // Banned: even the right password and a good key are turned away, before any banner.
+    let banned = password_login(&bench, "alice", PASSWORD).await;
+    assert_ne!(banned["login"], "ok", "{banned}");
+    let out = bench.sftp(&bench.user("bob"), "ls\n").await;
+    assert!(!out.status.success(), "{}", common::output_text(&out));
+    let mut socket = TcpStream::connect(("127.0.0.1", bench.port()))
+        .await
+        .unwrap();
+    let mut banner = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut banner)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "a banned address must be closed without a word, got {:?}",
+        String::from_utf8_lossy(&banner)
+    );
+
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let after = password_login(&bench, "alice", PASSWORD).await;
+    assert_eq!(after["login"], "ok", "the ban should have expired: {after}");
+    bench.sftp_ok(&bench.user("bob"), "ls\n").await;
+}
+
+/// The SSH version line the server sends first, or None if it closed the connection.
+async fn banner(socket: &mut TcpStream) -> Option<String> {
+    let mut buf = [0u8; 64];
+    match tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buf)).await {
+        Ok(Ok(n)) if n > 0 => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_over_the_per_address_cap_are_closed() {
+    let bench = bench("max_connections_per_address = 2").await;
+    let mut first = TcpStream::connect(("127.0.0.1", bench.port()))
+        .await
+        .unwrap();
+    let mut second = TcpStream::connect(("127.0.0.1", bench.port()))
+        .await
+        .unwrap();
+    assert!(banner(&mut first).await.unwrap().starts_with("SSH-2.0-"));
+    assert!(banner(&mut second).await.unwrap().starts_with("SSH-2.0-"));
+    let mut third = TcpStream::connect(("127.0.0.1", bench.port()))
+        .await
+        .unwrap();
+    assert_eq!(banner(&mut third).await, None);
+
+    drop(first);
+    // The slot comes back once the server has seen the close.
+    let admitted = common::poll_until(Duration::from_secs(5), || async {
+        let mut again = TcpStream::connect(("127.0.0.1", bench.port()))
+            .await
+            .unwrap();
+        banner(&mut again).await.is_some()
+    })
+    .await;
+    assert!(admitted, "a freed slot should admit a new connection");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_that_does_not_log_in_in_time_is_closed() {
+    let bench = bench("auth_timeout_secs = 1").await;
+    let mut idle = TcpStream::connect(("127.0.0.1", bench.port()))
+        .await
+        .unwrap();
+    assert!(banner(&mut idle).await.unwrap().starts_with("SSH-2.0-"));
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), idle.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the idle connection was not closed");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // A client that logs in is not affected by the timeout.
+    bench.sftp_ok(&bench.user("alice"), "!sleep 2\nls\n").await;
+}
