@@ -7,63 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{
-    output_text, python_with_paramiko, run_bounded, stdout, write_random_file, Bench, BenchOptions,
-};
-use serde_json::Value;
+use common::{paramiko_as_alice, write_random_file, Bench, BenchOptions};
 
 const MIB: u64 = 1024 * 1024;
-
-/// Runs `script` (Python, with `sftp` connected as alice) and returns the JSON it prints.
-/// `send(local, remote)` uploads without paramiko's pipelining, so a refused WRITE raises at
-/// once with the server's message (paramiko's own `put` only reports a size mismatch).
-async fn paramiko(bench: &Bench, script: &str) -> Value {
-    let alice = bench.user("alice");
-    let program = format!(
-        r#"
-import json, sys
-import paramiko
-host, port, user, key, known_hosts = sys.argv[1:6]
-client = paramiko.SSHClient()
-client.load_host_keys(known_hosts)
-client.set_missing_host_key_policy(paramiko.RejectPolicy())
-client.connect(host, port=int(port), username=user, key_filename=key, look_for_keys=False,
-               allow_agent=False, timeout=30)
-sftp = client.open_sftp()
-def attempt(action):
-    try:
-        action()
-        return "ok"
-    except Exception as e:
-        return "%s: %s" % (type(e).__name__, e)
-def send(local, remote):
-    with open(local, "rb") as src, sftp.open(remote, "w") as dst:
-        while True:
-            block = src.read(32768)
-            if not block:
-                break
-            dst.write(block)
-result = {{}}
-{script}
-print(json.dumps(result))
-"#
-    );
-    let mut command = tokio::process::Command::new(python_with_paramiko());
-    command
-        .args(["-c", &program, "127.0.0.1"])
-        .arg(bench.port().to_string())
-        .arg(alice.name)
-        .arg(&alice.key)
-        .arg(bench.known_hosts())
-        .current_dir(bench.path(""));
-    let out = run_bounded(command, "python3 (paramiko)").await;
-    assert!(
-        out.status.success(),
-        "paramiko script failed:\n{}",
-        output_text(&out)
-    );
-    serde_json::from_str(stdout(&out).trim()).expect("the script prints JSON")
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stat_of_a_file_being_uploaded_shows_the_bytes_received_so_far() {
@@ -79,7 +25,8 @@ async fn stat_of_a_file_being_uploaded_shows_the_bytes_received_so_far() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let mut seen = None;
     while seen.is_none() && tokio::time::Instant::now() < deadline {
-        let result = paramiko(&bench, r#"result["size"] = sftp.stat("slow.bin").st_size"#).await;
+        let result =
+            paramiko_as_alice(&bench, r#"result["size"] = sftp.stat("slow.bin").st_size"#).await;
         seen = result["size"]
             .as_u64()
             .filter(|size| *size > 0 && *size < 4 * MIB);
@@ -108,7 +55,7 @@ async fn changing_a_stored_files_mtime_is_refused_unless_it_is_the_same() {
         .dropbox_upload("/alice/stored.txt", b"x".to_vec())
         .await;
     let stored = bench.dropbox_metadata("/alice/stored.txt").await.unwrap();
-    let result = paramiko(
+    let result = paramiko_as_alice(
         &bench,
         r#"
 st = sftp.stat("stored.txt")
@@ -145,7 +92,7 @@ async fn with_mtime_change_ignore_the_request_succeeds_and_changes_nothing() {
         .dropbox_upload("/alice/stored.txt", b"x".to_vec())
         .await;
     let stored = bench.dropbox_metadata("/alice/stored.txt").await.unwrap();
-    let result = paramiko(
+    let result = paramiko_as_alice(
         &bench,
         r#"result["other"] = attempt(lambda: sftp.utime("stored.txt", (0, 981173106)))"#,
     )
@@ -163,7 +110,7 @@ async fn open_with_excl_fails_on_an_existing_file_and_creates_a_new_one() {
     bench
         .dropbox_upload("/alice/taken.txt", b"old".to_vec())
         .await;
-    let result = paramiko(
+    let result = paramiko_as_alice(
         &bench,
         r#"
 def write(name):
@@ -189,7 +136,7 @@ async fn a_file_over_the_size_limit_is_refused_and_nothing_is_committed() {
     .await;
     write_random_file(&bench.path("big.bin"), 2 * MIB);
     write_random_file(&bench.path("fits.bin"), MIB);
-    let result = paramiko(
+    let result = paramiko_as_alice(
         &bench,
         r#"
 result["big"] = attempt(lambda: send("big.bin", "big.bin"))
@@ -223,7 +170,7 @@ async fn an_upload_that_would_cross_the_free_space_floor_is_refused_at_once() {
         .dropbox_upload("/alice/keep.bin", b"old".to_vec())
         .await;
     write_random_file(&bench.path("keep.bin"), MIB);
-    let result = paramiko(
+    let result = paramiko_as_alice(
         &bench,
         r#"result["put"] = attempt(lambda: send("keep.bin", "keep.bin"))"#,
     )

@@ -1,11 +1,16 @@
 //! One SFTP session: a reader that never waits on the writer, requests handled concurrently,
 //! and a writer task that owns the write half.
 //!
-//! Backpressure comes from one semaphore of `max_in_flight` permits. The reader takes a permit
-//! before reading each packet and the permit travels with the request until its reply has been
-//! written. When the client has that many requests unanswered the reader stops reading, and the
-//! SSH channel window pushes back on the client. Memory stays bounded (paramiko can have
-//! thousands of READs outstanding) and nothing can deadlock: a reply never waits for the reader.
+//! The reader must keep reading even while replies cannot be sent: russh delivers the client's
+//! WINDOW_ADJUSTs on the same connection task that feeds our channel, so a reader that stops
+//! until replies drain stops the window adjusts that would let them drain (paramiko's `get`,
+//! thousands of READs in flight, deadlocked that way). So reading and executing are split:
+//!
+//! * the reader decodes packets into a queue, and pauses only when the queued requests hold
+//!   more than [`MAX_QUEUED_BYTES`] — that takes a flood of WRITE data, whose replies are small
+//!   status packets that never wait long for window;
+//! * the dispatcher takes one of `max_in_flight` permits per request; the permit travels with
+//!   the request until its reply is written, which bounds the replies (READ data) in memory.
 //!
 //! The session ends when the client closes its side (`Ok`, after every accepted request has been
 //! answered) or on a protocol violation (`Err`, with handle tasks aborted). Either way uploads
@@ -140,6 +145,43 @@ where
     writer.shutdown().await
 }
 
+/// Request bytes (mostly WRITE data) the reader may queue ahead of the dispatcher.
+const MAX_QUEUED_BYTES: usize = 4 * 1024 * 1024;
+
+/// A decoded request waiting for the dispatcher, with its share of [`MAX_QUEUED_BYTES`].
+type Queued = (Incoming, OwnedSemaphorePermit);
+
+/// Decodes packets into `queue` until the client closes the stream.
+async fn read_into_queue<R>(
+    reader: &mut R,
+    queue: mpsc::UnboundedSender<Queued>,
+) -> anyhow::Result<()>
+where
+    R: AsyncRead + Unpin,
+{
+    let room = Arc::new(Semaphore::new(MAX_QUEUED_BYTES));
+    while let Some(incoming) = framing::read_packet(reader).await? {
+        let share = room
+            .clone()
+            .acquire_many_owned(queued_size(&incoming))
+            .await?;
+        if queue.send((incoming, share)).is_err() {
+            // The dispatcher stopped on a protocol violation; its error ends the session.
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// What a queued request costs: its data, or a small fixed amount for the rest.
+fn queued_size(incoming: &Incoming) -> u32 {
+    const REQUEST_OVERHEAD: u32 = 128;
+    match incoming {
+        Incoming::Request(Packet::Write(write)) => write.data.len() as u32 + REQUEST_OVERHEAD,
+        _ => REQUEST_OVERHEAD,
+    }
+}
+
 struct Session<F: Vfs> {
     ctx: Arc<Context<F>>,
     replies: Replies,
@@ -171,15 +213,21 @@ impl<F: Vfs> Session<F> {
     where
         R: AsyncRead + Unpin,
     {
-        loop {
-            let permit = self.in_flight.clone().acquire_owned().await?;
-            let Some(incoming) = framing::read_packet(reader).await? else {
-                return Ok(());
-            };
-            self.dispatch(incoming, permit)?;
-            // Forget finished tasks so the set does not grow with the session.
-            while self.tasks.try_join_next().is_some() {}
-        }
+        let (queue_tx, mut queue_rx) = mpsc::unbounded_channel();
+        let reading = read_into_queue(reader, queue_tx);
+        let dispatching = async {
+            while let Some((incoming, queued)) = queue_rx.recv().await {
+                let permit = self.in_flight.clone().acquire_owned().await?;
+                drop(queued);
+                self.dispatch(incoming, permit)?;
+                // Forget finished tasks so the set does not grow with the session.
+                while self.tasks.try_join_next().is_some() {}
+            }
+            Ok::<_, anyhow::Error>(())
+        };
+        // The reader ends at the client's EOF and closes the queue; the dispatcher drains it.
+        tokio::try_join!(reading, dispatching)?;
+        Ok(())
     }
 
     fn dispatch(&mut self, incoming: Incoming, permit: OwnedSemaphorePermit) -> anyhow::Result<()> {

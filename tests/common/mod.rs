@@ -733,3 +733,91 @@ print(json.dumps(result))
     );
     serde_json::from_str(stdout(&out).trim()).expect("the script prints JSON")
 }
+
+/// Runs `script` (Python, with `sftp` connected as alice) and returns the JSON it prints.
+/// `send(local, remote)` uploads without paramiko's pipelining, so a refused WRITE raises at
+/// once with the server's message (paramiko's own `put` only reports a size mismatch).
+pub async fn paramiko_as_alice(bench: &Bench, script: &str) -> Value {
+    let alice = bench.user("alice");
+    let program = format!(
+        r#"
+import json, sys
+import paramiko
+host, port, user, key, known_hosts = sys.argv[1:6]
+client = paramiko.SSHClient()
+client.load_host_keys(known_hosts)
+client.set_missing_host_key_policy(paramiko.RejectPolicy())
+client.connect(host, port=int(port), username=user, key_filename=key, look_for_keys=False,
+               allow_agent=False, timeout=30)
+sftp = client.open_sftp()
+def attempt(action):
+    try:
+        action()
+        return "ok"
+    except Exception as e:
+        return "%s: %s" % (type(e).__name__, e)
+def send(local, remote):
+    with open(local, "rb") as src, sftp.open(remote, "w") as dst:
+        while True:
+            block = src.read(32768)
+            if not block:
+                break
+            dst.write(block)
+result = {{}}
+{script}
+print(json.dumps(result))
+"#
+    );
+    let mut command = tokio::process::Command::new(python_with_paramiko());
+    command
+        .args(["-c", &program, "127.0.0.1"])
+        .arg(bench.port().to_string())
+        .arg(alice.name)
+        .arg(&alice.key)
+        .arg(bench.known_hosts())
+        .current_dir(bench.path(""));
+    let out = run_bounded(command, "python3 (paramiko)").await;
+    assert!(
+        out.status.success(),
+        "paramiko script failed:\n{}",
+        output_text(&out)
+    );
+    serde_json::from_str(stdout(&out).trim()).expect("the script prints JSON")
+}
+
+// ---- additions for certificates, PROXY protocol and reload (issue 5) ----
+
+/// `maker`'s config with `lines` added to its `[server]` table.
+pub fn with_server_lines(maker: ConfigMaker, lines: String) -> ConfigMaker {
+    Box::new(move |dir: &Path, url: &str| {
+        maker(dir, url).replacen("[server]\n", &format!("[server]\n{lines}\n"), 1)
+    })
+}
+
+/// Creates an ed25519 key pair with `ssh-keygen` at `path` and `path.pub`.
+pub fn ssh_keygen(path: &Path) {
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "test", "-f"])
+        .arg(path)
+        .status()
+        .expect("ssh-keygen runs");
+    assert!(status.success(), "ssh-keygen -f {}", path.display());
+}
+
+impl Bench {
+    /// Runs `sftp -b -` like [`Bench::sftp`], with `extra` options before the destination.
+    pub async fn sftp_with(&self, user: &TestUser, extra: &[String], commands: &str) -> Output {
+        let batch = self.dir.path().join("batch");
+        std::fs::write(&batch, commands).unwrap();
+        let mut args = self.ssh_options(user);
+        args.extend(extra.iter().cloned());
+        args.extend([
+            "-P".into(),
+            self.port().to_string(),
+            "-b".into(),
+            batch.display().to_string(),
+            format!("{}@127.0.0.1", user.name),
+        ]);
+        self.run("sftp", &args).await
+    }
+}

@@ -1,0 +1,72 @@
+//! paramiko's `get` prefetches a whole file at once (thousands of READs in flight); the
+//! gateway must answer them with bounded memory, not by buffering the file. This is the only
+//! test in its binary so that the process's resident memory belongs to this download alone
+//! (the emulator and the gateway run in the test process).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{paramiko_as_alice, write_random_file, Bench};
+
+const MIB: u64 = 1024 * 1024;
+
+fn resident_kb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS in /proc/self/status")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_prefetching_get_of_a_large_file_keeps_memory_bounded() {
+    let bench = Bench::start().await;
+    let size = 96 * MIB;
+    let hash = write_random_file(&bench.path("source.bin"), size);
+    let data = std::fs::read(bench.path("source.bin")).unwrap();
+    bench.dropbox_upload("/alice/big.bin", data).await;
+    assert_eq!(
+        bench.dropbox_metadata("/alice/big.bin").await.unwrap()["content_hash"],
+        hash
+    );
+
+    let before = resident_kb();
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(before));
+    let sampler = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(resident_kb(), std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    let result = paramiko_as_alice(
+        &bench,
+        r#"
+f = sftp.open("big.bin", "r")
+requests = f.stat().st_size // 32768 + 1
+f.close()
+result["requests"] = requests
+result["get"] = attempt(lambda: sftp.get("big.bin", "copy.bin"))
+"#,
+    )
+    .await;
+    sampler.abort();
+
+    assert_eq!(result["get"], "ok", "{result}");
+    assert!(result["requests"].as_u64().unwrap() > 3000, "{result}");
+    assert_eq!(
+        std::fs::read(bench.path("copy.bin")).unwrap(),
+        std::fs::read(bench.path("source.bin")).unwrap()
+    );
+    let grew_mib = (peak.load(std::sync::atomic::Ordering::Relaxed) - before) / 1024;
+    assert!(
+        grew_mib < 48,
+        "serving a {} MiB prefetching get grew the gateway's memory by {grew_mib} MiB",
+        size / MIB
+    );
+}
