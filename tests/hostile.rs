@@ -93,3 +93,77 @@ async fn hostile_paths_are_refused_or_stay_inside_the_root() {
     // Nothing was created anywhere but alice's root.
     assert_eq!(bench.dropbox_list("").await, vec!["alice".to_string()]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_session_ends_alone_and_other_sessions_carry_on() {
+    let bench = Bench::start().await;
+    bench
+        .dropbox_upload("/alice/kept.txt", b"kept".to_vec())
+        .await;
+    let result = paramiko_as_alice(
+        &bench,
+        r#"
+import struct
+transport = client.get_transport()
+def raw_session(payload, timeout=10):
+    channel = transport.open_session()
+    channel.invoke_subsystem("sftp")
+    channel.sendall(payload)
+    channel.settimeout(timeout)
+    received = b""
+    try:
+        while True:
+            data = channel.recv(65536)
+            if not data:
+                break
+            received += data
+    except Exception as e:
+        received += ("<%s>" % type(e).__name__).encode()
+    channel.close()
+    return received
+init = struct.pack(">IBI", 5, 1, 3)
+# A length far beyond 256 KiB, then garbage.
+result["oversized"] = raw_session(init + struct.pack(">I", 50_000_000) + b"\xff" * 64).hex()
+# A known type whose body is cut short (OPEN with only an id).
+result["truncated"] = raw_session(init + struct.pack(">IBI", 5, 3, 7)).hex()
+# An unknown packet type gets OP_UNSUPPORTED (status 8) for its id, and the session goes on.
+unknown = struct.pack(">IBI", 5, 99, 42)
+stat = struct.pack(">IBI", 4 + 1 + 4 + 8, 17, 43) + struct.pack(">I", 8) + b"kept.txt"
+# The session stays open, so the read ends by timing out.
+result["unknown"] = raw_session(init + unknown + stat, timeout=2).hex()
+# Meanwhile an ordinary session on the same connection works.
+result["stat_after"] = sftp.stat("kept.txt").st_size
+"#,
+    )
+    .await;
+    let bytes = |key: &str| hex::decode(result[key].as_str().unwrap()).unwrap();
+
+    // The server closed the hostile sessions (the client did not have to time out), having
+    // answered at most the INIT before them.
+    for key in ["oversized", "truncated"] {
+        let reply = bytes(key);
+        let text = String::from_utf8_lossy(&reply);
+        assert!(
+            !text.contains("Timeout") && !text.contains("<timeout>"),
+            "{key}: the server kept a broken session open: {text}"
+        );
+        assert!(
+            reply.is_empty() || reply.get(4) == Some(&2u8),
+            "{key}: anything but VERSION came back: {reply:?}"
+        );
+    }
+    // Unknown type: STATUS (101) for id 42 with OP_UNSUPPORTED (8), then ATTRS (105) for 43.
+    let reply = bytes("unknown");
+    let find = |kind: u8, id: u32| {
+        reply
+            .windows(5)
+            .position(|w| w[0] == kind && w[1..5] == id.to_be_bytes())
+    };
+    let status_at = find(101, 42).expect("a STATUS reply for the unknown packet");
+    assert_eq!(&reply[status_at + 5..status_at + 9], &8u32.to_be_bytes());
+    assert!(
+        find(105, 43).is_some(),
+        "the session went on to answer STAT: {reply:?}"
+    );
+    assert_eq!(result["stat_after"], 4, "{result}");
+}
