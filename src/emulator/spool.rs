@@ -46,21 +46,35 @@ pub async fn receive<W: AsyncWrite + Unpin>(
     sink: W,
     limit: u64,
 ) -> Result<Received, ReceiveError> {
-    let (received, _) = receive_continuing(body, sink, limit, ContentHasher::new()).await?;
-    Ok(received)
+    let (continued, hasher) =
+        receive_continuing(body, sink, limit, ContentHasher::new(), false).await?;
+    Ok(Received {
+        size: continued.size,
+        content_hash: hasher.finish(),
+    })
 }
 
-/// Like [`receive`], and also feeds the body into `running`, the hash of everything stored
-/// before it: a sequential session keeps its file's hash this way, so finishing it need not
-/// read the whole file back.
+/// What a body added to a sequential session.
+#[derive(Debug, Clone)]
+pub struct Continued {
+    pub size: u64,
+    /// The body's own content hash, when the caller asked for it.
+    pub call_hash: Option<String>,
+}
+
+/// Streams `body` into `sink` like [`receive`], feeding it into `running`, the hash of
+/// everything stored before it: a sequential session keeps its file's hash this way, so
+/// finishing it need not read the whole file back. The body's own hash costs a second pass of
+/// SHA-256, so it is computed only when `hash_call` says a client asked to check it.
 pub async fn receive_continuing<W: AsyncWrite + Unpin>(
     body: Body,
     sink: W,
     limit: u64,
     mut running: ContentHasher,
-) -> Result<(Received, ContentHasher), ReceiveError> {
+    hash_call: bool,
+) -> Result<(Continued, ContentHasher), ReceiveError> {
     let mut sink = tokio::io::BufWriter::with_capacity(1024 * 1024, sink);
-    let mut hasher = ContentHasher::new();
+    let mut call_hasher = hash_call.then(ContentHasher::new);
     let mut size = 0u64;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
@@ -69,16 +83,18 @@ pub async fn receive_continuing<W: AsyncWrite + Unpin>(
         if size > limit {
             return Err(ReceiveError::TooLarge);
         }
-        hasher.update(&chunk);
         running.update(&chunk);
+        if let Some(hasher) = call_hasher.as_mut() {
+            hasher.update(&chunk);
+        }
         sink.write_all(&chunk).await?;
     }
     sink.flush().await?;
-    let received = Received {
+    let continued = Continued {
         size,
-        content_hash: hasher.finish(),
+        call_hash: call_hasher.map(ContentHasher::finish),
     };
-    Ok((received, running))
+    Ok((continued, running))
 }
 
 /// Size and content hash of a file on disk, computed off the async workers.

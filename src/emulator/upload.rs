@@ -22,7 +22,8 @@ use super::error::{json_response, nested, tag, ApiError, ApiResult};
 use super::server::{AppState, Call};
 use super::sessions::{SessionState, CONCURRENT_UNIT};
 use super::spool::{
-    concatenate, hash_file, receive, receive_continuing, ReceiveError, Received, REQUEST_LIMIT,
+    concatenate, hash_file, receive, receive_continuing, Continued, ReceiveError, Received,
+    REQUEST_LIMIT,
 };
 use super::wire::check_upload_content_type;
 
@@ -211,17 +212,19 @@ pub async fn session_start(state: &AppState, call: Call) -> ApiResult<Response> 
         .write(true)
         .open(&data)
         .await?;
-    let outcome = receive_continuing(call.body, file, REQUEST_LIMIT, ContentHasher::new()).await;
+    let outcome =
+        receive_continuing(call.body, file, REQUEST_LIMIT, ContentHasher::new(), false).await;
     let failure = match &outcome {
         Err(_) => None,
         Ok((received, _)) if concurrent && received.size > 0 => {
             Some("concurrent_session_data_not_allowed")
         }
-        Ok((received, _))
+        // A fresh running hash covers exactly this call's body.
+        Ok((_, running))
             if arg
                 .content_hash
                 .as_ref()
-                .is_some_and(|h| *h != received.content_hash) =>
+                .is_some_and(|h| *h != running.clone().finish()) =>
         {
             Some("content_hash_mismatch")
         }
@@ -299,12 +302,14 @@ pub async fn session_append(state: &AppState, call: Call) -> ApiResult<Response>
         if arg.cursor.offset != session.size {
             return Err(ApiError::Route(incorrect_offset(session.size)));
         }
-        let check = |received: &Received| {
-            check_call_hash(&arg.content_hash, received)
+        let check = |received: &Continued| {
+            check_call_hash(&arg.content_hash, received.call_hash.as_deref())
                 .then_some(())
                 .ok_or(tag("content_hash_mismatch"))
         };
-        let received = append_sequential(state, &id, &session, call.body, &route, check).await?;
+        let hash_call = arg.content_hash.is_some();
+        let received =
+            append_sequential(state, &id, &session, call.body, &route, hash_call, check).await?;
         session.size += received.size;
         session.closed = arg.close;
         state.sessions.save(&id, &session)?;
@@ -312,10 +317,10 @@ pub async fn session_append(state: &AppState, call: Call) -> ApiResult<Response>
     ok_json(&Value::Null)
 }
 
-fn check_call_hash(expected: &Option<String>, received: &Received) -> bool {
+fn check_call_hash(expected: &Option<String>, actual: Option<&str>) -> bool {
     expected
         .as_ref()
-        .is_none_or(|hash| *hash == received.content_hash)
+        .is_none_or(|hash| Some(hash.as_str()) == actual)
 }
 
 /// Appends a body to a sequential session's data at its current size; on any failure (also a
@@ -326,8 +331,9 @@ async fn append_sequential(
     session: &SessionState,
     body: axum::body::Body,
     route: &str,
-    check: impl FnOnce(&Received) -> Result<(), Value>,
-) -> ApiResult<Received> {
+    hash_call: bool,
+    check: impl FnOnce(&Continued) -> Result<(), Value>,
+) -> ApiResult<Continued> {
     let data = state
         .sessions
         .data_path(id)
@@ -343,6 +349,7 @@ async fn append_sequential(
         file,
         REQUEST_LIMIT,
         running.clone().unwrap_or_default(),
+        hash_call,
     )
     .await;
     let failure = match &outcome {
@@ -391,7 +398,7 @@ async fn append_concurrent(
     if !arg.close && (received.size == 0 || !received.size.is_multiple_of(CONCURRENT_UNIT)) {
         return Err(ApiError::Route(tag("concurrent_session_invalid_data_size")));
     }
-    if !check_call_hash(&arg.content_hash, &received) {
+    if !check_call_hash(&arg.content_hash, Some(&received.content_hash)) {
         return Err(ApiError::Route(tag("content_hash_mismatch")));
     }
     let lock = state.sessions.lock_of(&id);
@@ -470,8 +477,12 @@ pub async fn session_finish(state: &AppState, call: Call) -> ApiResult<Response>
         if arg.cursor.offset != session.size {
             return Err(lookup_failed(incorrect_offset(session.size)));
         }
+        let hash_call = arg.content_hash.is_some();
         let received =
-            append_sequential(state, &id, &session, call.body, &route, |_| Ok(())).await?;
+            append_sequential(state, &id, &session, call.body, &route, hash_call, |_| {
+                Ok(())
+            })
+            .await?;
         session.size += received.size;
         session.closed = true;
         state.sessions.save(&id, &session)?;
@@ -494,7 +505,7 @@ pub async fn session_finish(state: &AppState, call: Call) -> ApiResult<Response>
         // the whole file's hash. Either is accepted.
         let matches_call = this_call
             .as_ref()
-            .is_some_and(|r| r.content_hash == *expected);
+            .is_some_and(|r| r.call_hash.as_deref() == Some(expected.as_str()));
         if whole.content_hash != *expected && !matches_call {
             return Err(ApiError::Route(tag("content_hash_mismatch")));
         }
