@@ -62,6 +62,9 @@ listen = "127.0.0.1:$dg_port"
 host_key = "$work/dg_host_key"
 [upload]
 spool_dir = "$work/spool"
+[limits]
+# Every benchmark connection comes from 127.0.0.1: the per-address cap must admit 50 at once.
+max_connections_per_address = 200
 [[accounts]]
 name = "bench"
 api_url = "$emu_url"
@@ -111,10 +114,11 @@ wait_for_port "$dg_port" "$work/gateway.log"
 wait_for_port "$sshd_port" "$work/sshd.log"
 
 # Same client, same flags, for both sides.
-sftp_to() { # port batchfile
+sftp_to() { # port batchfile; a failed transfer ends the benchmark (a timing of it means nothing)
   # shellcheck disable=SC2086
   sftp -q ${SFTP_FLAGS:-} -b "$2" -P "$1" -i "$work/user" -o IdentitiesOnly=yes -o BatchMode=yes \
-    -o UserKnownHostsFile="$work/known_hosts" "$(id -un)@127.0.0.1" >/dev/null
+    -o UserKnownHostsFile="$work/known_hosts" "$(id -un)@127.0.0.1" >/dev/null \
+    || { echo "sftp to port $1 failed running $2" >&2; kill -TERM $$; exit 1; }
 }
 now() { date +%s.%N; }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -141,7 +145,7 @@ parallel_50() {
     printf 'put par/p%s.bin p%s.bin\n' "$i" "$i" > "b$i"
     sftp_to "$1" "b$i" & ps+=($!)
   done
-  for p in "${ps[@]}"; do wait "$p"; done
+  for p in "${ps[@]}"; do wait "$p" || { echo "a parallel session failed" >&2; kill -TERM $$; exit 1; }; done
   echo "$(now) - $t" | bc
 }
 

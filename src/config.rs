@@ -13,6 +13,7 @@ use anyhow::{bail, Context};
 use russh::keys::PublicKey;
 use serde::Deserialize;
 
+pub use crate::ssh::networks::Networks;
 pub use crate::ssh::password::StoredPasswordHash;
 use crate::vfs::permissions::{Permission, Permissions, PRESETS};
 
@@ -31,6 +32,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub audit: AuditConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -50,6 +53,28 @@ pub struct ServerConfig {
     /// On SIGTERM or SIGINT, how long open uploads get to finish and commit before exit.
     #[serde(default = "default_shutdown_timeout_secs")]
     pub shutdown_timeout_secs: u64,
+    /// CA public keys (OpenSSH lines); user certificates they signed are accepted for the
+    /// users their principals name.
+    #[serde(default)]
+    pub trusted_user_ca_keys: Vec<String>,
+    /// A file of CA public keys, one per line, added to `trusted_user_ca_keys`.
+    pub trusted_user_ca_keys_file: Option<PathBuf>,
+    /// Every connection starts with a PROXY protocol (v1 or v2) header from a load balancer
+    /// in `trusted_proxies`; the client address it carries is the one bans and logs use.
+    #[serde(default)]
+    pub proxy_protocol: bool,
+    /// Addresses or ranges (`10.0.0.0/8`) allowed to send PROXY headers; connections from
+    /// anywhere else are refused while `proxy_protocol` is on.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+impl ServerConfig {
+    /// `trusted_proxies` parsed.
+    pub fn trusted_proxies(&self) -> anyhow::Result<Networks> {
+        Networks::parse(self.trusted_proxies.iter().map(String::as_str))
+            .map_err(|e| anyhow::anyhow!("server.trusted_proxies: {e}"))
+    }
 }
 
 fn default_shutdown_timeout_secs() -> u64 {
@@ -313,6 +338,14 @@ pub struct AuditConfig {
     pub output: Option<String>,
 }
 
+/// The operators' HTTP listener: `/metrics` (Prometheus text) and `/healthz`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Where it listens (a private address); no listener when unset.
+    pub listen: Option<SocketAddr>,
+}
+
 fn default_root() -> String {
     "/".to_string()
 }
@@ -363,6 +396,15 @@ impl Config {
         if let Some(proxy) = &self.server.proxy {
             check_proxy(proxy).context("server.proxy")?;
         }
+        parse_authorized_keys(&self.server.trusted_user_ca_keys)
+            .context("server.trusted_user_ca_keys")?;
+        let proxies = self.server.trusted_proxies()?;
+        if self.server.proxy_protocol && proxies == Networks::default() {
+            bail!(
+                "server.proxy_protocol is on but server.trusted_proxies is empty: list the \
+                 load balancers' addresses"
+            );
+        }
         self.limits.validate()?;
         let mut user_names = HashSet::new();
         for user in &self.users {
@@ -383,6 +425,23 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The trusted user CA keys, inline and from `trusted_user_ca_keys_file` (relative paths
+    /// are from `base`).
+    pub fn trusted_user_cas(&self, base: &Path) -> anyhow::Result<Vec<PublicKey>> {
+        let mut lines = self.server.trusted_user_ca_keys.clone();
+        if let Some(file) = &self.server.trusted_user_ca_keys_file {
+            let file = base.join(file);
+            let text = std::fs::read_to_string(&file).with_context(|| {
+                format!(
+                    "server.trusted_user_ca_keys_file: cannot read {}",
+                    file.display()
+                )
+            })?;
+            lines.extend(text.lines().map(str::to_string));
+        }
+        parse_authorized_keys(&lines).context("server.trusted_user_ca_keys")
     }
 
     pub fn account(&self, name: &str) -> Option<&AccountConfig> {
@@ -583,6 +642,29 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("chunk_size"), "{err}");
+    }
+
+    #[test]
+    fn proxy_protocol_needs_trusted_proxies_and_ca_keys_must_parse() {
+        let server =
+            |lines: &str| parse(&format!("[server]\nlisten = \"127.0.0.1:2222\"\n{lines}"));
+        let err = server("proxy_protocol = true").unwrap_err();
+        assert!(err.to_string().contains("trusted_proxies"), "{err}");
+        let err = server("proxy_protocol = true\ntrusted_proxies = [\"lb.example\"]").unwrap_err();
+        assert!(err.to_string().contains("lb.example"), "{err}");
+        let ok = server("proxy_protocol = true\ntrusted_proxies = [\"10.0.0.0/8\"]").unwrap();
+        assert!(ok
+            .server
+            .trusted_proxies()
+            .unwrap()
+            .contains([10, 1, 2, 3].into()));
+        let err = server("trusted_user_ca_keys = [\"ssh-ed25519 nonsense\"]").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("trusted_user_ca_keys"),
+            "{err:#}"
+        );
+        let ok = server(&format!("trusted_user_ca_keys = [\"{KEY}\"]")).unwrap();
+        assert_eq!(ok.trusted_user_cas(Path::new(".")).unwrap().len(), 1);
     }
 
     #[test]

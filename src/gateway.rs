@@ -5,12 +5,15 @@
 //! [`DropboxFs`] on their account's client, and the SSH server gets a [`Backend`] that hands a
 //! user their filesystem at login. [`check`] is `dropgate check-config`.
 //!
+//! Users and keys can be replaced while it runs ([`reload`]).
+//!
 //! Graceful shutdown ([`Drainer`]): the listener stops accepting, sessions already connected
 //! go on, and the gateway waits (up to a timeout) until no upload is open on any account, so
 //! an upload being received or committed when the signal came still reaches Dropbox.
 
 pub mod accounts;
 pub mod check;
+pub mod reload;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -25,10 +28,13 @@ use tokio_util::sync::CancellationToken;
 use crate::audit::AuditLog;
 use crate::config::{Config, User};
 use crate::dropbox::DropboxClient;
+use crate::metrics;
+use crate::ssh::directory::{Directory, Logins};
 use crate::ssh::{self, host_key, Backend, ServerContext};
 use crate::upload::{self, UploadSettings};
 use crate::vfs::dropbox::{DropboxFs, FsSettings, OpenUploads};
 use accounts::Unreachable;
+use reload::Reloader;
 
 /// A gateway that is accepting connections.
 pub struct Gateway {
@@ -37,6 +43,7 @@ pub struct Gateway {
     shutdown: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
     context: Arc<ServerContext<DropboxBackend>>,
+    metrics_addr: Option<SocketAddr>,
 }
 
 impl Gateway {
@@ -52,17 +59,20 @@ impl Gateway {
         if removed > 0 {
             tracing::info!(removed, "removed spool files left by an earlier run");
         }
-        let users = config
-            .resolve_users(Path::new(""))?
-            .into_iter()
-            .map(|u| (u.name.clone(), u))
-            .collect();
+        let logins = Logins::new(
+            config.resolve_users(Path::new(""))?,
+            config.trusted_user_cas(Path::new(""))?,
+        );
         let audit = match &config.audit.output {
             Some(output) => AuditLog::open(output)?,
             None => AuditLog::disabled(),
         };
         let context = Arc::new(ServerContext {
-            users,
+            directory: Directory::new(logins),
+            trusted_proxies: match config.server.proxy_protocol {
+                true => Some(config.server.trusted_proxies()?),
+                false => None,
+            },
             backend,
             limits: config.limits.clone(),
             audit,
@@ -74,6 +84,10 @@ impl Gateway {
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "listening for SFTP");
         let shutdown = CancellationToken::new();
+        let metrics_addr = match config.metrics.listen {
+            Some(listen) => Some(metrics::server::start(listen, shutdown.clone()).await?),
+            None => None,
+        };
         let task = tokio::spawn(ssh::serve(
             listener,
             host_key,
@@ -86,7 +100,15 @@ impl Gateway {
             shutdown,
             task,
             context,
+            metrics_addr,
         })
+    }
+
+    /// A handle that replaces the users and keys while the gateway runs (SIGHUP).
+    pub fn reloader(&self) -> Reloader {
+        Reloader {
+            context: self.context.clone(),
+        }
     }
 
     /// A handle that can stop the listener and wait for open uploads (graceful shutdown).
@@ -99,6 +121,11 @@ impl Gateway {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where `/metrics` and `/healthz` are served, if `[metrics] listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     pub fn host_key_fingerprint(&self) -> &str {

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 use dropgate::config::Config;
 use dropgate::emulator::{self, EmulatorConfig};
+use dropgate::gateway::reload::Reloader;
 use dropgate::gateway::{check, Gateway};
 use dropgate::oauth::{self, Registration};
 use dropgate::ssh::{host_key, password};
@@ -144,13 +145,21 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Runs until the listener fails, or until SIGTERM/SIGINT: then no new connections, open
+/// Runs until the listener fails, or until SIGTERM/SIGINT (SIGHUP reloads users and keys): then no new connections, open
 /// uploads get `shutdown_timeout_secs` to commit, and a second signal exits at once.
 async fn serve(config_path: &Path) -> anyhow::Result<()> {
     let config = Config::load(config_path)?;
+    // Listening for the signals before anything starts: their default action ends the process.
+    let mut signals = StopSignals::new()?;
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot listen for SIGHUP")?;
     let gateway = Gateway::start(&config).await?;
     let drainer = gateway.drainer();
-    let mut signals = StopSignals::new()?;
+    tokio::spawn(reload_on_hangup(
+        hangups,
+        gateway.reloader(),
+        config_path.to_path_buf(),
+    ));
     tokio::select! {
         result = gateway.wait() => return result,
         name = signals.next() => {
@@ -174,6 +183,18 @@ async fn serve(config_path: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Each SIGHUP reloads the users and keys from the config file (see `gateway::reload`).
+async fn reload_on_hangup(
+    mut hangups: tokio::signal::unix::Signal,
+    reloader: Reloader,
+    config_path: PathBuf,
+) {
+    while hangups.recv().await.is_some() {
+        tracing::info!(config = %config_path.display(), "SIGHUP: reloading users and keys");
+        reloader.reload_file(&config_path);
+    }
 }
 
 /// SIGTERM and SIGINT, whichever comes.

@@ -133,10 +133,11 @@ impl Transport {
                 match tokio::time::timeout(limit, self.requests.http().execute(request)).await {
                     Ok(outcome) => outcome,
                     Err(_) => {
+                        crate::metrics::dropbox_request(route.name, None);
                         return Err(Failure::sent(DropboxError::Transport(format!(
                             "timed out: the download did not start within {} s",
                             limit.as_secs()
-                        ))))
+                        ))));
                     }
                 }
             }
@@ -156,6 +157,7 @@ impl Transport {
                         outcome = sending => outcome,
                         error = progress.stalled(limit, limit) => {
                             tracing::debug!(route = route.name, attempt, %error, "dropbox call stalled");
+                            crate::metrics::dropbox_request(route.name, None);
                             return Err(Failure::sent(error));
                         }
                     },
@@ -166,6 +168,7 @@ impl Transport {
         match outcome {
             Ok(response) => {
                 let status = response.status();
+                crate::metrics::dropbox_request(route.name, Some(status.as_u16()));
                 tracing::debug!(
                     route = route.name,
                     status = status.as_u16(),
@@ -180,6 +183,7 @@ impl Transport {
                 }
             }
             Err(e) => {
+                crate::metrics::dropbox_request(route.name, None);
                 // A connection that could not be made carried nothing: safe to try again.
                 let sent = !e.is_connect();
                 let error = error::from_transport(e);

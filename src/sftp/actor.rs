@@ -9,14 +9,13 @@
 use std::sync::Arc;
 
 use russh_sftp::protocol::{Attrs, Data, FileAttributes, Handle, OpenFlags, Packet};
-use tokio::sync::OwnedSemaphorePermit;
 
 use super::attrs;
 use super::extensions::MAX_READ_LENGTH;
 use super::handles::{HandleKind, HandleOp, Job, Registration};
 use super::listing::Listing;
 use super::requests::parse;
-use super::session::{Context, Replies};
+use super::session::{Context, Permit, Replies};
 use super::status::{self, Outcome};
 use super::upload::Upload;
 use crate::vfs::{FileInfo, FileReader, VPath, Vfs, VfsError, VfsResult, WriteOptions};
@@ -120,7 +119,7 @@ pub(super) async fn open_and_serve<F: Vfs>(
     replies: Replies,
     id: u32,
     target: OpenTarget,
-    permit: OwnedSemaphorePermit,
+    permit: Permit,
 ) {
     let file = match OpenFile::open(&ctx.fs, target).await {
         Ok(file) => file,

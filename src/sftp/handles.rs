@@ -15,8 +15,9 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use russh_sftp::protocol::FileAttributes;
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
+use tokio::sync::{mpsc, watch};
 
+use super::session::Permit;
 use crate::vfs::{VPath, VfsError};
 
 /// A request for one handle.
@@ -44,7 +45,7 @@ pub(super) enum HandleOp {
 pub(super) struct Job {
     pub id: u32,
     pub op: HandleOp,
-    pub permit: OwnedSemaphorePermit,
+    pub permit: Permit,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,15 +210,14 @@ pub(super) async fn wait_for(barriers: Vec<watch::Receiver<()>>) {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use tokio::sync::Semaphore;
-
     use super::*;
 
     fn job(op: HandleOp) -> Job {
-        let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
-        Job { id: 1, op, permit }
+        Job {
+            id: 1,
+            op,
+            permit: Permit::detached(),
+        }
     }
 
     fn path(s: &str) -> VPath {

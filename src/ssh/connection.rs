@@ -3,7 +3,8 @@
 //! The russh handler callbacks run on the connection's own task, so nothing here may wait on
 //! SFTP work: the subsystem runs on a task of its own, and the callbacks only start it.
 //!
-//! Login: public keys for every user, a password only for users with a `password_hash` (the
+//! Login: public keys for every user, user certificates signed by a trusted CA
+//! ([`certificate`]), a password only for users with a `password_hash` (the
 //! methods offered after the first "none" request are the user's own). Failed logins count
 //! towards the address's ban: every wrong password, and one per connection whose keys were
 //! all refused (a client offering several keys is one attempt, not several). A banned address
@@ -13,12 +14,13 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
-use russh::keys::PublicKey;
+use russh::keys::{Certificate, PublicKey};
 use russh::server::{
     Auth, ChannelOpenHandle, Handler, Msg, PublicKeyOffer, Session, VerifiedPublicKey,
 };
 use russh::{Channel, ChannelId, MethodKind, MethodSet};
 
+use super::certificate;
 use super::guard::AddressGuard;
 use super::password::check_password;
 use super::{Backend, ServerContext};
@@ -51,6 +53,7 @@ pub struct Connection<B> {
 #[derive(Clone, Copy)]
 enum Method {
     PublicKey,
+    Certificate,
     Password,
 }
 
@@ -58,6 +61,7 @@ impl Method {
     fn name(self) -> &'static str {
         match self {
             Method::PublicKey => "publickey",
+            Method::Certificate => "certificate",
             Method::Password => "password",
         }
     }
@@ -88,6 +92,8 @@ impl<B: Backend> Connection<B> {
     fn methods_for(&self, name: &str) -> MethodSet {
         let has_password = self
             .context
+            .directory
+            .current()
             .users
             .get(name)
             .is_some_and(|u| u.password_hash.is_some());
@@ -153,15 +159,46 @@ impl<B: Backend> Connection<B> {
         line.result = Some(if error.is_none() { "ok" } else { "failed" });
         line.error = error.map(str::to_string);
         self.audit.record(&line);
+        crate::metrics::login(method.name(), if error.is_none() { "ok" } else { "failed" });
     }
 
     /// The configured user if `key` is one of their authorized keys.
-    fn user_with_key(&self, name: &str, key: &PublicKey) -> Option<&User> {
-        let user = self.context.users.get(name)?;
+    fn user_with_key(&self, name: &str, key: &PublicKey) -> Option<User> {
+        let logins = self.context.directory.current();
+        let user = logins.users.get(name)?;
         user.keys
             .iter()
             .any(|k| k.key_data() == key.key_data())
-            .then_some(user)
+            .then(|| user.clone())
+    }
+
+    /// The configured user if `cert` vouches for them; the reason is logged otherwise.
+    fn user_with_certificate(&self, name: &str, cert: &Certificate) -> Option<User> {
+        let logins = self.context.directory.current();
+        let user = logins.users.get(name)?;
+        let checked = certificate::check(
+            cert,
+            name,
+            &logins.trusted_user_cas,
+            self.peer.ip(),
+            certificate::unix_now(),
+        );
+        match checked {
+            Ok(()) => {
+                tracing::info!(
+                    conn = self.id,
+                    user = name,
+                    key_id = cert.key_id(),
+                    serial = cert.serial(),
+                    "certificate accepted"
+                );
+                Some(user.clone())
+            }
+            Err(reason) => {
+                tracing::info!(conn = self.id, user = name, key_id = cert.key_id(), %reason, "certificate refused");
+                None
+            }
+        }
     }
 
     fn start_sftp(&mut self, channel_id: ChannelId, session: &mut Session) -> anyhow::Result<()> {
@@ -217,10 +254,15 @@ impl<B: Backend> Handler for Connection<B> {
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
         self.refuse_if_banned()?;
-        match self.user_with_key(user, offer.public_key) {
-            Some(_) => Ok(Auth::Accept),
-            None => self.refuse_key(user),
+        if self.user_with_key(user, offer.public_key).is_some() {
+            return Ok(Auth::Accept);
         }
+        // russh offers a certificate's key here without the certificate; with CAs trusted,
+        // any key might come with one, so the decision waits for the signed request.
+        if !self.context.directory.current().trusted_user_cas.is_empty() {
+            return Ok(Auth::Accept);
+        }
+        self.refuse_key(user)
     }
 
     async fn auth_publickey(
@@ -229,8 +271,21 @@ impl<B: Backend> Handler for Connection<B> {
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
         self.refuse_if_banned()?;
-        match self.user_with_key(user, key.public_key).cloned() {
+        match self.user_with_key(user, key.public_key) {
             Some(found) => Ok(self.accept_login(found, Method::PublicKey)),
+            None => self.refuse_key(user),
+        }
+    }
+
+    /// Called once the client has proved it holds the certificate's key.
+    async fn auth_openssh_certificate(
+        &mut self,
+        user: &str,
+        certificate: &Certificate,
+    ) -> Result<Auth, Self::Error> {
+        self.refuse_if_banned()?;
+        match self.user_with_certificate(user, certificate) {
+            Some(found) => Ok(self.accept_login(found, Method::Certificate)),
             None => self.refuse_key(user),
         }
     }
@@ -239,7 +294,7 @@ impl<B: Backend> Handler for Connection<B> {
     /// against a decoy, so the answer's timing does not tell them apart.
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
         self.refuse_if_banned()?;
-        let found = self.context.users.get(user).cloned();
+        let found = self.context.directory.current().users.get(user).cloned();
         let hash = found.as_ref().and_then(|u| u.password_hash.clone());
         if check_password(hash, password.to_string()).await {
             if let Some(found) = found {

@@ -10,13 +10,22 @@
 //! Abuse limits live here too ([`guard`]): a banned address or one over a connection cap is
 //! closed before the SSH banner, and a connection that has not logged in within the
 //! authentication timeout is disconnected.
+//!
+//! Behind a load balancer ([`proxy_protocol`]), the client's real address comes from the
+//! PROXY header the balancer sends first; only balancers in `trusted_proxies` may send one,
+//! and a connection from anywhere else is refused, since a client that could connect directly
+//! could claim any address in a header of its own.
 
+mod certificate;
 mod connection;
+pub mod directory;
 mod guard;
 pub mod host_key;
+pub mod networks;
 pub mod password;
+pub mod proxy_protocol;
 
-use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,8 +38,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::audit::{AuditLog, AuditSession};
 use crate::config::{LimitsConfig, User};
+use crate::metrics;
 use crate::vfs::Vfs;
+use directory::Directory;
 use guard::{AddressGuard, ConnectionSlot};
+use networks::Networks;
 
 /// Turns a logged-in user into the filesystem their SFTP session sees.
 pub trait Backend: Send + Sync + 'static {
@@ -41,17 +53,13 @@ pub trait Backend: Send + Sync + 'static {
 
 /// Everything a connection needs, shared by all of them.
 pub struct ServerContext<B> {
-    pub users: HashMap<String, User>,
+    /// Users and trusted CAs; replaced whole by a reload.
+    pub directory: Directory,
+    /// With the PROXY protocol on, the addresses allowed to send its header; None: off.
+    pub trusted_proxies: Option<Networks>,
     pub backend: B,
     pub limits: LimitsConfig,
     pub audit: AuditLog,
-}
-
-impl<B> ServerContext<B> {
-    /// Password login is offered at all only if some user has a password.
-    fn any_password(&self) -> bool {
-        self.users.values().any(|u| u.password_hash.is_some())
-    }
 }
 
 /// Serves SSH on `listener` until `shutdown` is cancelled.
@@ -61,7 +69,7 @@ pub async fn serve<B: Backend>(
     context: Arc<ServerContext<B>>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let config = Arc::new(russh_config(host_key, context.any_password()));
+    let configs = RusshConfigs::new(host_key);
     let guard = AddressGuard::new(context.limits.clone());
     let next_id = AtomicU64::new(1);
     loop {
@@ -77,33 +85,88 @@ pub async fn serve<B: Backend>(
                 }
             },
         };
-        let id = next_id.fetch_add(1, Ordering::Relaxed);
-        let audit = AuditSession {
+        let incoming = Incoming {
+            socket,
+            peer,
+            id: next_id.fetch_add(1, Ordering::Relaxed),
+            guard: guard.clone(),
+            // Users may have been reloaded since the last connection: offer password login
+            // only if someone now has a password.
+            config: configs.pick(context.directory.current().any_password()),
+        };
+        tokio::spawn(incoming.admit_and_run(context.clone()));
+    }
+}
+
+/// A TCP connection just accepted, not yet admitted.
+struct Incoming {
+    socket: tokio::net::TcpStream,
+    /// Who connected: the client, or the load balancer when PROXY headers are expected.
+    peer: SocketAddr,
+    id: u64,
+    guard: Arc<AddressGuard>,
+    config: Arc<RusshConfig>,
+}
+
+impl Incoming {
+    /// Finds the client's address, applies the limits to it, and runs the SSH session.
+    async fn admit_and_run<B: Backend>(mut self, context: Arc<ServerContext<B>>) {
+        let id = self.id;
+        let audit = |remote| AuditSession {
             log: context.audit.clone(),
             conn: id,
-            remote: peer,
+            remote,
             user: None,
         };
-        let slot = match guard.admit(peer.ip()) {
+        let client = match self.client_address(&context).await {
+            Ok(client) => client,
+            Err(reason) => return refuse(&audit(self.peer), &reason),
+        };
+        let audit = audit(client);
+        let slot = match self.guard.admit(client.ip()) {
             Ok(slot) => slot,
-            Err(refusal) => {
-                // Closing the socket unanswered tells the client nothing about why.
-                tracing::info!(conn = id, %peer, reason = refusal.reason(), "connection refused");
-                let mut line = audit.event("connect");
-                line.result = Some("refused");
-                line.error = Some(refusal.reason().to_string());
-                audit.record(&line);
-                continue;
-            }
+            Err(refusal) => return refuse(&audit, refusal.reason()),
         };
         let connection = Accepted {
-            socket,
+            socket: self.socket,
             audit,
             slot,
-            guard: guard.clone(),
+            guard: self.guard,
         };
-        tokio::spawn(run_connection(config.clone(), connection, context.clone()));
+        run_connection(self.config, connection, context).await;
     }
+
+    /// The connection's own address, or with PROXY headers on, the client address the
+    /// header carries; an error (in plain words) if the connection must be closed.
+    async fn client_address<B>(
+        &mut self,
+        context: &ServerContext<B>,
+    ) -> Result<SocketAddr, String> {
+        let Some(trusted) = &context.trusted_proxies else {
+            return Ok(self.peer);
+        };
+        if !trusted.contains(self.peer.ip()) {
+            return Err("not a trusted proxy (server.trusted_proxies)".to_string());
+        }
+        let limit = context.limits.auth_timeout();
+        match tokio::time::timeout(limit, proxy_protocol::read_header(&mut self.socket)).await {
+            Ok(Ok(Some(client))) => Ok(client),
+            Ok(Ok(None)) => Ok(self.peer),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("no PROXY protocol header within the authentication timeout".into()),
+        }
+    }
+}
+
+/// Closes a connection before SSH starts. Closing the socket unanswered tells the client
+/// nothing about why; the reason goes to the logs.
+fn refuse(audit: &AuditSession, reason: &str) {
+    tracing::info!(conn = audit.conn, peer = %audit.remote, reason, "connection refused");
+    metrics::connection_refused();
+    let mut line = audit.event("connect");
+    line.result = Some("refused");
+    line.error = Some(reason.to_string());
+    audit.record(&line);
 }
 
 /// An admitted TCP connection and what it carries along.
@@ -129,6 +192,7 @@ async fn run_connection<B: Backend>(
     let (id, peer) = (audit.conn, audit.remote);
     let _ = socket.set_nodelay(true);
     tracing::info!(conn = id, %peer, "connected");
+    metrics::connection_accepted();
     let mut line = audit.event("connect");
     line.result = Some("ok");
     audit.record(&line);
@@ -148,6 +212,7 @@ async fn run_connection<B: Backend>(
     line.result = Some(if result.is_ok() { "ok" } else { "failed" });
     line.error = result.err().map(|e| e.to_string());
     audit.record(&line);
+    metrics::connection_closed();
     drop(slot);
 }
 
@@ -187,6 +252,29 @@ async fn run_until_closed<B: Backend>(
     session.await
 }
 
+/// The server settings with and without password login offered.
+struct RusshConfigs {
+    keys_only: Arc<RusshConfig>,
+    with_password: Arc<RusshConfig>,
+}
+
+impl RusshConfigs {
+    fn new(host_key: PrivateKey) -> Self {
+        RusshConfigs {
+            keys_only: Arc::new(russh_config(host_key.clone(), false)),
+            with_password: Arc::new(russh_config(host_key, true)),
+        }
+    }
+
+    fn pick(&self, any_password: bool) -> Arc<RusshConfig> {
+        if any_password {
+            self.with_password.clone()
+        } else {
+            self.keys_only.clone()
+        }
+    }
+}
+
 fn russh_config(host_key: PrivateKey, any_password: bool) -> RusshConfig {
     let mut methods = vec![MethodKind::PublicKey];
     if any_password {
@@ -206,6 +294,9 @@ fn russh_config(host_key: PrivateKey, any_password: bool) -> RusshConfig {
         // 16 MiB made 50 parallel uploads peak at 236 MB RSS and was no faster than 2 MiB.
         window_size: 2 * 1024 * 1024,
         maximum_packet_size: 32 * 1024,
+        // Channel messages (up to 32 KiB each) queued between the connection and the SFTP
+        // reader: 32 instead of russh's 100 keeps a busy session's buffers near 1 MiB.
+        channel_buffer_size: 32,
         nodelay: true,
         ..Default::default()
     }

@@ -5,6 +5,10 @@
 //! the Dropbox id and rev) or when its handle is dropped without one (nothing was stored); a
 //! download when its handle goes away (with the bytes actually sent). STAT and statvfs are not
 //! logged: clients send them constantly and they change nothing.
+//!
+//! The same points feed the [`metrics`]: every operation line is also counted by kind and
+//! result, bytes are counted as they flow, and a commit's duration goes to the upload commit
+//! latency histogram. One wrapper does both so the two can never disagree.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,6 +20,7 @@ use super::{
     Committed, FileInfo, FileReader, FileWriter, SpaceUsage, VPath, Vfs, VfsResult, WriteOptions,
 };
 use crate::audit::{outcome, AuditEvent, AuditSession};
+use crate::metrics;
 
 /// A backend whose operations are written to the audit log.
 pub struct Audited<F> {
@@ -42,8 +47,16 @@ impl<F: Vfs> Audited<F> {
     ) -> VfsResult<T> {
         let mut line = operation(&self.session, op, path, started, &result);
         line.target = target.map(ToString::to_string);
-        self.session.record(&line);
+        record(&self.session, &line);
         result
+    }
+}
+
+/// Writes an operation line and counts it in the metrics.
+fn record(session: &AuditSession, line: &AuditEvent) {
+    session.record(line);
+    if let (Some(op), Some(result)) = (line.op, line.result) {
+        metrics::operation(op, result);
     }
 }
 
@@ -171,6 +184,7 @@ pub struct AuditedReader<R> {
 impl<R: FileReader> FileReader for AuditedReader<R> {
     async fn read(&mut self, offset: u64, len: u32) -> VfsResult<Bytes> {
         let data = self.inner.read(offset, len).await?;
+        metrics::bytes_downloaded(data.len() as u64);
         self.transfer
             .bytes
             .fetch_add(data.len() as u64, Ordering::Relaxed);
@@ -185,7 +199,7 @@ impl<R: FileReader> FileReader for AuditedReader<R> {
 impl<R> Drop for AuditedReader<R> {
     fn drop(&mut self) {
         let line = self.transfer.line("download", &Ok(()));
-        self.transfer.session.record(&line);
+        record(&self.transfer.session, &line);
     }
 }
 
@@ -206,7 +220,9 @@ impl<W: FileWriter> AuditedWriter<W> {
 
 impl<W: FileWriter> FileWriter for AuditedWriter<W> {
     async fn write(&mut self, offset: u64, data: &[u8]) -> VfsResult<()> {
-        self.inner().write(offset, data).await
+        self.inner().write(offset, data).await?;
+        metrics::bytes_uploaded(data.len() as u64);
+        Ok(())
     }
 
     async fn set_size(&mut self, size: u64) -> VfsResult<()> {
@@ -231,7 +247,9 @@ impl<W: FileWriter> FileWriter for AuditedWriter<W> {
     async fn commit_recorded(mut self) -> VfsResult<Committed> {
         let inner = self.inner.take().expect("commit runs once");
         let size = inner.stat().size;
+        let commit_started = Instant::now();
         let result = inner.commit_recorded().await;
+        metrics::upload_commit(commit_started.elapsed());
         self.transfer.bytes.store(size, Ordering::Relaxed);
         let mut line = self.transfer.line("upload", &result);
         if let Ok(committed) = &result {
@@ -239,7 +257,7 @@ impl<W: FileWriter> FileWriter for AuditedWriter<W> {
             line.dropbox_id = committed.id.clone();
             line.rev = committed.rev.clone();
         }
-        self.transfer.session.record(&line);
+        record(&self.transfer.session, &line);
         result
     }
 }
@@ -254,6 +272,6 @@ impl<W: FileWriter> Drop for AuditedWriter<W> {
             "the upload was not closed (disconnect?); nothing was stored".to_string(),
         ));
         let line = self.transfer.line("upload", &aborted);
-        self.transfer.session.record(&line);
+        record(&self.transfer.session, &line);
     }
 }

@@ -1,0 +1,152 @@
+//! SSH user certificates end to end (issue 5): a CA trusted in `[server] trusted_user_ca_keys`
+//! signs user keys with `ssh-keygen -s`, and the real OpenSSH `sftp` logs in with
+//! `-o CertificateFile=`. A certificate for the user, valid now, gets in; one whose principals
+//! name someone else, one that has expired, and one from a CA nobody trusts are refused.
+//!
+//! The keys used here are in nobody's authorized_keys: only the certificate can let them in.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{
+    config_with, output_text, poll_until, ssh_keygen, with_server_lines, Bench, BenchOptions,
+    TestUser,
+};
+use serde_json::Value;
+
+/// A CA key pair (trusted, unless made as `untrusted`) and user keys signed by it.
+struct Authority {
+    dir: tempfile::TempDir,
+}
+
+impl Authority {
+    fn new() -> Authority {
+        let dir = tempfile::tempdir().unwrap();
+        ssh_keygen(&dir.path().join("ca"));
+        ssh_keygen(&dir.path().join("untrusted"));
+        Authority { dir }
+    }
+
+    fn public_line(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("ca.pub"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    /// A new key `name` with a certificate from `ca` made with `args` (principals, validity);
+    /// returns the private key's path (the certificate is beside it, `-cert.pub`).
+    fn issue(&self, name: &str, ca: &str, args: &[&str]) -> PathBuf {
+        let key = self.dir.path().join(name);
+        ssh_keygen(&key);
+        let status = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-s"])
+            .arg(self.dir.path().join(ca))
+            .args(["-I", &format!("{name}-id")])
+            .args(args)
+            .arg(key.with_extension("pub"))
+            .status()
+            .unwrap();
+        assert!(status.success(), "ssh-keygen -s for {name}");
+        key
+    }
+}
+
+fn certificate_file(key: &Path) -> PathBuf {
+    PathBuf::from(format!("{}-cert.pub", key.display()))
+}
+
+async fn bench(ca: &Authority) -> Bench {
+    let server = format!("trusted_user_ca_keys = [\"{}\"]", ca.public_line());
+    Bench::start_with(BenchOptions {
+        config: Some(with_server_lines(
+            config_with(
+                Vec::new(),
+                "[audit]\noutput = \"{dir}/audit.log\"\n".to_string(),
+            ),
+            server,
+        )),
+        ..BenchOptions::default()
+    })
+    .await
+}
+
+/// `sftp` as alice with `key` and its certificate.
+async fn sftp_as_alice(bench: &Bench, key: &Path, commands: &str) -> std::process::Output {
+    let user = TestUser {
+        name: "alice",
+        key: key.to_path_buf(),
+        root: "/alice",
+    };
+    let certificate = format!("CertificateFile={}", certificate_file(key).display());
+    bench
+        .sftp_with(&user, &["-o".into(), certificate], commands)
+        .await
+}
+
+fn audit_logins(bench: &Bench) -> Vec<Value> {
+    std::fs::read_to_string(bench.path("audit.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|line| line["event"] == "login")
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_certificate_for_the_user_valid_now_logs_in() {
+    let ca = Authority::new();
+    let bench = bench(&ca).await;
+    let key = ca.issue("good", "ca", &["-n", "alice,ops", "-V", "-5m:+1h"]);
+    std::fs::write(bench.path("hello.txt"), b"signed in by certificate").unwrap();
+
+    let out = sftp_as_alice(&bench, &key, "put hello.txt hello.txt\n").await;
+    assert!(out.status.success(), "{}", output_text(&out));
+    let stored = bench.dropbox_download("/alice/hello.txt").await;
+    assert_eq!(stored, b"signed in by certificate");
+
+    let logged = poll_until(Duration::from_secs(5), || {
+        let logins = audit_logins(&bench);
+        std::future::ready(logins.iter().any(|l| l["result"] == "ok"))
+    })
+    .await;
+    assert!(logged);
+    let login = audit_logins(&bench)
+        .into_iter()
+        .find(|l| l["result"] == "ok")
+        .unwrap();
+    assert_eq!(login["user"], "alice");
+    assert_eq!(login["method"], "certificate");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_principal_expired_and_untrusted_certificates_are_refused() {
+    let ca = Authority::new();
+    let bench = bench(&ca).await;
+    let cases = [
+        ("wrong-principal", "ca", vec!["-n", "bob", "-V", "-5m:+1h"]),
+        (
+            "expired",
+            "ca",
+            vec!["-n", "alice", "-V", "20000101:20000102"],
+        ),
+        (
+            "from-untrusted-ca",
+            "untrusted",
+            vec!["-n", "alice", "-V", "-5m:+1h"],
+        ),
+    ];
+    for (name, signer, args) in cases {
+        let key = ca.issue(name, signer, &args);
+        let out = sftp_as_alice(&bench, &key, "ls\n").await;
+        assert!(!out.status.success(), "{name}: {}", output_text(&out));
+        assert!(
+            common::stderr(&out).contains("Permission denied"),
+            "{name}: {}",
+            output_text(&out)
+        );
+    }
+    assert!(audit_logins(&bench).iter().all(|l| l["result"] != "ok"));
+}
