@@ -104,30 +104,57 @@ impl TokenSource {
     }
 }
 
+/// Sends `request` to the token endpoint and decodes its answer: the one place token answers
+/// are read. Errors come back in plain words, and a decode failure never quotes the answer,
+/// which holds tokens.
+pub(super) async fn call_token_endpoint<T: serde::de::DeserializeOwned>(
+    requests: &RequestFactory,
+    request: reqwest::Request,
+    grant: error::Grant,
+) -> Result<T, DropboxError> {
+    let started = Instant::now();
+    let response = requests
+        .http()
+        .execute(request)
+        .await
+        .map_err(error::from_transport)?;
+    let (status, elapsed_ms) = (
+        response.status().as_u16(),
+        started.elapsed().as_millis() as u64,
+    );
+    match grant {
+        error::Grant::RefreshToken => {
+            tracing::debug!(
+                route = "oauth2/token",
+                status,
+                elapsed_ms,
+                "dropbox token refresh"
+            )
+        }
+        error::Grant::AuthorizationCode => {
+            tracing::debug!(
+                route = "oauth2/token",
+                status,
+                elapsed_ms,
+                "dropbox code exchange"
+            )
+        }
+    }
+    if !response.status().is_success() {
+        return Err(error::from_token_response(response, grant).await);
+    }
+    let bytes = response.bytes().await.map_err(error::from_transport)?;
+    serde_json::from_slice(&bytes).map_err(|_| {
+        DropboxError::Decode("oauth2/token: the answer has no usable access_token".into())
+    })
+}
+
 impl Refresher {
     async fn fetch(&self, requests: &RequestFactory) -> Result<CachedToken, DropboxError> {
         let request =
             requests.token_refresh(&self.app_key, &self.app_secret, &self.refresh_token)?;
-        let started = Instant::now();
-        let response = requests
-            .http()
-            .execute(request)
-            .await
-            .map_err(error::from_transport)?;
-        tracing::debug!(
-            route = "oauth2/token",
-            status = response.status().as_u16(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "dropbox token refresh"
-        );
-        if !response.status().is_success() {
-            return Err(error::from_token_response(response, error::Grant::RefreshToken).await);
-        }
-        let bytes = response.bytes().await.map_err(error::from_transport)?;
-        // serde's message could quote part of the answer, which holds the token: say less.
-        let answer: TokenResponse = serde_json::from_slice(&bytes).map_err(|_| {
-            DropboxError::Decode("oauth2/token: the answer has no usable access_token".into())
-        })?;
+        let answer: TokenResponse =
+            call_token_endpoint(requests, request, error::Grant::RefreshToken).await?;
         let lifetime = answer
             .expires_in
             .map(Duration::from_secs)

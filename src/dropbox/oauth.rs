@@ -13,8 +13,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
+use super::auth::call_token_endpoint;
 use super::client::http_client;
-use super::error::{self, DropboxError, Grant};
+use super::error::{DropboxError, Grant};
 use super::options::{join, Endpoints};
 use super::request::RequestFactory;
 use super::secret::Secret;
@@ -109,24 +110,8 @@ pub async fn exchange_code(
         exchange.code_verifier,
         exchange.redirect_uri,
     )?;
-    let response = requests
-        .http()
-        .execute(request)
-        .await
-        .map_err(error::from_transport)?;
-    tracing::debug!(
-        route = "oauth2/token",
-        status = response.status().as_u16(),
-        "dropbox code exchange"
-    );
-    if !response.status().is_success() {
-        return Err(error::from_token_response(response, Grant::AuthorizationCode).await);
-    }
-    let bytes = response.bytes().await.map_err(error::from_transport)?;
-    // serde's message could quote the answer, which holds tokens: say less.
-    let answer: ExchangeAnswer = serde_json::from_slice(&bytes).map_err(|_| {
-        DropboxError::Decode("oauth2/token: the answer has no usable access_token".into())
-    })?;
+    let answer: ExchangeAnswer =
+        call_token_endpoint(&requests, request, Grant::AuthorizationCode).await?;
     let refresh_token = answer.refresh_token.ok_or_else(|| {
         DropboxError::Decode(
             "oauth2/token: Dropbox issued no refresh token (was token_access_type=offline lost?)"
