@@ -14,12 +14,13 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::{
-    bench_server_config, bench_user_config, random_bytes, write_random_file, Bench, BenchOptions,
+    bench_server_config, bench_user_config, dropgate_binary, free_port, random_bytes,
+    start_emulator, write_random_file, Bench, BenchOptions,
 };
 use dropgate::config::Config;
 use dropgate::dropbox::{ClientOptions, Credentials, DropboxClient, Endpoints};
 use dropgate::emulator::demo_credentials as demo;
-use dropgate::emulator::{Emulator, EmulatorConfig};
+use dropgate::emulator::Emulator;
 use dropgate::gateway::Gateway;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -32,33 +33,12 @@ const SUFFIX: &str = "?command=register_dropbox_api";
 /// An emulator on its own (for `dropgate auth` and start-up errors), in a temp dir.
 async fn emulator() -> (tempfile::TempDir, Emulator) {
     let dir = tempfile::tempdir().unwrap();
-    let emulator = Emulator::start(EmulatorConfig {
-        root: dir.path().join("dropbox"),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        page_size: 500,
-    })
-    .await
-    .unwrap();
+    let emulator = start_emulator(dir.path()).await;
     (dir, emulator)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn dropgate() -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_dropgate"));
-    command
-        .env("RUST_LOG", "dropgate=debug")
-        .env_remove("RUST_BACKTRACE")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    command
+    dropgate_binary("dropgate=debug")
 }
 
 /// Reads stdout lines until one is a URL; returns it.

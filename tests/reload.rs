@@ -9,18 +9,11 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{config_with, output_text, poll_until, ssh_keygen, write_random_file};
-use dropgate::emulator::{Emulator, EmulatorConfig};
+use common::{
+    config_with, free_port, output_text, poll_until, ssh_keygen, start_emulator, write_random_file,
+};
 use dropgate::ssh::host_key;
 use tokio::io::AsyncBufReadExt;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// `sftp` as alice with `key`; `rate` limits it (Kbit/s) so that it is
 /// still running later.
@@ -75,13 +68,7 @@ fn collect_log(stderr: tokio::process::ChildStderr) -> Arc<Mutex<String>> {
 #[tokio::test(flavor = "multi_thread")]
 async fn sighup_lets_a_new_key_in_and_keeps_running_sessions() {
     let dir = tempfile::tempdir().unwrap();
-    let emulator = Emulator::start(EmulatorConfig {
-        root: dir.path().join("dropbox"),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        page_size: 500,
-    })
-    .await
-    .unwrap();
+    let emulator = start_emulator(dir.path()).await;
     for name in ["alice", "bob"] {
         host_key::write_key_pair(&host_key::generate(), &dir.path().join(name)).unwrap();
     }

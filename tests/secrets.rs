@@ -15,46 +15,22 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
-use dropgate::emulator::{demo_credentials as demo, Emulator, EmulatorConfig};
+use dropgate::emulator::demo_credentials as demo;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 const SUFFIX: &str = "?command=register_dropbox_api";
 /// Every access token the emulator issues starts with this.
 const ACCESS_TOKEN_PREFIX: &str = "sl.emu.";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The binary under test, logging everything at debug level (all crates, not only ours).
 fn dropgate() -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_dropgate"));
-    command
-        .env("RUST_LOG", "debug")
-        .env_remove("RUST_BACKTRACE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    let mut command = dropgate_binary("debug");
+    command.stdin(Stdio::null());
     command
 }
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
-
-async fn start_emulator(dir: &Path) -> Emulator {
-    Emulator::start(EmulatorConfig {
-        root: dir.join("dropbox"),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        page_size: 500,
-    })
-    .await
-    .unwrap()
 }
 
 /// `dropgate auth` through the emulator's authorize page and dropgate's redirect listener;

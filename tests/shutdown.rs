@@ -8,18 +8,10 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{config_with, output_text, poll_until, write_random_file};
-use dropgate::emulator::{demo_credentials, Emulator, EmulatorConfig};
+use common::{config_with, free_port, output_text, poll_until, start_emulator, write_random_file};
+use dropgate::emulator::demo_credentials;
 use dropgate::ssh::host_key;
 use serde_json::json;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Bytes of every file below the spool folder.
 fn spooled_bytes(spool: &Path) -> u64 {
@@ -39,13 +31,7 @@ fn spooled_bytes(spool: &Path) -> u64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_during_an_upload_lets_it_commit_then_exits() {
     let dir = tempfile::tempdir().unwrap();
-    let emulator = Emulator::start(EmulatorConfig {
-        root: dir.path().join("dropbox"),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        page_size: 500,
-    })
-    .await
-    .unwrap();
+    let emulator = start_emulator(dir.path()).await;
     for name in ["alice", "bob"] {
         host_key::write_key_pair(&host_key::generate(), &dir.path().join(name)).unwrap();
     }

@@ -821,3 +821,38 @@ impl Bench {
         self.run("sftp", &args).await
     }
 }
+
+// ---- for tests that run the `dropgate` binary itself ----
+
+/// A loopback port nothing listens on right now, for a process that must be told its port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An emulator of its own, storing under `dir/dropbox`, on a free port.
+pub async fn start_emulator(dir: &Path) -> Emulator {
+    Emulator::start(EmulatorConfig {
+        root: dir.join("dropbox"),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        page_size: 500,
+    })
+    .await
+    .unwrap()
+}
+
+/// The `dropgate` binary under test, logging at `rust_log`, its output piped, killed with the
+/// test.
+pub fn dropgate_binary(rust_log: &str) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_dropgate"));
+    command
+        .env("RUST_LOG", rust_log)
+        .env_remove("RUST_BACKTRACE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
