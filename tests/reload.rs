@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{
-    config_with, free_port, output_text, poll_until, ssh_keygen, start_emulator, write_random_file,
+    config_with, dropgate_binary, free_port, output_text, poll_until, ssh_keygen, start_emulator,
+    write_random_file,
 };
 use dropgate::ssh::host_key;
 use tokio::io::AsyncBufReadExt;
@@ -82,13 +83,10 @@ async fn sighup_lets_a_new_key_in_and_keeps_running_sessions() {
     let config_path = dir.path().join("dropgate.toml");
     std::fs::write(&config_path, &config).unwrap();
 
-    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_dropgate"))
+    let mut server = dropgate_binary("dropgate=info")
         .args(["serve", "--config"])
         .arg(&config_path)
-        .env("RUST_LOG", "dropgate=info")
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let log = collect_log(server.stderr.take().unwrap());

@@ -8,7 +8,10 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{config_with, free_port, output_text, poll_until, start_emulator, write_random_file};
+use common::{
+    config_with, dropgate_binary, free_port, output_text, poll_until, start_emulator,
+    write_random_file,
+};
 use dropgate::emulator::demo_credentials;
 use dropgate::ssh::host_key;
 use serde_json::json;
@@ -43,13 +46,10 @@ async fn sigterm_during_an_upload_lets_it_commit_then_exits() {
     let config_path = dir.path().join("dropgate.toml");
     std::fs::write(&config_path, config).unwrap();
 
-    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_dropgate"))
+    let mut server = dropgate_binary("dropgate=info")
         .args(["serve", "--config"])
         .arg(&config_path)
-        .env("RUST_LOG", "dropgate=info")
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let listening = poll_until(Duration::from_secs(30), || async {
