@@ -7,7 +7,8 @@
 # Prints the gateway's own measurement (after_last_write_ms: last WRITE spooled → commit done,
 # commit_ms: CLOSE received → commit done) and the client's wall time for the whole put.
 # With PROFILE=FILE the gateway runs under `perf record -e cpu-clock -g` writing FILE
-# (read it with `perf report -i FILE`).
+# (read it with `perf report -i FILE`). With PROFILE_ALL=FILE every process on the machine is
+# recorded during the put only (client, gateway, emulator): `perf report -i FILE --sort comm`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mib=${1:-1024}
@@ -55,12 +56,21 @@ done
 echo "[127.0.0.1]:$ssh_port $(cat "$work/host_key.pub")" > "$work/known_hosts"
 
 head -c "$((size_mib * 1024 * 1024))" /dev/urandom > "$work/big.bin"
+if [ -n "${PROFILE_ALL:-}" ]; then
+  perf record -q -a -g -e cpu-clock -o "$PROFILE_ALL" &
+  perf_pid=$!
+  sleep 0.5
+fi
 start=$(date +%s.%N)
 sftp -q -b - -P "$ssh_port" -i "$work/user" -o IdentitiesOnly=yes \
   -o UserKnownHostsFile="$work/known_hosts" -o BatchMode=yes bench@127.0.0.1 >/dev/null <<SFTP
 put $work/big.bin big.bin
 SFTP
 end=$(date +%s.%N)
+if [ -n "${PROFILE_ALL:-}" ]; then
+  kill -INT "$perf_pid"
+  wait "$perf_pid" || true
+fi
 
 line=$(grep "upload committed" "$work/gateway.log" | tail -1 | sed 's/\x1b\[[0-9;]*m//g')
 after_last=$(sed -n 's/.*after_last_write_ms=\([0-9]*\).*/\1/p' <<<"$line")

@@ -7,13 +7,10 @@
 //! at start nor at finish. A commit that fails with a WriteError keeps the data in a session
 //! (a single upload reports that session's id in UploadWriteFailed) so finish can be retried.
 
-use std::io::SeekFrom;
-
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::io::AsyncSeekExt;
 
 use super::caller::Caller;
 use super::commit::{commit_file, CommitError, CommitInfoArg};
@@ -116,7 +113,7 @@ pub async fn upload(state: &AppState, call: Call) -> ApiResult<Response> {
     check_upload_call(&call, tag("payload_too_large"))?;
     let temp = tempfile::Builder::new().tempfile_in(state.layout.tmp())?;
     let (file, temp_path) = temp.into_parts();
-    let received = receive(call.body, tokio::fs::File::from_std(file), REQUEST_LIMIT)
+    let received = receive(call.body, file, REQUEST_LIMIT)
         .await
         .map_err(|err| receive_failed(&route, err, tag("payload_too_large")))?;
     if content_hash.is_some_and(|hash| hash != received.content_hash) {
@@ -208,12 +205,16 @@ pub async fn session_start(state: &AppState, call: Call) -> ApiResult<Response> 
         .sessions
         .data_path(&id)
         .ok_or(std::io::ErrorKind::NotFound)?;
-    let file = tokio::fs::OpenOptions::new()
-        .write(true)
-        .open(&data)
-        .await?;
-    let outcome =
-        receive_continuing(call.body, file, REQUEST_LIMIT, ContentHasher::new(), false).await;
+    let file = std::fs::OpenOptions::new().write(true).open(&data)?;
+    let outcome = receive_continuing(
+        call.body,
+        file,
+        0,
+        REQUEST_LIMIT,
+        ContentHasher::new(),
+        false,
+    )
+    .await;
     let failure = match &outcome {
         Err(_) => None,
         Ok((received, _)) if concurrent && received.size > 0 => {
@@ -338,15 +339,12 @@ async fn append_sequential(
         .sessions
         .data_path(id)
         .ok_or(std::io::ErrorKind::NotFound)?;
-    let mut file = tokio::fs::OpenOptions::new()
-        .write(true)
-        .open(&data)
-        .await?;
-    file.seek(SeekFrom::Start(session.size)).await?;
+    let file = std::fs::OpenOptions::new().write(true).open(&data)?;
     let running = state.sessions.running_hash(id, session.size);
     let outcome = receive_continuing(
         body,
         file,
+        session.size,
         REQUEST_LIMIT,
         running.clone().unwrap_or_default(),
         hash_call,
@@ -392,7 +390,7 @@ async fn append_concurrent(
     }
     let temp = state.sessions.temp_in(&id)?;
     let (file, temp_path) = temp.into_parts();
-    let received = receive(call.body, tokio::fs::File::from_std(file), REQUEST_LIMIT)
+    let received = receive(call.body, file, REQUEST_LIMIT)
         .await
         .map_err(|err| receive_failed(&call.route, err, tag("payload_too_large")))?;
     if !arg.close && (received.size == 0 || !received.size.is_multiple_of(CONCURRENT_UNIT)) {
@@ -450,7 +448,7 @@ pub async fn session_finish(state: &AppState, call: Call) -> ApiResult<Response>
     let (staged, whole, this_call) = if session.concurrent {
         let temp = state.sessions.temp_in(&id)?;
         let (file, _discard) = temp.into_parts();
-        let received = receive(call.body, tokio::fs::File::from_std(file), REQUEST_LIMIT)
+        let received = receive(call.body, file, REQUEST_LIMIT)
             .await
             .map_err(|err| receive_failed(&route, err, tag("payload_too_large")))?;
         if received.size > 0 {

@@ -168,7 +168,7 @@ async fn apply<F: Vfs>(ctx: &Context<F>, file: &mut OpenFile<F>, id: u32, op: Ha
             read(reader, id, offset, len).await
         }
         (OpenFile::Write { upload, .. }, HandleOp::Write { offset, data }) => {
-            upload.write(offset, &data).await?;
+            upload.write(offset, data).await?;
             Ok(status::ok(id))
         }
         (OpenFile::Dir { listing, .. }, HandleOp::ReadDir) => {

@@ -60,7 +60,7 @@ pub(super) fn route(packet: Packet) -> anyhow::Result<Route> {
             p.handle,
             HandleOp::Write {
                 offset: p.offset,
-                data: p.data,
+                data: p.data.into(),
             },
         ),
         Packet::Fstat(p) => on_handle(p.id, p.handle, HandleOp::Fstat),

@@ -11,11 +11,16 @@
 //!   WRITE we could not decode may leave a hole in an upload that a later CLOSE would commit;
 //!   ending the session drops every open upload uncommitted, which is the safe outcome.
 //!   Names that are not valid UTF-8 are not decode errors: the codec replaces bad bytes.
+//! - WRITE is decoded here rather than by the codec: its data stays a slice of the packet as
+//!   read ([`Bytes`]), so upload bytes are not copied again on their way to the spool.
 
-use anyhow::{anyhow, bail, Context};
-use bytes::Bytes;
+use anyhow::{anyhow, bail};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use russh_sftp::protocol::Packet;
 use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// SSH_FXP_WRITE, the one request decoded here.
+const WRITE: u8 = 6;
 
 /// The largest packet body (after the length field) the server accepts.
 ///
@@ -33,11 +38,22 @@ fn is_request_type(packet_type: u8) -> bool {
 #[derive(Debug)]
 pub(super) enum Incoming {
     Request(Packet),
+    /// SSH_FXP_WRITE, with its data not copied out of the packet.
+    Write(WriteRequest),
     /// A packet type the server does not handle; answered with OP_UNSUPPORTED.
     Unsupported {
         id: u32,
         packet_type: u8,
     },
+}
+
+/// A decoded SSH_FXP_WRITE.
+#[derive(Debug)]
+pub(super) struct WriteRequest {
+    pub id: u32,
+    pub handle: String,
+    pub offset: u64,
+    pub data: Bytes,
 }
 
 /// Reads the next packet. `Ok(None)` when the client closed the stream between packets.
@@ -54,12 +70,16 @@ where
     if len == 0 {
         bail!("client sent an empty packet");
     }
-    let mut body = vec![0u8; len as usize];
-    reader
-        .read_exact(&mut body)
-        .await
-        .context("stream ended in the middle of a packet")?;
-    decode(Bytes::from(body)).map(Some)
+    // Filled by `read_buf` without zeroing first: WRITE packets carry a quarter MiB each.
+    let mut body = BytesMut::with_capacity(len as usize);
+    while body.len() < len as usize {
+        let missing = len as usize - body.len();
+        let mut rest = (&mut body).limit(missing);
+        if reader.read_buf(&mut rest).await? == 0 {
+            bail!("stream ended in the middle of a packet");
+        }
+    }
+    decode(body.freeze()).map(Some)
 }
 
 /// Reads the length field; `None` on a clean end of stream (nothing read at all).
@@ -92,10 +112,35 @@ fn decode(body: Bytes) -> anyhow::Result<Incoming> {
             .ok_or_else(|| anyhow!("packet of type {packet_type} is too short for a request id"))?;
         return Ok(Incoming::Unsupported { id, packet_type });
     }
+    if packet_type == WRITE {
+        return decode_write(body).map(Incoming::Write);
+    }
     let mut bytes = body;
     Packet::try_from(&mut bytes)
         .map(Incoming::Request)
         .map_err(|e| anyhow!("malformed packet of type {packet_type}: {e}"))
+}
+
+/// WRITE: id, handle (string), offset, data (string); `data` shares `body`'s memory.
+fn decode_write(mut body: Bytes) -> anyhow::Result<WriteRequest> {
+    body.advance(1);
+    let malformed = || anyhow!("malformed packet of type {WRITE}: too short");
+    let id = body.try_get_u32().map_err(|_| malformed())?;
+    let handle = take_string(&mut body).ok_or_else(malformed)?;
+    let offset = body.try_get_u64().map_err(|_| malformed())?;
+    let data = take_string(&mut body).ok_or_else(malformed)?;
+    Ok(WriteRequest {
+        id,
+        handle: String::from_utf8_lossy(&handle).into_owned(),
+        offset,
+        data,
+    })
+}
+
+/// An SSH string (u32 length, then bytes), without copying.
+fn take_string(buf: &mut Bytes) -> Option<Bytes> {
+    let len = buf.try_get_u32().ok()? as usize;
+    (buf.remaining() >= len).then(|| buf.split_to(len))
 }
 
 /// Encodes a reply with its length prefix.
@@ -149,6 +194,30 @@ mod tests {
         assert!(read(frame(&[17, 0, 0, 0, 1, 0, 0, 0, 9, b'a']))
             .await
             .is_err());
+    }
+
+    #[tokio::test]
+    async fn decodes_write_without_the_codec() {
+        let mut body = vec![WRITE, 0, 0, 0, 7, 0, 0, 0, 2, b'h', b'1'];
+        body.extend_from_slice(&1234u64.to_be_bytes());
+        body.extend_from_slice(&[0, 0, 0, 3, b'a', b'b', b'c']);
+        let incoming = read(frame(&body)).await.unwrap();
+        let Some(Incoming::Write(write)) = incoming else {
+            panic!("expected WRITE, got {incoming:?}");
+        };
+        assert_eq!(
+            (
+                write.id,
+                write.handle.as_str(),
+                write.offset,
+                &write.data[..]
+            ),
+            (7, "h1", 1234, &b"abc"[..])
+        );
+        // Data longer than what is left, and a packet cut inside the offset.
+        body[22] = 9;
+        assert!(read(frame(&body)).await.is_err());
+        assert!(read(frame(&body[..14])).await.is_err());
     }
 
     #[tokio::test]

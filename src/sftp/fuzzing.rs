@@ -42,6 +42,7 @@ pub fn decode_stream(stream: &[u8]) -> anyhow::Result<Decoded> {
                     }
                     Route::Open { id, .. } | Route::Handle { id, .. } => id,
                 },
+                Incoming::Write(write) => write.id,
                 Incoming::Unsupported { id, .. } => id,
             };
             decoded.ids.push(id);

@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use bytes::Bytes;
 use russh_sftp::protocol::FileAttributes;
 use tokio::sync::{mpsc, watch};
 
@@ -29,7 +30,7 @@ pub(super) enum HandleOp {
     },
     Write {
         offset: u64,
-        data: Vec<u8>,
+        data: Bytes,
     },
     Fstat,
     /// FSETSTAT, or a SETSTAT by path that names a file this session is uploading.

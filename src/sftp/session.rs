@@ -205,7 +205,7 @@ where
 fn queued_size(incoming: &Incoming) -> u32 {
     const REQUEST_OVERHEAD: u32 = 128;
     match incoming {
-        Incoming::Request(Packet::Write(write)) => write.data.len() as u32 + REQUEST_OVERHEAD,
+        Incoming::Write(write) => write.data.len() as u32 + REQUEST_OVERHEAD,
         _ => REQUEST_OVERHEAD,
     }
 }
@@ -267,6 +267,14 @@ impl<F: Vfs> Session<F> {
         }
         let packet = match incoming {
             Incoming::Request(packet) => packet,
+            Incoming::Write(write) => {
+                let op = HandleOp::Write {
+                    offset: write.offset,
+                    data: write.data,
+                };
+                self.handle_request(write.id, &write.handle, op, permit);
+                return Ok(());
+            }
             Incoming::Unsupported { id, packet_type } => {
                 let message = format!("packet type {packet_type} is not supported");
                 self.replies

@@ -347,7 +347,7 @@ impl MemWriter {
 }
 
 impl FileWriter for MemWriter {
-    async fn write(&mut self, offset: u64, data: &[u8]) -> VfsResult<()> {
+    async fn write(&mut self, offset: u64, data: Bytes) -> VfsResult<()> {
         let offset = offset as usize;
         if offset > self.data.len() {
             return Err(VfsError::Unsupported(
@@ -359,7 +359,7 @@ impl FileWriter for MemWriter {
         if end > self.data.len() {
             self.data.resize(end, 0);
         }
-        self.data[offset..end].copy_from_slice(data);
+        self.data[offset..end].copy_from_slice(&data);
         Ok(())
     }
 

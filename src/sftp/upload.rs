@@ -5,6 +5,8 @@
 //! ignores CLOSE errors), so the upload is poisoned: the writer is dropped at once, and every later
 //! request on the handle, CLOSE included, fails with the first error. Nothing is committed.
 
+use bytes::Bytes;
+
 use crate::vfs::{FileInfo, FileWriter, VfsError, VfsResult};
 
 pub(super) struct Upload<W> {
@@ -21,7 +23,7 @@ impl<W: FileWriter> Upload<W> {
         }
     }
 
-    pub async fn write(&mut self, offset: u64, data: &[u8]) -> VfsResult<()> {
+    pub async fn write(&mut self, offset: u64, data: Bytes) -> VfsResult<()> {
         let result = self.live()?.write(offset, data).await;
         self.poison_on_error(result)
     }

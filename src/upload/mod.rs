@@ -15,6 +15,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use crate::dropbox::{DropboxClient, FileMetadata};
 
 pub use commit::CommitError;
@@ -102,7 +104,7 @@ impl Upload {
         self.client_modified
     }
 
-    pub async fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), WriteError> {
+    pub async fn write(&mut self, offset: u64, data: Bytes) -> Result<(), WriteError> {
         let received = self.spool.len();
         if offset > received {
             return Err(WriteError::Gap { offset, received });
@@ -122,7 +124,7 @@ impl Upload {
             // Bytes already appended to the session changed: it can no longer be finished.
             self.pipeline = None;
         }
-        self.spool.write_at(offset, data.to_vec()).await?;
+        self.spool.write_at(offset, data).await?;
         self.progress.store(self.spool.len(), Ordering::Relaxed);
         self.feed_pipeline();
         Ok(())

@@ -11,18 +11,23 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use tempfile::TempPath;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::dropbox::ContentHasher;
+
+/// Bytes read from the spool per piece of a request body.
+const BODY_PIECE: u64 = 1024 * 1024;
 
 /// Every spool file's name starts with this, so that files left by a crash can be found.
 const SPOOL_PREFIX: &str = "dropgate-spool-";
 
 pub struct Spool {
     file: Arc<std::fs::File>,
-    /// Deletes the file when the last holder (the spool or a reader) is gone.
-    path: Arc<TempPath>,
+    /// Deletes the file when the spool is dropped. Readers hold the open file, which stays
+    /// readable after its name is gone, so a retry still in flight is not cut short.
+    #[cfg_attr(not(test), allow(dead_code))]
+    path: TempPath,
     /// Bytes received so far: the file's logical size.
     len: u64,
     /// The hash of bytes `0..len`, while every write has been an append.
@@ -33,7 +38,6 @@ pub struct Spool {
 #[derive(Clone)]
 pub struct SpoolReader {
     file: Arc<std::fs::File>,
-    path: Arc<TempPath>,
 }
 
 impl Spool {
@@ -47,7 +51,7 @@ impl Spool {
                 .into_parts();
             Ok(Spool {
                 file: Arc::new(file),
-                path: Arc::new(path),
+                path,
                 len: 0,
                 hasher: Some(ContentHasher::new()),
             })
@@ -66,12 +70,11 @@ impl Spool {
     pub fn reader(&self) -> SpoolReader {
         SpoolReader {
             file: self.file.clone(),
-            path: self.path.clone(),
         }
     }
 
     /// Writes `data` at `offset`; the caller has checked that this leaves no gap.
-    pub async fn write_at(&mut self, offset: u64, data: Vec<u8>) -> io::Result<()> {
+    pub async fn write_at(&mut self, offset: u64, data: Bytes) -> io::Result<()> {
         let end = offset + data.len() as u64;
         // Only an append keeps the running hash valid; anything else is hashed at commit.
         let mut hasher = self.hasher.take().filter(|_| offset == self.len);
@@ -126,11 +129,25 @@ impl Spool {
 
 impl SpoolReader {
     /// A request body streaming `len` bytes of the spool from `offset`.
+    ///
+    /// Each piece is read by a positional read straight into the buffer that becomes the body
+    /// chunk (no intermediate buffer to copy from), off the async workers.
     pub async fn body(&self, offset: u64, len: u64) -> io::Result<reqwest::Body> {
-        let mut file = tokio::fs::File::open(self.path.as_ref()).await?;
-        file.seek(io::SeekFrom::Start(offset)).await?;
-        let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 256 * 1024);
-        Ok(reqwest::Body::wrap_stream(stream))
+        let file = self.file.clone();
+        let end = offset + len;
+        let pieces = futures::stream::try_unfold(offset, move |at| {
+            let file = file.clone();
+            async move {
+                if at >= end {
+                    return Ok::<_, io::Error>(None);
+                }
+                let want = BODY_PIECE.min(end - at) as usize;
+                let piece =
+                    tokio::task::spawn_blocking(move || read_piece(&file, at, want)).await??;
+                Ok(Some((piece, at + want as u64)))
+            }
+        });
+        Ok(reqwest::Body::wrap_stream(pieces))
     }
 
     /// Free bytes on the spool's file system.
@@ -138,6 +155,23 @@ impl SpoolReader {
         let stat = rustix::fs::fstatvfs(self.file.as_ref())?;
         Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
     }
+}
+
+/// Reads exactly `len` bytes at `offset` into a fresh buffer (not zeroed first).
+fn read_piece(file: &std::fs::File, offset: u64, len: usize) -> io::Result<Bytes> {
+    let mut piece = Vec::with_capacity(len);
+    while piece.len() < len {
+        let at = offset + piece.len() as u64;
+        // Appends what it reads to `piece`, within the capacity reserved above.
+        let read = rustix::io::pread(file, rustix::buffer::spare_capacity(&mut piece), at)?;
+        if read == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the spool is shorter than the upload",
+            ));
+        }
+    }
+    Ok(Bytes::from(piece))
 }
 
 /// Removes spool files left behind by a crash (nothing else writes files with our prefix).
@@ -168,11 +202,17 @@ mod tests {
     async fn out_of_order_writes_land_where_they_belong() {
         let dir = tempfile::tempdir().unwrap();
         let mut spool = Spool::create(dir.path()).await.unwrap();
-        spool.write_at(0, b"hello ".to_vec()).await.unwrap();
-        spool.write_at(11, b"!".to_vec()).await.unwrap();
-        spool.write_at(6, b"world".to_vec()).await.unwrap();
+        spool
+            .write_at(0, Bytes::from_static(b"hello "))
+            .await
+            .unwrap();
+        spool.write_at(11, Bytes::from_static(b"!")).await.unwrap();
+        spool
+            .write_at(6, Bytes::from_static(b"world"))
+            .await
+            .unwrap();
         assert_eq!(spool.len(), 12);
-        let contents = std::fs::read(spool.path.as_ref()).unwrap();
+        let contents = std::fs::read(&spool.path).unwrap();
         assert_eq!(contents, b"hello world!");
         assert_eq!(
             spool.content_hash().await.unwrap(),
@@ -186,13 +226,16 @@ mod tests {
         let mut spool = Spool::create(dir.path()).await.unwrap();
         let data: Vec<u8> = (0..5_000_000u32).map(|i| (i % 251) as u8).collect();
         for piece in data.chunks(65536) {
-            spool.write_at(spool.len(), piece.to_vec()).await.unwrap();
+            spool
+                .write_at(spool.len(), Bytes::copy_from_slice(piece))
+                .await
+                .unwrap();
         }
         assert!(spool.hasher.is_some());
         assert_eq!(spool.content_hash().await.unwrap(), content_hash(&data));
 
         // Overwriting the start invalidates the running hash; the commit hash re-reads.
-        spool.write_at(0, vec![0u8; 10]).await.unwrap();
+        spool.write_at(0, Bytes::from(vec![0u8; 10])).await.unwrap();
         assert!(spool.hasher.is_none());
         let mut changed = data.clone();
         changed[..10].fill(0);

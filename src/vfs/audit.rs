@@ -219,9 +219,10 @@ impl<W: FileWriter> AuditedWriter<W> {
 }
 
 impl<W: FileWriter> FileWriter for AuditedWriter<W> {
-    async fn write(&mut self, offset: u64, data: &[u8]) -> VfsResult<()> {
+    async fn write(&mut self, offset: u64, data: Bytes) -> VfsResult<()> {
+        let len = data.len() as u64;
         self.inner().write(offset, data).await?;
-        metrics::bytes_uploaded(data.len() as u64);
+        metrics::bytes_uploaded(len);
         Ok(())
     }
 

@@ -155,8 +155,9 @@ pub trait FileReader: Send + 'static {
 /// writer without committing discards it (a disconnect commits nothing).
 pub trait FileWriter: Send + 'static {
     /// Writes at `offset`, which may be anywhere inside what this handle has received so far or
-    /// exactly at its end; a gap is Unsupported (Dropbox cannot resume).
-    fn write(&mut self, offset: u64, data: &[u8]) -> impl Future<Output = VfsResult<()>> + Send;
+    /// exactly at its end; a gap is Unsupported (Dropbox cannot resume). `data` is the WRITE
+    /// packet's own buffer, handed over so that it is not copied again.
+    fn write(&mut self, offset: u64, data: Bytes) -> impl Future<Output = VfsResult<()>> + Send;
 
     /// FSETSTAT SIZE: truncates (or extends with zeros) what has been received.
     fn set_size(&mut self, size: u64) -> impl Future<Output = VfsResult<()>> + Send;

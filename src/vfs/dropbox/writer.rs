@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use bytes::Bytes;
+
 use super::{file_info, RESUME_REFUSED};
 use crate::dropbox::Metadata;
 use crate::upload::{Upload, WriteError};
@@ -56,7 +58,7 @@ impl DropboxWriter {
 }
 
 impl FileWriter for DropboxWriter {
-    async fn write(&mut self, offset: u64, data: &[u8]) -> VfsResult<()> {
+    async fn write(&mut self, offset: u64, data: Bytes) -> VfsResult<()> {
         self.check_usable()?;
         let result = self.upload.write(offset, data).await;
         self.last_write = Instant::now();
