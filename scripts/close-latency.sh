@@ -5,7 +5,9 @@
 #   scripts/close-latency.sh [SIZE_MIB]      (default 1024)
 #
 # Prints the gateway's own measurement (after_last_write_ms: last WRITE spooled → commit done,
-# commit_ms: CLOSE received → commit done) and the client's wall time for the whole put.
+# commit_ms: CLOSE received → commit done), the client's wall time for the whole put, and the
+# CPU seconds (user + system) the gateway and the emulator spent during it: on a noisy machine
+# CPU time varies much less than wall time, so compare those when judging a change.
 # With PROFILE=FILE the gateway runs under `perf record -e cpu-clock -g` writing FILE
 # (read it with `perf report -i FILE`). With PROFILE_ALL=FILE every process on the machine is
 # recorded during the put only (client, gateway, emulator): `perf report -i FILE --sort comm`.
@@ -43,12 +45,14 @@ authorized_keys_file = "$work/user.pub"
 TOML
 
 "$bin" emulator --root "$work/dropbox" --listen "127.0.0.1:$emu_port" 2>"$work/emulator.log" &
+emu_pid=$!
 if [ -n "${PROFILE:-}" ]; then
   RUST_LOG=info perf record -q -e cpu-clock -g -o "$PROFILE" -- \
     "$bin" serve --config "$work/dropgate.toml" 2>"$work/gateway.log" &
 else
   RUST_LOG=info "$bin" serve --config "$work/dropgate.toml" 2>"$work/gateway.log" &
 fi
+gateway_pid=$!
 for _ in $(seq 100); do
   grep -q "listening for SFTP" "$work/gateway.log" 2>/dev/null && break
   sleep 0.1
@@ -61,12 +65,19 @@ if [ -n "${PROFILE_ALL:-}" ]; then
   perf_pid=$!
   sleep 0.5
 fi
+# utime + stime of a process, in clock ticks (fields 14 and 15 of /proc/PID/stat).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+gateway_before=$(cpu_ticks "$gateway_pid")
+emu_before=$(cpu_ticks "$emu_pid")
 start=$(date +%s.%N)
 sftp -q -b - -P "$ssh_port" -i "$work/user" -o IdentitiesOnly=yes \
   -o UserKnownHostsFile="$work/known_hosts" -o BatchMode=yes bench@127.0.0.1 >/dev/null <<SFTP
 put $work/big.bin big.bin
 SFTP
 end=$(date +%s.%N)
+ticks=$(getconf CLK_TCK)
+gateway_cpu=$(echo "scale=2; ($(cpu_ticks "$gateway_pid") - $gateway_before) / $ticks" | bc)
+emu_cpu=$(echo "scale=2; ($(cpu_ticks "$emu_pid") - $emu_before) / $ticks" | bc)
 if [ -n "${PROFILE_ALL:-}" ]; then
   kill -INT "$perf_pid"
   wait "$perf_pid" || true
@@ -75,4 +86,4 @@ fi
 line=$(grep "upload committed" "$work/gateway.log" | tail -1 | sed 's/\x1b\[[0-9;]*m//g')
 after_last=$(sed -n 's/.*after_last_write_ms=\([0-9]*\).*/\1/p' <<<"$line")
 commit=$(sed -n 's/.*commit_ms=\([0-9]*\).*/\1/p' <<<"$line")
-echo "size_mib=$size_mib put_wall_s=$(echo "$end - $start" | bc) last_byte_to_close_reply_ms=$after_last commit_ms=$commit"
+echo "size_mib=$size_mib put_wall_s=$(echo "$end - $start" | bc) last_byte_to_close_reply_ms=$after_last commit_ms=$commit gateway_cpu_s=$gateway_cpu emulator_cpu_s=$emu_cpu"
