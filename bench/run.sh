@@ -137,7 +137,8 @@ mkdir -p "$work/local/many"
 cd "$work/files"
 put_1g()      { printf 'put big.bin big.bin\n' > b; local t=$(now); sftp_to "$1" b; echo "$(now) - $t" | bc; }
 get_1g()      { printf 'get big.bin got.bin\n' > b; rm -f got.bin; local t=$(now); sftp_to "$1" b; local d=$(echo "$(now) - $t" | bc); cmp -s got.bin big.bin || { echo "get_1g: bytes differ" >&2; exit 1; }; echo "$d"; }
-small_1000()  { printf -- '-mkdir small\nput small/* small/\n' > b; local t=$(now); sftp_to "$1" b; echo "$(now) - $t" | bc; }
+# A fresh folder per run ($run is the loop's), so every run creates it and puts 1,000 new files.
+small_1000()  { printf 'mkdir small%s\nput small/* small%s/\n' "$run" "$run" > b; local t=$(now); sftp_to "$1" b; echo "$(now) - $t" | bc; }
 ls_10k()      { printf 'ls -l many\n' > b; local t=$(now); sftp_to "$1" b; echo "$(now) - $t" | bc; }
 parallel_50() {
   local t=$(now) ps=()
