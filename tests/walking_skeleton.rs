@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{content_hash, random_bytes, stderr, stdout, Bench, BenchOptions};
+use common::{content_hash, random_bytes, request_count, stderr, stdout, Bench, BenchOptions};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_20_mib_file_round_trips_byte_exact() {
@@ -221,4 +221,35 @@ async fn exec_requests_are_refused_at_once() {
     assert!(!out.status.success());
     assert!(!stdout(&out).contains("hello"));
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cp_copies_inside_dropbox_or_replaces_through_an_upload() {
+    let bench = Bench::start().await;
+    let alice = bench.user("alice");
+    let data = random_bytes(3 * 1024 * 1024 + 17);
+    bench.dropbox_upload("/alice/orig.bin", data.clone()).await;
+    bench
+        .dropbox_upload("/alice/old.bin", b"old".to_vec())
+        .await;
+    bench.reset_emulator_stats().await;
+
+    // A new target: Dropbox copies it (copy_v2); no byte passes through the gateway.
+    bench.sftp_ok(&alice, "cp orig.bin copy.bin\n").await;
+    let stats = bench.emulator_stats().await;
+    assert_eq!(request_count(&stats, "files/copy_v2"), 1);
+    assert_eq!(request_count(&stats, "files/download"), 0);
+    assert_eq!(bench.upload_requests().await.commits(), 0);
+    assert_eq!(bench.dropbox_download("/alice/copy.bin").await, data);
+
+    // An existing target: copy_v2 never replaces, so the bytes go through an upload.
+    bench.sftp_ok(&alice, "cp orig.bin old.bin\n").await;
+    assert_eq!(bench.dropbox_download("/alice/old.bin").await, data);
+    let meta = bench.dropbox_metadata("/alice/old.bin").await.unwrap();
+    assert_eq!(meta["content_hash"], content_hash(&data));
+
+    // A missing source fails and creates nothing.
+    let out = bench.sftp(&alice, "cp nothing.bin other.bin\n").await;
+    assert!(!out.status.success(), "cp of a missing file succeeded");
+    assert!(bench.dropbox_metadata("/alice/other.bin").await.is_none());
 }

@@ -11,6 +11,8 @@ use std::sync::Arc;
 use russh_sftp::protocol::{Attrs, Data, FileAttributes, Handle, OpenFlags, Packet};
 
 use super::attrs;
+use super::copy;
+use super::extensions::CopyRange;
 use super::extensions::MAX_READ_LENGTH;
 use super::handles::{HandleKind, HandleOp, Job, Registration};
 use super::listing::Listing;
@@ -51,6 +53,12 @@ enum OpenFile<F: Vfs> {
         path: VPath,
         upload: Upload<F::Writer>,
     },
+    /// A write handle whose file the backend has copied into place (copy-data): nothing is left
+    /// to commit, unless the client changes it further (then it is an upload again).
+    Copied {
+        path: VPath,
+        info: FileInfo,
+    },
     Dir {
         path: VPath,
         listing: Listing<F::Lister>,
@@ -90,6 +98,7 @@ impl<F: Vfs> OpenFile<F> {
         match self {
             OpenFile::Read { path, .. }
             | OpenFile::Write { path, .. }
+            | OpenFile::Copied { path, .. }
             | OpenFile::Dir { path, .. } => path,
         }
     }
@@ -97,7 +106,7 @@ impl<F: Vfs> OpenFile<F> {
     fn kind(&self) -> HandleKind {
         match self {
             OpenFile::Read { .. } => HandleKind::Read,
-            OpenFile::Write { .. } => HandleKind::Write,
+            OpenFile::Write { .. } | OpenFile::Copied { .. } => HandleKind::Write,
             OpenFile::Dir { .. } => HandleKind::Dir,
         }
     }
@@ -163,12 +172,23 @@ async fn serve<F: Vfs>(
 }
 
 async fn apply<F: Vfs>(ctx: &Context<F>, file: &mut OpenFile<F>, id: u32, op: HandleOp) -> Outcome {
+    if let OpenFile::Copied { path, info } = file {
+        if changes_copy(&op, info) {
+            let upload = copy::reopen_copied(&ctx.fs, path).await?;
+            let path = path.clone();
+            *file = OpenFile::Write { path, upload };
+        }
+    }
     match (file, op) {
         (OpenFile::Read { reader, .. }, HandleOp::Read { offset, len }) => {
             read(reader, id, offset, len).await
         }
         (OpenFile::Write { upload, .. }, HandleOp::Write { offset, data }) => {
             upload.write(offset, data).await?;
+            Ok(status::ok(id))
+        }
+        (file @ OpenFile::Write { .. }, HandleOp::CopyFrom { source, range }) => {
+            copy_into(&ctx.fs, file, &source, range).await?;
             Ok(status::ok(id))
         }
         (OpenFile::Dir { listing, .. }, HandleOp::ReadDir) => {
@@ -188,10 +208,49 @@ async fn apply<F: Vfs>(ctx: &Context<F>, file: &mut OpenFile<F>, id: u32, op: Ha
         // Uploads reach the backend on CLOSE; there is nothing to flush earlier.
         (_, HandleOp::Fsync) => Ok(status::ok(id)),
         (_, HandleOp::Read { .. }) => Err(failure("the handle is not open for reading")),
-        (_, HandleOp::Write { .. }) => Err(failure("the handle is not open for writing")),
+        (_, HandleOp::Write { .. } | HandleOp::CopyFrom { .. }) => {
+            Err(failure("the handle is not open for writing"))
+        }
         (_, HandleOp::ReadDir) => Err(failure("the handle is not a directory")),
         // `serve` handles CLOSE itself; a CLOSE here would be a second one.
         (_, HandleOp::Close) => Err(status::invalid_handle()),
+    }
+}
+
+/// Whether `op` would make a file the backend copied differ from the copy (a size or time it
+/// does not have, or more data); the file must then be uploaded after all.
+fn changes_copy(op: &HandleOp, copied: &FileInfo) -> bool {
+    match op {
+        HandleOp::Write { .. } | HandleOp::CopyFrom { .. } => true,
+        HandleOp::SetStat(attrs) => {
+            attrs.size.is_some_and(|size| size != copied.size)
+                || attrs
+                    .mtime
+                    .is_some_and(|mtime| copied.mtime != Some(i64::from(mtime)))
+        }
+        _ => false,
+    }
+}
+
+/// copy-data into an upload: by the backend if it can (the handle becomes `Copied`), else
+/// through the upload.
+async fn copy_into<F: Vfs>(
+    fs: &F,
+    file: &mut OpenFile<F>,
+    source: &VPath,
+    range: CopyRange,
+) -> VfsResult<()> {
+    let OpenFile::Write { path, upload } = file else {
+        return Err(failure("the handle is not open for writing"));
+    };
+    match copy::copy_on_server(fs, source, range, path, upload).await? {
+        Some(info) => {
+            let path = path.clone();
+            // The pristine upload is dropped uncommitted: the backend holds the file already.
+            *file = OpenFile::Copied { path, info };
+            Ok(())
+        }
+        None => copy::copy_bytes(fs, source, range, upload).await,
     }
 }
 
@@ -213,6 +272,7 @@ async fn fstat<F: Vfs>(fs: &F, file: &mut OpenFile<F>) -> VfsResult<FileInfo> {
     match file {
         OpenFile::Read { reader, .. } => Ok(reader.stat()),
         OpenFile::Write { upload, .. } => upload.stat(),
+        OpenFile::Copied { info, .. } => Ok(info.clone()),
         OpenFile::Dir { path, .. } => fs.stat(path).await,
     }
 }
@@ -230,6 +290,8 @@ async fn setstat<F: Vfs>(fs: &F, file: &mut OpenFile<F>, attrs: FileAttributes) 
                 upload.set_mtime(i64::from(mtime))?;
             }
         }
+        // Only attributes the copy already has (see `changes_copy`), or modes: nothing to do.
+        OpenFile::Copied { .. } => {}
         OpenFile::Read { path, reader } => {
             if attrs.size.is_some_and(|size| size != reader.stat().size) {
                 return Err(VfsError::Unsupported(

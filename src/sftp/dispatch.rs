@@ -8,7 +8,7 @@ use anyhow::bail;
 use russh_sftp::protocol::Packet;
 
 use super::actor::OpenTarget;
-use super::extensions::{self, ExtendedRequest};
+use super::extensions::{self, CopyRange, ExtendedRequest};
 use super::handles::HandleOp;
 use super::requests::PathRequest;
 
@@ -27,6 +27,13 @@ pub(super) enum Route {
         id: u32,
         handle: String,
         op: HandleOp,
+    },
+    /// copy-data: served by the write handle, reading the file the read handle has open.
+    Copy {
+        id: u32,
+        read_handle: String,
+        range: CopyRange,
+        write_handle: String,
     },
 }
 
@@ -102,6 +109,16 @@ pub(super) fn route(packet: Packet) -> anyhow::Result<Route> {
             ExtendedRequest::Statvfs => on_path(p.id, PathRequest::Statvfs),
             ExtendedRequest::Limits => on_path(p.id, PathRequest::Limits),
             ExtendedRequest::Fsync { handle } => on_handle(p.id, handle, HandleOp::Fsync),
+            ExtendedRequest::CopyData {
+                read_handle,
+                range,
+                write_handle,
+            } => Route::Copy {
+                id: p.id,
+                read_handle,
+                range,
+                write_handle,
+            },
             ExtendedRequest::Other(name) => on_path(
                 p.id,
                 PathRequest::Unsupported(format!("extension {name} is not supported")),

@@ -11,6 +11,9 @@
 //!   value here is non-zero.
 //! - `fsync@openssh.com` "1": string handle → STATUS. Uploads reach Dropbox only on CLOSE, so
 //!   there is nothing to flush; it is answered in order on its handle.
+//! - `copy-data` "1": string read-from-handle, u64 read-from-offset, u64 read-data-length (0: to
+//!   the end of the file), string write-to-handle, u64 write-to-offset → STATUS. OpenSSH's `cp`
+//!   sends it for a whole file into a freshly opened one (see `copy`).
 //!
 //! Any other extended request gets OP_UNSUPPORTED and the session continues.
 
@@ -33,6 +36,7 @@ pub(super) const POSIX_RENAME: &str = "posix-rename@openssh.com";
 pub(super) const STATVFS: &str = "statvfs@openssh.com";
 pub(super) const LIMITS: &str = "limits@openssh.com";
 pub(super) const FSYNC: &str = "fsync@openssh.com";
+pub(super) const COPY_DATA: &str = "copy-data";
 
 /// statvfs block size: what `df` multiplies block counts by.
 const BLOCK_SIZE: u64 = 4096;
@@ -46,6 +50,7 @@ pub(super) fn version() -> Packet {
         (STATVFS, "2"),
         (LIMITS, "1"),
         (FSYNC, "1"),
+        (COPY_DATA, "1"),
     ]
     .into_iter()
     .map(|(name, version)| (name.to_string(), version.to_string()))
@@ -68,8 +73,22 @@ pub(super) enum ExtendedRequest {
     Fsync {
         handle: String,
     },
+    CopyData {
+        read_handle: String,
+        range: CopyRange,
+        write_handle: String,
+    },
     /// Not supported; answered OP_UNSUPPORTED.
     Other(String),
+}
+
+/// Where copy-data reads and writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct CopyRange {
+    pub read_offset: u64,
+    /// 0: up to the end of the source.
+    pub length: u64,
+    pub write_offset: u64,
 }
 
 /// Decodes the payload of a supported extension. A payload that does not decode is a protocol
@@ -91,6 +110,22 @@ pub(super) fn parse(extended: &Extended) -> anyhow::Result<ExtendedRequest> {
         FSYNC => ExtendedRequest::Fsync {
             handle: take_string(&mut data)?,
         },
+        COPY_DATA => {
+            let read_handle = take_string(&mut data)?;
+            let read_offset = take_u64(&mut data)?;
+            let length = take_u64(&mut data)?;
+            let write_handle = take_string(&mut data)?;
+            let write_offset = take_u64(&mut data)?;
+            ExtendedRequest::CopyData {
+                read_handle,
+                range: CopyRange {
+                    read_offset,
+                    length,
+                    write_offset,
+                },
+                write_handle,
+            }
+        }
         other => return Ok(ExtendedRequest::Other(other.to_string())),
     };
     Ok(request)
@@ -108,6 +143,14 @@ fn take_string(data: &mut &[u8]) -> anyhow::Result<String> {
     let (text, rest) = rest.split_at(len);
     *data = rest;
     Ok(String::from_utf8_lossy(text).into_owned())
+}
+
+fn take_u64(data: &mut &[u8]) -> anyhow::Result<u64> {
+    let (value, rest) = data
+        .split_first_chunk::<8>()
+        .ok_or_else(|| anyhow!("extended request payload is truncated"))?;
+    *data = rest;
+    Ok(u64::from_be_bytes(*value))
 }
 
 pub(super) fn limits_reply(id: u32, max_handles: usize) -> Packet {
@@ -189,9 +232,34 @@ mod tests {
     fn truncated_payload_is_an_error_unknown_name_is_not() {
         assert!(parse(&extended(POSIX_RENAME, string("/a"))).is_err());
         assert!(parse(&extended(FSYNC, vec![0, 0, 0, 9, 1])).is_err());
+        assert!(parse(&extended(COPY_DATA, string("1"))).is_err());
         assert_eq!(
-            parse(&extended("copy-data", vec![1, 2])).unwrap(),
-            ExtendedRequest::Other("copy-data".into())
+            parse(&extended("hardlink@openssh.com", vec![1, 2])).unwrap(),
+            ExtendedRequest::Other("hardlink@openssh.com".into())
+        );
+    }
+
+    #[test]
+    fn parses_copy_data() {
+        let data = [
+            string("1"),
+            7u64.to_be_bytes().to_vec(),
+            0u64.to_be_bytes().to_vec(),
+            string("2"),
+            9u64.to_be_bytes().to_vec(),
+        ]
+        .concat();
+        assert_eq!(
+            parse(&extended(COPY_DATA, data)).unwrap(),
+            ExtendedRequest::CopyData {
+                read_handle: "1".into(),
+                range: CopyRange {
+                    read_offset: 7,
+                    length: 0,
+                    write_offset: 9
+                },
+                write_handle: "2".into(),
+            }
         );
     }
 

@@ -40,7 +40,9 @@ pub fn decode_stream(stream: &[u8]) -> anyhow::Result<Decoded> {
                         }
                         id
                     }
-                    Route::Open { id, .. } | Route::Handle { id, .. } => id,
+                    Route::Open { id, .. } | Route::Handle { id, .. } | Route::Copy { id, .. } => {
+                        id
+                    }
                 },
                 Incoming::Write(write) => write.id,
                 Incoming::Unsupported { id, .. } => id,

@@ -18,6 +18,7 @@ use bytes::Bytes;
 use russh_sftp::protocol::FileAttributes;
 use tokio::sync::{mpsc, watch};
 
+use super::extensions::CopyRange;
 use super::session::Permit;
 use crate::vfs::{VPath, VfsError};
 
@@ -37,6 +38,11 @@ pub(super) enum HandleOp {
     SetStat(Box<FileAttributes>),
     ReadDir,
     Fsync,
+    /// copy-data into this (write) handle from the file at `source`.
+    CopyFrom {
+        source: VPath,
+        range: CopyRange,
+    },
     Close,
 }
 
@@ -172,6 +178,16 @@ impl HandleTable {
             .iter()
             .find(|(_, e)| e.kind == HandleKind::Write && &e.path == path && e.is_open())
             .map(|(handle, _)| handle.clone())
+    }
+
+    /// The file an open read handle reads (copy-data's source).
+    pub fn read_source(&self, handle: &str) -> Option<VPath> {
+        let inner = self.lock();
+        inner
+            .entries
+            .get(handle)
+            .filter(|e| e.kind == HandleKind::Read && e.is_open())
+            .map(|e| e.path.clone())
     }
 
     /// Signals to wait on before touching `paths`: one for each upload of those paths that is

@@ -10,6 +10,7 @@
 //! - [`handles`] and [`actor`]: every open handle is a task fed in packet order, so READ, WRITE,
 //!   FSETSTAT and CLOSE on one handle run in the order the client sent them.
 //! - [`requests`]: path requests (STAT, MKDIR, RENAME, ...) as independent tasks.
+//! - [`copy`]: copy-data, done by the backend when it can, else through an upload.
 //! - [`attrs`], [`status`], [`extensions`]: attributes and `ls -l` longnames, the one
 //!   [`crate::vfs::VfsError`] → status code mapping, and the `@openssh.com` extensions.
 //!
@@ -17,6 +18,7 @@
 
 mod actor;
 mod attrs;
+mod copy;
 mod dispatch;
 mod extensions;
 mod framing;

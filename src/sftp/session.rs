@@ -299,6 +299,18 @@ impl<F: Vfs> Session<F> {
                 });
             }
             Route::Handle { id, handle, op } => self.handle_request(id, &handle, op, permit),
+            Route::Copy {
+                id,
+                read_handle,
+                range,
+                write_handle,
+            } => match self.ctx.handles.read_source(&read_handle) {
+                Some(source) => {
+                    let op = HandleOp::CopyFrom { source, range };
+                    self.handle_request(id, &write_handle, op, permit);
+                }
+                None => self.replies.send(id, Err(status::invalid_handle()), permit),
+            },
         }
         Ok(())
     }

@@ -12,8 +12,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::vfs::{
-    DirLister, FileInfo, FileKind, FileReader, FileWriter, SpaceUsage, VPath, Vfs, VfsError,
-    VfsResult, WriteOptions,
+    Capabilities, DirLister, FileInfo, FileKind, FileReader, FileWriter, SpaceUsage, VPath, Vfs,
+    VfsError, VfsResult, WriteOptions,
 };
 
 #[derive(Clone, Default)]
@@ -36,6 +36,8 @@ struct State {
     commit_delay: Option<Duration>,
     commits: usize,
     page_size: Option<usize>,
+    /// Copies made by [`Vfs::copy_file`]; `None` while server-side copy is switched off.
+    server_copies: Option<usize>,
 }
 
 #[derive(Clone)]
@@ -72,6 +74,16 @@ impl MemFs {
 
     pub fn commits(&self) -> usize {
         self.lock().commits
+    }
+
+    /// Offers server-side copy (as Dropbox does); off by default, so copies go through uploads.
+    pub fn server_side_copy(&self, on: bool) {
+        self.lock().server_copies = on.then_some(0);
+    }
+
+    /// Files copied by the backend itself so far.
+    pub fn server_copies(&self) -> usize {
+        self.lock().server_copies.unwrap_or(0)
     }
 
     pub fn add_file(&self, path: &str, data: &[u8], mtime: i64) {
@@ -291,6 +303,29 @@ impl Vfs for MemFs {
             used,
             allocated: 1 << 30,
         })
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            server_side_copy: self.lock().server_copies.is_some(),
+        }
+    }
+
+    async fn copy_file(&self, from: &VPath, to: &VPath) -> VfsResult<FileInfo> {
+        let mut state = self.lock();
+        let Some(copies) = state.server_copies else {
+            return Err(VfsError::Unsupported("server-side copy is off".into()));
+        };
+        let node @ Node::File { .. } = state.node(from).ok_or_else(|| not_found(from))? else {
+            return Err(VfsError::Failure(format!("{from} is a folder")));
+        };
+        state.require_parent_folder(to)?;
+        if state.node(to).is_some() {
+            return Err(VfsError::AlreadyExists(format!("{to} exists")));
+        }
+        state.server_copies = Some(copies + 1);
+        state.nodes.insert(to.to_string(), node.clone());
+        Ok(info(to, &node))
     }
 }
 

@@ -60,6 +60,14 @@ impl<W: FileWriter> Upload<W> {
             .ok_or_else(|| VfsError::Failure("upload already finished".to_string()))
     }
 
+    /// Marks the upload failed with `error` (a copy into it broke off part way).
+    pub fn poison(&mut self, error: VfsError) {
+        if self.failure.is_none() {
+            self.failure = Some(error);
+            self.writer = None;
+        }
+    }
+
     fn poison_on_error(&mut self, result: VfsResult<()>) -> VfsResult<()> {
         if let Err(error) = &result {
             self.failure = Some(error.clone());

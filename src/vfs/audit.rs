@@ -17,7 +17,8 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::{
-    Committed, FileInfo, FileReader, FileWriter, SpaceUsage, VPath, Vfs, VfsResult, WriteOptions,
+    Capabilities, Committed, FileInfo, FileReader, FileWriter, SpaceUsage, VPath, Vfs, VfsResult,
+    WriteOptions,
 };
 use crate::audit::{outcome, AuditEvent, AuditSession};
 use crate::metrics;
@@ -147,6 +148,16 @@ impl<F: Vfs> Vfs for Audited<F> {
 
     async fn space_usage(&self) -> VfsResult<SpaceUsage> {
         self.inner.space_usage().await
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    async fn copy_file(&self, from: &VPath, to: &VPath) -> VfsResult<FileInfo> {
+        let started = Instant::now();
+        let result = self.inner.copy_file(from, to).await;
+        self.logged("copy", from, Some(to), started, result)
     }
 }
 

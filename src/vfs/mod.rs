@@ -93,6 +93,13 @@ pub struct SpaceUsage {
     pub allocated: u64,
 }
 
+/// What a backend can do beyond the basics. The SFTP layer asks instead of knowing backends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// [`Vfs::copy_file`] copies inside the backend, without the bytes passing through here.
+    pub server_side_copy: bool,
+}
+
 /// A backend as the SFTP layer sees it. One value serves one logged-in user (already jailed).
 ///
 /// Methods return `Send` futures so the dispatcher can run requests on other tasks.
@@ -135,6 +142,25 @@ pub trait Vfs: Send + Sync + 'static {
     fn set_mtime(&self, path: &VPath, mtime: i64) -> impl Future<Output = VfsResult<()>> + Send;
 
     fn space_usage(&self) -> impl Future<Output = VfsResult<SpaceUsage>> + Send;
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
+
+    /// Copies the stored file `from` to `to`, which must not exist yet (AlreadyExists if it
+    /// does: a copy never replaces). Only called when [`Capabilities::server_side_copy`] is set.
+    fn copy_file(
+        &self,
+        from: &VPath,
+        to: &VPath,
+    ) -> impl Future<Output = VfsResult<FileInfo>> + Send {
+        let _ = (from, to);
+        async {
+            Err(VfsError::Unsupported(
+                "this backend cannot copy files".to_string(),
+            ))
+        }
+    }
 }
 
 /// Pages of a folder listing, streamed so a large folder never sits in memory at once.

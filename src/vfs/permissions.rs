@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use super::{FileInfo, SpaceUsage, VPath, Vfs, VfsError, VfsResult, WriteOptions};
+use super::{Capabilities, FileInfo, SpaceUsage, VPath, Vfs, VfsError, VfsResult, WriteOptions};
 
 /// One thing a user may be allowed to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -255,6 +255,19 @@ impl<F: Vfs> Vfs for Permissioned<F> {
 
     async fn space_usage(&self) -> VfsResult<SpaceUsage> {
         self.inner.space_usage().await
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    /// A copy reads one file and creates another (it never replaces one).
+    async fn copy_file(&self, from: &VPath, to: &VPath) -> VfsResult<FileInfo> {
+        self.granted
+            .require(Permission::Read, "copying a file", from)?;
+        self.granted
+            .require(Permission::Upload, "creating a file", to)?;
+        self.inner.copy_file(from, to).await
     }
 }
 

@@ -2,6 +2,7 @@
 //! client, against an in-memory backend.
 
 mod client;
+mod copy;
 mod listing;
 mod properties;
 mod protocol;

@@ -64,7 +64,7 @@ async fn realpath_is_lexical() {
 #[tokio::test]
 async fn unknown_extended_request_is_unsupported_and_session_continues() {
     let (mut raw, _session) = connect(MemFs::new()).await;
-    let reply = status(raw.extended(7, "copy-data", vec![1, 2, 3]).await);
+    let reply = status(raw.extended(7, "hardlink@openssh.com", vec![1, 2, 3]).await);
     assert_eq!(
         (reply.id, reply.status_code),
         (7, StatusCode::OpUnsupported)

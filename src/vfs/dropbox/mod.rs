@@ -10,8 +10,8 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use super::{
-    DirLister, FileInfo, FileKind, FileReader, SpaceUsage, VPath, Vfs, VfsError, VfsResult,
-    WriteOptions,
+    Capabilities, DirLister, FileInfo, FileKind, FileReader, SpaceUsage, VPath, Vfs, VfsError,
+    VfsResult, WriteOptions,
 };
 use crate::config::MtimeChange;
 use crate::dropbox::{self, DropboxClient, DropboxError, Metadata};
@@ -274,6 +274,25 @@ impl Vfs for DropboxFs {
                 tracing::info!(%path, mtime, "mtime change ignored: Dropbox cannot change it");
                 Ok(())
             }
+        }
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            server_side_copy: true,
+        }
+    }
+
+    /// copy_v2, which never replaces: an existing target is `to/conflict` → AlreadyExists.
+    async fn copy_file(&self, from: &VPath, to: &VPath) -> VfsResult<FileInfo> {
+        if to.is_root() {
+            return Err(VfsError::AlreadyExists(format!("{to} already exists")));
+        }
+        let (from_path, to_path) = (self.dropbox_path(from)?, self.dropbox_path(to)?);
+        match self.client.copy_entry(&from_path, &to_path).await {
+            Ok(metadata) => Ok(file_info(&metadata)),
+            Err(error) if error.is_not_found() => Err(not_found(from)),
+            Err(error) => Err(map_error(error, to)),
         }
     }
 
