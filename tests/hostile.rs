@@ -1,6 +1,6 @@
 //! Hostile paths from a real client (paramiko sends whatever string it is given): `..` chains,
 //! absolute paths, empty paths, NUL, overlong components, Dropbox's disallowed names, trailing
-//! spaces and backslashes. Each is refused with a clear message or mapped inside the user's
+//! spaces, backslashes and names that are not UTF-8. Each is refused with a clear message or mapped inside the user's
 //! root; afterwards nothing exists in Dropbox outside that root.
 
 mod common;
@@ -26,6 +26,7 @@ cases = {
     "ds_store": "sub/.DS_Store",
     "trailing_space": "name ",
     "backslash": "a\\b.txt",
+    "latin1": b"caf\xe9.txt",
 }
 for key, name in cases.items():
     result["write_" + key] = attempt(lambda: write(name))
@@ -73,6 +74,7 @@ async fn hostile_paths_are_refused_or_stay_inside_the_root() {
         ),
         ("write_trailing_space", "ends with a space"),
         ("write_backslash", "does not allow \\"),
+        ("write_latin1", "not valid UTF-8"),
     ] {
         let text = answer(key);
         assert!(

@@ -32,6 +32,15 @@ impl VPath {
                 "path contains a NUL character".to_string(),
             ));
         }
+        // The codec replaces bytes that are not UTF-8 with U+FFFD. Storing that would give the
+        // file a name the client never sent (and cannot find again), so such names are refused.
+        if input.contains(char::REPLACEMENT_CHARACTER) {
+            return Err(VfsError::InvalidPath(
+                "the name is not valid UTF-8; Dropbox stores UTF-8 names only \
+                 (set the client's file name encoding to UTF-8)"
+                    .to_string(),
+            ));
+        }
         let mut parts: Vec<String> = Vec::new();
         for part in input.split('/') {
             match part {
@@ -124,6 +133,14 @@ mod tests {
         assert!(VPath::parse("a\0b").is_err());
         assert!(VPath::parse(&"x".repeat(256)).is_err());
         assert!(VPath::parse(&"x".repeat(255)).is_ok());
+    }
+
+    #[test]
+    fn refuses_names_that_were_not_utf8() {
+        let decoded = String::from_utf8_lossy(b"caf\xe9.txt");
+        let error = VPath::parse(&decoded).unwrap_err();
+        assert!(error.to_string().contains("not valid UTF-8"), "{error}");
+        assert!(VPath::parse("café.txt").is_ok());
     }
 
     #[test]
