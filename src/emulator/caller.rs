@@ -143,21 +143,31 @@ impl Caller {
 }
 
 /// Checks the bearer token and returns its subject.
+///
+/// As Dropbox does: no header, or one that is not `Bearer <token>`, is bad input (400, plain
+/// text); a well-formed header with a token that is unknown or expired is 401 (JSON).
 pub fn authenticate(tokens: &Tokens, route: &str, headers: &HeaderMap) -> ApiResult<Subject> {
     let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
-        return Err(ApiError::Auth("invalid_access_token"));
-    };
-    let value = value.to_str().unwrap_or_default();
-    let Some(token) = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-    else {
         return Err(ApiError::bad_request(
             route,
-            "Invalid authorization value in HTTP header \"Authorization\": expected \"Bearer <oauth2-access-token>\".",
+            "Must provide HTTP header \"Authorization\" or URL parameter \"authorization\".",
         ));
     };
-    match tokens.check_access(token.trim()) {
+    let value = value.to_str().unwrap_or_default();
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|token| !token.is_empty());
+    let Some(token) = token else {
+        return Err(ApiError::bad_request(
+            route,
+            // Dropbox quotes the value back; a token-like value is not repeated here.
+            "Invalid authorization value in HTTP header \"Authorization\".  \
+             Expecting \"Bearer <oauth2-access-token>\".",
+        ));
+    };
+    match tokens.check_access(token) {
         TokenCheck::Valid(subject) => Ok(subject),
         TokenCheck::Expired => Err(ApiError::Auth("expired_access_token")),
         TokenCheck::Unknown => Err(ApiError::Auth("invalid_access_token")),

@@ -62,6 +62,29 @@ async fn bad_and_expired_tokens_are_401() {
 }
 
 #[tokio::test]
+async fn a_missing_or_malformed_authorization_header_is_bad_input() {
+    let h = start().await;
+    for header in [None, Some("Token abc"), Some("Bearer ")] {
+        let mut request = h
+            .http
+            .post(h.url("users/get_current_account"))
+            .header("Content-Type", "application/json")
+            .body("null");
+        if let Some(value) = header {
+            request = request.header("Authorization", value);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 400, "{header:?}");
+        let text = response.text().await.unwrap();
+        assert!(
+            text.starts_with("Error in call to API function \"users/get_current_account\": ")
+                && text.contains("\"Authorization\""),
+            "{header:?}: {text}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn refresh_grant_errors() {
     let h = start().await;
     let basic = h
