@@ -309,8 +309,14 @@ proptest! {
                 prop_assert_eq!(path.components().collect::<Vec<_>>(), expected);
             }
             Err(_) => {
-                // Refused only for a reason the jail names: an overlong component.
-                prop_assert!(input.split('/').any(|p| p.len() > 255), "{:?}", input);
+                // Refused only for a reason the jail names: an overlong component, or bytes
+                // that were not UTF-8 (the codec's replacement character).
+                prop_assert!(
+                    input.split('/').any(|p| p.len() > 255)
+                        || input.contains(char::REPLACEMENT_CHARACTER),
+                    "{:?}",
+                    input
+                );
             }
         }
     }
