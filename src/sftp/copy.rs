@@ -28,7 +28,7 @@ pub(super) async fn copy_on_server<F: Vfs>(
     target: &VPath,
     upload: &mut Upload<F::Writer>,
 ) -> VfsResult<Option<FileInfo>> {
-    let whole_file = range.read_offset == 0 && range.length == 0 && range.write_offset == 0;
+    let whole_file = range == CopyRange::WHOLE_FILE;
     let untouched = upload
         .stat()
         .is_ok_and(|info| info.size == 0 && info.mtime.is_none());
@@ -95,11 +95,6 @@ pub(super) async fn reopen_copied<F: Vfs>(fs: &F, path: &VPath) -> VfsResult<Upl
         ..Default::default()
     };
     let mut upload = Upload::new(fs.open_write(path, options).await?);
-    let whole = CopyRange {
-        read_offset: 0,
-        length: 0,
-        write_offset: 0,
-    };
-    copy_bytes(fs, path, whole, &mut upload).await?;
+    copy_bytes(fs, path, CopyRange::WHOLE_FILE, &mut upload).await?;
     Ok(upload)
 }

@@ -91,6 +91,15 @@ pub(super) struct CopyRange {
     pub write_offset: u64,
 }
 
+impl CopyRange {
+    /// All of the source, to the start of the target (what OpenSSH's `cp` asks for).
+    pub const WHOLE_FILE: CopyRange = CopyRange {
+        read_offset: 0,
+        length: 0,
+        write_offset: 0,
+    };
+}
+
 /// Decodes the payload of a supported extension. A payload that does not decode is a protocol
 /// violation, like any other malformed packet (see `framing`).
 pub(super) fn parse(extended: &Extended) -> anyhow::Result<ExtendedRequest> {
