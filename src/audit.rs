@@ -102,7 +102,8 @@ pub struct AuditEvent {
     pub bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
-    /// ok, denied (permissions), failed, or refused (connect: a limit or ban).
+    /// ok, denied (permissions), failed, refused (connect: a limit or ban), or interrupted (a
+    /// download whose client stopped before the end; `bytes` says how much it got).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<&'static str>,
     /// What went wrong, in the words the client was given.

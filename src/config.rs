@@ -368,8 +368,8 @@ impl Config {
     pub fn load(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
-        let config: Config =
-            toml::from_str(&text).with_context(|| format!("in config file {}", path.display()))?;
+        let config =
+            parse_toml(&text).with_context(|| format!("in config file {}", path.display()))?;
         config
             .validate()
             .with_context(|| format!("in config file {}", path.display()))?;
@@ -578,6 +578,54 @@ impl EntryExt for russh::keys::ssh_key::authorized_keys::Entry {
     }
 }
 
+/// Parses the config's TOML without ever echoing its text.
+///
+/// toml's own message quotes the offending line, and serde's quote the offending value; in a
+/// config file that line can be an unquoted token or secret, and this message is printed at
+/// start and logged on SIGHUP. So the error names the place (line and column) and what was
+/// wrong, with any quoted value left out.
+fn parse_toml(text: &str) -> anyhow::Result<Config> {
+    toml::from_str(text).map_err(|error| {
+        let message = without_values(error.message());
+        match error.span() {
+            Some(span) => {
+                let (line, column) = line_and_column(text, span.start);
+                anyhow::anyhow!("line {line}, column {column}: {message}")
+            }
+            None => anyhow::anyhow!("{message}"),
+        }
+    })
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..text.floor_char_boundary(offset)];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    (line, column)
+}
+
+/// A parser message on one line, with the values serde quotes replaced by their kind:
+/// `invalid type: string "sl.AbC...", expected u64` becomes `invalid type: string, expected u64`.
+fn without_values(message: &str) -> String {
+    let one_line = message
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("; ");
+    for prefix in ["invalid type: ", "invalid value: ", "unknown variant "] {
+        if let Some(rest) = one_line.strip_prefix(prefix) {
+            let kind = match prefix {
+                "unknown variant " => "",
+                _ => rest.split([' ', ',']).next().unwrap_or(""),
+            };
+            let expected = rest.find(", expected").map_or("", |at| &rest[at..]);
+            return format!("{prefix}{kind}{expected}").replace(" ,", ",");
+        }
+    }
+    one_line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -586,9 +634,35 @@ mod tests {
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl alice";
 
     fn parse(text: &str) -> anyhow::Result<Config> {
-        let config: Config = toml::from_str(text)?;
+        let config = parse_toml(text)?;
         config.validate()?;
         Ok(config)
+    }
+
+    #[test]
+    fn a_syntax_error_names_its_place_but_never_echoes_the_line() {
+        let secret = "sl.u.AbCdEf0123456789SECRET";
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:2222\"\n[[accounts]]\nname = \"main\"\n\
+             access_token = {secret}\n"
+        );
+        let message = format!("{:#}", parse(&text).unwrap_err());
+        assert!(message.contains("line 5, column 16"), "{message}");
+        assert!(!message.contains("SECRET"), "{message}");
+        assert!(!message.contains('\n'), "{message}");
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_named_by_kind_not_by_value() {
+        let text = "[server]\nlisten = \"127.0.0.1:2222\"\nmtime_change = \"sl.SECRET\"\n";
+        let message = format!("{:#}", parse(text).unwrap_err());
+        assert!(message.contains("line 3"), "{message}");
+        assert!(message.contains("unknown variant"), "{message}");
+        assert!(!message.contains("SECRET"), "{message}");
+        assert_eq!(
+            without_values("invalid type: string \"sl.SECRET\", expected u64"),
+            "invalid type: string, expected u64"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod config;
 pub mod dropbox;
 pub mod emulator;
 pub mod gateway;
+pub mod log_safe;
 pub mod metrics;
 pub mod oauth;
 pub mod sftp;

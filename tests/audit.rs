@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{config_with, poll_until, random_bytes, Bench, BenchOptions};
+use common::{config_with, paramiko_as_alice, poll_until, random_bytes, Bench, BenchOptions};
 use serde_json::Value;
 
 async fn bench(user_lines: Vec<(&'static str, String)>) -> Bench {
@@ -161,4 +161,40 @@ async fn refused_logins_and_forbidden_operations_are_logged() {
         list["error"].as_str().unwrap().contains("\"list\""),
         "{list}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_download_closed_before_its_end_is_logged_as_interrupted() {
+    let bench = bench(Vec::new()).await;
+    bench
+        .dropbox_upload("/alice/big.bin", random_bytes(300_000))
+        .await;
+    let result = paramiko_as_alice(
+        &bench,
+        r#"
+with sftp.open("big.bin", "rb") as f:
+    result["head"] = len(f.read(1000))
+with sftp.open("big.bin", "rb") as f:
+    result["whole"] = len(f.read())
+"#,
+    )
+    .await;
+    assert_eq!(result["head"], 1000);
+    assert_eq!(result["whole"], 300_000);
+    let lines = lines_after_disconnects(&bench, 1).await;
+    let downloads: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["event"] == "operation" && l["op"] == "download")
+        .collect();
+    assert_eq!(downloads.len(), 2, "{lines:#?}");
+    let cut = downloads[0];
+    assert_eq!(cut["result"], "interrupted", "{cut}");
+    let sent = cut["bytes"].as_u64().unwrap();
+    assert!((1000..300_000).contains(&sent), "{cut}");
+    assert!(
+        cut["error"].as_str().unwrap().contains("of 300000"),
+        "{cut}"
+    );
+    assert_eq!(downloads[1]["result"], "ok", "{}", downloads[1]);
+    assert_eq!(downloads[1]["bytes"], 300_000);
 }

@@ -317,3 +317,88 @@ async fn a_host_key_that_others_can_read_is_refused_at_start() {
     assert!(printed.iter().all(|line| !text.contains(line.as_str())));
     emulator.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_config_syntax_error_names_its_line_but_never_echoes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("dropgate.toml");
+    // An unquoted token: TOML cannot parse it, and the line is a secret.
+    let token = "sl.u.UNQUOTED-TOKEN-0123456789";
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{}\"\n\n[[accounts]]\nname = \"main\"\n\
+             access_token = {token}\n",
+            free_port()
+        ),
+    )
+    .unwrap();
+    for command in ["serve", "check-config"] {
+        let out = tokio::time::timeout(
+            Duration::from_secs(30),
+            dropgate().args([command, "--config"]).arg(&config).output(),
+        )
+        .await
+        .expect("dropgate neither started nor stopped")
+        .unwrap();
+        let text = output_text(&out);
+        assert!(!out.status.success(), "{command} accepted it:\n{text}");
+        assert!(text.contains("line 6, column 16"), "{command}:\n{text}");
+        assert!(!text.contains("UNQUOTED-TOKEN"), "{command}:\n{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_from_clients_cannot_forge_log_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let emulator = start_emulator(dir).await;
+    let base = emulator.base_url();
+    let token_file = dir.join("keys/main.token");
+    register(&base, &token_file).await;
+    keygen(&dir.join("alice")).await;
+    let port = free_port();
+    let config = dir.join("dropgate.toml");
+    std::fs::write(&config, gateway_config(dir, port, &base, &token_file)).unwrap();
+    let served = Served::start(&config, port).await;
+
+    // A file name with a line break (the rest looks like a log line of its own) and a
+    // terminal escape, uploaded with paramiko (OpenSSH's sftp cannot type such a name).
+    let script = r#"
+import sys, paramiko
+port, key = sys.argv[1:3]
+client = paramiko.SSHClient()
+client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+client.connect("127.0.0.1", port=int(port), username="alice", key_filename=key,
+               look_for_keys=False, allow_agent=False, timeout=30)
+sftp = client.open_sftp()
+with sftp.open("x\nFORGED-LINE login accepted user=root \x1b[2Jcleared", "w") as f:
+    f.write(b"hello")
+client.close()
+"#;
+    let mut command = tokio::process::Command::new(python_with_paramiko());
+    command
+        .args(["-c", script, &port.to_string()])
+        .arg(dir.join("alice"));
+    let out = run_bounded(command, "python3 (paramiko)").await;
+    assert!(out.status.success(), "{}", output_text(&out));
+    let log = served.stop().await;
+
+    assert!(
+        log.contains("upload committed"),
+        "the upload was not logged:\n{log}"
+    );
+    assert!(
+        log.lines().all(|line| !line.starts_with("FORGED-LINE")),
+        "a file name started a log line of its own:\n{log}"
+    );
+    assert!(
+        !log.contains("\u{1b}[2Jcleared"),
+        "a raw escape reached the log"
+    );
+    assert!(
+        log.contains("x\\nFORGED-LINE login accepted user=root \\u{1b}[2Jcleared"),
+        "the name is not in the log, escaped:\n{log}"
+    );
+    emulator.shutdown().await;
+}

@@ -75,7 +75,7 @@ fn is_listable(info: &FileInfo) -> bool {
     let ok =
         !info.name.is_empty() && info.name != "." && info.name != ".." && !info.name.contains('/');
     if !ok {
-        tracing::warn!(name = %info.name, "leaving an unlistable name out of a directory listing");
+        tracing::warn!(name = %crate::log_safe::Untrusted(&info.name), "leaving an unlistable name out of a directory listing");
     }
     ok
 }

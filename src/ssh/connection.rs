@@ -26,6 +26,7 @@ use super::password::check_password;
 use super::{Backend, ServerContext};
 use crate::audit::AuditSession;
 use crate::config::User;
+use crate::log_safe::Untrusted;
 use crate::sftp::{self, SessionLimits};
 use crate::vfs::audit::Audited;
 use crate::vfs::permissions::Permissioned;
@@ -195,7 +196,7 @@ impl<B: Backend> Connection<B> {
                 Some(user.clone())
             }
             Err(reason) => {
-                tracing::info!(conn = self.id, user = name, key_id = cert.key_id(), %reason, "certificate refused");
+                tracing::info!(conn = self.id, user = name, key_id = cert.key_id(), reason = %Untrusted(&reason), "certificate refused");
                 None
             }
         }
@@ -230,7 +231,7 @@ impl<B: Backend> Connection<B> {
         tokio::spawn(async move {
             tracing::info!(conn, user = %user.name, permissions = %user.permissions, "sftp session started");
             if let Err(e) = sftp::serve(channel.into_stream(), fs, limits).await {
-                tracing::info!(conn, error = %e, "sftp session ended with an error");
+                tracing::info!(conn, error = %Untrusted(&e), "sftp session ended with an error");
             }
             // Dropping the channel stream closes the channel.
         });

@@ -17,8 +17,8 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::{
-    Capabilities, Committed, FileInfo, FileReader, FileWriter, SpaceUsage, VPath, Vfs, VfsResult,
-    WriteOptions,
+    Capabilities, Committed, FileInfo, FileReader, FileWriter, SpaceUsage, VPath, Vfs, VfsError,
+    VfsResult, WriteOptions,
 };
 use crate::audit::{outcome, AuditEvent, AuditSession};
 use crate::metrics;
@@ -97,10 +97,10 @@ impl<F: Vfs> Vfs for Audited<F> {
     async fn open_read(&self, path: &VPath) -> VfsResult<Self::Reader> {
         let started = Instant::now();
         match self.inner.open_read(path).await {
-            Ok(inner) => Ok(AuditedReader {
+            Ok(inner) => Ok(AuditedReader::new(
                 inner,
-                transfer: Transfer::new(&self.session, path, started),
-            }),
+                Transfer::new(&self.session, path, started),
+            )),
             Err(e) => self.logged("download", path, None, started, Err(e)),
         }
     }
@@ -186,19 +186,43 @@ impl Transfer {
     }
 }
 
-/// A download; its line is written when the handle goes away.
-pub struct AuditedReader<R> {
+/// A download; its line is written when the handle goes away, saying whether the client got
+/// the whole file: `ok` only when its READs reached the end, `failed` with the error when a READ
+/// failed, and `interrupted` (with the bytes sent) when the handle closed before the end.
+pub struct AuditedReader<R: FileReader> {
     inner: R,
     transfer: Transfer,
+    /// The end of the furthest READ answered: the client has seen the file up to here.
+    reached: u64,
+    /// The first READ that failed; the line reports it.
+    failure: Option<VfsError>,
+}
+
+impl<R: FileReader> AuditedReader<R> {
+    fn new(inner: R, transfer: Transfer) -> Self {
+        AuditedReader {
+            inner,
+            transfer,
+            reached: 0,
+            failure: None,
+        }
+    }
 }
 
 impl<R: FileReader> FileReader for AuditedReader<R> {
     async fn read(&mut self, offset: u64, len: u32) -> VfsResult<Bytes> {
-        let data = self.inner.read(offset, len).await?;
+        let data = match self.inner.read(offset, len).await {
+            Ok(data) => data,
+            Err(error) => {
+                self.failure.get_or_insert_with(|| error.clone());
+                return Err(error);
+            }
+        };
         metrics::bytes_downloaded(data.len() as u64);
         self.transfer
             .bytes
             .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.reached = self.reached.max(offset + data.len() as u64);
         Ok(data)
     }
 
@@ -207,9 +231,20 @@ impl<R: FileReader> FileReader for AuditedReader<R> {
     }
 }
 
-impl<R> Drop for AuditedReader<R> {
+impl<R: FileReader> Drop for AuditedReader<R> {
     fn drop(&mut self) {
-        let line = self.transfer.line("download", &Ok(()));
+        let size = self.inner.stat().size;
+        let mut line = match self.failure.take() {
+            Some(error) => self.transfer.line("download", &Err::<(), _>(error)),
+            None => self.transfer.line("download", &Ok(())),
+        };
+        if line.result == Some("ok") && self.reached < size {
+            line.result = Some("interrupted");
+            line.error = Some(format!(
+                "the client closed the file after reading up to byte {} of {size}",
+                self.reached
+            ));
+        }
         record(&self.transfer.session, &line);
     }
 }
@@ -280,7 +315,7 @@ impl<W: FileWriter> Drop for AuditedWriter<W> {
         self.transfer
             .bytes
             .store(inner.stat().size, Ordering::Relaxed);
-        let aborted: VfsResult<()> = Err(super::VfsError::Failure(
+        let aborted: VfsResult<()> = Err(VfsError::Failure(
             "the upload was not closed (disconnect?); nothing was stored".to_string(),
         ));
         let line = self.transfer.line("upload", &aborted);

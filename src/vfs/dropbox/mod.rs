@@ -15,6 +15,7 @@ use super::{
 };
 use crate::config::MtimeChange;
 use crate::dropbox::{self, DropboxClient, DropboxError, Metadata};
+use crate::log_safe::Untrusted;
 
 use crate::upload::{Upload, UploadSettings};
 
@@ -271,7 +272,7 @@ impl Vfs for DropboxFs {
         match self.settings.mtime_change {
             MtimeChange::Reject => Err(VfsError::PermissionDenied(MTIME_REFUSED.to_string())),
             MtimeChange::Ignore => {
-                tracing::info!(%path, mtime, "mtime change ignored: Dropbox cannot change it");
+                tracing::info!(path = %Untrusted(path), mtime, "mtime change ignored: Dropbox cannot change it");
                 Ok(())
             }
         }

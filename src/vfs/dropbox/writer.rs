@@ -14,6 +14,7 @@ use bytes::Bytes;
 
 use super::{file_info, RESUME_REFUSED};
 use crate::dropbox::Metadata;
+use crate::log_safe::Untrusted;
 use crate::upload::{Upload, WriteError};
 use crate::vfs::{Committed, FileInfo, FileKind, FileWriter, VPath, VfsError, VfsResult};
 
@@ -97,7 +98,7 @@ impl FileWriter for DropboxWriter {
             .await
             .map_err(|e| VfsError::Failure(e.to_string()))?;
         tracing::info!(
-            path = %self.path,
+            path = %Untrusted(&self.path),
             size = stored.size,
             rev = %stored.rev,
             commit_ms = commit_started.elapsed().as_millis() as u64,
