@@ -10,14 +10,15 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use super::{
-    Capabilities, DirLister, FileInfo, FileKind, FileReader, SpaceUsage, VPath, Vfs, VfsError,
-    VfsResult, WriteOptions,
+    Capabilities, DirLister, FileInfo, FileKind, FileReader, Renamed, SpaceUsage, VPath, Vfs,
+    VfsError, VfsResult, WriteOptions,
 };
 use crate::config::MtimeChange;
 use crate::dropbox::{self, DropboxClient, DropboxError, Metadata};
 
 use crate::upload::{Upload, UploadSettings};
 
+mod replace;
 mod writer;
 
 pub use writer::{DropboxWriter, OpenUploads};
@@ -89,6 +90,15 @@ impl DropboxFs {
             Ok(Metadata::Deleted(_)) => Err(not_found(path)),
             Ok(meta) => Ok(Some(meta)),
             Err(e) => Err(map_error(e, path)),
+        }
+    }
+
+    /// The metadata at `path`, None if nothing is there (NotFound is an answer here).
+    async fn metadata_if_any(&self, path: &VPath) -> VfsResult<Option<Metadata>> {
+        match self.metadata(path).await {
+            Ok(meta) => Ok(meta),
+            Err(VfsError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
@@ -233,7 +243,9 @@ impl Vfs for DropboxFs {
             .map_err(|e| map_error(e, path))
     }
 
-    async fn rename(&self, from: &VPath, to: &VPath, replace: bool) -> VfsResult<()> {
+    /// A replacing rename never deletes the target before the source is in its place (see
+    /// [`replace`]); a plain one leaves an existing target alone.
+    async fn rename(&self, from: &VPath, to: &VPath, replace: bool) -> VfsResult<Renamed> {
         if from.is_root() || to.is_root() {
             return Err(VfsError::PermissionDenied(
                 "the home folder cannot be renamed".to_string(),
@@ -242,23 +254,32 @@ impl Vfs for DropboxFs {
         let (from_path, to_path) = (self.dropbox_path(from)?, self.dropbox_path(to)?);
         let case_only = from_path.to_lowercase() == to_path.to_lowercase();
         if !case_only {
-            if let Some(target) = self.exists(to).await? {
+            if let Some(target) = self.metadata_if_any(to).await? {
                 if !replace {
                     return Err(VfsError::AlreadyExists(format!("{to} already exists")));
                 }
-                if target.is_dir() {
+                let Metadata::File(target) = target else {
                     return Err(VfsError::Failure(format!("{to} is a folder")));
+                };
+                let source = self.metadata(from).await?.ok_or_else(|| not_found(from))?;
+                let source_id = replace::id_of(&source).unwrap_or_default().to_string();
+                return replace::Replace {
+                    fs: self,
+                    from,
+                    to,
+                    from_path,
+                    to_path,
+                    source_id,
+                    target_id: target.id,
                 }
-                self.client
-                    .delete(&to_path)
-                    .await
-                    .map_err(|e| map_error(e, to))?;
+                .run()
+                .await;
             }
         }
         self.client
             .move_entry(&from_path, &to_path)
             .await
-            .map(drop)
+            .map(|_| Renamed::default())
             .map_err(|e| map_error(e, from))
     }
 

@@ -1,0 +1,187 @@
+//! Nothing lost (issue 11): a replacing rename never loses its target.
+//!
+//! Clients are real (paramiko, OpenSSH sftp); what is on Dropbox afterwards is read from the
+//! emulator's own API. Races and lost answers are made deterministic with the emulator's fault
+//! hooks: `drop_after` (the request is applied, its answer lost), `error` (with `skip` to let
+//! the first requests through) and `delay_after` (an answer held back while the test acts).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{config_with, paramiko_as_alice, poll_until, random_bytes, Bench, BenchOptions};
+use serde_json::{json, Value};
+
+/// A bench whose gateway writes an audit log to `audit.log` in the bench dir.
+async fn audited_bench() -> Bench {
+    Bench::start_with(BenchOptions {
+        config: Some(config_with(
+            Vec::new(),
+            "[audit]\noutput = \"{dir}/audit.log\"\n".to_string(),
+        )),
+        ..BenchOptions::default()
+    })
+    .await
+}
+
+fn rename_lines(bench: &Bench) -> Vec<Value> {
+    std::fs::read_to_string(bench.path("audit.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|line| line["op"] == "rename")
+        .collect()
+}
+
+/// Names in alice's root that a replacing rename uses for the file it moves aside.
+async fn leftovers(bench: &Bench, folder: &str) -> Vec<String> {
+    bench
+        .dropbox_list(folder)
+        .await
+        .into_iter()
+        .filter(|name| name.starts_with(".dropgate-replace-"))
+        .collect()
+}
+
+/// paramiko's posix_rename, as "ok" or the exception with the server's message.
+async fn posix_rename(bench: &Bench, from: &str, to: &str) -> String {
+    let script = format!("result['rename'] = attempt(lambda: sftp.posix_rename({from:?}, {to:?}))");
+    let result = paramiko_as_alice(bench, &script).await;
+    result["rename"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn posix_rename_of_a_missing_source_leaves_the_target_alone() {
+    let bench = audited_bench().await;
+    let important = random_bytes(10_000);
+    bench
+        .dropbox_upload("/alice/important.csv", important.clone())
+        .await;
+
+    let outcome = posix_rename(&bench, "/does-not-exist", "/important.csv").await;
+
+    assert!(outcome.starts_with("FileNotFoundError"), "{outcome}");
+    assert_eq!(
+        bench.dropbox_download("/alice/important.csv").await,
+        important
+    );
+    assert!(leftovers(&bench, "/alice").await.is_empty());
+    let done = poll_until(Duration::from_secs(5), || {
+        std::future::ready(!rename_lines(&bench).is_empty())
+    })
+    .await;
+    assert!(done, "no rename line in the audit log");
+    let line = &rename_lines(&bench)[0];
+    assert_eq!(line["result"], "failed", "{line}");
+    assert_eq!(line["target"], "/important.csv", "{line}");
+    assert!(line.get("replaced").is_none(), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replacing_rename_is_audited_as_a_replace_and_leaves_nothing_behind() {
+    let bench = audited_bench().await;
+    bench
+        .dropbox_upload("/alice/new.csv", b"new".to_vec())
+        .await;
+    bench
+        .dropbox_upload("/alice/old.csv", b"old".to_vec())
+        .await;
+
+    assert_eq!(posix_rename(&bench, "/new.csv", "/old.csv").await, "ok");
+    assert_eq!(bench.dropbox_download("/alice/old.csv").await, b"new");
+    assert!(bench.dropbox_metadata("/alice/new.csv").await.is_none());
+    assert!(leftovers(&bench, "/alice").await.is_empty());
+
+    assert_eq!(posix_rename(&bench, "/old.csv", "/fresh.csv").await, "ok");
+    let done = poll_until(Duration::from_secs(5), || {
+        std::future::ready(rename_lines(&bench).len() >= 2)
+    })
+    .await;
+    assert!(done, "rename lines missing: {:#?}", rename_lines(&bench));
+    let lines = rename_lines(&bench);
+    assert_eq!(
+        (&lines[0]["result"], &lines[0]["replaced"]),
+        (&json!("ok"), &json!(true))
+    );
+    assert_eq!(
+        (&lines[1]["result"], &lines[1]["replaced"]),
+        (&json!("ok"), &json!(false))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn posix_rename_whose_move_fails_puts_the_target_back() {
+    let bench = Bench::start().await;
+    let target = random_bytes(5_000);
+    bench
+        .dropbox_upload("/alice/dir/report.csv", target.clone())
+        .await;
+
+    // Dropbox refuses to move a folder into itself: the move fails after the target is aside.
+    let outcome = posix_rename(&bench, "/dir", "/dir/report.csv").await;
+
+    assert!(
+        outcome.starts_with("OSError") || outcome.starts_with("IOError"),
+        "{outcome}"
+    );
+    assert_eq!(
+        bench.dropbox_download("/alice/dir/report.csv").await,
+        target
+    );
+    assert!(leftovers(&bench, "/alice/dir").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replace_whose_move_answers_are_lost_still_replaces_exactly_once() {
+    let bench = Bench::start().await;
+    bench
+        .dropbox_upload("/alice/a.csv", b"source".to_vec())
+        .await;
+    bench
+        .dropbox_upload("/alice/b.csv", b"target".to_vec())
+        .await;
+    // Every move is applied but its answer never arrives; moves are not sent twice.
+    bench
+        .set_emulator_faults(json!([{ "kind": "drop_after", "route": "files/move_v2" }]))
+        .await;
+
+    let outcome = posix_rename(&bench, "/a.csv", "/b.csv").await;
+    bench.clear_emulator_faults().await;
+
+    assert_eq!(outcome, "ok");
+    assert_eq!(bench.dropbox_download("/alice/b.csv").await, b"source");
+    assert!(bench.dropbox_metadata("/alice/a.csv").await.is_none());
+    assert!(leftovers(&bench, "/alice").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_target_that_cannot_be_put_back_is_kept_and_named() {
+    let bench = Bench::start().await;
+    let target = random_bytes(5_000);
+    bench
+        .dropbox_upload("/alice/a.csv", b"source".to_vec())
+        .await;
+    bench.dropbox_upload("/alice/b.csv", target.clone()).await;
+    // The target is moved aside; then the source's move and the move back both fail.
+    let refused =
+        json!({ "error_summary": "too_many_files/..", "error": { ".tag": "too_many_files" } });
+    bench
+        .set_emulator_faults(json!([{
+            "kind": "error", "route": "files/move_v2", "skip": 1, "count": 2, "body": refused
+        }]))
+        .await;
+
+    let outcome = posix_rename(&bench, "/a.csv", "/b.csv").await;
+    bench.clear_emulator_faults().await;
+
+    let aside = leftovers(&bench, "/alice").await;
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert!(outcome.contains(&format!("/{}", aside[0])), "{outcome}");
+    assert_eq!(
+        bench
+            .dropbox_download(&format!("/alice/{}", aside[0]))
+            .await,
+        target
+    );
+    assert_eq!(bench.dropbox_download("/alice/a.csv").await, b"source");
+}
