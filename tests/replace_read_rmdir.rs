@@ -1,4 +1,5 @@
-//! Nothing lost (issue 11): a replacing rename never loses its target.
+//! Nothing lost (issue 11): a replacing rename never loses its target, and a download handle
+//! never mixes two versions of a file.
 //!
 //! Clients are real (paramiko, OpenSSH sftp); what is on Dropbox afterwards is read from the
 //! emulator's own API. Races and lost answers are made deterministic with the emulator's fault
@@ -24,13 +25,17 @@ async fn audited_bench() -> Bench {
     .await
 }
 
-fn rename_lines(bench: &Bench) -> Vec<Value> {
+fn operation_lines(bench: &Bench, op: &str) -> Vec<Value> {
     std::fs::read_to_string(bench.path("audit.log"))
         .unwrap_or_default()
         .lines()
         .map(|line| serde_json::from_str::<Value>(line).unwrap())
-        .filter(|line| line["op"] == "rename")
+        .filter(|line| line["op"] == op)
         .collect()
+}
+
+fn rename_lines(bench: &Bench) -> Vec<Value> {
+    operation_lines(bench, "rename")
 }
 
 /// Names in alice's root that a replacing rename uses for the file it moves aside.
@@ -184,4 +189,61 @@ async fn a_target_that_cannot_be_put_back_is_kept_and_named() {
         target
     );
     assert_eq!(bench.dropbox_download("/alice/a.csv").await, b"source");
+}
+
+/// Version A is read at offset 0; another connection replaces the file with B (shorter, as in
+/// the report); READs of the open handle at new offsets fail or give A's bytes, never B's.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_download_handle_never_mixes_versions() {
+    let bench = audited_bench().await;
+    let version_a = random_bytes(200_000);
+    let version_b = random_bytes(149_000);
+    bench
+        .dropbox_upload("/alice/data.bin", version_a.clone())
+        .await;
+    std::fs::write(bench.path("b.bin"), &version_b).unwrap();
+
+    let script = r#"
+f = sftp.open("/data.bin", "rb")
+result["size"] = f.stat().st_size
+result["first"] = list(f.read(4096))
+other = client.open_sftp()
+other.put("b.bin", "/data.bin")
+reads = []
+for offset in (100000, 10000, 148000, 190000):
+    f.seek(offset)
+    try:
+        reads.append([offset, list(f.read(1000))])
+    except Exception as e:
+        reads.append([offset, "%s: %s" % (type(e).__name__, e)])
+result["reads"] = reads
+"#;
+    let result = paramiko_as_alice(&bench, script).await;
+
+    assert_eq!(bench.dropbox_download("/alice/data.bin").await, version_b);
+    assert_eq!(result["size"], 200_000);
+    let first: Vec<u8> = serde_json::from_value(result["first"].clone()).unwrap();
+    assert_eq!(first, version_a[..4096]);
+    for read in result["reads"].as_array().unwrap() {
+        let offset = read[0].as_u64().unwrap() as usize;
+        match read[1].as_array() {
+            Some(bytes) => {
+                let bytes: Vec<u8> = bytes.iter().map(|b| b.as_u64().unwrap() as u8).collect();
+                let from_b = version_b.get(offset..offset + 1000) == Some(&bytes[..]);
+                assert!(
+                    bytes == version_a[offset..offset + 1000],
+                    "READ at {offset} did not return version A's bytes (version B's: {from_b})"
+                );
+            }
+            None => assert!(read[1].as_str().unwrap().contains("Error"), "{read}"),
+        }
+    }
+    // This emulator keeps only a file's latest version, so the reads failed, and the download's
+    // audit line says so.
+    let failed = poll_until(Duration::from_secs(5), || {
+        let lines = operation_lines(&bench, "download");
+        std::future::ready(lines.iter().any(|line| line["result"] == "failed"))
+    })
+    .await;
+    assert!(failed, "{:#?}", operation_lines(&bench, "download"));
 }

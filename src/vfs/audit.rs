@@ -100,6 +100,7 @@ impl<F: Vfs> Vfs for Audited<F> {
             Ok(inner) => Ok(AuditedReader {
                 inner,
                 transfer: Transfer::new(&self.session, path, started),
+                failure: None,
             }),
             Err(e) => self.logged("download", path, None, started, Err(e)),
         }
@@ -191,15 +192,23 @@ impl Transfer {
     }
 }
 
-/// A download; its line is written when the handle goes away.
+/// A download; its line is written when the handle goes away, as failed if a READ failed.
 pub struct AuditedReader<R> {
     inner: R,
     transfer: Transfer,
+    /// The first READ that failed (the file changed, the download broke off, ...).
+    failure: Option<super::VfsError>,
 }
 
 impl<R: FileReader> FileReader for AuditedReader<R> {
     async fn read(&mut self, offset: u64, len: u32) -> VfsResult<Bytes> {
-        let data = self.inner.read(offset, len).await?;
+        let data = match self.inner.read(offset, len).await {
+            Ok(data) => data,
+            Err(e) => {
+                self.failure.get_or_insert_with(|| e.clone());
+                return Err(e);
+            }
+        };
         metrics::bytes_downloaded(data.len() as u64);
         self.transfer
             .bytes
@@ -214,7 +223,11 @@ impl<R: FileReader> FileReader for AuditedReader<R> {
 
 impl<R> Drop for AuditedReader<R> {
     fn drop(&mut self) {
-        let line = self.transfer.line("download", &Ok(()));
+        let result = match self.failure.take() {
+            Some(failure) => Err(failure),
+            None => Ok(()),
+        };
+        let line = self.transfer.line("download", &result);
         record(&self.transfer.session, &line);
     }
 }

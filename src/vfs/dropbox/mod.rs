@@ -148,16 +148,18 @@ impl Vfs for DropboxFs {
         }
     }
 
+    /// The handle reads the version that is current now, whatever happens to the path later.
     async fn open_read(&self, path: &VPath) -> VfsResult<DropboxReader> {
-        let info = self.stat(path).await?;
-        if info.is_dir() {
-            return Err(VfsError::Failure(format!("{path} is a folder")));
-        }
+        let file = match self.metadata(path).await? {
+            Some(Metadata::File(file)) => file,
+            _ => return Err(VfsError::Failure(format!("{path} is a folder"))),
+        };
         Ok(DropboxReader {
             client: self.client.clone(),
-            dropbox_path: self.dropbox_path(path)?,
+            pinned: format!("rev:{}", file.rev),
+            rev: file.rev.clone(),
             path: path.clone(),
-            info,
+            info: file_info(&Metadata::File(file)),
             stream: None,
         })
     }
@@ -360,11 +362,17 @@ impl DirLister for DropboxLister {
     }
 }
 
-/// A file being downloaded. Sequential READs are answered from one streaming HTTP response;
-/// a READ at another offset starts a new ranged download.
+/// A file being downloaded, pinned to the version that was current at OPEN: every request
+/// names that revision (`rev:` path), so a file replaced while the handle is open can never mix
+/// versions. Sequential READs are answered from one streaming HTTP response; a READ at another
+/// offset starts a new ranged download, which must come back as exactly the asked range (206
+/// from that offset). If the version is gone or the answer does not fit, the READ fails:
+/// a client gets an error, never a short or mixed file.
 pub struct DropboxReader {
     client: DropboxClient,
-    dropbox_path: String,
+    /// `rev:<rev>`, the download path of the pinned version.
+    pinned: String,
+    rev: String,
     path: VPath,
     info: FileInfo,
     stream: Option<ReadStream>,
@@ -380,16 +388,48 @@ struct ReadStream {
 impl DropboxReader {
     async fn open_stream(&self, offset: u64) -> VfsResult<ReadStream> {
         let range = dropbox::ByteRange::from_offset(offset);
-        let download = self
-            .client
-            .download(&self.dropbox_path, Some(range))
-            .await
-            .map_err(|e| map_error(e, &self.path))?;
+        let download = match self.client.download(&self.pinned, Some(range)).await {
+            Ok(download) => download,
+            Err(e) if e.is_not_found() => return Err(self.version_gone()),
+            Err(e) => return Err(map_error(e, &self.path)),
+        };
+        self.check_answer(&download, offset)?;
         Ok(ReadStream {
             download,
             offset,
             buffered: BytesMut::new(),
         })
+    }
+
+    /// The answer must be the pinned version's bytes from `offset` on, and nothing else.
+    fn check_answer(&self, download: &dropbox::Download, offset: u64) -> VfsResult<()> {
+        if download.metadata.rev != self.rev || download.metadata.size != self.info.size {
+            return Err(self.version_gone());
+        }
+        let range = download.content_range();
+        let fits = download.is_partial()
+            && range
+                .is_some_and(|r| r.start == offset && r.total.is_none_or(|t| t == self.info.size));
+        if fits {
+            return Ok(());
+        }
+        Err(VfsError::Failure(format!(
+            "download of {} failed: asked for the bytes from {offset}, Dropbox answered {} {}",
+            self.path,
+            download.response.status(),
+            range.map_or("without a Content-Range".to_string(), |r| format!(
+                "bytes {}-{}",
+                r.start, r.end
+            )),
+        )))
+    }
+
+    fn version_gone(&self) -> VfsError {
+        VfsError::Failure(format!(
+            "{} changed on Dropbox since it was opened (version {} is no longer available); \
+             open it again",
+            self.path, self.rev
+        ))
     }
 }
 
@@ -400,26 +440,28 @@ impl FileReader for DropboxReader {
         }
         let reusable = self.stream.as_ref().is_some_and(|s| s.offset == offset);
         if !reusable {
+            self.stream = None;
             self.stream = Some(self.open_stream(offset).await?);
         }
         let stream = self.stream.as_mut().expect("stream opened above");
         let wanted = (len as u64).min(self.info.size - offset) as usize;
         while stream.buffered.len() < wanted {
-            match stream.download.next_chunk().await {
-                Ok(Some(chunk)) => stream.buffered.extend_from_slice(&chunk),
-                Ok(None) => break,
-                Err(e) => {
-                    self.stream = None;
-                    return Err(VfsError::Failure(format!(
-                        "download of {} failed: {e}",
-                        self.path
-                    )));
+            let failure = match stream.download.next_chunk().await {
+                Ok(Some(chunk)) => {
+                    stream.buffered.extend_from_slice(&chunk);
+                    continue;
                 }
-            }
+                Ok(None) => "the download ended before the end of the file".to_string(),
+                Err(e) => e.to_string(),
+            };
+            self.stream = None;
+            return Err(VfsError::Failure(format!(
+                "download of {} failed: {failure}",
+                self.path
+            )));
         }
-        let take = wanted.min(stream.buffered.len());
-        let data = stream.buffered.split_to(take).freeze();
-        stream.offset += take as u64;
+        let data = stream.buffered.split_to(wanted).freeze();
+        stream.offset += wanted as u64;
         Ok(data)
     }
 
