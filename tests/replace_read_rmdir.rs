@@ -1,5 +1,5 @@
-//! Nothing lost (issue 11): a replacing rename never loses its target, and a download handle
-//! never mixes two versions of a file.
+//! Nothing lost (issue 11): a replacing rename never loses its target, a download handle never
+//! mixes two versions of a file, and rmdir never takes a file that arrived while it looked.
 //!
 //! Clients are real (paramiko, OpenSSH sftp); what is on Dropbox afterwards is read from the
 //! emulator's own API. Races and lost answers are made deterministic with the emulator's fault
@@ -10,7 +10,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{config_with, paramiko_as_alice, poll_until, random_bytes, Bench, BenchOptions};
+use common::{
+    config_with, paramiko_as_alice, poll_until, random_bytes, stderr, Bench, BenchOptions,
+};
 use serde_json::{json, Value};
 
 /// A bench whose gateway writes an audit log to `audit.log` in the bench dir.
@@ -246,4 +248,42 @@ result["reads"] = reads
     })
     .await;
     assert!(failed, "{:#?}", operation_lines(&bench, "download"));
+}
+
+/// An rmdir that found the folder empty must not delete a file uploaded right after its look.
+#[tokio::test(flavor = "multi_thread")]
+async fn rmdir_does_not_delete_a_file_that_arrives_while_it_looks() {
+    let bench = Bench::start().await;
+    let alice = bench.user("alice");
+    bench.sftp_ok(&alice, "mkdir docs\n").await;
+    // The listing that finds the folder empty is answered 1.5 s late; the upload lands meanwhile.
+    bench
+        .set_emulator_faults(json!([{
+            "kind": "delay_after", "route": "files/list_folder", "count": 1, "delay_ms": 1500
+        }]))
+        .await;
+    let arrival = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        bench
+            .dropbox_upload("/alice/docs/late.txt", b"late".to_vec())
+            .await;
+    };
+    let (rmdir, ()) = tokio::join!(bench.sftp(&alice, "rmdir docs\n"), arrival);
+    bench.clear_emulator_faults().await;
+
+    assert!(
+        !rmdir.status.success(),
+        "rmdir succeeded: {}",
+        stderr(&rmdir)
+    );
+    assert_eq!(
+        bench.dropbox_download("/alice/docs/late.txt").await,
+        b"late"
+    );
+
+    // Once the folder is really empty, rmdir works.
+    bench
+        .sftp_ok(&alice, "rm docs/late.txt\nrmdir docs\n")
+        .await;
+    assert!(bench.dropbox_metadata("/alice/docs").await.is_none());
 }

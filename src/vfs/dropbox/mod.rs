@@ -93,6 +93,50 @@ impl DropboxFs {
         }
     }
 
+    /// The cursor of a listing of `path` that found nothing (every page read); NotEmpty if
+    /// anything is in it.
+    async fn empty_listing_cursor(&self, path: &VPath, dropbox_path: &str) -> VfsResult<String> {
+        let mut page = self
+            .client
+            .list_folder(dropbox_path, Some(1))
+            .await
+            .map_err(|e| map_error(e, path))?;
+        loop {
+            if page.entries.iter().any(is_present) {
+                return Err(VfsError::NotEmpty(format!("{path} is not empty")));
+            }
+            if !page.has_more {
+                return Ok(page.cursor);
+            }
+            page = self
+                .client
+                .list_folder_continue(&page.cursor)
+                .await
+                .map_err(|e| map_error(e, path))?;
+        }
+    }
+
+    /// NotEmpty if anything has appeared in the folder since the listing that gave `cursor`.
+    async fn require_unchanged(&self, path: &VPath, cursor: &str) -> VfsResult<()> {
+        let mut cursor = cursor.to_string();
+        loop {
+            let changes = self
+                .client
+                .list_folder_continue(&cursor)
+                .await
+                .map_err(|e| map_error(e, path))?;
+            if changes.entries.iter().any(is_present) {
+                return Err(VfsError::NotEmpty(format!(
+                    "{path} is not empty (something was added to it just now)"
+                )));
+            }
+            if !changes.has_more {
+                return Ok(());
+            }
+            cursor = changes.cursor;
+        }
+    }
+
     /// The metadata at `path`, None if nothing is there (NotFound is an answer here).
     async fn metadata_if_any(&self, path: &VPath) -> VfsResult<Option<Metadata>> {
         match self.metadata(path).await {
@@ -217,14 +261,11 @@ impl Vfs for DropboxFs {
             return Err(VfsError::Failure(format!("{path} is not a folder")));
         }
         let dropbox_path = self.dropbox_path(path)?;
-        let listing = self
-            .client
-            .list_folder(&dropbox_path, Some(1))
-            .await
-            .map_err(|e| map_error(e, path))?;
-        if !listing.entries.is_empty() {
-            return Err(VfsError::NotEmpty(format!("{path} is not empty")));
-        }
+        let cursor = self.empty_listing_cursor(path, &dropbox_path).await?;
+        // Dropbox's delete takes the folder with whatever is in it by then, and it has no
+        // "only if empty" form. So the last look is taken as late as possible: the changes
+        // since the empty listing, one round trip before the delete.
+        self.require_unchanged(path, &cursor).await?;
         self.client
             .delete(&dropbox_path)
             .await
@@ -468,6 +509,11 @@ impl FileReader for DropboxReader {
     fn stat(&self) -> FileInfo {
         self.info.clone()
     }
+}
+
+/// A listing entry that stands for something in the folder (not a deletion).
+fn is_present(entry: &Metadata) -> bool {
+    !matches!(entry, Metadata::Deleted(_))
 }
 
 fn root_info() -> FileInfo {
