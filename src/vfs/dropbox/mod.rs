@@ -605,4 +605,82 @@ mod tests {
         assert!(check_name("Thumbs.db").is_err());
         assert!(check_name(".DS_Store").is_err());
     }
+
+    /// A server (or a proxy in front of it) that answers a ranged download with the whole file
+    /// (200), or with another range than asked: the READ fails instead of returning the wrong
+    /// bytes; or whose body ends early. `answer` is (status, Content-Range, body length) for a
+    /// request starting at `offset`.
+    async fn read_from_server(answer: fn(u64) -> (u16, Option<String>, u64)) -> VfsResult<Bytes> {
+        use axum::http::{HeaderMap, HeaderValue, StatusCode};
+        use axum::response::IntoResponse;
+
+        const SIZE: u64 = 1000;
+        let download = move |headers: HeaderMap| async move {
+            let offset: u64 = headers["range"]
+                .to_str()
+                .unwrap()
+                .trim_start_matches("bytes=")
+                .trim_end_matches('-')
+                .parse()
+                .unwrap();
+            let (status, content_range, len) = answer(offset);
+            let meta = r#"{"name":"a.bin","id":"id:a","client_modified":"2026-01-01T00:00:00Z","server_modified":"2026-01-01T00:00:00Z","rev":"0123456789","size":1000}"#;
+            let mut response = (
+                StatusCode::from_u16(status).unwrap(),
+                vec![7u8; len as usize],
+            )
+                .into_response();
+            let headers = response.headers_mut();
+            headers.insert("dropbox-api-result", HeaderValue::from_static(meta));
+            if let Some(range) = content_range {
+                headers.insert("content-range", HeaderValue::from_str(&range).unwrap());
+            }
+            response
+        };
+        let app = axum::Router::new().route("/2/files/download", axum::routing::post(download));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let endpoints = dropbox::Endpoints::all(&base).unwrap();
+        let credentials = dropbox::Credentials::AccessToken("token".into());
+        let client = DropboxClient::new(dropbox::ClientOptions::new(endpoints, credentials));
+        let mut reader = DropboxReader {
+            client: client.unwrap(),
+            pinned: "rev:0123456789".into(),
+            rev: "0123456789".into(),
+            path: VPath::parse("/a.bin").unwrap(),
+            info: FileInfo {
+                name: "a.bin".into(),
+                kind: FileKind::File,
+                size: SIZE,
+                mtime: None,
+            },
+            stream: None,
+        };
+        reader.read(600, 100).await
+    }
+
+    #[tokio::test]
+    async fn a_read_accepts_only_the_asked_range_of_the_pinned_version() {
+        fn range(at: u64) -> Option<String> {
+            Some(format!("bytes {at}-999/1000"))
+        }
+        let exact = read_from_server(|at| (206, range(at), 1000 - at)).await;
+        assert_eq!(exact.unwrap().len(), 100);
+
+        for answer in [
+            // The whole file, the Range ignored.
+            (|_| (200, None, 1000)) as fn(u64) -> (u16, Option<String>, u64),
+            // Another range than the one asked for.
+            |_| (206, Some("bytes 0-999/1000".into()), 1000),
+            // Another file size than the pinned version's.
+            |at| (206, Some(format!("bytes {at}-999/2000")), 1000 - at),
+            // The body ends before the asked bytes.
+            |at| (206, range(at), 50),
+        ] {
+            let read = read_from_server(answer).await;
+            assert!(matches!(read, Err(VfsError::Failure(_))), "{read:?}");
+        }
+    }
 }
