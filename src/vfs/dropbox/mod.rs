@@ -606,10 +606,9 @@ mod tests {
         assert!(check_name(".DS_Store").is_err());
     }
 
-    /// A server (or a proxy in front of it) that answers a ranged download with the whole file
-    /// (200), or with another range than asked: the READ fails instead of returning the wrong
-    /// bytes; or whose body ends early. `answer` is (status, Content-Range, body length) for a
-    /// request starting at `offset`.
+    /// One READ of 100 bytes at 600 from a stand-in server whose `answer` to a download from
+    /// `offset` is (status, Content-Range, body length): it can ignore the Range (200), answer
+    /// another range or size, or end the body early, as a misbehaving server or proxy might.
     async fn read_from_server(answer: fn(u64) -> (u16, Option<String>, u64)) -> VfsResult<Bytes> {
         use axum::http::{HeaderMap, HeaderValue, StatusCode};
         use axum::response::IntoResponse;
