@@ -11,7 +11,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    config_with, paramiko_as_alice, poll_until, random_bytes, stderr, Bench, BenchOptions,
+    config_with, paramiko_as_alice, poll_until, random_bytes, request_count, stderr, Bench,
+    BenchOptions,
 };
 use serde_json::{json, Value};
 
@@ -256,14 +257,21 @@ async fn rmdir_does_not_delete_a_file_that_arrives_while_it_looks() {
     let bench = Bench::start().await;
     let alice = bench.user("alice");
     bench.sftp_ok(&alice, "mkdir docs\n").await;
-    // The listing that finds the folder empty is answered 1.5 s late; the upload lands meanwhile.
+    // The listing that finds the folder empty is held back; the upload lands meanwhile (once
+    // the listing has been asked for and answered, before the answer reaches the gateway).
+    bench.reset_emulator_stats().await;
     bench
         .set_emulator_faults(json!([{
-            "kind": "delay_after", "route": "files/list_folder", "count": 1, "delay_ms": 1500
+            "kind": "delay_after", "route": "files/list_folder", "count": 1, "delay_ms": 3000
         }]))
         .await;
     let arrival = async {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        let listed = poll_until(Duration::from_secs(20), || async {
+            request_count(&bench.emulator_stats().await, "files/list_folder") >= 1
+        })
+        .await;
+        assert!(listed, "rmdir never listed the folder");
+        tokio::time::sleep(Duration::from_millis(300)).await;
         bench
             .dropbox_upload("/alice/docs/late.txt", b"late".to_vec())
             .await;
