@@ -97,6 +97,9 @@ pub struct AuditEvent {
     /// Rename: where it went.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// Rename: whether a file already at the target was replaced (and so is gone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<bool>,
     /// Bytes moved (upload, download).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,

@@ -5,6 +5,8 @@
 //! `drop_after` close the connection without any response: the request task unwinds with
 //! `resume_unwind` (no panic message), which makes hyper drop the connection as a crashed or
 //! cut-off server would. With HTTP/2 that resets the stream rather than the whole connection.
+//! `delay_after` runs the real handler and holds its answer back for `delay_ms`, which opens a
+//! window a test can fill with another change (a file arriving between a check and an act).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -37,6 +39,8 @@ pub enum FaultKind {
     DropAfter,
     #[serde(rename = "error")]
     Error,
+    #[serde(rename = "delay_after")]
+    DelayAfter,
 }
 
 /// One rule of `POST /__emulator/faults`.
@@ -50,6 +54,9 @@ pub struct FaultRule {
     /// Apply to the next N matching requests (then the rule is gone).
     #[serde(default)]
     pub count: Option<u64>,
+    /// Let this many matching requests through untouched before the rule applies.
+    #[serde(default)]
+    pub skip: Option<u64>,
     /// Apply to each matching request with this probability.
     #[serde(default)]
     pub probability: Option<f64>,
@@ -62,6 +69,9 @@ pub struct FaultRule {
     /// JSON body of an `error` fault.
     #[serde(default)]
     pub body: Option<Value>,
+    /// Milliseconds a `delay_after` fault holds the answer back; default 1000.
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -81,7 +91,8 @@ impl Faults {
         self.rules.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The fault to apply to a request of `route`, consuming one use of a counted rule.
+    /// The fault to apply to a request of `route`, consuming one use of a counted rule (or one
+    /// of the requests a rule still lets through).
     fn take(&self, route: &str) -> Option<FaultRule> {
         let mut rules = self.rules();
         let index = rules.iter().position(|rule| {
@@ -89,6 +100,10 @@ impl Faults {
             let chance = rule.probability.is_none_or(|p| rand::random::<f64>() < p);
             route_matches && chance
         })?;
+        if let Some(skip) = rules[index].skip.as_mut().filter(|skip| **skip > 0) {
+            *skip -= 1;
+            return None;
+        }
         let rule = rules[index].clone();
         if let Some(count) = &mut rules[index].count {
             *count = count.saturating_sub(1);
@@ -181,6 +196,12 @@ pub async fn fault_layer(
                 StatusCode::from_u16(rule.status.unwrap_or(409)).unwrap_or(StatusCode::CONFLICT);
             let body = rule.body.unwrap_or_else(|| error_body(tag("other")));
             json_response(status, &body)
+        }
+        FaultKind::DelayAfter => {
+            let response = timed(&state, &route, next.run(request)).await;
+            let delay = std::time::Duration::from_millis(rule.delay_ms.unwrap_or(1000));
+            tokio::time::sleep(delay).await;
+            response
         }
     }
 }

@@ -57,11 +57,14 @@
 //!
 //! # Test hooks (`/__emulator/`, not part of Dropbox)
 //! * `POST /__emulator/faults` `{"rules":[{"kind": "status_429"|"status_503"|"expired_token"|
-//!   "drop_before"|"drop_after"|"error", "route": "files/upload", "count": N,
-//!   "probability": 0.2, "retry_after": 1, "status": 409, "body": {...}}]}` replaces the rules;
+//!   "drop_before"|"drop_after"|"error"|"delay_after", "route": "files/upload", "count": N,
+//!   "skip": N, "probability": 0.2, "retry_after": 1, "status": 409, "body": {...},
+//!   "delay_ms": 1000}]}` replaces the rules;
 //!   `DELETE` clears them. Without `route` a rule matches every `/2/` and `/oauth2/` request;
-//!   without `count` it stays until cleared. `drop_before` closes the connection without
-//!   applying the request, `drop_after` applies it and then closes without a response.
+//!   without `count` it stays until cleared; with `skip` the first N matching requests pass
+//!   untouched. `drop_before` closes the connection without applying the request, `drop_after`
+//!   applies it and then closes without a response, `delay_after` applies it and holds the
+//!   answer back for `delay_ms`.
 //! * `GET /__emulator/stats` → `{"requests": {"files/upload": 3, ...}, "busy_ms": {"files/upload": 12.5, ...}}`
 //!   (handling time per route, up to the response head); `DELETE` resets.
 //! * `POST /__emulator/expire_tokens` expires every issued (non-static) access token.

@@ -65,9 +65,12 @@ pub(super) async fn execute<F: Vfs>(ctx: &Context<F>, id: u32, request: PathRequ
         PathRequest::MkDir(path) => done(id, fs.mkdir(&parse(&path)?).await),
         PathRequest::RmDir(path) => done(id, fs.rmdir(&parse(&path)?).await),
         PathRequest::Remove(path) => done(id, fs.remove(&parse(&path)?).await),
-        PathRequest::Rename { from, to, replace } => {
-            done(id, fs.rename(&parse(&from)?, &parse(&to)?, replace).await)
-        }
+        PathRequest::Rename { from, to, replace } => done(
+            id,
+            fs.rename(&parse(&from)?, &parse(&to)?, replace)
+                .await
+                .map(drop),
+        ),
         PathRequest::SetStat { path, attrs } => done(id, setstat(fs, &parse(&path)?, attrs).await),
         PathRequest::Statvfs => Ok(extensions::statvfs_reply(id, fs.space_usage().await?)),
         PathRequest::Limits => Ok(extensions::limits_reply(id, ctx.max_handles)),

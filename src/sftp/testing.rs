@@ -12,8 +12,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::vfs::{
-    Capabilities, DirLister, FileInfo, FileKind, FileReader, FileWriter, SpaceUsage, VPath, Vfs,
-    VfsError, VfsResult, WriteOptions,
+    Capabilities, DirLister, FileInfo, FileKind, FileReader, FileWriter, Renamed, SpaceUsage,
+    VPath, Vfs, VfsError, VfsResult, WriteOptions,
 };
 
 #[derive(Clone, Default)]
@@ -256,17 +256,18 @@ impl Vfs for MemFs {
         }
     }
 
-    async fn rename(&self, from: &VPath, to: &VPath, replace: bool) -> VfsResult<()> {
+    async fn rename(&self, from: &VPath, to: &VPath, replace: bool) -> VfsResult<Renamed> {
         let mut state = self.lock();
         let node = state.node(from).ok_or_else(|| not_found(from))?;
         state.require_parent_folder(to)?;
-        match state.node(to) {
+        let replaced = match state.node(to) {
             Some(Node::Folder) => return Err(VfsError::Failure(format!("{to} is a folder"))),
             Some(Node::File { .. }) if !replace => {
                 return Err(VfsError::AlreadyExists(format!("{to} exists")))
             }
-            _ => {}
-        }
+            Some(Node::File { .. }) => true,
+            None => false,
+        };
         if matches!(node, Node::Folder) && !state.children(from).is_empty() {
             return Err(VfsError::Unsupported(
                 "memfs moves empty folders only".into(),
@@ -274,7 +275,7 @@ impl Vfs for MemFs {
         }
         state.nodes.remove(&from.to_string());
         state.nodes.insert(to.to_string(), node);
-        Ok(())
+        Ok(Renamed { replaced })
     }
 
     async fn set_mtime(&self, path: &VPath, mtime: i64) -> VfsResult<()> {

@@ -17,8 +17,8 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::{
-    Capabilities, Committed, FileInfo, FileReader, FileWriter, SpaceUsage, VPath, Vfs, VfsError,
-    VfsResult, WriteOptions,
+    Capabilities, Committed, FileInfo, FileReader, FileWriter, Renamed, SpaceUsage, VPath, Vfs,
+    VfsError, VfsResult, WriteOptions,
 };
 use crate::audit::{outcome, AuditEvent, AuditSession};
 use crate::metrics;
@@ -134,10 +134,15 @@ impl<F: Vfs> Vfs for Audited<F> {
         self.logged("remove", path, None, started, result)
     }
 
-    async fn rename(&self, from: &VPath, to: &VPath, replace: bool) -> VfsResult<()> {
+    /// A replacing rename's line says so (`replaced`): the file that was at the target is gone.
+    async fn rename(&self, from: &VPath, to: &VPath, replace: bool) -> VfsResult<Renamed> {
         let started = Instant::now();
         let result = self.inner.rename(from, to, replace).await;
-        self.logged("rename", from, Some(to), started, result)
+        let mut line = operation(&self.session, "rename", from, started, &result);
+        line.target = Some(to.to_string());
+        line.replaced = result.as_ref().ok().map(|renamed| renamed.replaced);
+        record(&self.session, &line);
+        result
     }
 
     async fn set_mtime(&self, path: &VPath, mtime: i64) -> VfsResult<()> {

@@ -85,6 +85,13 @@ pub struct WriteOptions {
     pub mtime: Option<i64>,
 }
 
+/// What a successful rename did (for the audit log).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Renamed {
+    /// A file that was at the target was replaced, and is gone.
+    pub replaced: bool,
+}
+
 /// Space figures for statvfs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SpaceUsage {
@@ -131,12 +138,13 @@ pub trait Vfs: Send + Sync + 'static {
 
     /// Moves `from` to `to`. With `replace` an existing file at `to` is replaced
     /// (posix-rename); without it an existing target is AlreadyExists (SFTP v3 RENAME).
+    /// An error means nothing was lost: a replaced target is gone only once the move worked.
     fn rename(
         &self,
         from: &VPath,
         to: &VPath,
         replace: bool,
-    ) -> impl Future<Output = VfsResult<()>> + Send;
+    ) -> impl Future<Output = VfsResult<Renamed>> + Send;
 
     /// SETSTAT by path with a modification time.
     fn set_mtime(&self, path: &VPath, mtime: i64) -> impl Future<Output = VfsResult<()>> + Send;

@@ -11,7 +11,9 @@
 
 use std::fmt;
 
-use super::{Capabilities, FileInfo, SpaceUsage, VPath, Vfs, VfsError, VfsResult, WriteOptions};
+use super::{
+    Capabilities, FileInfo, Renamed, SpaceUsage, VPath, Vfs, VfsError, VfsResult, WriteOptions,
+};
 
 /// One thing a user may be allowed to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -234,7 +236,7 @@ impl<F: Vfs> Vfs for Permissioned<F> {
         self.inner.remove(path).await
     }
 
-    async fn rename(&self, from: &VPath, to: &VPath, replace: bool) -> VfsResult<()> {
+    async fn rename(&self, from: &VPath, to: &VPath, replace: bool) -> VfsResult<Renamed> {
         self.granted.require(Permission::Rename, "renaming", from)?;
         // Only a replacing rename can destroy the target; a plain one fails on it anyway.
         if replace && !self.granted.allows(Permission::Overwrite) && self.exists(to).await? {

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use super::{
-    Capabilities, DirLister, FileInfo, FileKind, FileReader, SpaceUsage, VPath, Vfs, VfsError,
-    VfsResult, WriteOptions,
+    Capabilities, DirLister, FileInfo, FileKind, FileReader, Renamed, SpaceUsage, VPath, Vfs,
+    VfsError, VfsResult, WriteOptions,
 };
 use crate::config::MtimeChange;
 use crate::dropbox::{self, DropboxClient, DropboxError, Metadata};
@@ -19,6 +19,7 @@ use crate::log_safe::Untrusted;
 
 use crate::upload::{Upload, UploadSettings};
 
+mod replace;
 mod writer;
 
 pub use writer::{DropboxWriter, OpenUploads};
@@ -93,6 +94,59 @@ impl DropboxFs {
         }
     }
 
+    /// The cursor of a listing of `path` that found nothing (every page read); NotEmpty if
+    /// anything is in it.
+    async fn empty_listing_cursor(&self, path: &VPath, dropbox_path: &str) -> VfsResult<String> {
+        let mut page = self
+            .client
+            .list_folder(dropbox_path, Some(1))
+            .await
+            .map_err(|e| map_error(e, path))?;
+        loop {
+            if page.entries.iter().any(is_present) {
+                return Err(VfsError::NotEmpty(format!("{path} is not empty")));
+            }
+            if !page.has_more {
+                return Ok(page.cursor);
+            }
+            page = self
+                .client
+                .list_folder_continue(&page.cursor)
+                .await
+                .map_err(|e| map_error(e, path))?;
+        }
+    }
+
+    /// NotEmpty if anything has appeared in the folder since the listing that gave `cursor`.
+    async fn require_unchanged(&self, path: &VPath, cursor: &str) -> VfsResult<()> {
+        let mut cursor = cursor.to_string();
+        loop {
+            let changes = self
+                .client
+                .list_folder_continue(&cursor)
+                .await
+                .map_err(|e| map_error(e, path))?;
+            if changes.entries.iter().any(is_present) {
+                return Err(VfsError::NotEmpty(format!(
+                    "{path} is not empty (something was added to it just now)"
+                )));
+            }
+            if !changes.has_more {
+                return Ok(());
+            }
+            cursor = changes.cursor;
+        }
+    }
+
+    /// The metadata at `path`, None if nothing is there (NotFound is an answer here).
+    async fn metadata_if_any(&self, path: &VPath) -> VfsResult<Option<Metadata>> {
+        match self.metadata(path).await {
+            Ok(meta) => Ok(meta),
+            Err(VfsError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Whether something exists at `path` (NotFound is an answer here, not an error).
     async fn exists(&self, path: &VPath) -> VfsResult<Option<FileInfo>> {
         match self.stat(path).await {
@@ -139,16 +193,18 @@ impl Vfs for DropboxFs {
         }
     }
 
+    /// The handle reads the version that is current now, whatever happens to the path later.
     async fn open_read(&self, path: &VPath) -> VfsResult<DropboxReader> {
-        let info = self.stat(path).await?;
-        if info.is_dir() {
-            return Err(VfsError::Failure(format!("{path} is a folder")));
-        }
+        let file = match self.metadata(path).await? {
+            Some(Metadata::File(file)) => file,
+            _ => return Err(VfsError::Failure(format!("{path} is a folder"))),
+        };
         Ok(DropboxReader {
             client: self.client.clone(),
-            dropbox_path: self.dropbox_path(path)?,
+            pinned: format!("rev:{}", file.rev),
+            rev: file.rev.clone(),
             path: path.clone(),
-            info,
+            info: file_info(&Metadata::File(file)),
             stream: None,
         })
     }
@@ -206,14 +262,11 @@ impl Vfs for DropboxFs {
             return Err(VfsError::Failure(format!("{path} is not a folder")));
         }
         let dropbox_path = self.dropbox_path(path)?;
-        let listing = self
-            .client
-            .list_folder(&dropbox_path, Some(1))
-            .await
-            .map_err(|e| map_error(e, path))?;
-        if !listing.entries.is_empty() {
-            return Err(VfsError::NotEmpty(format!("{path} is not empty")));
-        }
+        let cursor = self.empty_listing_cursor(path, &dropbox_path).await?;
+        // Dropbox's delete takes the folder with whatever is in it by then, and it has no
+        // "only if empty" form. So the last look is taken as late as possible: the changes
+        // since the empty listing, one round trip before the delete.
+        self.require_unchanged(path, &cursor).await?;
         self.client
             .delete(&dropbox_path)
             .await
@@ -234,7 +287,9 @@ impl Vfs for DropboxFs {
             .map_err(|e| map_error(e, path))
     }
 
-    async fn rename(&self, from: &VPath, to: &VPath, replace: bool) -> VfsResult<()> {
+    /// A replacing rename never deletes the target before the source is in its place (see
+    /// [`replace`]); a plain one leaves an existing target alone.
+    async fn rename(&self, from: &VPath, to: &VPath, replace: bool) -> VfsResult<Renamed> {
         if from.is_root() || to.is_root() {
             return Err(VfsError::PermissionDenied(
                 "the home folder cannot be renamed".to_string(),
@@ -243,23 +298,32 @@ impl Vfs for DropboxFs {
         let (from_path, to_path) = (self.dropbox_path(from)?, self.dropbox_path(to)?);
         let case_only = from_path.to_lowercase() == to_path.to_lowercase();
         if !case_only {
-            if let Some(target) = self.exists(to).await? {
+            if let Some(target) = self.metadata_if_any(to).await? {
                 if !replace {
                     return Err(VfsError::AlreadyExists(format!("{to} already exists")));
                 }
-                if target.is_dir() {
+                let Metadata::File(target) = target else {
                     return Err(VfsError::Failure(format!("{to} is a folder")));
+                };
+                let source = self.metadata(from).await?.ok_or_else(|| not_found(from))?;
+                let source_id = replace::id_of(&source).unwrap_or_default().to_string();
+                return replace::Replace {
+                    fs: self,
+                    from,
+                    to,
+                    from_path,
+                    to_path,
+                    source_id,
+                    target_id: target.id,
                 }
-                self.client
-                    .delete(&to_path)
-                    .await
-                    .map_err(|e| map_error(e, to))?;
+                .run()
+                .await;
             }
         }
         self.client
             .move_entry(&from_path, &to_path)
             .await
-            .map(drop)
+            .map(|_| Renamed::default())
             .map_err(|e| map_error(e, from))
     }
 
@@ -340,11 +404,17 @@ impl DirLister for DropboxLister {
     }
 }
 
-/// A file being downloaded. Sequential READs are answered from one streaming HTTP response;
-/// a READ at another offset starts a new ranged download.
+/// A file being downloaded, pinned to the version that was current at OPEN: every request
+/// names that revision (`rev:` path), so a file replaced while the handle is open can never mix
+/// versions. Sequential READs are answered from one streaming HTTP response; a READ at another
+/// offset starts a new ranged download, which must come back as exactly the asked range (206
+/// from that offset). If the version is gone or the answer does not fit, the READ fails:
+/// a client gets an error, never a short or mixed file.
 pub struct DropboxReader {
     client: DropboxClient,
-    dropbox_path: String,
+    /// `rev:<rev>`, the download path of the pinned version.
+    pinned: String,
+    rev: String,
     path: VPath,
     info: FileInfo,
     stream: Option<ReadStream>,
@@ -360,16 +430,48 @@ struct ReadStream {
 impl DropboxReader {
     async fn open_stream(&self, offset: u64) -> VfsResult<ReadStream> {
         let range = dropbox::ByteRange::from_offset(offset);
-        let download = self
-            .client
-            .download(&self.dropbox_path, Some(range))
-            .await
-            .map_err(|e| map_error(e, &self.path))?;
+        let download = match self.client.download(&self.pinned, Some(range)).await {
+            Ok(download) => download,
+            Err(e) if e.is_not_found() => return Err(self.version_gone()),
+            Err(e) => return Err(map_error(e, &self.path)),
+        };
+        self.check_answer(&download, offset)?;
         Ok(ReadStream {
             download,
             offset,
             buffered: BytesMut::new(),
         })
+    }
+
+    /// The answer must be the pinned version's bytes from `offset` on, and nothing else.
+    fn check_answer(&self, download: &dropbox::Download, offset: u64) -> VfsResult<()> {
+        if download.metadata.rev != self.rev || download.metadata.size != self.info.size {
+            return Err(self.version_gone());
+        }
+        let range = download.content_range();
+        let fits = download.is_partial()
+            && range
+                .is_some_and(|r| r.start == offset && r.total.is_none_or(|t| t == self.info.size));
+        if fits {
+            return Ok(());
+        }
+        Err(VfsError::Failure(format!(
+            "download of {} failed: asked for the bytes from {offset}, Dropbox answered {} {}",
+            self.path,
+            download.response.status(),
+            range.map_or("without a Content-Range".to_string(), |r| format!(
+                "bytes {}-{}",
+                r.start, r.end
+            )),
+        )))
+    }
+
+    fn version_gone(&self) -> VfsError {
+        VfsError::Failure(format!(
+            "{} changed on Dropbox since it was opened (version {} is no longer available); \
+             open it again",
+            self.path, self.rev
+        ))
     }
 }
 
@@ -380,32 +482,39 @@ impl FileReader for DropboxReader {
         }
         let reusable = self.stream.as_ref().is_some_and(|s| s.offset == offset);
         if !reusable {
+            self.stream = None;
             self.stream = Some(self.open_stream(offset).await?);
         }
         let stream = self.stream.as_mut().expect("stream opened above");
         let wanted = (len as u64).min(self.info.size - offset) as usize;
         while stream.buffered.len() < wanted {
-            match stream.download.next_chunk().await {
-                Ok(Some(chunk)) => stream.buffered.extend_from_slice(&chunk),
-                Ok(None) => break,
-                Err(e) => {
-                    self.stream = None;
-                    return Err(VfsError::Failure(format!(
-                        "download of {} failed: {e}",
-                        self.path
-                    )));
+            let failure = match stream.download.next_chunk().await {
+                Ok(Some(chunk)) => {
+                    stream.buffered.extend_from_slice(&chunk);
+                    continue;
                 }
-            }
+                Ok(None) => "the download ended before the end of the file".to_string(),
+                Err(e) => e.to_string(),
+            };
+            self.stream = None;
+            return Err(VfsError::Failure(format!(
+                "download of {} failed: {failure}",
+                self.path
+            )));
         }
-        let take = wanted.min(stream.buffered.len());
-        let data = stream.buffered.split_to(take).freeze();
-        stream.offset += take as u64;
+        let data = stream.buffered.split_to(wanted).freeze();
+        stream.offset += wanted as u64;
         Ok(data)
     }
 
     fn stat(&self) -> FileInfo {
         self.info.clone()
     }
+}
+
+/// A listing entry that stands for something in the folder (not a deletion).
+fn is_present(entry: &Metadata) -> bool {
+    !matches!(entry, Metadata::Deleted(_))
 }
 
 fn root_info() -> FileInfo {
@@ -496,5 +605,82 @@ mod tests {
         assert!(check_name("trailing ").is_err());
         assert!(check_name("Thumbs.db").is_err());
         assert!(check_name(".DS_Store").is_err());
+    }
+
+    /// One READ of 100 bytes at 600 from a stand-in server whose `answer` to a download from
+    /// `offset` is (status, Content-Range, body length): it can ignore the Range (200), answer
+    /// another range or size, or end the body early, as a misbehaving server or proxy might.
+    async fn read_from_server(answer: fn(u64) -> (u16, Option<String>, u64)) -> VfsResult<Bytes> {
+        use axum::http::{HeaderMap, HeaderValue, StatusCode};
+        use axum::response::IntoResponse;
+
+        const SIZE: u64 = 1000;
+        let download = move |headers: HeaderMap| async move {
+            let offset: u64 = headers["range"]
+                .to_str()
+                .unwrap()
+                .trim_start_matches("bytes=")
+                .trim_end_matches('-')
+                .parse()
+                .unwrap();
+            let (status, content_range, len) = answer(offset);
+            let meta = r#"{"name":"a.bin","id":"id:a","client_modified":"2026-01-01T00:00:00Z","server_modified":"2026-01-01T00:00:00Z","rev":"0123456789","size":1000}"#;
+            let mut response = (
+                StatusCode::from_u16(status).unwrap(),
+                vec![7u8; len as usize],
+            )
+                .into_response();
+            let headers = response.headers_mut();
+            headers.insert("dropbox-api-result", HeaderValue::from_static(meta));
+            if let Some(range) = content_range {
+                headers.insert("content-range", HeaderValue::from_str(&range).unwrap());
+            }
+            response
+        };
+        let app = axum::Router::new().route("/2/files/download", axum::routing::post(download));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let endpoints = dropbox::Endpoints::all(&base).unwrap();
+        let credentials = dropbox::Credentials::AccessToken("token".into());
+        let client = DropboxClient::new(dropbox::ClientOptions::new(endpoints, credentials));
+        let mut reader = DropboxReader {
+            client: client.unwrap(),
+            pinned: "rev:0123456789".into(),
+            rev: "0123456789".into(),
+            path: VPath::parse("/a.bin").unwrap(),
+            info: FileInfo {
+                name: "a.bin".into(),
+                kind: FileKind::File,
+                size: SIZE,
+                mtime: None,
+            },
+            stream: None,
+        };
+        reader.read(600, 100).await
+    }
+
+    #[tokio::test]
+    async fn a_read_accepts_only_the_asked_range_of_the_pinned_version() {
+        fn range(at: u64) -> Option<String> {
+            Some(format!("bytes {at}-999/1000"))
+        }
+        let exact = read_from_server(|at| (206, range(at), 1000 - at)).await;
+        assert_eq!(exact.unwrap().len(), 100);
+
+        for answer in [
+            // The whole file, the Range ignored.
+            (|_| (200, None, 1000)) as fn(u64) -> (u16, Option<String>, u64),
+            // Another range than the one asked for.
+            |_| (206, Some("bytes 0-999/1000".into()), 1000),
+            // Another file size than the pinned version's.
+            |at| (206, Some(format!("bytes {at}-999/2000")), 1000 - at),
+            // The body ends before the asked bytes.
+            |at| (206, range(at), 50),
+        ] {
+            let read = read_from_server(answer).await;
+            assert!(matches!(read, Err(VfsError::Failure(_))), "{read:?}");
+        }
     }
 }
