@@ -1,6 +1,7 @@
 //! The `dropgate` command line.
 
 use std::io::{BufRead, Write};
+#[cfg(feature = "demo")]
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -8,8 +9,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+#[cfg(feature = "demo")]
+use dropbox_emulator::{EmulatorArgs, EmulatorConfig};
 use dropgate::config::Config;
-use dropgate::emulator::{self, EmulatorConfig};
 use dropgate::gateway::reload::Reloader;
 use dropgate::gateway::{check, Gateway};
 use dropgate::oauth::{self, Registration};
@@ -22,6 +24,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per run: the size of the largest variant costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway.
@@ -30,6 +34,7 @@ enum Command {
         config: PathBuf,
     },
     /// Try it without a Dropbox account: the built-in Dropbox emulator plus the gateway.
+    #[cfg(feature = "demo")]
     Demo {
         #[arg(long, default_value = "config/dropgate.toml")]
         config: PathBuf,
@@ -41,15 +46,8 @@ enum Command {
         user_key: PathBuf,
     },
     /// Run only the Dropbox API emulator.
-    Emulator {
-        #[arg(long, default_value = "emulator-data")]
-        root: PathBuf,
-        #[arg(long, default_value = "127.0.0.1:8700")]
-        listen: SocketAddr,
-        /// Largest list_folder page the emulator returns.
-        #[arg(long, default_value_t = 500)]
-        page_size: usize,
-    },
+    #[cfg(feature = "demo")]
+    Emulator(EmulatorArgs),
     /// Create an ed25519 key pair (host key or user key): PATH (0600) and PATH.pub.
     Keygen { path: PathBuf },
     /// Register a Dropbox account: sign in once, store its refresh token in a token file.
@@ -112,23 +110,14 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Serve { config } => serve(&config).await,
+        #[cfg(feature = "demo")]
         Command::Demo {
             config,
             data,
             user_key,
         } => demo(&config, &data, &user_key).await,
-        Command::Emulator {
-            root,
-            listen,
-            page_size,
-        } => {
-            emulator::run(EmulatorConfig {
-                root,
-                listen,
-                page_size,
-            })
-            .await
-        }
+        #[cfg(feature = "demo")]
+        Command::Emulator(args) => dropbox_emulator::run(args.into()).await,
         Command::Auth(args) => auth(args).await,
         Command::CheckConfig { config } => check_config(&config).await,
         Command::HashPassword => {
@@ -320,13 +309,14 @@ async fn check_config(config_path: &Path) -> anyhow::Result<()> {
 
 /// Starts the emulator where the config's first account points, then the gateway, and prints
 /// the exact command that connects.
+#[cfg(feature = "demo")]
 async fn demo(config_path: &Path, data: &Path, user_key: &Path) -> anyhow::Result<()> {
     if !user_key.exists() {
         host_key::write_key_pair(&host_key::generate(), user_key)?;
     }
     let config = Config::load(config_path)?;
     let emulator_addr = demo_emulator_addr(&config)?;
-    let emulator = emulator::Emulator::start(EmulatorConfig {
+    let emulator = dropbox_emulator::Emulator::start(EmulatorConfig {
         root: data.to_path_buf(),
         listen: emulator_addr,
         ..EmulatorConfig::default()
@@ -365,6 +355,7 @@ async fn demo(config_path: &Path, data: &Path, user_key: &Path) -> anyhow::Resul
 }
 
 /// The emulator listens where the demo config's account expects Dropbox to be.
+#[cfg(feature = "demo")]
 fn demo_emulator_addr(config: &Config) -> anyhow::Result<SocketAddr> {
     let account = config
         .accounts

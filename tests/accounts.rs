@@ -17,10 +17,10 @@ use common::{
     bench_server_config, bench_user_config, dropgate_binary, free_port, random_bytes,
     start_emulator, write_random_file, Bench, BenchOptions,
 };
+use dropbox_emulator::demo_credentials as demo;
+use dropbox_emulator::Emulator;
 use dropgate::config::Config;
 use dropgate::dropbox::{ClientOptions, Credentials, DropboxClient, Endpoints};
-use dropgate::emulator::demo_credentials as demo;
-use dropgate::emulator::Emulator;
 use dropgate::gateway::Gateway;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};

@@ -188,7 +188,7 @@ async fn reqwest_download(base_url: &str, path: &str) -> Vec<u8> {
     let arg = serde_json::json!({ "path": path }).to_string();
     let response = reqwest::Client::new()
         .post(format!("{base_url}/2/files/download"))
-        .bearer_auth(dropgate::emulator::demo_credentials::ACCESS_TOKEN)
+        .bearer_auth(dropbox_emulator::demo_credentials::ACCESS_TOKEN)
         .header("Dropbox-API-Arg", arg)
         .send()
         .await

@@ -15,7 +15,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
-use dropgate::emulator::demo_credentials as demo;
+use dropbox_emulator::demo_credentials as demo;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 const SUFFIX: &str = "?command=register_dropbox_api";

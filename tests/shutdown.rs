@@ -12,7 +12,7 @@ use common::{
     config_with, dropgate_binary, free_port, output_text, poll_until, start_emulator,
     write_random_file,
 };
-use dropgate::emulator::demo_credentials;
+use dropbox_emulator::demo_credentials;
 use dropgate::ssh::host_key;
 use serde_json::json;
 

@@ -1,4 +1,4 @@
-//! End-to-end tests of the client against the emulator (`crate::emulator`) over real sockets:
+//! End-to-end tests of the client against the emulator (`dropbox_emulator`) over real sockets:
 //! routes, streaming downloads, upload sessions, token refresh, retries and team headers.
 //! How the client rides out injected faults is in [`retries`].
 
@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 
 use super::*;
-use crate::emulator::demo_credentials as demo;
-use crate::emulator::{Emulator, EmulatorConfig};
+use dropbox_emulator::demo_credentials as demo;
+use dropbox_emulator::{Emulator, EmulatorConfig};
 
 struct Harness {
     emulator: Emulator,

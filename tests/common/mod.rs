@@ -9,8 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use dropbox_emulator::{demo_credentials, Emulator, EmulatorConfig};
 use dropgate::config::Config;
-use dropgate::emulator::{demo_credentials, Emulator, EmulatorConfig};
 use dropgate::gateway::Gateway;
 use dropgate::ssh::host_key;
 use serde_json::{json, Value};

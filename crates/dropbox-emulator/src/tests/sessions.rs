@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::{start, Harness};
-use crate::emulator::content_hash::content_hash;
+use crate::content_hash::content_hash;
 
 const MIB4: usize = 4 * 1024 * 1024;
 

@@ -1,5 +1,6 @@
 //! A Dropbox API v2 emulator: the embedded default of `dropgate demo` and the backend of the
-//! integration tests.
+//! integration tests. It needs nothing of the gateway; the `dropbox-emulator` binary (or
+//! `dropgate emulator`) runs it alone.
 //!
 //! It behaves like Dropbox as the public Stone spec (dropbox/dropbox-api-spec) and
 //! `shared/dropbox-api.md` describe it — argument names, result shapes, error unions, status
@@ -71,6 +72,7 @@
 
 mod accounts;
 mod caller;
+mod cli;
 mod commit;
 mod content_hash;
 pub mod demo_credentials;
@@ -103,6 +105,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 
+pub use cli::EmulatorArgs;
 pub use content_hash::{content_hash, ContentHasher};
 
 /// How to run an emulator.

@@ -5,7 +5,7 @@ use serde_json::json;
 use sha2::Digest;
 
 use super::{start, Answer};
-use crate::emulator::demo_credentials as demo;
+use crate::demo_credentials as demo;
 
 async fn token_call(h: &super::Harness, form: &[(&str, &str)]) -> Answer {
     let response = h

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::{start, start_with, Harness};
-use crate::emulator::content_hash::content_hash;
+use crate::content_hash::content_hash;
 
 #[tokio::test]
 async fn upload_then_metadata_and_ranged_download() {
