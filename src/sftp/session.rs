@@ -7,8 +7,10 @@
 //! thousands of READs in flight, deadlocked that way). So reading and executing are split:
 //!
 //! * the reader decodes packets into a queue, and pauses only when the requests not yet
-//!   answered hold more than [`MAX_REQUEST_BYTES`] — that takes a flood of WRITE data, whose
-//!   replies are small status packets that never wait long for window;
+//!   answered hold more than [`MAX_REQUEST_BYTES`], each counted at its length on the wire —
+//!   that takes a flood of WRITE data, whose replies are small status packets that never wait
+//!   long for window, or of requests with huge paths, whose client pays with a stalled
+//!   connection;
 //! * the dispatcher takes one of `max_in_flight` slots per request, which bounds the replies
 //!   (READ data) in memory.
 //!
@@ -16,7 +18,9 @@
 //!
 //! The session ends when the client closes its side (`Ok`, after every accepted request has been
 //! answered) or on a protocol violation (`Err`, with handle tasks aborted). Either way uploads
-//! without a CLOSE are dropped uncommitted.
+//! without a CLOSE are dropped uncommitted. Dropping the [`serve`] future ends everything it
+//! started, the writer included: that is how the SSH layer ends a session whose connection is
+//! gone while its writer still waits for window the client will never grant.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -28,6 +32,7 @@ use futures::FutureExt;
 use russh_sftp::protocol::Packet;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio_util::task::AbortOnDropHandle;
 
 /// What a request holds until its reply is written: one of the session's in-flight slots and
 /// its share of the request bytes (WRITE data) the session may hold at once.
@@ -76,7 +81,8 @@ where
 {
     let (mut reader, writer) = tokio::io::split(stream);
     let (reply_tx, reply_rx) = mpsc::unbounded_channel();
-    let mut writer = tokio::spawn(write_replies(writer, reply_rx));
+    // Aborted if this future is dropped: a writer waiting for window must not outlive it.
+    let mut writer = AbortOnDropHandle::new(tokio::spawn(write_replies(writer, reply_rx)));
     let mut session = Session::new(fs, limits, Replies { tx: reply_tx });
     let failed = session.ctx.failed.clone();
 
@@ -179,7 +185,8 @@ const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 /// A decoded request waiting for the dispatcher, with its share of [`MAX_REQUEST_BYTES`].
 type Queued = (Incoming, OwnedSemaphorePermit);
 
-/// Decodes packets into `queue` until the client closes the stream.
+/// Decodes packets into `queue` until the client closes the stream; each waits for its share of
+/// [`MAX_REQUEST_BYTES`] first.
 async fn read_into_queue<R>(
     reader: &mut R,
     queue: mpsc::UnboundedSender<Queued>,
@@ -188,11 +195,8 @@ where
     R: AsyncRead + Unpin,
 {
     let room = Arc::new(Semaphore::new(MAX_REQUEST_BYTES));
-    while let Some(incoming) = framing::read_packet(reader).await? {
-        let share = room
-            .clone()
-            .acquire_many_owned(queued_size(&incoming))
-            .await?;
+    while let Some((incoming, len)) = framing::read_sized_packet(reader).await? {
+        let share = room.clone().acquire_many_owned(queued_size(len)).await?;
         if queue.send((incoming, share)).is_err() {
             // The dispatcher stopped on a protocol violation; its error ends the session.
             break;
@@ -201,13 +205,11 @@ where
     Ok(())
 }
 
-/// What a queued request costs: its data, or a small fixed amount for the rest.
-fn queued_size(incoming: &Incoming) -> u32 {
+/// What a queued request costs: its whole packet (WRITE data, or a path of up to 256 KiB in
+/// any other request), plus what decoding and queueing it take.
+fn queued_size(packet_len: u32) -> u32 {
     const REQUEST_OVERHEAD: u32 = 128;
-    match incoming {
-        Incoming::Write(write) => write.data.len() as u32 + REQUEST_OVERHEAD,
-        _ => REQUEST_OVERHEAD,
-    }
+    packet_len + REQUEST_OVERHEAD
 }
 
 struct Session<F: Vfs> {
@@ -222,7 +224,7 @@ impl<F: Vfs> Session<F> {
     fn new(fs: F, limits: SessionLimits, replies: Replies) -> Self {
         let ctx = Context {
             fs,
-            handles: HandleTable::new(limits.max_handles.max(1)),
+            handles: HandleTable::new(limits.max_handles.max(1), limits.user_handles),
             user: limits.user,
             max_handles: limits.max_handles.max(1),
             failed: Arc::new(Notify::new()),
