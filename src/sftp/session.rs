@@ -16,6 +16,13 @@
 //!
 //! Both travel with the request as its [`Permit`] until its reply is written.
 //!
+//! A paused reader is one that russh waits on: it stops reading the connection's socket until
+//! the reader takes the channel's data. If at the same time the client reads none of our
+//! replies (its window stays at 0), nothing can move again, and a client that vanishes in that
+//! state cannot even be seen to go (its FIN waits behind the data we do not read). So a reader
+//! that has waited [`STALL_LIMIT`] for room while the writer could not send a byte ends the
+//! session.
+//!
 //! The session ends when the client closes its side (`Ok`, after every accepted request has been
 //! answered) or on a protocol violation (`Err`, with handle tasks aborted). Either way uploads
 //! without a CLOSE are dropped uncommitted. Dropping the [`serve`] future ends everything it
@@ -24,7 +31,9 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{anyhow, bail};
 use bytes::Bytes;
@@ -81,9 +90,14 @@ where
 {
     let (mut reader, writer) = tokio::io::split(stream);
     let (reply_tx, reply_rx) = mpsc::unbounded_channel();
+    let progress = ReplyProgress::default();
     // Aborted if this future is dropped: a writer waiting for window must not outlive it.
-    let mut writer = AbortOnDropHandle::new(tokio::spawn(write_replies(writer, reply_rx)));
-    let mut session = Session::new(fs, limits, Replies { tx: reply_tx });
+    let mut writer = AbortOnDropHandle::new(tokio::spawn(write_replies(
+        writer,
+        reply_rx,
+        progress.clone(),
+    )));
+    let mut session = Session::new(fs, limits, Replies { tx: reply_tx }, progress);
     let failed = session.ctx.failed.clone();
 
     let outcome = tokio::select! {
@@ -159,16 +173,53 @@ impl Replies {
     }
 }
 
+/// Whether the writer is getting replies out: bytes written so far, and whether some are waiting
+/// to go (for window from the client).
+#[derive(Clone, Default)]
+struct ReplyProgress(Arc<ProgressCounters>);
+
+#[derive(Default)]
+struct ProgressCounters {
+    written: AtomicU64,
+    waiting: AtomicBool,
+}
+
+impl ReplyProgress {
+    fn written(&self) -> u64 {
+        self.0.written.load(Ordering::Relaxed)
+    }
+
+    /// True if a reply has been waiting to go out and not one byte went since `written`.
+    fn stalled_since(&self, written: u64) -> bool {
+        self.0.waiting.load(Ordering::Relaxed) && self.written() == written
+    }
+}
+
 /// Writes replies in the order they are ready; flushes whenever the queue runs dry.
 async fn write_replies<W>(
     mut writer: W,
     mut replies: mpsc::UnboundedReceiver<Outgoing>,
+    progress: ReplyProgress,
 ) -> std::io::Result<()>
 where
     W: AsyncWrite + Unpin,
 {
     while let Some(reply) = replies.recv().await {
-        writer.write_all(&reply.bytes).await?;
+        progress.0.waiting.store(true, Ordering::Relaxed);
+        // Piece by piece (the channel takes what the window allows), so progress shows.
+        let mut rest = &reply.bytes[..];
+        while !rest.is_empty() {
+            let written = writer.write(rest).await?;
+            if written == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            progress
+                .0
+                .written
+                .fetch_add(written as u64, Ordering::Relaxed);
+            rest = &rest[written..];
+        }
+        progress.0.waiting.store(false, Ordering::Relaxed);
         drop(reply);
         if replies.is_empty() {
             writer.flush().await?;
@@ -182,6 +233,12 @@ where
 /// pipeline four requests deep, enough to keep the spool busy.
 const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 
+/// How long the reader waits for room in [`MAX_REQUEST_BYTES`] while not one byte of the
+/// replies can be sent before it gives the client up (see the module doc). A live client that
+/// reads slowly still opens some window now and then; one that reads nothing for this long
+/// while still sending requests is gone or hostile.
+const STALL_LIMIT: Duration = Duration::from_secs(30);
+
 /// A decoded request waiting for the dispatcher, with its share of [`MAX_REQUEST_BYTES`].
 type Queued = (Incoming, OwnedSemaphorePermit);
 
@@ -190,19 +247,42 @@ type Queued = (Incoming, OwnedSemaphorePermit);
 async fn read_into_queue<R>(
     reader: &mut R,
     queue: mpsc::UnboundedSender<Queued>,
+    progress: &ReplyProgress,
 ) -> anyhow::Result<()>
 where
     R: AsyncRead + Unpin,
 {
     let room = Arc::new(Semaphore::new(MAX_REQUEST_BYTES));
     while let Some((incoming, len)) = framing::read_sized_packet(reader).await? {
-        let share = room.clone().acquire_many_owned(queued_size(len)).await?;
+        let share = wait_for_room(&room, queued_size(len), progress).await?;
         if queue.send((incoming, share)).is_err() {
             // The dispatcher stopped on a protocol violation; its error ends the session.
             break;
         }
     }
     Ok(())
+}
+
+/// Takes `cost` from `room`, waiting while the requests not yet answered hold too much; an
+/// error if the replies that would free it have not moved for [`STALL_LIMIT`].
+async fn wait_for_room(
+    room: &Arc<Semaphore>,
+    cost: u32,
+    progress: &ReplyProgress,
+) -> anyhow::Result<OwnedSemaphorePermit> {
+    loop {
+        let written = progress.written();
+        let waited = tokio::time::timeout(STALL_LIMIT, room.clone().acquire_many_owned(cost));
+        match waited.await {
+            Ok(share) => return Ok(share?),
+            Err(_) if progress.stalled_since(written) => bail!(
+                "the client has read no reply for {} s while sending more requests than the \
+                 session holds",
+                STALL_LIMIT.as_secs()
+            ),
+            Err(_) => {}
+        }
+    }
 }
 
 /// What a queued request costs: its whole packet (WRITE data, or a path of up to 256 KiB in
@@ -218,10 +298,11 @@ struct Session<F: Vfs> {
     in_flight: Arc<Semaphore>,
     tasks: JoinSet<()>,
     initialized: bool,
+    progress: ReplyProgress,
 }
 
 impl<F: Vfs> Session<F> {
-    fn new(fs: F, limits: SessionLimits, replies: Replies) -> Self {
+    fn new(fs: F, limits: SessionLimits, replies: Replies, progress: ReplyProgress) -> Self {
         let ctx = Context {
             fs,
             handles: HandleTable::new(limits.max_handles.max(1), limits.user_handles),
@@ -235,6 +316,7 @@ impl<F: Vfs> Session<F> {
             in_flight: Arc::new(Semaphore::new(limits.max_in_flight.max(1))),
             tasks: JoinSet::new(),
             initialized: false,
+            progress,
         }
     }
 
@@ -244,7 +326,8 @@ impl<F: Vfs> Session<F> {
         R: AsyncRead + Unpin,
     {
         let (queue_tx, mut queue_rx) = mpsc::unbounded_channel();
-        let reading = read_into_queue(reader, queue_tx);
+        let progress = self.progress.clone();
+        let reading = read_into_queue(reader, queue_tx, &progress);
         let dispatching = async {
             while let Some((incoming, bytes)) = queue_rx.recv().await {
                 let in_flight = self.in_flight.clone().acquire_owned().await?;
