@@ -198,7 +198,8 @@ impl Attacker {
 }
 
 /// The attacking client. Modes: `abandon` (a half upload, then replies left unread and a
-/// flood of REALPATHs), `huge_stats` (the window spent, then STATs of 250 KiB paths),
+/// flood of REALPATHs), `abandon_writes:N` (the same, then N more WRITEs of 32 KiB sent
+/// blind), `huge_stats:N` (the window spent, then N STATs of 250 KiB paths),
 /// `many_channels` (60 channels on one connection, an SFTP session on each, ten uploads opened
 /// in each session), and `script:...` (runs the code after the colon).
 const CLIENT: &str = r#"
@@ -252,7 +253,7 @@ def spend_window(chan):
 
 result = {}
 client = connect()
-if mode == "abandon":
+if mode.startswith("abandon"):
     sftp = client.open_sftp()
     f = sftp.open("half.bin", "w")
     for _ in range(32):
@@ -261,13 +262,27 @@ if mode == "abandon":
     result["written"] = 32 * 32768
     result["realpaths"] = spend_window(sftp.sock)
     result["unread"] = len(sftp.sock.in_buffer)
-elif mode == "huge_stats":
+    if mode.startswith("abandon_writes"):
+        # More of the upload, behind replies nobody reads: WRITE data fills the request budget.
+        sent, offset = 0, 32 * 32768
+        sftp.sock.settimeout(5)
+        try:
+            for i in range(int(mode.split(":")[1])):
+                body = (bytes([6]) + struct.pack(">I", 2000000 + i) + struct.pack(">I", len(f.handle))
+                        + f.handle + struct.pack(">QI", offset, 32768) + b"y" * 32768)
+                sftp.sock.sendall(struct.pack(">I", len(body)) + body)
+                sent, offset = sent + 1, offset + 32768
+        except socket.timeout:
+            pass
+        result["writes"] = sent
+elif mode.startswith("huge_stats"):
+    count = int(mode.split(":")[1])
     sftp = client.open_sftp()
     result["realpaths"] = spend_window(sftp.sock)
     result["unread"] = len(sftp.sock.in_buffer)
     path = (("/" + "e" * 255) * 1000).encode()
     result["stat_bytes"] = len(path)
-    result["stats"] = flood(sftp.sock, STAT, path, 400)
+    result["stats"] = flood(sftp.sock, STAT, path, count)
 elif mode == "many_channels":
     # paramiko's exception names only the code; the server's reason is in its log.
     import logging
@@ -440,7 +455,7 @@ async fn requests_with_huge_paths_count_at_their_size() {
     let gateway = Gateway::start(Vec::new(), "").await;
     let (rss_before, fds_before) = warm_baseline(&gateway, "alice").await;
 
-    let mut attacker = gateway.attack("alice", "huge_stats");
+    let mut attacker = gateway.attack("alice", "huge_stats:400");
     let report = attacker.report().await;
     let rss_during = gateway.rss_kib();
     let fds_during = gateway.fds();
@@ -579,4 +594,62 @@ async fn channels_sessions_and_handles_are_capped() {
     );
     // The places are given back: the user can work again.
     assert_eq!(upload(&gateway, "alice", "again.bin", "again").await, "ok");
+}
+
+/// Item 8, the stalled variant: as above, then 80 more WRITEs of 32 KiB sent without reading a
+/// reply. They fill the session's 1 MiB request budget, the session stops reading its channel,
+/// and russh, waiting on it, stops reading the socket: the client's FIN waits behind unread data
+/// and the connection cannot see it go. The session gives up a client whose replies have not
+/// moved for 30 s while it waits for room, which lets the connection end: within 40 s of the
+/// kill the spool file, the upload and the descriptors are gone (the old code kept session,
+/// spool file and connection forever).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vanished_client_that_stalled_its_connection_leaves_nothing_behind() {
+    let gateway = Gateway::start(Vec::new(), "").await;
+    let (rss_before, fds_before) = warm_baseline(&gateway, "alice").await;
+
+    let mut attacker = gateway.attack("alice", "abandon_writes:80");
+    let report = attacker.report().await;
+    println!("attack: {report}");
+    assert!(report["writes"].as_u64().unwrap() > 40, "{report}");
+    assert_eq!(gateway.spool_files(), 1, "the half upload is spooled");
+    let killed = std::time::Instant::now();
+    attacker.kill().await;
+
+    let cleaned = poll_until(Duration::from_secs(40), || {
+        std::future::ready(gateway.spool_files() == 0)
+    })
+    .await;
+    assert!(
+        cleaned,
+        "the spool file is still there 40 s after the client vanished\n{}",
+        gateway.log()
+    );
+    let fds_after = gateway
+        .fds_back_to(fds_before, Duration::from_secs(5))
+        .await;
+    let rss_after = gateway.rss_kib();
+    println!(
+        "cleaned {:?} after the kill; fds before {fds_before}, after {fds_after}; \
+         RSS before {rss_before} KiB, after {rss_after} KiB",
+        killed.elapsed()
+    );
+    assert!(
+        fds_after <= fds_before,
+        "descriptors: {fds_after} > {fds_before}\n{}",
+        gateway.log()
+    );
+    assert!(
+        rss_after < rss_before + 8 * MIB,
+        "memory did not come back: {rss_before} KiB before, {rss_after} KiB after"
+    );
+    let after = stat(&gateway, "alice", "half.bin").await;
+    assert!(
+        after
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("no such file"),
+        "{after}"
+    );
 }

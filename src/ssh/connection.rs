@@ -10,16 +10,16 @@
 //! all refused (a client offering several keys is one attempt, not several). A banned address
 //! is disconnected at its next attempt. Logins, good and bad, go to the audit log.
 //!
-//! What a connection opens ends with it: its SFTP sessions run under [`Channels::end_all`],
-//! which the code running the connection calls when the connection is over (or stuck after the
-//! client hung up), and a session also ends when the client closes its channel. Ending a
-//! session drops its open uploads uncommitted (spool files removed, names released). Channels
-//! per connection and SFTP sessions per user are capped ([`super::quotas`]); a refusal says why,
-//! to the client and in the log.
+//! What a connection opens ends with it: the handler owns its SFTP sessions' tasks, and russh
+//! drops the handler when the connection ends, which aborts them; a session also ends when the
+//! client closes its channel. Ending a session drops its open uploads uncommitted (spool files
+//! removed, names released), even if its writer was waiting for window the client will never
+//! grant. Channels per connection and SFTP sessions per user are capped ([`super::quotas`]); a
+//! refusal says why, to the client and in the log.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, OnceLock};
 
 use russh::keys::{Certificate, PublicKey};
 use russh::server::{
@@ -54,39 +54,15 @@ pub struct Connection<B> {
     /// Whether this connection's refused keys have been counted as a failed login yet.
     key_failure_counted: bool,
     quotas: Arc<UserQuotas>,
-    /// Channels not yet bound, and the signal that ends the SFTP sessions.
-    channels: Arc<Channels>,
+    /// Session channels opened but not yet bound to a subsystem.
+    channels: HashMap<ChannelId, Channel<Msg>>,
     /// Channels running the SFTP subsystem that still owe the client an exit status.
     sftp_channels: HashSet<ChannelId>,
-    /// The SFTP sessions running (each returns its channel when it ends); dropping the set,
-    /// as russh does with this handler when the connection ends, aborts them.
+    /// The SFTP sessions running (each returns its channel when it ends); dropping the set, as
+    /// russh does with this handler when the connection ends, aborts them.
     sftp_sessions: JoinSet<ChannelId>,
     /// Ends one SFTP session, when the client closes its channel.
     session_ends: HashMap<ChannelId, CancellationToken>,
-}
-
-/// A connection's channels as far as they must be reachable from outside the russh handler:
-/// while russh waits to hand a channel's data to a reader that is not reading, the handler is
-/// out of reach, and only dropping that reader (an unbound channel, or a stuck SFTP session)
-/// lets russh go on and see that the client is gone.
-#[derive(Default)]
-pub struct Channels {
-    /// Session channels opened but not yet bound to a subsystem.
-    unbound: Mutex<HashMap<ChannelId, Channel<Msg>>>,
-    /// Cancelled when the connection ends: every SFTP session of it stops.
-    ended: CancellationToken,
-}
-
-impl Channels {
-    /// Ends everything the connection's channels run or hold.
-    pub fn end_all(&self) {
-        self.ended.cancel();
-        self.unbound().clear();
-    }
-
-    fn unbound(&self) -> std::sync::MutexGuard<'_, HashMap<ChannelId, Channel<Msg>>> {
-        self.unbound.lock().unwrap_or_else(PoisonError::into_inner)
-    }
 }
 
 /// How a login was attempted, for the logs.
@@ -112,7 +88,6 @@ impl<B: Backend> Connection<B> {
         context: Arc<ServerContext<B>>,
         guard: Arc<AddressGuard>,
         quotas: Arc<UserQuotas>,
-        channels: Arc<Channels>,
         audit: AuditSession,
         logged_in: Arc<OnceLock<String>>,
     ) -> Self {
@@ -126,7 +101,7 @@ impl<B: Backend> Connection<B> {
             user: None,
             key_failure_counted: false,
             quotas,
-            channels,
+            channels: HashMap::new(),
             sftp_channels: HashSet::new(),
             sftp_sessions: JoinSet::new(),
             session_ends: HashMap::new(),
@@ -140,7 +115,7 @@ impl<B: Backend> Connection<B> {
                 self.session_ends.remove(&channel);
             }
         }
-        self.channels.unbound().len() + self.sftp_sessions.len()
+        self.channels.len() + self.sftp_sessions.len()
     }
 
     /// The methods `name` may log in with: public key, and password if they have one.
@@ -257,7 +232,7 @@ impl<B: Backend> Connection<B> {
     }
 
     fn start_sftp(&mut self, channel_id: ChannelId, session: &mut Session) -> anyhow::Result<()> {
-        let channel = self.channels.unbound().remove(&channel_id);
+        let channel = self.channels.remove(&channel_id);
         let (Some(user), Some(channel)) = (self.user.clone(), channel) else {
             session.channel_failure(channel_id)?;
             return Ok(());
@@ -291,7 +266,7 @@ impl<B: Backend> Connection<B> {
             user_handles: Some(quota.handles),
             ..SessionLimits::default()
         };
-        let end = self.channels.ended.child_token();
+        let end = CancellationToken::new();
         self.session_ends.insert(channel_id, end.clone());
         self.sftp_sessions.spawn(async move {
             // The user's place is given back however the session ends.
@@ -304,7 +279,7 @@ impl<B: Backend> Connection<B> {
                     }
                 }
                 () = end.cancelled() => {
-                    tracing::info!(conn, "sftp session ended: its channel or connection closed");
+                    tracing::info!(conn, "sftp session ended: the client closed its channel");
                 }
             }
             // Dropping the channel stream closes the channel.
@@ -401,7 +376,7 @@ impl<B: Backend> Handler for Connection<B> {
                 .await;
             return Ok(());
         }
-        self.channels.unbound().insert(channel.id(), channel);
+        self.channels.insert(channel.id(), channel);
         reply.accept().await;
         Ok(())
     }
@@ -413,7 +388,7 @@ impl<B: Backend> Handler for Connection<B> {
         channel: ChannelId,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.channels.unbound().remove(&channel);
+        self.channels.remove(&channel);
         self.sftp_channels.remove(&channel);
         if let Some(end) = self.session_ends.remove(&channel) {
             end.cancel();
@@ -478,7 +453,7 @@ impl<B> Connection<B> {
         channel: ChannelId,
         session: &mut Session,
     ) -> Result<(), anyhow::Error> {
-        self.channels.unbound().remove(&channel);
+        self.channels.remove(&channel);
         session.channel_failure(channel)?;
         session.close(channel)?;
         Ok(())

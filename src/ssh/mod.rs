@@ -12,10 +12,6 @@
 //! authentication timeout is disconnected. Channels per connection, and SFTP sessions and open
 //! handles per user ([`quotas`]), are capped as well.
 //!
-//! When a connection ends, so does everything it started: its SFTP sessions are ended, which
-//! drops their uploads uncommitted. A client that vanished while russh was stuck handing data to
-//! a session that had stopped reading is noticed on the socket itself ([`hangup`]).
-//!
 //! Behind a load balancer ([`proxy_protocol`]), the client's real address comes from the
 //! PROXY header the balancer sends first; only balancers in `trusted_proxies` may send one,
 //! and a connection from anywhere else is refused, since a client that could connect directly
@@ -25,7 +21,6 @@ mod certificate;
 mod connection;
 pub mod directory;
 mod guard;
-mod hangup;
 pub mod host_key;
 pub mod networks;
 pub mod password;
@@ -49,7 +44,6 @@ use crate::metrics;
 use crate::vfs::Vfs;
 use directory::Directory;
 use guard::{AddressGuard, ConnectionSlot};
-use hangup::HangupWatch;
 use networks::Networks;
 use quotas::UserQuotas;
 
@@ -215,24 +209,10 @@ async fn run_connection<B: Backend>(
     let started = std::time::Instant::now();
     let auth_timeout = context.limits.auth_timeout();
     let logged_in = Arc::new(std::sync::OnceLock::new());
-    let channels = Arc::new(connection::Channels::default());
-    let hangup = HangupWatch::new(&socket)
-        .inspect_err(|e| tracing::warn!(conn = id, error = %e, "cannot watch the socket"))
-        .ok();
-    let handler = connection::Connection::new(
-        context,
-        guard,
-        quotas,
-        channels.clone(),
-        audit.clone(),
-        logged_in.clone(),
-    );
-    let running = run_until_closed(config, socket, handler, auth_timeout, &logged_in);
-    let result = end_if_client_left(running, hangup.as_ref(), &channels, id).await;
-    // However the connection ended, what it started ends with it.
-    channels.end_all();
-    // The watch holds the socket open.
-    drop(hangup);
+    // russh drops the handler when the connection ends, and with it the SFTP sessions it runs.
+    let handler =
+        connection::Connection::new(context, guard, quotas, audit.clone(), logged_in.clone());
+    let result = run_until_closed(config, socket, handler, auth_timeout, &logged_in).await;
     match &result {
         Ok(()) => tracing::info!(conn = id, "disconnected"),
         Err(e) => tracing::info!(conn = id, error = %e, "connection ended with an error"),
@@ -245,38 +225,6 @@ async fn run_connection<B: Backend>(
     audit.record(&line);
     metrics::connection_closed();
     drop(slot);
-}
-
-/// How long a connection whose client has hung up gets to end by itself (replies still owed
-/// go out, russh reads the rest and the EOF) before what it runs is ended for it.
-const HANGUP_GRACE: Duration = Duration::from_secs(2);
-
-/// Runs the connection to its end. If the client hangs up and the connection has not ended
-/// soon after, russh is stuck handing data to a channel nobody reads: ending the channels
-/// lets it go on, see the EOF and finish.
-async fn end_if_client_left(
-    running: impl std::future::Future<Output = anyhow::Result<()>>,
-    hangup: Option<&HangupWatch>,
-    channels: &connection::Channels,
-    conn: u64,
-) -> anyhow::Result<()> {
-    let mut running = std::pin::pin!(running);
-    let Some(hangup) = hangup else {
-        return running.await;
-    };
-    tokio::select! {
-        result = &mut running => return result,
-        () = hangup.hung_up_at_last() => {}
-    }
-    if let Ok(result) = tokio::time::timeout(HANGUP_GRACE, &mut running).await {
-        return result;
-    }
-    tracing::info!(
-        conn,
-        "the client hung up while the connection was stuck; ending its channels"
-    );
-    channels.end_all();
-    running.await
 }
 
 /// Runs the SSH session to its end; one that has not logged in within `auth_timeout` (counted
