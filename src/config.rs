@@ -261,7 +261,7 @@ impl PermissionsSetting {
     }
 }
 
-/// Abuse limits: failed-login bans, connection caps, timeouts, open handles.
+/// Abuse limits: failed-login bans, connection caps, timeouts, channels, sessions, open handles.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
@@ -279,6 +279,13 @@ pub struct LimitsConfig {
     pub auth_timeout_secs: u64,
     /// Open files and folders per SFTP session.
     pub max_handles_per_session: usize,
+    /// Channels open at once on one SSH connection (each can run an SFTP session).
+    pub max_channels_per_connection: usize,
+    /// SFTP sessions one user may run at once, over all their connections.
+    pub max_sftp_sessions_per_user: usize,
+    /// Open files and folders one user may hold at once, over all their sessions (every file
+    /// being uploaded holds a spool file).
+    pub max_handles_per_user: usize,
 }
 
 impl Default for LimitsConfig {
@@ -291,6 +298,9 @@ impl Default for LimitsConfig {
             max_connections_per_address: 20,
             auth_timeout_secs: 60,
             max_handles_per_session: 256,
+            max_channels_per_connection: 10,
+            max_sftp_sessions_per_user: 64,
+            max_handles_per_user: 1024,
         }
     }
 }
@@ -316,6 +326,15 @@ impl LimitsConfig {
                 self.max_connections_per_address,
             ),
             ("max_handles_per_session", self.max_handles_per_session),
+            (
+                "max_channels_per_connection",
+                self.max_channels_per_connection,
+            ),
+            (
+                "max_sftp_sessions_per_user",
+                self.max_sftp_sessions_per_user,
+            ),
+            ("max_handles_per_user", self.max_handles_per_user),
             ("auth_timeout_secs", self.auth_timeout_secs as usize),
         ];
         for (key, value) in positive {
@@ -739,6 +758,27 @@ mod tests {
         );
         let ok = server(&format!("trusted_user_ca_keys = [\"{KEY}\"]")).unwrap();
         assert_eq!(ok.trusted_user_cas(Path::new(".")).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn channel_session_and_handle_caps_have_defaults_and_must_be_positive() {
+        let limits = |lines: &str| {
+            parse(&format!(
+                "[server]\nlisten = \"127.0.0.1:2222\"\n[limits]\n{lines}"
+            ))
+        };
+        let defaults = limits("").unwrap().limits;
+        assert_eq!(defaults.max_channels_per_connection, 10);
+        assert_eq!(defaults.max_sftp_sessions_per_user, 64);
+        assert_eq!(defaults.max_handles_per_user, 1024);
+        for key in [
+            "max_channels_per_connection",
+            "max_sftp_sessions_per_user",
+            "max_handles_per_user",
+        ] {
+            let err = limits(&format!("{key} = 0")).unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+        }
     }
 
     #[test]

@@ -9,6 +9,13 @@
 //! towards the address's ban: every wrong password, and one per connection whose keys were
 //! all refused (a client offering several keys is one attempt, not several). A banned address
 //! is disconnected at its next attempt. Logins, good and bad, go to the audit log.
+//!
+//! What a connection opens ends with it: the handler owns its SFTP sessions' tasks, and russh
+//! drops the handler when the connection ends, which aborts them; a session also ends when the
+//! client closes its channel. Ending a session drops its open uploads uncommitted (spool files
+//! removed, names released), even if its writer was waiting for window the client will never
+//! grant. Channels per connection and SFTP sessions per user are capped ([`super::quotas`]); a
+//! refusal says why, to the client and in the log.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -18,11 +25,14 @@ use russh::keys::{Certificate, PublicKey};
 use russh::server::{
     Auth, ChannelOpenHandle, Handler, Msg, PublicKeyOffer, Session, VerifiedPublicKey,
 };
-use russh::{Channel, ChannelId, MethodKind, MethodSet};
+use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use super::certificate;
 use super::guard::AddressGuard;
 use super::password::check_password;
+use super::quotas::UserQuotas;
 use super::{Backend, ServerContext};
 use crate::audit::AuditSession;
 use crate::config::User;
@@ -44,10 +54,16 @@ pub struct Connection<B> {
     user: Option<User>,
     /// Whether this connection's refused keys have been counted as a failed login yet.
     key_failure_counted: bool,
+    quotas: Arc<UserQuotas>,
     /// Session channels opened but not yet bound to a subsystem.
     channels: HashMap<ChannelId, Channel<Msg>>,
-    /// Channels running the SFTP subsystem.
+    /// Channels running the SFTP subsystem that still owe the client an exit status.
     sftp_channels: HashSet<ChannelId>,
+    /// The SFTP sessions running (each returns its channel when it ends); dropping the set, as
+    /// russh does with this handler when the connection ends, aborts them.
+    sftp_sessions: JoinSet<ChannelId>,
+    /// Ends one SFTP session, when the client closes its channel.
+    session_ends: HashMap<ChannelId, CancellationToken>,
 }
 
 /// How a login was attempted, for the logs.
@@ -72,6 +88,7 @@ impl<B: Backend> Connection<B> {
     pub fn new(
         context: Arc<ServerContext<B>>,
         guard: Arc<AddressGuard>,
+        quotas: Arc<UserQuotas>,
         audit: AuditSession,
         logged_in: Arc<OnceLock<String>>,
     ) -> Self {
@@ -84,9 +101,22 @@ impl<B: Backend> Connection<B> {
             logged_in,
             user: None,
             key_failure_counted: false,
+            quotas,
             channels: HashMap::new(),
             sftp_channels: HashSet::new(),
+            sftp_sessions: JoinSet::new(),
+            session_ends: HashMap::new(),
         }
+    }
+
+    /// Channels open now: unbound ones and those running an SFTP session.
+    fn open_channels(&mut self) -> usize {
+        while let Some(ended) = self.sftp_sessions.try_join_next() {
+            if let Ok(channel) = ended {
+                self.session_ends.remove(&channel);
+            }
+        }
+        self.channels.len() + self.sftp_sessions.len()
     }
 
     /// The methods `name` may log in with: public key, and password if they have one.
@@ -203,10 +233,18 @@ impl<B: Backend> Connection<B> {
     }
 
     fn start_sftp(&mut self, channel_id: ChannelId, session: &mut Session) -> anyhow::Result<()> {
-        let (Some(user), Some(channel)) = (self.user.clone(), self.channels.remove(&channel_id))
-        else {
+        let channel = self.channels.remove(&channel_id);
+        let (Some(user), Some(channel)) = (self.user.clone(), channel) else {
             session.channel_failure(channel_id)?;
             return Ok(());
+        };
+        let quota = self.quotas.for_user(&user.name);
+        let slot = match quota.start_session() {
+            Ok(slot) => slot,
+            Err(reason) => {
+                tracing::warn!(conn = self.id, user = %user.name, %reason, "sftp session refused");
+                return refuse_with_reason(channel_id, &reason, session);
+            }
         };
         let fs = match self.context.backend.filesystem_for(&user) {
             Ok(fs) => fs,
@@ -226,14 +264,27 @@ impl<B: Backend> Connection<B> {
         let limits = SessionLimits {
             user: user.name.clone(),
             max_handles: self.context.limits.max_handles_per_session,
+            user_handles: Some(quota.handles),
             ..SessionLimits::default()
         };
-        tokio::spawn(async move {
+        let end = CancellationToken::new();
+        self.session_ends.insert(channel_id, end.clone());
+        self.sftp_sessions.spawn(async move {
+            // The user's place is given back however the session ends.
+            let _slot = slot;
             tracing::info!(conn, user = %user.name, permissions = %user.permissions, "sftp session started");
-            if let Err(e) = sftp::serve(channel.into_stream(), fs, limits).await {
-                tracing::info!(conn, error = %Untrusted(&e), "sftp session ended with an error");
+            tokio::select! {
+                result = sftp::serve(channel.into_stream(), fs, limits) => {
+                    if let Err(e) = result {
+                        tracing::info!(conn, error = %Untrusted(&e), "sftp session ended with an error");
+                    }
+                }
+                () = end.cancelled() => {
+                    tracing::info!(conn, "sftp session ended: the client closed its channel");
+                }
             }
             // Dropping the channel stream closes the channel.
+            channel_id
         });
         Ok(())
     }
@@ -311,8 +362,38 @@ impl<B: Backend> Handler for Connection<B> {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
+        let limit = self.context.limits.max_channels_per_connection;
+        if self.open_channels() >= limit {
+            let reason = format!(
+                "too many channels on this connection (the limit is {limit}, \
+                 limits.max_channels_per_connection)"
+            );
+            tracing::warn!(conn = self.id, %reason, "channel refused");
+            reply
+                .reject(ChannelOpenFailure::Other {
+                    code: RESOURCE_SHORTAGE,
+                    reason,
+                })
+                .await;
+            return Ok(());
+        }
         self.channels.insert(channel.id(), channel);
         reply.accept().await;
+        Ok(())
+    }
+
+    /// The client closed a channel: an SFTP session on it ends (nothing can reach the client
+    /// through it any more), an unbound one is forgotten.
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.channels.remove(&channel);
+        self.sftp_channels.remove(&channel);
+        if let Some(end) = self.session_ends.remove(&channel) {
+            end.cancel();
+        }
         Ok(())
     }
 
@@ -378,4 +459,21 @@ impl<B> Connection<B> {
         session.close(channel)?;
         Ok(())
     }
+}
+
+/// SSH_OPEN_RESOURCE_SHORTAGE (RFC 4254, 5.1), sent with a reason of our own.
+const RESOURCE_SHORTAGE: u32 = 4;
+
+/// Fails a subsystem request with `reason` on the channel's stderr, which OpenSSH's clients
+/// print (a failed request alone only says "subsystem request failed"), then closes it.
+fn refuse_with_reason(
+    channel: ChannelId,
+    reason: &str,
+    session: &mut Session,
+) -> anyhow::Result<()> {
+    let line = format!("dropgate: {reason}\r\n");
+    session.extended_data(channel, 1, line.into_bytes())?;
+    session.channel_failure(channel)?;
+    session.close(channel)?;
+    Ok(())
 }
