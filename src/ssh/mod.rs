@@ -16,9 +16,14 @@
 //! and a connection from anywhere else is refused, since a client that could connect directly
 //! could claim any address in a header of its own.
 
+pub mod authorized_keys;
 mod certificate;
 mod connection;
 pub mod directory;
+/// Entry points for the fuzz targets in `fuzz/`; feature `testing`. Not a stable API.
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod guard;
 pub mod host_key;
 pub mod networks;
@@ -41,7 +46,7 @@ use crate::config::{LimitsConfig, User};
 use crate::metrics;
 use crate::vfs::Vfs;
 use directory::Directory;
-use guard::{AddressGuard, ConnectionSlot};
+use guard::{AddressGuard, ConnectionSlot, PreLoginSlot};
 use networks::Networks;
 
 /// Turns a logged-in user into the filesystem their SFTP session sees.
@@ -123,14 +128,15 @@ impl Incoming {
             Err(reason) => return refuse(&audit(self.peer), &reason),
         };
         let audit = audit(client);
-        let slot = match self.guard.admit(client.ip()) {
-            Ok(slot) => slot,
+        let (slot, pre_login) = match self.guard.admit(client.ip()) {
+            Ok(slots) => slots,
             Err(refusal) => return refuse(&audit, refusal.reason()),
         };
         let connection = Accepted {
             socket: self.socket,
             audit,
             slot,
+            pre_login,
             guard: self.guard,
         };
         run_connection(self.config, connection, context).await;
@@ -175,6 +181,8 @@ struct Accepted {
     audit: AuditSession,
     /// Held until the connection ends: its place in the connection caps.
     slot: ConnectionSlot,
+    /// Held until the connection logs in (or ends): its place among those not logged in.
+    pre_login: PreLoginSlot,
     guard: Arc<AddressGuard>,
 }
 
@@ -187,6 +195,7 @@ async fn run_connection<B: Backend>(
         socket,
         audit,
         slot,
+        pre_login,
         guard,
     } = accepted;
     let (id, peer) = (audit.conn, audit.remote);
@@ -200,7 +209,13 @@ async fn run_connection<B: Backend>(
     let started = std::time::Instant::now();
     let auth_timeout = context.limits.auth_timeout();
     let logged_in = Arc::new(std::sync::OnceLock::new());
-    let handler = connection::Connection::new(context, guard, audit.clone(), logged_in.clone());
+    let handler = connection::Connection::new(
+        context,
+        guard,
+        pre_login,
+        audit.clone(),
+        logged_in.clone(),
+    );
     let result = run_until_closed(config, socket, handler, auth_timeout, &logged_in).await;
     match &result {
         Ok(()) => tracing::info!(conn = id, "disconnected"),

@@ -64,14 +64,23 @@ pub fn hash_password(password: &str) -> anyhow::Result<String> {
     Ok(hash.to_string())
 }
 
-/// Checks `password` against `hash` on a blocking thread. Without a hash the same work is done
-/// against a throwaway one, so the answer takes as long either way.
-pub async fn check_password(hash: Option<StoredPasswordHash>, password: String) -> bool {
-    tokio::task::spawn_blocking(move || match hash {
-        Some(hash) => hash.verify(&password),
-        None => {
-            let _ = decoy_hash().verify(&password);
-            false
+/// Checks `password` against `hash` on a blocking thread, holding `permit` (a place among the
+/// checks allowed at once) until the check is done, even if the caller stops waiting. Without
+/// a hash the same work is done against a throwaway one, so the answer takes as long either
+/// way.
+pub async fn check_password(
+    hash: Option<StoredPasswordHash>,
+    password: String,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) -> bool {
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        match hash {
+            Some(hash) => hash.verify(&password),
+            None => {
+                let _ = decoy_hash().verify(&password);
+                false
+            }
         }
     })
     .await
@@ -113,6 +122,10 @@ mod tests {
 
     #[tokio::test]
     async fn no_hash_never_matches() {
-        assert!(!check_password(None, "anything".into()).await);
+        let permit = Arc::new(tokio::sync::Semaphore::new(1))
+            .acquire_owned()
+            .await
+            .unwrap();
+        assert!(!check_password(None, "anything".into(), permit).await);
     }
 }
