@@ -212,9 +212,8 @@ fn parse_expiry_time(text: &str) -> Result<i64, String> {
             .from_local_datetime(&local)
             .earliest()
             .or_else(|| {
-                chrono::Local
-                    .from_local_datetime(&(local + chrono::Duration::hours(1)))
-                    .earliest()
+                let after_gap = local.checked_add_signed(chrono::Duration::hours(1))?;
+                chrono::Local.from_local_datetime(&after_gap).earliest()
             })
             .ok_or_else(bad)?
             .to_utc()

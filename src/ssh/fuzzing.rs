@@ -60,13 +60,15 @@ mod tests {
     const KEY: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
 
-    /// An option's value with the characters that make quoting matter.
+    /// An option's value with the characters that make quoting matter. Not ending in a
+    /// backslash: sshd's format cannot write one there (`\"` is always a quote).
     fn value() -> impl Strategy<Value = String> {
         prop::collection::vec(
             prop_oneof![Just('"'), Just(','), Just(' '), Just('\\'), Just('*'), Just('1')],
             0..8,
         )
-        .prop_map(|chars| chars.into_iter().collect())
+        .prop_map(|chars| chars.into_iter().collect::<String>())
+        .prop_filter("ends in a backslash", |value| !value.ends_with('\\'))
     }
 
     fn option() -> impl Strategy<Value = (String, Option<String>)> {

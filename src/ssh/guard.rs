@@ -373,10 +373,11 @@ mod tests {
         let _one = exact.admit(ip("2001:db8::1")).unwrap();
         let _two = exact.admit(ip("2001:db8::1")).unwrap();
         assert!(exact.admit(ip("2001:db8::2")).is_ok());
-        let _mapped = guard.admit(ip("::ffff:192.0.2.1")).unwrap();
-        let _plain = guard.admit(A).unwrap();
+        let fresh = AddressGuard::new(limits());
+        let _mapped = fresh.admit(ip("::ffff:192.0.2.1")).unwrap();
+        let _plain = fresh.admit(A).unwrap();
         assert_eq!(
-            guard.admit(A).err(),
+            fresh.admit(A).err(),
             Some(Refusal::TooManyFromAddress),
             "an IPv4-mapped address is its IPv4 address"
         );

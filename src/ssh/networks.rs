@@ -94,6 +94,10 @@ fn parse_pattern(entry: &str) -> Result<AddressPattern, String> {
     if body.is_empty() {
         return Err(format!("{entry:?} is an empty pattern"));
     }
+    // sshd would keep it as a pattern that can never match an address: say so instead.
+    if body.contains(char::is_whitespace) {
+        return Err(format!("{entry:?}: a pattern may not contain spaces"));
+    }
     let kind = match parse_one(body) {
         Ok(net) => PatternKind::Range(net),
         Err(e) if body.contains('/') => return Err(e),
@@ -174,7 +178,7 @@ mod tests {
         let anything_but = AddressPatterns::parse("*,!127.0.0.1").unwrap();
         assert!(!anything_but.allows(ip("127.0.0.1")));
         assert!(anything_but.allows(ip("127.0.0.2")));
-        for bad in ["", "10.0.0.1,", "!", "10.0.0.0/33", "1.2.3.4/x"] {
+        for bad in ["", "10.0.0.1,", "!", "10.0.0.0/33", "1.2.3.4/x", "10.0.0.1, 10.0.0.2"] {
             assert!(AddressPatterns::parse(bad).is_err(), "{bad:?}");
         }
     }
