@@ -545,7 +545,13 @@ fn resolve_user(user: &UserConfig, base: &Path) -> anyhow::Result<User> {
         .with_context(|| format!("users.{}.authorized_keys", user.name))?;
     if let Some(file) = &user.authorized_keys_file {
         let file = base.join(file);
-        let context = || format!("users.{}.authorized_keys_file {}", user.name, file.display());
+        let context = || {
+            format!(
+                "users.{}.authorized_keys_file {}",
+                user.name,
+                file.display()
+            )
+        };
         let text = std::fs::read_to_string(&file)
             .with_context(|| format!("{}: cannot read it", context()))?;
         let lines: Vec<String> = text.lines().map(str::to_string).collect();
@@ -571,7 +577,8 @@ fn parse_user_keys(lines: &[String]) -> anyhow::Result<Vec<AuthorizedKey>> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let key = AuthorizedKey::parse(line).map_err(|e| anyhow::anyhow!("line {}: {e}", index + 1))?;
+        let key =
+            AuthorizedKey::parse(line).map_err(|e| anyhow::anyhow!("line {}: {e}", index + 1))?;
         keys.push(key);
     }
     Ok(keys)
@@ -703,7 +710,10 @@ mod tests {
         assert!(err.contains("users.alice.authorized_keys_file"), "{err}");
         assert!(err.contains("alice.keys: line 3"), "{err}");
         assert!(err.contains("cert-authority"), "{err}");
-        assert!(!err.contains("AAAAC3"), "the key itself is not quoted: {err}");
+        assert!(
+            !err.contains("AAAAC3"),
+            "the key itself is not quoted: {err}"
+        );
     }
 
     #[test]

@@ -125,7 +125,10 @@ async fn bench() -> Bench {
          max_concurrent_password_checks = {PASSWORD_CHECKS}\n"
     );
     let config = with_server_lines(
-        config_with(vec![("alice", format!("password_hash = \"{hash}\""))], limits),
+        config_with(
+            vec![("alice", format!("password_hash = \"{hash}\""))],
+            limits,
+        ),
         "proxy_protocol = true\ntrusted_proxies = [\"127.0.0.1\"]".to_string(),
     );
     let bench = Bench::start_with(BenchOptions {
@@ -152,7 +155,8 @@ async fn first_line(child: &mut tokio::process::Child) -> Value {
     use tokio::io::AsyncBufReadExt;
     let out = child.stdout.as_mut().unwrap();
     let mut line = String::new();
-    let read = tokio::io::BufReader::new(out).read_line(&mut line);
+    let mut reader = tokio::io::BufReader::new(out);
+    let read = reader.read_line(&mut line);
     tokio::time::timeout(Duration::from_secs(60), read)
         .await
         .expect("the attacker reports within a minute")
@@ -187,7 +191,8 @@ fn resident_kib() -> u64 {
 /// Holds `count` connections from addresses `prefix` + n for a few seconds; returns how many
 /// were admitted and the most fds this process had open meanwhile.
 async fn hold_flood(bench: &Bench, count: u64, prefix: &str) -> (u64, u64) {
-    let mut child = attacker(bench, &["hold", PASSWORD, &count.to_string(), "3", prefix])
+    let mut command = attacker(bench, &["hold", PASSWORD, &count.to_string(), "3", prefix]);
+    let mut child = command
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -215,11 +220,13 @@ async fn fds_back_to(baseline: u64, slack: u64) -> u64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pre_login_flood_is_held_to_the_limits_and_leaves_nothing_behind() {
     let bench = bench().await;
-    bench.dropbox_upload("/alice/hello.txt", b"hi".to_vec()).await;
+    bench
+        .dropbox_upload("/alice/hello.txt", b"hi".to_vec())
+        .await;
     // Warm up (first login, first argon2 check, connection pools), then take the baseline.
     let first = login(&bench, "203.0.113.1").await;
     assert_eq!(first["files"], serde_json::json!(["hello.txt"]), "{first}");
-    let base_fds = fds_back_to(0, u64::MAX).await;
+    let base_fds = open_fds();
     let base_kib = resident_kib();
     // Sockets of the gateway's own work (emulator requests, a login in progress) come and go.
     let slack = 12;
@@ -237,9 +244,15 @@ async fn a_pre_login_flood_is_held_to_the_limits_and_leaves_nothing_behind() {
     };
     eprintln!("/64 flood: {admitted} admitted, fds {base_fds} -> {peak}");
     assert_eq!(admitted, NOT_LOGGED_IN_PER_ADDRESS);
-    assert!(peak <= base_fds + NOT_LOGGED_IN_PER_ADDRESS + slack, "{peak} fds");
+    assert!(
+        peak <= base_fds + NOT_LOGGED_IN_PER_ADDRESS + slack,
+        "{peak} fds"
+    );
     let after = fds_back_to(base_fds, 2).await;
-    assert!(after <= base_fds + 2, "fds after the /64 flood: {after} vs {base_fds}");
+    assert!(
+        after <= base_fds + 2,
+        "fds after the /64 flood: {after} vs {base_fds}"
+    );
 
     // 300 IPv4 addresses: the cap on connections not logged in, over all addresses.
     let (admitted, peak) = hold_flood(&bench, 300, "10.7").await;
@@ -247,7 +260,10 @@ async fn a_pre_login_flood_is_held_to_the_limits_and_leaves_nothing_behind() {
     assert_eq!(admitted, NOT_LOGGED_IN);
     assert!(peak <= base_fds + NOT_LOGGED_IN + slack, "{peak} fds");
     let after = fds_back_to(base_fds, 2).await;
-    assert!(after <= base_fds + 2, "fds after the IPv4 flood: {after} vs {base_fds}");
+    assert!(
+        after <= base_fds + 2,
+        "fds after the IPv4 flood: {after} vs {base_fds}"
+    );
 
     // Password guesses from 16 threads at once: at most two argon2 checks in memory.
     let peak_kib = Arc::new(AtomicU64::new(base_kib));
@@ -280,7 +296,10 @@ async fn a_pre_login_flood_is_held_to_the_limits_and_leaves_nothing_behind() {
     let after = fds_back_to(base_fds, 2).await;
     assert!(after <= base_fds + 2, "{after} vs {base_fds}");
     let settled = resident_kib();
-    assert!(settled <= base_kib + bound, "RSS {settled} KiB after, {base_kib} before");
+    assert!(
+        settled <= base_kib + bound,
+        "RSS {settled} KiB after, {base_kib} before"
+    );
     let user = login(&bench, "203.0.113.3").await;
     assert_eq!(user["files"], serde_json::json!(["hello.txt"]), "{user}");
 }

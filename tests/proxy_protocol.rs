@@ -8,8 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    config_with, output_text, poll_until, with_key_options, with_server_lines, Bench,
-    BenchOptions, TestUser,
+    config_with, output_text, poll_until, with_key_options, with_server_lines, Bench, BenchOptions,
+    TestUser,
 };
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -55,8 +55,7 @@ async fn bench_with_key_options(
     let config = with_server_lines(
         config_with(
             Vec::new(),
-            "[audit]\noutput = \"{dir}/audit.log\"\n[limits]\nmax_login_failures = 1\n"
-                .to_string(),
+            "[audit]\noutput = \"{dir}/audit.log\"\n[limits]\nmax_login_failures = 1\n".to_string(),
         ),
         server,
     );
@@ -259,8 +258,12 @@ async fn key_options_from_and_expiry_time_see_the_real_client_address() {
         .map(|l| (l["remote"].as_str().unwrap(), l["result"].as_str().unwrap()))
         .collect();
     assert!(logins.contains(&("198.51.100.7:4000", "ok")), "{logins:?}");
-    assert!(!logins.iter().any(|(remote, result)| *result == "ok"
-        && *remote != "198.51.100.7:4000"), "{logins:?}");
+    assert!(
+        !logins
+            .iter()
+            .any(|(remote, result)| *result == "ok" && *remote != "198.51.100.7:4000"),
+        "{logins:?}"
+    );
 }
 
 /// Someone who is not a user (with bob's key).

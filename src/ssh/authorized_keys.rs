@@ -254,10 +254,11 @@ mod tests {
         let utc = AuthorizedKey::parse(&format!(r#"expiry-time="203001020304Z" {KEY} c"#)).unwrap();
         assert_eq!(utc.expires, Some(1_893_553_440));
         assert_eq!(utc.check(ip("127.0.0.1"), now), Ok(()));
-        let earliest = format!(
-            r#"expiry-time="20300102030405Z",EXPIRY-TIME="20290101Z" {KEY}"#
+        let earliest = format!(r#"expiry-time="20300102030405Z",EXPIRY-TIME="20290101Z" {KEY}"#);
+        assert_eq!(
+            AuthorizedKey::parse(&earliest).unwrap().expires,
+            Some(1_861_920_000)
         );
-        assert_eq!(AuthorizedKey::parse(&earliest).unwrap().expires, Some(1_861_920_000));
     }
 
     #[test]

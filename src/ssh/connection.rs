@@ -171,7 +171,11 @@ impl<B: Backend> Connection<B> {
         let user = logins.users.get(name)?;
         let now = certificate::unix_now() as i64;
         let mut refusal = None;
-        for entry in user.keys.iter().filter(|k| k.key.key_data() == key.key_data()) {
+        for entry in user
+            .keys
+            .iter()
+            .filter(|k| k.key.key_data() == key.key_data())
+        {
             match entry.check(self.peer.ip(), now) {
                 Ok(()) => return Some(user.clone()),
                 Err(reason) => refusal = Some(reason),
@@ -253,7 +257,7 @@ impl<B: Backend> Handler for Connection<B> {
     type Error = anyhow::Error;
 
     /// The client's first question: which methods this user may use.
-    async fn auth_none(&mut self, user: &str) -> Result<Auth, Self::Error> {
+    async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
         self.refuse_if_banned()?;
         Ok(self.reject())
     }

@@ -31,7 +31,10 @@ pub fn proxy_header(bytes: &[u8]) {
 /// address and time.
 pub fn authorized_keys_line(line: &str) {
     if let Ok((options, key_text)) = split_options(line) {
-        assert!(line.ends_with(key_text), "the key text is the end of the line");
+        assert!(
+            line.ends_with(key_text),
+            "the key text is the end of the line"
+        );
         for option in &options {
             let name = &option.name;
             assert!(!name.is_empty());
@@ -64,7 +67,14 @@ mod tests {
     /// backslash: sshd's format cannot write one there (`\"` is always a quote).
     fn value() -> impl Strategy<Value = String> {
         prop::collection::vec(
-            prop_oneof![Just('"'), Just(','), Just(' '), Just('\\'), Just('*'), Just('1')],
+            prop_oneof![
+                Just('"'),
+                Just(','),
+                Just(' '),
+                Just('\\'),
+                Just('*'),
+                Just('1')
+            ],
             0..8,
         )
         .prop_map(|chars| chars.into_iter().collect::<String>())

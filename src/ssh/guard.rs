@@ -24,9 +24,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ipnet::Ipv6Net;
-use tokio::sync::Semaphore;
 
-use super::password::{check_password, StoredPasswordHash};
+use super::password::PasswordChecks;
 use crate::config::LimitsConfig;
 
 /// Addresses with failure history kept at most; the oldest are forgotten beyond this.
@@ -269,29 +268,6 @@ impl Drop for PreLoginSlot {
     }
 }
 
-/// At most `max_concurrent_password_checks` argon2id checks at once; the others wait in turn.
-/// The permit travels with the check onto its blocking thread, so a client that disconnects
-/// mid-check cannot free its place while the check still runs.
-pub struct PasswordChecks {
-    slots: Arc<Semaphore>,
-}
-
-impl PasswordChecks {
-    fn new(max: usize) -> PasswordChecks {
-        PasswordChecks {
-            slots: Arc::new(Semaphore::new(max)),
-        }
-    }
-
-    /// Whether `password` matches `hash` (see [`check_password`]), once a place is free.
-    pub async fn check(&self, hash: Option<StoredPasswordHash>, password: String) -> bool {
-        let Ok(permit) = self.slots.clone().acquire_owned().await else {
-            return false;
-        };
-        check_password(hash, password, permit).await
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -363,8 +339,14 @@ mod tests {
         for n in 0..3 {
             guard.record_failure_at(ip(&format!("2001:db8:1:2::{n}:1")), t0);
         }
-        assert!(guard.is_banned(ip("2001:db8:1:2:abcd::1")), "the ban covers the /64");
-        assert!(!guard.is_banned(ip("2001:db8:1:3::1")), "the next /64 is not banned");
+        assert!(
+            guard.is_banned(ip("2001:db8:1:2:abcd::1")),
+            "the ban covers the /64"
+        );
+        assert!(
+            !guard.is_banned(ip("2001:db8:1:3::1")),
+            "the next /64 is not banned"
+        );
 
         let exact = AddressGuard::new(LimitsConfig {
             ipv6_prefix_len: 128,

@@ -209,13 +209,8 @@ async fn run_connection<B: Backend>(
     let started = std::time::Instant::now();
     let auth_timeout = context.limits.auth_timeout();
     let logged_in = Arc::new(std::sync::OnceLock::new());
-    let handler = connection::Connection::new(
-        context,
-        guard,
-        pre_login,
-        audit.clone(),
-        logged_in.clone(),
-    );
+    let handler =
+        connection::Connection::new(context, guard, pre_login, audit.clone(), logged_in.clone());
     let result = run_until_closed(config, socket, handler, auth_timeout, &logged_in).await;
     match &result {
         Ok(()) => tracing::info!(conn = id, "disconnected"),

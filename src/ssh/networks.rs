@@ -162,7 +162,8 @@ mod tests {
     #[test]
     fn from_patterns_match_as_sshd_does() {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        let patterns = AddressPatterns::parse("10.0.0.0/8,!10.9.9.9,192.0.2.?,2001:db8::*").unwrap();
+        let patterns =
+            AddressPatterns::parse("10.0.0.0/8,!10.9.9.9,192.0.2.?,2001:db8::*").unwrap();
         assert!(patterns.allows(ip("10.1.2.3")));
         assert!(!patterns.allows(ip("10.9.9.9")), "negation wins");
         assert!(patterns.allows(ip("192.0.2.7")));
@@ -174,11 +175,21 @@ mod tests {
         assert!(!only.allows(ip("127.0.0.1")));
         assert!(only.allows(ip("10.9.9.9")));
         let names = AddressPatterns::parse("*.example.com").unwrap();
-        assert!(!names.allows(ip("127.0.0.1")), "no reverse DNS: names match nobody");
+        assert!(
+            !names.allows(ip("127.0.0.1")),
+            "no reverse DNS: names match nobody"
+        );
         let anything_but = AddressPatterns::parse("*,!127.0.0.1").unwrap();
         assert!(!anything_but.allows(ip("127.0.0.1")));
         assert!(anything_but.allows(ip("127.0.0.2")));
-        for bad in ["", "10.0.0.1,", "!", "10.0.0.0/33", "1.2.3.4/x", "10.0.0.1, 10.0.0.2"] {
+        for bad in [
+            "",
+            "10.0.0.1,",
+            "!",
+            "10.0.0.0/33",
+            "1.2.3.4/x",
+            "10.0.0.1, 10.0.0.2",
+        ] {
             assert!(AddressPatterns::parse(bad).is_err(), "{bad:?}");
         }
     }
