@@ -804,7 +804,9 @@ pub fn with_key_options(
         for (user, user_options) in &options {
             let path = dir.join(format!("{user}.pub"));
             let key = std::fs::read_to_string(&path).unwrap();
-            std::fs::write(&path, format!("{user_options} {key}")).unwrap();
+            // With a comment, as ssh-keygen writes keys.
+            let line = format!("{user_options} {} {user}@test\n", key.trim());
+            std::fs::write(&path, line).unwrap();
         }
         maker(dir, url)
     })
