@@ -3,12 +3,13 @@
 //! The russh handler callbacks run on the connection's own task, so nothing here may wait on
 //! SFTP work: the subsystem runs on a task of its own, and the callbacks only start it.
 //!
-//! Login: public keys for every user, user certificates signed by a trusted CA
-//! ([`certificate`]), a password only for users with a `password_hash` (the
-//! methods offered after the first "none" request are the user's own). Failed logins count
-//! towards the address's ban: every wrong password, and one per connection whose keys were
-//! all refused (a client offering several keys is one attempt, not several). A banned address
-//! is disconnected at its next attempt. Logins, good and bad, go to the audit log.
+//! Login: public keys for every user (with their authorized_keys options, [`authorized_keys`]),
+//! user certificates signed by a trusted CA ([`certificate`]), a password only for users with
+//! a `password_hash`. The methods offered are the same for every user name, known or not, so
+//! they reveal nothing about who exists. Failed logins count towards the address's ban: every
+//! wrong password, and one per connection whose keys were all refused (a client offering
+//! several keys is one attempt, not several). A banned address is disconnected at its next
+//! attempt. Logins, good and bad, go to the audit log.
 //!
 //! What a connection opens ends with it: the handler owns its SFTP sessions' tasks, and russh
 //! drops the handler when the connection ends, which aborts them; a session also ends when the
@@ -16,6 +17,8 @@
 //! removed, names released), even if its writer was waiting for window the client will never
 //! grant. Channels per connection and SFTP sessions per user are capped ([`super::quotas`]); a
 //! refusal says why, to the client and in the log.
+//!
+//! [`authorized_keys`]: super::authorized_keys
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -30,8 +33,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::certificate;
-use super::guard::AddressGuard;
-use super::password::check_password;
+use super::guard::{AddressGuard, PreLoginSlot};
 use super::quotas::UserQuotas;
 use super::{Backend, ServerContext};
 use crate::audit::AuditSession;
@@ -46,6 +48,8 @@ pub struct Connection<B> {
     peer: SocketAddr,
     context: Arc<ServerContext<B>>,
     guard: Arc<AddressGuard>,
+    /// This connection's place among those not logged in yet; given back at login.
+    pre_login: Option<PreLoginSlot>,
     audit: AuditSession,
     /// The user's name once logged in, shared with the code that runs the connection (for the
     /// authentication timeout and the disconnect line).
@@ -89,6 +93,7 @@ impl<B: Backend> Connection<B> {
         context: Arc<ServerContext<B>>,
         guard: Arc<AddressGuard>,
         quotas: Arc<UserQuotas>,
+        pre_login: PreLoginSlot,
         audit: AuditSession,
         logged_in: Arc<OnceLock<String>>,
     ) -> Self {
@@ -97,6 +102,7 @@ impl<B: Backend> Connection<B> {
             peer: audit.remote,
             context,
             guard,
+            pre_login: Some(pre_login),
             audit,
             logged_in,
             user: None,
@@ -119,25 +125,20 @@ impl<B: Backend> Connection<B> {
         self.channels.len() + self.sftp_sessions.len()
     }
 
-    /// The methods `name` may log in with: public key, and password if they have one.
-    fn methods_for(&self, name: &str) -> MethodSet {
-        let has_password = self
-            .context
-            .directory
-            .current()
-            .users
-            .get(name)
-            .is_some_and(|u| u.password_hash.is_some());
+    /// The methods offered, the same whoever asks: public key, and password if any user has
+    /// one. Answering per user would tell a client which names exist and which have a
+    /// password; a password for a user without one fails after the same slow check.
+    fn methods(&self) -> MethodSet {
         let mut methods = vec![MethodKind::PublicKey];
-        if has_password {
+        if self.context.directory.current().any_password() {
             methods.push(MethodKind::Password);
         }
         MethodSet::from(&methods[..])
     }
 
-    fn reject(&self, name: &str) -> Auth {
+    fn reject(&self) -> Auth {
         Auth::Reject {
-            proceed_with_methods: Some(self.methods_for(name)),
+            proceed_with_methods: Some(self.methods()),
             partial_success: false,
         }
     }
@@ -155,6 +156,7 @@ impl<B: Backend> Connection<B> {
         tracing::info!(conn = self.id, peer = %self.peer, user = %user.name, method = method.name(), "login accepted");
         self.record_login(&user.name, method, None);
         let _ = self.logged_in.set(user.name.clone());
+        self.pre_login = None;
         self.user = Some(user);
         Auth::Accept
     }
@@ -171,13 +173,13 @@ impl<B: Backend> Connection<B> {
             );
             anyhow::bail!("address banned after failed logins");
         }
-        Ok(self.reject(name))
+        Ok(self.reject())
     }
 
     /// A refused key: the first one of a connection counts as a failed login.
     fn refuse_key(&mut self, name: &str) -> anyhow::Result<Auth> {
         if self.key_failure_counted {
-            return Ok(self.reject(name));
+            return Ok(self.reject());
         }
         self.key_failure_counted = true;
         self.fail_login(name, Method::PublicKey)
@@ -193,14 +195,27 @@ impl<B: Backend> Connection<B> {
         crate::metrics::login(method.name(), if error.is_none() { "ok" } else { "failed" });
     }
 
-    /// The configured user if `key` is one of their authorized keys.
+    /// The configured user if `key` is one of their authorized keys and its options let it
+    /// log in from here now; why not is logged.
     fn user_with_key(&self, name: &str, key: &PublicKey) -> Option<User> {
         let logins = self.context.directory.current();
         let user = logins.users.get(name)?;
-        user.keys
+        let now = certificate::unix_now() as i64;
+        let mut refusal = None;
+        for entry in user
+            .keys
             .iter()
-            .any(|k| k.key_data() == key.key_data())
-            .then(|| user.clone())
+            .filter(|k| k.key.key_data() == key.key_data())
+        {
+            match entry.check(self.peer.ip(), now) {
+                Ok(()) => return Some(user.clone()),
+                Err(reason) => refusal = Some(reason),
+            }
+        }
+        if let Some(reason) = refusal {
+            tracing::info!(conn = self.id, peer = %self.peer, user = name, %reason, "key refused");
+        }
+        None
     }
 
     /// The configured user if `cert` vouches for them; the reason is logged otherwise.
@@ -294,9 +309,9 @@ impl<B: Backend> Handler for Connection<B> {
     type Error = anyhow::Error;
 
     /// The client's first question: which methods this user may use.
-    async fn auth_none(&mut self, user: &str) -> Result<Auth, Self::Error> {
+    async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
         self.refuse_if_banned()?;
-        Ok(self.reject(user))
+        Ok(self.reject())
     }
 
     /// Answering the offer without a signature round trip for keys that cannot succeed.
@@ -348,7 +363,8 @@ impl<B: Backend> Handler for Connection<B> {
         self.refuse_if_banned()?;
         let found = self.context.directory.current().users.get(user).cloned();
         let hash = found.as_ref().and_then(|u| u.password_hash.clone());
-        if check_password(hash, password.to_string()).await {
+        let checks = self.guard.password_checks();
+        if checks.check(hash, password.to_string()).await {
             if let Some(found) = found {
                 return Ok(self.accept_login(found, Method::Password));
             }

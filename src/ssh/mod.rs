@@ -17,9 +17,14 @@
 //! and a connection from anywhere else is refused, since a client that could connect directly
 //! could claim any address in a header of its own.
 
+pub mod authorized_keys;
 mod certificate;
 mod connection;
 pub mod directory;
+/// Entry points for the fuzz targets in `fuzz/`; feature `testing`. Not a stable API.
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod guard;
 pub mod host_key;
 pub mod networks;
@@ -43,7 +48,7 @@ use crate::config::{LimitsConfig, User};
 use crate::metrics;
 use crate::vfs::Vfs;
 use directory::Directory;
-use guard::{AddressGuard, ConnectionSlot};
+use guard::{AddressGuard, ConnectionSlot, PreLoginSlot};
 use networks::Networks;
 use quotas::UserQuotas;
 
@@ -129,14 +134,15 @@ impl Incoming {
             Err(reason) => return refuse(&audit(self.peer), &reason),
         };
         let audit = audit(client);
-        let slot = match self.guard.admit(client.ip()) {
-            Ok(slot) => slot,
+        let (slot, pre_login) = match self.guard.admit(client.ip()) {
+            Ok(slots) => slots,
             Err(refusal) => return refuse(&audit, refusal.reason()),
         };
         let connection = Accepted {
             socket: self.socket,
             audit,
             slot,
+            pre_login,
             guard: self.guard,
             quotas: self.quotas,
         };
@@ -182,6 +188,8 @@ struct Accepted {
     audit: AuditSession,
     /// Held until the connection ends: its place in the connection caps.
     slot: ConnectionSlot,
+    /// Held until the connection logs in (or ends): its place among those not logged in.
+    pre_login: PreLoginSlot,
     guard: Arc<AddressGuard>,
     quotas: Arc<UserQuotas>,
 }
@@ -195,6 +203,7 @@ async fn run_connection<B: Backend>(
         socket,
         audit,
         slot,
+        pre_login,
         guard,
         quotas,
     } = accepted;
@@ -210,8 +219,14 @@ async fn run_connection<B: Backend>(
     let auth_timeout = context.limits.auth_timeout();
     let logged_in = Arc::new(std::sync::OnceLock::new());
     // russh drops the handler when the connection ends, and with it the SFTP sessions it runs.
-    let handler =
-        connection::Connection::new(context, guard, quotas, audit.clone(), logged_in.clone());
+    let handler = connection::Connection::new(
+        context,
+        guard,
+        quotas,
+        pre_login,
+        audit.clone(),
+        logged_in.clone(),
+    );
     let result = run_until_closed(config, socket, handler, auth_timeout, &logged_in).await;
     match &result {
         Ok(()) => tracing::info!(conn = id, "disconnected"),
