@@ -118,6 +118,7 @@ fn write_options(flags: OpenFlags, attrs: &FileAttributes) -> WriteOptions {
         append: flags.contains(OpenFlags::APPEND),
         exclusive: flags.contains(OpenFlags::EXCLUDE),
         mtime: attrs.mtime.map(i64::from),
+        ..WriteOptions::default()
     }
 }
 
