@@ -13,6 +13,7 @@ use anyhow::{bail, Context};
 use russh::keys::PublicKey;
 use serde::Deserialize;
 
+pub use crate::ssh::authorized_keys::AuthorizedKey;
 pub use crate::ssh::networks::Networks;
 pub use crate::ssh::password::StoredPasswordHash;
 use crate::vfs::permissions::{Permission, Permissions, PRESETS};
@@ -261,7 +262,7 @@ impl PermissionsSetting {
     }
 }
 
-/// Abuse limits: failed-login bans, connection caps, timeouts, open handles.
+/// Abuse limits: failed-login bans, connection caps, timeouts, channels, sessions, open handles.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
@@ -279,6 +280,26 @@ pub struct LimitsConfig {
     pub auth_timeout_secs: u64,
     /// Open files and folders per SFTP session.
     pub max_handles_per_session: usize,
+    /// Channels open at once on one SSH connection (each can run an SFTP session).
+    pub max_channels_per_connection: usize,
+    /// SFTP sessions one user may run at once, over all their connections.
+    pub max_sftp_sessions_per_user: usize,
+    /// Open files and folders one user may hold at once, over all their sessions (every file
+    /// being uploaded holds a spool file).
+    pub max_handles_per_user: usize,
+
+    // Before login: what a client that has not logged in can hold.
+    /// IPv6 clients count by network of this prefix length, for bans and every per-address
+    /// cap: one host usually holds a whole /64. 128 counts each address on its own.
+    pub ipv6_prefix_len: u8,
+    /// Connections open at once that have not logged in yet, over all addresses (like sshd's
+    /// MaxStartups); beyond it new connections are closed, those logged in are not affected.
+    pub max_unauthenticated_connections: usize,
+    /// Of those, from one address (one IPv6 network).
+    pub max_unauthenticated_per_address: usize,
+    /// Password checks running at once; each argon2id check takes about 19 MiB and a CPU for
+    /// a moment, and the rest wait their turn.
+    pub max_concurrent_password_checks: usize,
 }
 
 impl Default for LimitsConfig {
@@ -289,8 +310,16 @@ impl Default for LimitsConfig {
             ban_secs: 900,
             max_connections: 1000,
             max_connections_per_address: 20,
-            auth_timeout_secs: 60,
+            auth_timeout_secs: 30,
             max_handles_per_session: 256,
+            max_channels_per_connection: 10,
+            max_sftp_sessions_per_user: 64,
+            max_handles_per_user: 1024,
+
+            ipv6_prefix_len: 64,
+            max_unauthenticated_connections: 100,
+            max_unauthenticated_per_address: 10,
+            max_concurrent_password_checks: 4,
         }
     }
 }
@@ -316,12 +345,36 @@ impl LimitsConfig {
                 self.max_connections_per_address,
             ),
             ("max_handles_per_session", self.max_handles_per_session),
+            (
+                "max_channels_per_connection",
+                self.max_channels_per_connection,
+            ),
+            (
+                "max_sftp_sessions_per_user",
+                self.max_sftp_sessions_per_user,
+            ),
+            ("max_handles_per_user", self.max_handles_per_user),
             ("auth_timeout_secs", self.auth_timeout_secs as usize),
+            (
+                "max_unauthenticated_connections",
+                self.max_unauthenticated_connections,
+            ),
+            (
+                "max_unauthenticated_per_address",
+                self.max_unauthenticated_per_address,
+            ),
+            (
+                "max_concurrent_password_checks",
+                self.max_concurrent_password_checks,
+            ),
         ];
         for (key, value) in positive {
             if value == 0 {
                 bail!("limits.{key} must be at least 1");
             }
+        }
+        if !(1..=128).contains(&self.ipv6_prefix_len) {
+            bail!("limits.ipv6_prefix_len must be from 1 to 128");
         }
         if self.max_login_failures > 0 && self.login_failure_window_secs == 0 {
             bail!("limits.login_failure_window_secs must be at least 1 when banning is on");
@@ -357,7 +410,8 @@ pub struct User {
     pub account: String,
     /// Dropbox path of the jail: "" for the whole Dropbox, else "/folder/sub".
     pub dropbox_root: String,
-    pub keys: Vec<PublicKey>,
+    /// Authorized keys with the restrictions of their options.
+    pub keys: Vec<AuthorizedKey>,
     pub permissions: Permissions,
     /// Password login is possible only with one.
     pub password_hash: Option<StoredPasswordHash>,
@@ -506,20 +560,22 @@ fn check_proxy(proxy: &str) -> anyhow::Result<()> {
 }
 
 fn resolve_user(user: &UserConfig, base: &Path) -> anyhow::Result<User> {
-    let mut lines = user.authorized_keys.clone();
+    let mut keys = parse_user_keys(&user.authorized_keys)
+        .with_context(|| format!("users.{}.authorized_keys", user.name))?;
     if let Some(file) = &user.authorized_keys_file {
         let file = base.join(file);
-        let text = std::fs::read_to_string(&file).with_context(|| {
+        let context = || {
             format!(
-                "users.{}.authorized_keys_file: cannot read {}",
+                "users.{}.authorized_keys_file {}",
                 user.name,
                 file.display()
             )
-        })?;
-        lines.extend(text.lines().map(str::to_string));
+        };
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("{}: cannot read it", context()))?;
+        let lines: Vec<String> = text.lines().map(str::to_string).collect();
+        keys.extend(parse_user_keys(&lines).with_context(context)?);
     }
-    let keys = parse_authorized_keys(&lines)
-        .with_context(|| format!("users.{}.authorized_keys", user.name))?;
     Ok(User {
         name: user.name.clone(),
         account: user.account.clone(),
@@ -529,6 +585,22 @@ fn resolve_user(user: &UserConfig, base: &Path) -> anyhow::Result<User> {
         permissions: user_permissions(user)?,
         password_hash: user.password_hash.clone(),
     })
+}
+
+/// A user's authorized_keys lines with their options; the error names the line (counted from
+/// 1, blank lines and comments included) and what is wrong with it.
+fn parse_user_keys(lines: &[String]) -> anyhow::Result<Vec<AuthorizedKey>> {
+    let mut keys = Vec::new();
+    for (index, line) in lines.iter().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let key =
+            AuthorizedKey::parse(line).map_err(|e| anyhow::anyhow!("line {}: {e}", index + 1))?;
+        keys.push(key);
+    }
+    Ok(keys)
 }
 
 /// The user's permissions; all of them when the setting is absent.
@@ -541,7 +613,7 @@ pub fn user_permissions(user: &UserConfig) -> anyhow::Result<Permissions> {
     }
 }
 
-/// Parses OpenSSH authorized_keys lines (options before the key are allowed and ignored).
+/// Parses OpenSSH public key lines (CA keys; options before a key are allowed and ignored).
 pub fn parse_authorized_keys(lines: &[String]) -> anyhow::Result<Vec<PublicKey>> {
     let mut keys = Vec::new();
     for line in lines {
@@ -689,6 +761,54 @@ mod tests {
         assert_eq!(users[0].keys.len(), 1);
     }
 
+    /// A config with user alice whose `authorized_keys` are `inline` and, if given, whose
+    /// `authorized_keys_file` is `file` in `dir`.
+    fn alice_with_keys(inline: &[&str], file: Option<(&Path, &str)>) -> anyhow::Result<Vec<User>> {
+        let quoted: Vec<String> = inline.iter().map(|l| format!("{l:?}")).collect();
+        let mut text = format!(
+            "[server]\nlisten = \"127.0.0.1:2222\"\n[[accounts]]\nname = \"main\"\n\
+             access_token = \"t\"\n[[users]]\nname = \"alice\"\naccount = \"main\"\n\
+             authorized_keys = [{}]\n",
+            quoted.join(", ")
+        );
+        let base = match file {
+            Some((dir, lines)) => {
+                std::fs::write(dir.join("alice.keys"), lines).unwrap();
+                text.push_str("authorized_keys_file = \"alice.keys\"\n");
+                dir.to_path_buf()
+            }
+            None => PathBuf::from("."),
+        };
+        parse(&text)?.resolve_users(&base)
+    }
+
+    #[test]
+    fn key_options_are_kept_and_unsupported_ones_refuse_the_line() {
+        let from = format!("from=\"10.9.9.9\",expiry-time=\"20000101Z\" {KEY}");
+        let users = alice_with_keys(&[&from], None).unwrap();
+        let key = &users[0].keys[0];
+        assert!(key.check("127.0.0.1".parse().unwrap(), 0).is_err());
+        assert_eq!(key.expires, Some(946_684_800));
+
+        let forced = format!("command=\"/bin/sh\" {KEY}");
+        let err = alice_with_keys(&["# mine", &forced], None).unwrap_err();
+        let err = format!("{err:#}");
+        assert!(err.contains("users.alice.authorized_keys: line 2"), "{err}");
+        assert!(err.contains("option command is not supported"), "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let lines = format!("{KEY}\n\ncert-authority {KEY}\n");
+        let err = alice_with_keys(&[KEY], Some((dir.path(), &lines))).unwrap_err();
+        let err = format!("{err:#}");
+        assert!(err.contains("users.alice.authorized_keys_file"), "{err}");
+        assert!(err.contains("alice.keys: line 3"), "{err}");
+        assert!(err.contains("cert-authority"), "{err}");
+        assert!(
+            !err.contains("AAAAC3"),
+            "the key itself is not quoted: {err}"
+        );
+    }
+
     #[test]
     fn a_user_naming_a_missing_account_is_refused() {
         let err = parse(
@@ -739,6 +859,27 @@ mod tests {
         );
         let ok = server(&format!("trusted_user_ca_keys = [\"{KEY}\"]")).unwrap();
         assert_eq!(ok.trusted_user_cas(Path::new(".")).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn channel_session_and_handle_caps_have_defaults_and_must_be_positive() {
+        let limits = |lines: &str| {
+            parse(&format!(
+                "[server]\nlisten = \"127.0.0.1:2222\"\n[limits]\n{lines}"
+            ))
+        };
+        let defaults = limits("").unwrap().limits;
+        assert_eq!(defaults.max_channels_per_connection, 10);
+        assert_eq!(defaults.max_sftp_sessions_per_user, 64);
+        assert_eq!(defaults.max_handles_per_user, 1024);
+        for key in [
+            "max_channels_per_connection",
+            "max_sftp_sessions_per_user",
+            "max_handles_per_user",
+        ] {
+            let err = limits(&format!("{key} = 0")).unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+        }
     }
 
     #[test]

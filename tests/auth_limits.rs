@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{config_with, paramiko_with_password, Bench, BenchOptions};
+use common::{config_with, paramiko_with_password, with_key_options, Bench, BenchOptions};
 use dropgate::ssh::password::hash_password;
 use serde_json::json;
 use tokio::io::AsyncReadExt;
@@ -136,4 +136,61 @@ async fn a_connection_that_does_not_log_in_in_time_is_closed() {
     assert!(started.elapsed() < Duration::from_secs(5));
     // A client that logs in is not affected by the timeout.
     bench.sftp_ok(&bench.user("alice"), "!sleep 2\nls\n").await;
+}
+
+/// The methods the server offers in answer to `none` for `user` (paramiko's `auth_none`).
+async fn methods_offered(bench: &Bench, user: &str) -> serde_json::Value {
+    let program = r#"
+import json, sys
+import paramiko
+port, user = sys.argv[1:3]
+transport = paramiko.Transport(("127.0.0.1", int(port)))
+transport.start_client(timeout=30)
+try:
+    transport.auth_none(user)
+    print(json.dumps("accepted"))
+except paramiko.BadAuthenticationType as e:
+    print(json.dumps(sorted(e.allowed_types)))
+"#;
+    let mut command = tokio::process::Command::new(common::python_with_paramiko());
+    command
+        .args(["-c", program])
+        .arg(bench.port().to_string())
+        .arg(user);
+    let out = common::run_bounded(command, "python3 (paramiko)").await;
+    assert!(out.status.success(), "{}", common::output_text(&out));
+    serde_json::from_str(common::stdout(&out).trim()).unwrap()
+}
+
+/// Whether a name exists, or has a password, must not show in the methods offered: alice has
+/// a password, bob only a key, and mallory is nobody.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_user_name_is_offered_the_same_methods() {
+    let bench = bench("").await;
+    let alice = methods_offered(&bench, "alice").await;
+    assert_eq!(alice, json!(["password", "publickey"]));
+    assert_eq!(methods_offered(&bench, "bob").await, alice, "bob");
+    assert_eq!(methods_offered(&bench, "mallory").await, alice, "mallory");
+}
+
+/// The case the options were once dropped in: bob's `from="10.9.9.9",expiry-time="20000101"`
+/// key logged in from 127.0.0.1. Now it does not, and alice's `from=` with her real address
+/// (loopback, over IPv4 or IPv6) lets her in.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_keys_from_and_expiry_time_options_are_honoured() {
+    let config = with_key_options(
+        config_with(Vec::new(), String::new()),
+        vec![
+            ("alice", r#"no-pty,from="127.0.0.0/8,::1""#),
+            ("bob", r#"from="10.9.9.9",expiry-time="20000101""#),
+        ],
+    );
+    let bench = Bench::start_with(BenchOptions {
+        config: Some(config),
+        ..BenchOptions::default()
+    })
+    .await;
+    bench.sftp_ok(&bench.user("alice"), "ls\n").await;
+    let out = bench.sftp(&bench.user("bob"), "ls\n").await;
+    assert!(!out.status.success(), "{}", common::output_text(&out));
 }

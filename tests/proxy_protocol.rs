@@ -8,7 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    config_with, output_text, poll_until, with_server_lines, Bench, BenchOptions, TestUser,
+    config_with, output_text, poll_until, with_key_options, with_server_lines, Bench, BenchOptions,
+    TestUser,
 };
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -42,16 +43,24 @@ while True:
 "#;
 
 async fn bench(trusted: &str) -> Bench {
+    bench_with_key_options(trusted, Vec::new()).await
+}
+
+/// [`bench`], with authorized_keys `options` before the named users' keys.
+async fn bench_with_key_options(
+    trusted: &str,
+    options: Vec<(&'static str, &'static str)>,
+) -> Bench {
     let server = format!("proxy_protocol = true\ntrusted_proxies = [\"{trusted}\"]");
+    let config = with_server_lines(
+        config_with(
+            Vec::new(),
+            "[audit]\noutput = \"{dir}/audit.log\"\n[limits]\nmax_login_failures = 1\n".to_string(),
+        ),
+        server,
+    );
     let bench = Bench::start_with(BenchOptions {
-        config: Some(with_server_lines(
-            config_with(
-                Vec::new(),
-                "[audit]\noutput = \"{dir}/audit.log\"\n[limits]\nmax_login_failures = 1\n"
-                    .to_string(),
-            ),
-            server,
-        )),
+        config: Some(with_key_options(config, options)),
         ..BenchOptions::default()
     })
     .await;
@@ -208,6 +217,52 @@ async fn headers_from_an_untrusted_address_and_malformed_headers_are_refused() {
     assert!(
         refused["error"].as_str().unwrap().contains("PROXY"),
         "{refused}"
+    );
+}
+
+/// authorized_keys `from=` is checked against the client's address from the PROXY header, not
+/// the balancer's (127.0.0.1), and an expired key (`expiry-time=`) no longer logs in. Each
+/// refused attempt comes from an address of its own, since one failure bans an address here.
+#[tokio::test(flavor = "multi_thread")]
+async fn key_options_from_and_expiry_time_see_the_real_client_address() {
+    let bench = bench_with_key_options(
+        "127.0.0.1/32",
+        vec![
+            ("alice", r#"restrict,from="198.51.100.0/24,!198.51.100.66""#),
+            ("bob", r#"from="10.9.9.9",expiry-time="20000101""#),
+        ],
+    )
+    .await;
+    let login = |user: &'static str, ip: &'static str| {
+        let bench = &bench;
+        async move {
+            let out = sftp_via(bench, bench.user(user), "v1", (ip, 4000), "ls\n").await;
+            (out.status.success(), output_text(&out))
+        }
+    };
+    let (ok, text) = login("alice", "198.51.100.7").await;
+    assert!(ok, "inside from=: {text}");
+    let (ok, text) = login("alice", "198.51.100.66").await;
+    assert!(!ok, "negated in from=: {text}");
+    let (ok, text) = login("alice", "203.0.113.7").await;
+    assert!(!ok, "outside from=: {text}");
+    let (ok, text) = login("alice", "127.0.0.1").await;
+    assert!(!ok, "the balancer's own address: {text}");
+    let (ok, text) = login("bob", "10.9.9.9").await;
+    assert!(!ok, "expired key: {text}");
+
+    let lines = audit_lines(&bench);
+    let logins: Vec<_> = lines
+        .iter()
+        .filter(|l| l["event"] == "login")
+        .map(|l| (l["remote"].as_str().unwrap(), l["result"].as_str().unwrap()))
+        .collect();
+    assert!(logins.contains(&("198.51.100.7:4000", "ok")), "{logins:?}");
+    assert!(
+        !logins
+            .iter()
+            .any(|(remote, result)| *result == "ok" && *remote != "198.51.100.7:4000"),
+        "{logins:?}"
     );
 }
 

@@ -66,6 +66,7 @@ async fn run(options: u8, stream: Vec<u8>) {
     let limits = SessionLimits {
         max_in_flight: [1, 2, 8, 128][usize::from(options >> 3 & 3)],
         max_handles: [1, 2, 4, 256][usize::from(options >> 5 & 3)],
+        user_handles: None,
         user: "fuzz".to_string(),
     };
 

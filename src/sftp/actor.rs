@@ -118,6 +118,7 @@ fn write_options(flags: OpenFlags, attrs: &FileAttributes) -> WriteOptions {
         append: flags.contains(OpenFlags::APPEND),
         exclusive: flags.contains(OpenFlags::EXCLUDE),
         mtime: attrs.mtime.map(i64::from),
+        ..WriteOptions::default()
     }
 }
 
@@ -312,9 +313,16 @@ async fn setstat<F: Vfs>(fs: &F, file: &mut OpenFile<F>, attrs: FileAttributes) 
 }
 
 /// CLOSE: an upload answers OK only once the backend holds the file.
+///
+/// The commit runs on a task of its own, which the end of the session does not abort: a client
+/// that sent CLOSE has handed over the whole file, so a disconnect while the commit runs (the
+/// session's tasks are then aborted) must neither cut a commit off halfway nor lose the file.
+/// The client just never hears the answer; a graceful shutdown still waits for the commit.
 async fn close<F: Vfs>(file: OpenFile<F>, id: u32) -> Outcome {
     if let OpenFile::Write { upload, .. } = file {
-        upload.commit().await?;
+        tokio::spawn(upload.commit())
+            .await
+            .map_err(|e| failure(&format!("the commit stopped unexpectedly: {e}")))??;
     }
     Ok(status::ok(id))
 }

@@ -57,7 +57,19 @@ pub(super) struct WriteRequest {
 }
 
 /// Reads the next packet. `Ok(None)` when the client closed the stream between packets.
+#[cfg(any(test, feature = "testing"))]
 pub(super) async fn read_packet<R>(reader: &mut R) -> anyhow::Result<Option<Incoming>>
+where
+    R: AsyncRead + Unpin,
+{
+    Ok(read_sized_packet(reader)
+        .await?
+        .map(|(incoming, _)| incoming))
+}
+
+/// Like [`read_packet`], with the packet's length on the wire: what holding it costs, whatever
+/// its type (a STAT may carry a quarter-MiB path just as a WRITE carries data).
+pub(super) async fn read_sized_packet<R>(reader: &mut R) -> anyhow::Result<Option<(Incoming, u32)>>
 where
     R: AsyncRead + Unpin,
 {
@@ -79,7 +91,7 @@ where
             bail!("stream ended in the middle of a packet");
         }
     }
-    decode(body.freeze()).map(Some)
+    decode(body.freeze()).map(|incoming| Some((incoming, len)))
 }
 
 /// Reads the length field; `None` on a clean end of stream (nothing read at all).

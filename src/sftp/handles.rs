@@ -10,13 +10,17 @@
 //! entry stays until its task has finished committing. Path requests that touch a file whose
 //! upload is still committing wait for that ([`HandleTable::barriers`]): WinSCP, for one, sends
 //! its SETSTAT right behind the CLOSE without waiting for the reply.
+//!
+//! Open handles are capped per session, and with a [`HandleQuota`] also per user over all their
+//! sessions: every write handle holds a spool file, so sessions times handles would otherwise
+//! be the file descriptors one user can pin.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use russh_sftp::protocol::FileAttributes;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use super::extensions::CopyRange;
 use super::session::Permit;
@@ -76,6 +80,8 @@ struct Entry {
     /// `None` once CLOSE has been queued (or the session is ending): no more requests go in.
     queue: Option<mpsc::UnboundedSender<Job>>,
     done: watch::Receiver<()>,
+    /// The handle's place in its user's quota, given back when the entry goes.
+    _quota: Option<OwnedSemaphorePermit>,
 }
 
 impl Entry {
@@ -92,17 +98,59 @@ struct Inner {
     shut: bool,
 }
 
+/// Open handles one user may hold over all their sessions, shared by those sessions. A handle
+/// counts from its OPEN until its task has ended (a closed upload still holds its spool file
+/// while it commits).
+#[derive(Debug, Clone)]
+pub struct HandleQuota {
+    open: Arc<Semaphore>,
+    limit: usize,
+}
+
+impl HandleQuota {
+    pub fn new(limit: usize) -> Self {
+        HandleQuota {
+            open: Arc::new(Semaphore::new(limit)),
+            limit,
+        }
+    }
+
+    fn refusal(&self) -> VfsError {
+        VfsError::Failure(format!(
+            "too many open handles for this user over all sessions (the limit is {}); \
+             close some first",
+            self.limit
+        ))
+    }
+
+    fn check(&self) -> Result<(), VfsError> {
+        match self.open.available_permits() {
+            0 => Err(self.refusal()),
+            _ => Ok(()),
+        }
+    }
+
+    fn take(&self) -> Result<OwnedSemaphorePermit, VfsError> {
+        self.open
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| self.refusal())
+    }
+}
+
 /// Open handles of one session. Locked only for short, non-async sections.
 pub(super) struct HandleTable {
     inner: Mutex<Inner>,
     max_open: usize,
+    user_quota: Option<HandleQuota>,
 }
 
 impl HandleTable {
-    pub fn new(max_open: usize) -> Self {
+    pub fn new(max_open: usize, user_quota: Option<HandleQuota>) -> Self {
         HandleTable {
             inner: Mutex::new(Inner::default()),
             max_open,
+            user_quota,
         }
     }
 
@@ -128,13 +176,18 @@ impl HandleTable {
                 self.max_open
             )));
         }
-        Ok(())
+        self.user_quota.as_ref().map_or(Ok(()), HandleQuota::check)
     }
 
     /// Adds a handle and returns what its task needs to serve it.
     pub fn register(&self, path: VPath, kind: HandleKind) -> Result<Registration, VfsError> {
         let mut inner = self.lock();
         self.room_in(&inner)?;
+        let quota = self
+            .user_quota
+            .as_ref()
+            .map(HandleQuota::take)
+            .transpose()?;
         inner.next_handle += 1;
         let handle = inner.next_handle.to_string();
         let (queue, jobs) = mpsc::unbounded_channel();
@@ -146,6 +199,7 @@ impl HandleTable {
                 kind,
                 queue: Some(queue),
                 done: done_rx,
+                _quota: quota,
             },
         );
         Ok(Registration { handle, jobs, done })
@@ -243,7 +297,7 @@ mod tests {
 
     #[test]
     fn limits_open_handles_and_frees_on_close() {
-        let table = HandleTable::new(1);
+        let table = HandleTable::new(1, None);
         let first = table.register(path("/a"), HandleKind::Read).unwrap();
         assert!(table.register(path("/b"), HandleKind::Read).is_err());
         table.submit(&first.handle, job(HandleOp::Close)).unwrap();
@@ -254,7 +308,7 @@ mod tests {
 
     #[test]
     fn closing_upload_is_a_barrier_until_its_task_ends() {
-        let table = HandleTable::new(4);
+        let table = HandleTable::new(4, None);
         let reg = table.register(path("/f"), HandleKind::Write).unwrap();
         assert!(table.barriers(&[path("/f")]).is_empty());
         table.submit(&reg.handle, job(HandleOp::Close)).unwrap();
@@ -266,7 +320,7 @@ mod tests {
 
     #[test]
     fn setstat_finds_an_open_upload_of_the_path() {
-        let table = HandleTable::new(4);
+        let table = HandleTable::new(4, None);
         let reg = table.register(path("/f"), HandleKind::Write).unwrap();
         table.register(path("/f"), HandleKind::Read).unwrap();
         assert_eq!(table.open_upload(&path("/f")), Some(reg.handle.clone()));
@@ -276,8 +330,30 @@ mod tests {
     }
 
     #[test]
+    fn the_user_quota_spans_sessions_and_frees_when_a_handle_task_ends() {
+        let quota = HandleQuota::new(2);
+        let first = HandleTable::new(4, Some(quota.clone()));
+        let second = HandleTable::new(4, Some(quota));
+        let a = first.register(path("/a"), HandleKind::Write).unwrap();
+        second.register(path("/b"), HandleKind::Read).unwrap();
+        let Err(refused) = second.register(path("/c"), HandleKind::Read) else {
+            panic!("a third handle over a quota of two");
+        };
+        assert!(
+            refused.to_string().contains("too many open handles"),
+            "{refused}"
+        );
+        assert!(first.check_room().is_err());
+        // A CLOSE alone does not free the place: the upload still commits from its spool file.
+        first.submit(&a.handle, job(HandleOp::Close)).unwrap();
+        assert!(first.check_room().is_err());
+        first.remove(&a.handle);
+        second.register(path("/c"), HandleKind::Read).unwrap();
+    }
+
+    #[test]
     fn shut_down_refuses_new_handles() {
-        let table = HandleTable::new(4);
+        let table = HandleTable::new(4, None);
         table.shut_down();
         assert!(table.register(path("/f"), HandleKind::Read).is_err());
     }

@@ -41,6 +41,7 @@ pub mod testing;
 #[doc(hidden)]
 pub mod fuzzing;
 
+pub use handles::HandleQuota;
 pub use session::serve;
 
 /// Per-session limits and the name shown in listings.
@@ -51,6 +52,8 @@ pub struct SessionLimits {
     pub max_in_flight: usize,
     /// Open file and directory handles. Advertised through `limits@openssh.com`. Default 256.
     pub max_handles: usize,
+    /// Open handles of this session's user over all their sessions; `None`: no such cap.
+    pub user_handles: Option<HandleQuota>,
     /// Shown as owner and group in `ls -l` style longnames (the logged-in user's name).
     pub user: String,
 }
@@ -60,6 +63,7 @@ impl Default for SessionLimits {
         SessionLimits {
             max_in_flight: 128,
             max_handles: 256,
+            user_handles: None,
             user: "dropgate".to_string(),
         }
     }

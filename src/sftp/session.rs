@@ -7,20 +7,33 @@
 //! thousands of READs in flight, deadlocked that way). So reading and executing are split:
 //!
 //! * the reader decodes packets into a queue, and pauses only when the requests not yet
-//!   answered hold more than [`MAX_REQUEST_BYTES`] — that takes a flood of WRITE data, whose
-//!   replies are small status packets that never wait long for window;
+//!   answered hold more than [`MAX_REQUEST_BYTES`], each counted at its length on the wire —
+//!   that takes a flood of WRITE data, whose replies are small status packets that never wait
+//!   long for window, or of requests with huge paths, whose client pays with a stalled
+//!   connection;
 //! * the dispatcher takes one of `max_in_flight` slots per request, which bounds the replies
 //!   (READ data) in memory.
 //!
 //! Both travel with the request as its [`Permit`] until its reply is written.
 //!
+//! A paused reader is one that russh waits on: it stops reading the connection's socket until
+//! the reader takes the channel's data. If at the same time the client reads none of our
+//! replies (its window stays at 0), nothing can move again, and a client that vanishes in that
+//! state cannot even be seen to go (its FIN waits behind the data we do not read). So a reader
+//! that has waited [`STALL_LIMIT`] for room while the writer could not send a byte ends the
+//! session.
+//!
 //! The session ends when the client closes its side (`Ok`, after every accepted request has been
 //! answered) or on a protocol violation (`Err`, with handle tasks aborted). Either way uploads
-//! without a CLOSE are dropped uncommitted.
+//! without a CLOSE are dropped uncommitted. Dropping the [`serve`] future ends everything it
+//! started, the writer included: that is how the SSH layer ends a session whose connection is
+//! gone while its writer still waits for window the client will never grant.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{anyhow, bail};
 use bytes::Bytes;
@@ -28,6 +41,7 @@ use futures::FutureExt;
 use russh_sftp::protocol::Packet;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio_util::task::AbortOnDropHandle;
 
 /// What a request holds until its reply is written: one of the session's in-flight slots and
 /// its share of the request bytes (WRITE data) the session may hold at once.
@@ -76,8 +90,14 @@ where
 {
     let (mut reader, writer) = tokio::io::split(stream);
     let (reply_tx, reply_rx) = mpsc::unbounded_channel();
-    let mut writer = tokio::spawn(write_replies(writer, reply_rx));
-    let mut session = Session::new(fs, limits, Replies { tx: reply_tx });
+    let progress = ReplyProgress::default();
+    // Aborted if this future is dropped: a writer waiting for window must not outlive it.
+    let mut writer = AbortOnDropHandle::new(tokio::spawn(write_replies(
+        writer,
+        reply_rx,
+        progress.clone(),
+    )));
+    let mut session = Session::new(fs, limits, Replies { tx: reply_tx }, progress);
     let failed = session.ctx.failed.clone();
 
     let outcome = tokio::select! {
@@ -153,16 +173,53 @@ impl Replies {
     }
 }
 
+/// Whether the writer is getting replies out: bytes written so far, and whether some are waiting
+/// to go (for window from the client).
+#[derive(Clone, Default)]
+struct ReplyProgress(Arc<ProgressCounters>);
+
+#[derive(Default)]
+struct ProgressCounters {
+    written: AtomicU64,
+    waiting: AtomicBool,
+}
+
+impl ReplyProgress {
+    fn written(&self) -> u64 {
+        self.0.written.load(Ordering::Relaxed)
+    }
+
+    /// True if a reply has been waiting to go out and not one byte went since `written`.
+    fn stalled_since(&self, written: u64) -> bool {
+        self.0.waiting.load(Ordering::Relaxed) && self.written() == written
+    }
+}
+
 /// Writes replies in the order they are ready; flushes whenever the queue runs dry.
 async fn write_replies<W>(
     mut writer: W,
     mut replies: mpsc::UnboundedReceiver<Outgoing>,
+    progress: ReplyProgress,
 ) -> std::io::Result<()>
 where
     W: AsyncWrite + Unpin,
 {
     while let Some(reply) = replies.recv().await {
-        writer.write_all(&reply.bytes).await?;
+        progress.0.waiting.store(true, Ordering::Relaxed);
+        // Piece by piece (the channel takes what the window allows), so progress shows.
+        let mut rest = &reply.bytes[..];
+        while !rest.is_empty() {
+            let written = writer.write(rest).await?;
+            if written == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            progress
+                .0
+                .written
+                .fetch_add(written as u64, Ordering::Relaxed);
+            rest = &rest[written..];
+        }
+        progress.0.waiting.store(false, Ordering::Relaxed);
         drop(reply);
         if replies.is_empty() {
             writer.flush().await?;
@@ -176,23 +233,28 @@ where
 /// pipeline four requests deep, enough to keep the spool busy.
 const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 
+/// How long the reader waits for room in [`MAX_REQUEST_BYTES`] while not one byte of the
+/// replies can be sent before it gives the client up (see the module doc). A live client that
+/// reads slowly still opens some window now and then; one that reads nothing for this long
+/// while still sending requests is gone or hostile.
+const STALL_LIMIT: Duration = Duration::from_secs(30);
+
 /// A decoded request waiting for the dispatcher, with its share of [`MAX_REQUEST_BYTES`].
 type Queued = (Incoming, OwnedSemaphorePermit);
 
-/// Decodes packets into `queue` until the client closes the stream.
+/// Decodes packets into `queue` until the client closes the stream; each waits for its share of
+/// [`MAX_REQUEST_BYTES`] first.
 async fn read_into_queue<R>(
     reader: &mut R,
     queue: mpsc::UnboundedSender<Queued>,
+    progress: &ReplyProgress,
 ) -> anyhow::Result<()>
 where
     R: AsyncRead + Unpin,
 {
     let room = Arc::new(Semaphore::new(MAX_REQUEST_BYTES));
-    while let Some(incoming) = framing::read_packet(reader).await? {
-        let share = room
-            .clone()
-            .acquire_many_owned(queued_size(&incoming))
-            .await?;
+    while let Some((incoming, len)) = framing::read_sized_packet(reader).await? {
+        let share = wait_for_room(&room, queued_size(len), progress).await?;
         if queue.send((incoming, share)).is_err() {
             // The dispatcher stopped on a protocol violation; its error ends the session.
             break;
@@ -201,13 +263,33 @@ where
     Ok(())
 }
 
-/// What a queued request costs: its data, or a small fixed amount for the rest.
-fn queued_size(incoming: &Incoming) -> u32 {
-    const REQUEST_OVERHEAD: u32 = 128;
-    match incoming {
-        Incoming::Write(write) => write.data.len() as u32 + REQUEST_OVERHEAD,
-        _ => REQUEST_OVERHEAD,
+/// Takes `cost` from `room`, waiting while the requests not yet answered hold too much; an
+/// error if the replies that would free it have not moved for [`STALL_LIMIT`].
+async fn wait_for_room(
+    room: &Arc<Semaphore>,
+    cost: u32,
+    progress: &ReplyProgress,
+) -> anyhow::Result<OwnedSemaphorePermit> {
+    loop {
+        let written = progress.written();
+        let waited = tokio::time::timeout(STALL_LIMIT, room.clone().acquire_many_owned(cost));
+        match waited.await {
+            Ok(share) => return Ok(share?),
+            Err(_) if progress.stalled_since(written) => bail!(
+                "the client has read no reply for {} s while sending more requests than the \
+                 session holds",
+                STALL_LIMIT.as_secs()
+            ),
+            Err(_) => {}
+        }
     }
+}
+
+/// What a queued request costs: its whole packet (WRITE data, or a path of up to 256 KiB in
+/// any other request), plus what decoding and queueing it take.
+fn queued_size(packet_len: u32) -> u32 {
+    const REQUEST_OVERHEAD: u32 = 128;
+    packet_len + REQUEST_OVERHEAD
 }
 
 struct Session<F: Vfs> {
@@ -216,13 +298,14 @@ struct Session<F: Vfs> {
     in_flight: Arc<Semaphore>,
     tasks: JoinSet<()>,
     initialized: bool,
+    progress: ReplyProgress,
 }
 
 impl<F: Vfs> Session<F> {
-    fn new(fs: F, limits: SessionLimits, replies: Replies) -> Self {
+    fn new(fs: F, limits: SessionLimits, replies: Replies, progress: ReplyProgress) -> Self {
         let ctx = Context {
             fs,
-            handles: HandleTable::new(limits.max_handles.max(1)),
+            handles: HandleTable::new(limits.max_handles.max(1), limits.user_handles),
             user: limits.user,
             max_handles: limits.max_handles.max(1),
             failed: Arc::new(Notify::new()),
@@ -233,6 +316,7 @@ impl<F: Vfs> Session<F> {
             in_flight: Arc::new(Semaphore::new(limits.max_in_flight.max(1))),
             tasks: JoinSet::new(),
             initialized: false,
+            progress,
         }
     }
 
@@ -242,7 +326,8 @@ impl<F: Vfs> Session<F> {
         R: AsyncRead + Unpin,
     {
         let (queue_tx, mut queue_rx) = mpsc::unbounded_channel();
-        let reading = read_into_queue(reader, queue_tx);
+        let progress = self.progress.clone();
+        let reading = read_into_queue(reader, queue_tx, &progress);
         let dispatching = async {
             while let Some((incoming, bytes)) = queue_rx.recv().await {
                 let in_flight = self.in_flight.clone().acquire_owned().await?;

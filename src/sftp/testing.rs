@@ -202,6 +202,9 @@ impl Vfs for MemFs {
             Some(Node::File { .. }) if options.exclusive => {
                 return Err(VfsError::AlreadyExists(format!("{path} exists")))
             }
+            Some(Node::File { .. }) if options.if_exists.is_some() => {
+                return Err(options.if_exists.clone().expect("checked"))
+            }
             Some(Node::File { .. }) if options.append => {
                 return Err(VfsError::Unsupported(
                     "Dropbox does not support resuming uploads; upload the whole file again"
@@ -216,6 +219,12 @@ impl Vfs for MemFs {
             data: Vec::new(),
             mtime: options.mtime,
             max_size: state.max_file_size.unwrap_or(DEFAULT_MAX_FILE_SIZE),
+            if_exists: options.keeps_existing().then(|| {
+                options
+                    .if_exists
+                    .clone()
+                    .unwrap_or_else(|| VfsError::AlreadyExists(format!("{path} exists")))
+            }),
         })
     }
 
@@ -368,6 +377,8 @@ pub struct MemWriter {
     data: Vec<u8>,
     mtime: Option<i64>,
     max_size: u64,
+    /// The error of a commit onto a file that exists by then (O_EXCL, no right to replace).
+    if_exists: Option<VfsError>,
 }
 
 impl MemWriter {
@@ -428,6 +439,11 @@ impl FileWriter for MemWriter {
             return Err(VfsError::Failure(
                 "upload failed: the content hash did not match".into(),
             ));
+        }
+        if let Some(error) = &self.if_exists {
+            if state.node(&self.path).is_some() {
+                return Err(error.clone());
+            }
         }
         let info = self.stat();
         state.nodes.insert(

@@ -3,12 +3,22 @@
 //! The russh handler callbacks run on the connection's own task, so nothing here may wait on
 //! SFTP work: the subsystem runs on a task of its own, and the callbacks only start it.
 //!
-//! Login: public keys for every user, user certificates signed by a trusted CA
-//! ([`certificate`]), a password only for users with a `password_hash` (the
-//! methods offered after the first "none" request are the user's own). Failed logins count
-//! towards the address's ban: every wrong password, and one per connection whose keys were
-//! all refused (a client offering several keys is one attempt, not several). A banned address
-//! is disconnected at its next attempt. Logins, good and bad, go to the audit log.
+//! Login: public keys for every user (with their authorized_keys options, [`authorized_keys`]),
+//! user certificates signed by a trusted CA ([`certificate`]), a password only for users with
+//! a `password_hash`. The methods offered are the same for every user name, known or not, so
+//! they reveal nothing about who exists. Failed logins count towards the address's ban: every
+//! wrong password, and one per connection whose keys were all refused (a client offering
+//! several keys is one attempt, not several). A banned address is disconnected at its next
+//! attempt. Logins, good and bad, go to the audit log.
+//!
+//! What a connection opens ends with it: the handler owns its SFTP sessions' tasks, and russh
+//! drops the handler when the connection ends, which aborts them; a session also ends when the
+//! client closes its channel. Ending a session drops its open uploads uncommitted (spool files
+//! removed, names released), even if its writer was waiting for window the client will never
+//! grant. Channels per connection and SFTP sessions per user are capped ([`super::quotas`]); a
+//! refusal says why, to the client and in the log.
+//!
+//! [`authorized_keys`]: super::authorized_keys
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -18,11 +28,13 @@ use russh::keys::{Certificate, PublicKey};
 use russh::server::{
     Auth, ChannelOpenHandle, Handler, Msg, PublicKeyOffer, Session, VerifiedPublicKey,
 };
-use russh::{Channel, ChannelId, MethodKind, MethodSet};
+use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use super::certificate;
-use super::guard::AddressGuard;
-use super::password::check_password;
+use super::guard::{AddressGuard, PreLoginSlot};
+use super::quotas::UserQuotas;
 use super::{Backend, ServerContext};
 use crate::audit::AuditSession;
 use crate::config::User;
@@ -36,6 +48,8 @@ pub struct Connection<B> {
     peer: SocketAddr,
     context: Arc<ServerContext<B>>,
     guard: Arc<AddressGuard>,
+    /// This connection's place among those not logged in yet; given back at login.
+    pre_login: Option<PreLoginSlot>,
     audit: AuditSession,
     /// The user's name once logged in, shared with the code that runs the connection (for the
     /// authentication timeout and the disconnect line).
@@ -44,10 +58,16 @@ pub struct Connection<B> {
     user: Option<User>,
     /// Whether this connection's refused keys have been counted as a failed login yet.
     key_failure_counted: bool,
+    quotas: Arc<UserQuotas>,
     /// Session channels opened but not yet bound to a subsystem.
     channels: HashMap<ChannelId, Channel<Msg>>,
-    /// Channels running the SFTP subsystem.
+    /// Channels running the SFTP subsystem that still owe the client an exit status.
     sftp_channels: HashSet<ChannelId>,
+    /// The SFTP sessions running (each returns its channel when it ends); dropping the set, as
+    /// russh does with this handler when the connection ends, aborts them.
+    sftp_sessions: JoinSet<ChannelId>,
+    /// Ends one SFTP session, when the client closes its channel.
+    session_ends: HashMap<ChannelId, CancellationToken>,
 }
 
 /// How a login was attempted, for the logs.
@@ -72,6 +92,8 @@ impl<B: Backend> Connection<B> {
     pub fn new(
         context: Arc<ServerContext<B>>,
         guard: Arc<AddressGuard>,
+        quotas: Arc<UserQuotas>,
+        pre_login: PreLoginSlot,
         audit: AuditSession,
         logged_in: Arc<OnceLock<String>>,
     ) -> Self {
@@ -80,34 +102,43 @@ impl<B: Backend> Connection<B> {
             peer: audit.remote,
             context,
             guard,
+            pre_login: Some(pre_login),
             audit,
             logged_in,
             user: None,
             key_failure_counted: false,
+            quotas,
             channels: HashMap::new(),
             sftp_channels: HashSet::new(),
+            sftp_sessions: JoinSet::new(),
+            session_ends: HashMap::new(),
         }
     }
 
-    /// The methods `name` may log in with: public key, and password if they have one.
-    fn methods_for(&self, name: &str) -> MethodSet {
-        let has_password = self
-            .context
-            .directory
-            .current()
-            .users
-            .get(name)
-            .is_some_and(|u| u.password_hash.is_some());
+    /// Channels open now: unbound ones and those running an SFTP session.
+    fn open_channels(&mut self) -> usize {
+        while let Some(ended) = self.sftp_sessions.try_join_next() {
+            if let Ok(channel) = ended {
+                self.session_ends.remove(&channel);
+            }
+        }
+        self.channels.len() + self.sftp_sessions.len()
+    }
+
+    /// The methods offered, the same whoever asks: public key, and password if any user has
+    /// one. Answering per user would tell a client which names exist and which have a
+    /// password; a password for a user without one fails after the same slow check.
+    fn methods(&self) -> MethodSet {
         let mut methods = vec![MethodKind::PublicKey];
-        if has_password {
+        if self.context.directory.current().any_password() {
             methods.push(MethodKind::Password);
         }
         MethodSet::from(&methods[..])
     }
 
-    fn reject(&self, name: &str) -> Auth {
+    fn reject(&self) -> Auth {
         Auth::Reject {
-            proceed_with_methods: Some(self.methods_for(name)),
+            proceed_with_methods: Some(self.methods()),
             partial_success: false,
         }
     }
@@ -125,6 +156,7 @@ impl<B: Backend> Connection<B> {
         tracing::info!(conn = self.id, peer = %self.peer, user = %user.name, method = method.name(), "login accepted");
         self.record_login(&user.name, method, None);
         let _ = self.logged_in.set(user.name.clone());
+        self.pre_login = None;
         self.user = Some(user);
         Auth::Accept
     }
@@ -141,13 +173,13 @@ impl<B: Backend> Connection<B> {
             );
             anyhow::bail!("address banned after failed logins");
         }
-        Ok(self.reject(name))
+        Ok(self.reject())
     }
 
     /// A refused key: the first one of a connection counts as a failed login.
     fn refuse_key(&mut self, name: &str) -> anyhow::Result<Auth> {
         if self.key_failure_counted {
-            return Ok(self.reject(name));
+            return Ok(self.reject());
         }
         self.key_failure_counted = true;
         self.fail_login(name, Method::PublicKey)
@@ -163,14 +195,27 @@ impl<B: Backend> Connection<B> {
         crate::metrics::login(method.name(), if error.is_none() { "ok" } else { "failed" });
     }
 
-    /// The configured user if `key` is one of their authorized keys.
+    /// The configured user if `key` is one of their authorized keys and its options let it
+    /// log in from here now; why not is logged.
     fn user_with_key(&self, name: &str, key: &PublicKey) -> Option<User> {
         let logins = self.context.directory.current();
         let user = logins.users.get(name)?;
-        user.keys
+        let now = certificate::unix_now() as i64;
+        let mut refusal = None;
+        for entry in user
+            .keys
             .iter()
-            .any(|k| k.key_data() == key.key_data())
-            .then(|| user.clone())
+            .filter(|k| k.key.key_data() == key.key_data())
+        {
+            match entry.check(self.peer.ip(), now) {
+                Ok(()) => return Some(user.clone()),
+                Err(reason) => refusal = Some(reason),
+            }
+        }
+        if let Some(reason) = refusal {
+            tracing::info!(conn = self.id, peer = %self.peer, user = name, %reason, "key refused");
+        }
+        None
     }
 
     /// The configured user if `cert` vouches for them; the reason is logged otherwise.
@@ -203,10 +248,18 @@ impl<B: Backend> Connection<B> {
     }
 
     fn start_sftp(&mut self, channel_id: ChannelId, session: &mut Session) -> anyhow::Result<()> {
-        let (Some(user), Some(channel)) = (self.user.clone(), self.channels.remove(&channel_id))
-        else {
+        let channel = self.channels.remove(&channel_id);
+        let (Some(user), Some(channel)) = (self.user.clone(), channel) else {
             session.channel_failure(channel_id)?;
             return Ok(());
+        };
+        let quota = self.quotas.for_user(&user.name);
+        let slot = match quota.start_session() {
+            Ok(slot) => slot,
+            Err(reason) => {
+                tracing::warn!(conn = self.id, user = %user.name, %reason, "sftp session refused");
+                return refuse_with_reason(channel_id, &reason, session);
+            }
         };
         let fs = match self.context.backend.filesystem_for(&user) {
             Ok(fs) => fs,
@@ -226,14 +279,27 @@ impl<B: Backend> Connection<B> {
         let limits = SessionLimits {
             user: user.name.clone(),
             max_handles: self.context.limits.max_handles_per_session,
+            user_handles: Some(quota.handles),
             ..SessionLimits::default()
         };
-        tokio::spawn(async move {
+        let end = CancellationToken::new();
+        self.session_ends.insert(channel_id, end.clone());
+        self.sftp_sessions.spawn(async move {
+            // The user's place is given back however the session ends.
+            let _slot = slot;
             tracing::info!(conn, user = %user.name, permissions = %user.permissions, "sftp session started");
-            if let Err(e) = sftp::serve(channel.into_stream(), fs, limits).await {
-                tracing::info!(conn, error = %Untrusted(&e), "sftp session ended with an error");
+            tokio::select! {
+                result = sftp::serve(channel.into_stream(), fs, limits) => {
+                    if let Err(e) = result {
+                        tracing::info!(conn, error = %Untrusted(&e), "sftp session ended with an error");
+                    }
+                }
+                () = end.cancelled() => {
+                    tracing::info!(conn, "sftp session ended: the client closed its channel");
+                }
             }
             // Dropping the channel stream closes the channel.
+            channel_id
         });
         Ok(())
     }
@@ -243,9 +309,9 @@ impl<B: Backend> Handler for Connection<B> {
     type Error = anyhow::Error;
 
     /// The client's first question: which methods this user may use.
-    async fn auth_none(&mut self, user: &str) -> Result<Auth, Self::Error> {
+    async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
         self.refuse_if_banned()?;
-        Ok(self.reject(user))
+        Ok(self.reject())
     }
 
     /// Answering the offer without a signature round trip for keys that cannot succeed.
@@ -297,7 +363,8 @@ impl<B: Backend> Handler for Connection<B> {
         self.refuse_if_banned()?;
         let found = self.context.directory.current().users.get(user).cloned();
         let hash = found.as_ref().and_then(|u| u.password_hash.clone());
-        if check_password(hash, password.to_string()).await {
+        let checks = self.guard.password_checks();
+        if checks.check(hash, password.to_string()).await {
             if let Some(found) = found {
                 return Ok(self.accept_login(found, Method::Password));
             }
@@ -311,8 +378,38 @@ impl<B: Backend> Handler for Connection<B> {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
+        let limit = self.context.limits.max_channels_per_connection;
+        if self.open_channels() >= limit {
+            let reason = format!(
+                "too many channels on this connection (the limit is {limit}, \
+                 limits.max_channels_per_connection)"
+            );
+            tracing::warn!(conn = self.id, %reason, "channel refused");
+            reply
+                .reject(ChannelOpenFailure::Other {
+                    code: RESOURCE_SHORTAGE,
+                    reason,
+                })
+                .await;
+            return Ok(());
+        }
         self.channels.insert(channel.id(), channel);
         reply.accept().await;
+        Ok(())
+    }
+
+    /// The client closed a channel: an SFTP session on it ends (nothing can reach the client
+    /// through it any more), an unbound one is forgotten.
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.channels.remove(&channel);
+        self.sftp_channels.remove(&channel);
+        if let Some(end) = self.session_ends.remove(&channel) {
+            end.cancel();
+        }
         Ok(())
     }
 
@@ -378,4 +475,21 @@ impl<B> Connection<B> {
         session.close(channel)?;
         Ok(())
     }
+}
+
+/// SSH_OPEN_RESOURCE_SHORTAGE (RFC 4254, 5.1), sent with a reason of our own.
+const RESOURCE_SHORTAGE: u32 = 4;
+
+/// Fails a subsystem request with `reason` on the channel's stderr, which OpenSSH's clients
+/// print (a failed request alone only says "subsystem request failed"), then closes it.
+fn refuse_with_reason(
+    channel: ChannelId,
+    reason: &str,
+    session: &mut Session,
+) -> anyhow::Result<()> {
+    let line = format!("dropgate: {reason}\r\n");
+    session.extended_data(channel, 1, line.into_bytes())?;
+    session.channel_failure(channel)?;
+    session.close(channel)?;
+    Ok(())
 }

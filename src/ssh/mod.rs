@@ -9,21 +9,28 @@
 //!
 //! Abuse limits live here too ([`guard`]): a banned address or one over a connection cap is
 //! closed before the SSH banner, and a connection that has not logged in within the
-//! authentication timeout is disconnected.
+//! authentication timeout is disconnected. Channels per connection, and SFTP sessions and open
+//! handles per user ([`quotas`]), are capped as well.
 //!
 //! Behind a load balancer ([`proxy_protocol`]), the client's real address comes from the
 //! PROXY header the balancer sends first; only balancers in `trusted_proxies` may send one,
 //! and a connection from anywhere else is refused, since a client that could connect directly
 //! could claim any address in a header of its own.
 
+pub mod authorized_keys;
 mod certificate;
 mod connection;
 pub mod directory;
+/// Entry points for the fuzz targets in `fuzz/`; feature `testing`. Not a stable API.
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod guard;
 pub mod host_key;
 pub mod networks;
 pub mod password;
 pub mod proxy_protocol;
+mod quotas;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,8 +48,9 @@ use crate::config::{LimitsConfig, User};
 use crate::metrics;
 use crate::vfs::Vfs;
 use directory::Directory;
-use guard::{AddressGuard, ConnectionSlot};
+use guard::{AddressGuard, ConnectionSlot, PreLoginSlot};
 use networks::Networks;
+use quotas::UserQuotas;
 
 /// Turns a logged-in user into the filesystem their SFTP session sees.
 pub trait Backend: Send + Sync + 'static {
@@ -71,6 +79,7 @@ pub async fn serve<B: Backend>(
 ) -> anyhow::Result<()> {
     let configs = RusshConfigs::new(host_key);
     let guard = AddressGuard::new(context.limits.clone());
+    let quotas = UserQuotas::new(&context.limits);
     let next_id = AtomicU64::new(1);
     loop {
         let (socket, peer) = tokio::select! {
@@ -90,6 +99,7 @@ pub async fn serve<B: Backend>(
             peer,
             id: next_id.fetch_add(1, Ordering::Relaxed),
             guard: guard.clone(),
+            quotas: quotas.clone(),
             // Users may have been reloaded since the last connection: offer password login
             // only if someone now has a password.
             config: configs.pick(context.directory.current().any_password()),
@@ -105,6 +115,7 @@ struct Incoming {
     peer: SocketAddr,
     id: u64,
     guard: Arc<AddressGuard>,
+    quotas: Arc<UserQuotas>,
     config: Arc<RusshConfig>,
 }
 
@@ -123,15 +134,17 @@ impl Incoming {
             Err(reason) => return refuse(&audit(self.peer), &reason),
         };
         let audit = audit(client);
-        let slot = match self.guard.admit(client.ip()) {
-            Ok(slot) => slot,
+        let (slot, pre_login) = match self.guard.admit(client.ip()) {
+            Ok(slots) => slots,
             Err(refusal) => return refuse(&audit, refusal.reason()),
         };
         let connection = Accepted {
             socket: self.socket,
             audit,
             slot,
+            pre_login,
             guard: self.guard,
+            quotas: self.quotas,
         };
         run_connection(self.config, connection, context).await;
     }
@@ -175,7 +188,10 @@ struct Accepted {
     audit: AuditSession,
     /// Held until the connection ends: its place in the connection caps.
     slot: ConnectionSlot,
+    /// Held until the connection logs in (or ends): its place among those not logged in.
+    pre_login: PreLoginSlot,
     guard: Arc<AddressGuard>,
+    quotas: Arc<UserQuotas>,
 }
 
 async fn run_connection<B: Backend>(
@@ -187,7 +203,9 @@ async fn run_connection<B: Backend>(
         socket,
         audit,
         slot,
+        pre_login,
         guard,
+        quotas,
     } = accepted;
     let (id, peer) = (audit.conn, audit.remote);
     let _ = socket.set_nodelay(true);
@@ -200,7 +218,15 @@ async fn run_connection<B: Backend>(
     let started = std::time::Instant::now();
     let auth_timeout = context.limits.auth_timeout();
     let logged_in = Arc::new(std::sync::OnceLock::new());
-    let handler = connection::Connection::new(context, guard, audit.clone(), logged_in.clone());
+    // russh drops the handler when the connection ends, and with it the SFTP sessions it runs.
+    let handler = connection::Connection::new(
+        context,
+        guard,
+        quotas,
+        pre_login,
+        audit.clone(),
+        logged_in.clone(),
+    );
     let result = run_until_closed(config, socket, handler, auth_timeout, &logged_in).await;
     match &result {
         Ok(()) => tracing::info!(conn = id, "disconnected"),

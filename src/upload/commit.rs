@@ -6,13 +6,19 @@
 //! Either way the hash Dropbox answers with must equal ours (a single upload also sends it, so
 //! Dropbox itself refuses a mismatch).
 //!
+//! The commit replaces what is at the path (`overwrite`), or, when an existing file must be left
+//! alone, commits in `add` mode, so that Dropbox itself refuses a file that appeared while the
+//! upload was open: the rule holds at the moment of the commit, with no lookup before it.
+//!
 //! Requests are retried by the client as its retry policy allows; what this module adds is
 //! what only it can give: bodies streamed afresh from the spool for every try, and our
-//! content_hash, by which a finish whose answer was lost is recognised as landed.
+//! content_hash, by which a commit whose answer was lost is recognised as landed.
+
+use std::sync::Arc;
 
 use crate::dropbox::{
-    self, CommitInfo, DropboxClient, DropboxError, FileMetadata, UploadArg, UploadBody,
-    UploadSessionCursor, UploadSessionFinishArg, WriteMode,
+    self, BodyFactory, CommitInfo, DropboxClient, DropboxError, FileMetadata, UploadArg,
+    UploadBody, UploadSessionCursor, UploadSessionFinishArg, WriteMode,
 };
 
 use super::pipeline::{self, Appended, SessionPipeline};
@@ -37,6 +43,8 @@ struct Target<'a> {
     path: &'a str,
     client_modified: Option<String>,
     content_hash: String,
+    /// `overwrite`, or `add` when an existing file must be left alone.
+    mode: WriteMode,
 }
 
 pub(super) async fn commit(
@@ -45,6 +53,7 @@ pub(super) async fn commit(
     pipeline: Option<SessionPipeline>,
     path: &str,
     client_modified: Option<i64>,
+    mode: WriteMode,
     settings: &UploadSettings,
 ) -> Result<FileMetadata, CommitError> {
     let target = Target {
@@ -54,6 +63,7 @@ pub(super) async fn commit(
         path,
         client_modified: client_modified.map(dropbox::timestamp),
         content_hash: spool.content_hash().await?,
+        mode,
     };
     let stored = if target.len <= settings.single_upload_limit {
         upload_whole(&target).await?
@@ -73,16 +83,27 @@ async fn upload_whole(target: &Target<'_>) -> Result<FileMetadata, CommitError> 
     let arg = UploadArg {
         client_modified: target.client_modified.clone(),
         content_hash: Some(target.content_hash.clone()),
-        ..UploadArg::new(target.path, WriteMode::Overwrite)
+        ..UploadArg::new(target.path, target.mode.clone())
     };
     let spool = target.spool.clone();
     let len = target.len;
-    // Overwrite mode makes a repeat harmless; each try streams the spool from the start.
-    let body = UploadBody::factory(move || {
+    // Each try streams the spool from the start.
+    let body: Arc<dyn BodyFactory> = Arc::new(move || {
         let spool = spool.clone();
         async move { spool.body(0, len).await }
     });
-    Ok(target.client.upload(&arg, body).await?)
+    if target.mode == WriteMode::Overwrite {
+        // Overwrite mode makes a repeat harmless: the client repeats it on its own.
+        return Ok(target
+            .client
+            .upload(&arg, UploadBody::Factory(body))
+            .await?);
+    }
+    // `add` is repeated only once Dropbox has been asked whether the first try landed.
+    Ok(target
+        .client
+        .upload_checked(&arg, body, &target.content_hash)
+        .await?)
 }
 
 async fn upload_in_session(
@@ -135,7 +156,7 @@ async fn finish(target: &Target<'_>, appended: Appended) -> Result<FileMetadata,
         cursor: UploadSessionCursor { session_id, offset },
         commit: CommitInfo {
             client_modified: target.client_modified.clone(),
-            ..CommitInfo::new(target.path, WriteMode::Overwrite)
+            ..CommitInfo::new(target.path, target.mode.clone())
         },
         // Dropbox's content_hash argument covers only this call's data (none here); the whole
         // file's hash is checked against the metadata Dropbox answers with.

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::dropbox::{DropboxClient, FileMetadata};
+use crate::dropbox::{DropboxClient, FileMetadata, WriteMode};
 
 pub use commit::CommitError;
 use pipeline::SessionPipeline;
@@ -130,12 +130,17 @@ impl Upload {
         Ok(())
     }
 
-    /// FSETSTAT SIZE: truncate or zero-extend.
+    /// FSETSTAT SIZE: truncate or zero-extend. The zeros of an extension are bytes like any
+    /// written ones: they count against the size limit and the spool's free-space floor, and
+    /// they go to Dropbox at the commit, so one small request cannot make a large file.
     pub async fn set_len(&mut self, size: u64) -> Result<(), WriteError> {
         if size > self.settings.max_file_size {
             return Err(WriteError::TooLarge {
                 limit: self.settings.max_file_size,
             });
+        }
+        if size > self.spool.len() {
+            self.check_space(size)?;
         }
         if self
             .pipeline
@@ -150,8 +155,10 @@ impl Upload {
         Ok(())
     }
 
-    /// Sends the file and returns Dropbox's metadata once it holds exactly our bytes.
-    pub async fn commit(mut self) -> Result<FileMetadata, CommitError> {
+    /// Sends the file and returns Dropbox's metadata once it holds exactly our bytes. `mode` is
+    /// `overwrite`, or `add` when an existing file must be left alone (Dropbox then refuses the
+    /// commit with a conflict).
+    pub async fn commit(mut self, mode: WriteMode) -> Result<FileMetadata, CommitError> {
         let pipeline = self.pipeline.take();
         commit::commit(
             &self.client,
@@ -159,6 +166,7 @@ impl Upload {
             pipeline,
             &self.dropbox_path,
             self.client_modified,
+            mode,
             &self.settings,
         )
         .await

@@ -83,6 +83,20 @@ pub struct WriteOptions {
     pub exclusive: bool,
     /// An mtime given with OPEN (seconds since the epoch).
     pub mtime: Option<i64>,
+    /// Set by the permission layer for a user who may not replace files: the error an existing
+    /// file at the path gets. The backend enforces it at the commit itself (a file that appears
+    /// while the upload is open is not replaced either), not only by a look at OPEN.
+    pub if_exists: Option<VfsError>,
+    /// Set by the permission layer for a user who may not create folders: the error the upload
+    /// gets if its parent folder does not exist (instead of the backend creating it).
+    pub if_parent_missing: Option<VfsError>,
+}
+
+impl WriteOptions {
+    /// Whether the commit must leave an existing file alone (O_EXCL, or no right to replace).
+    pub fn keeps_existing(&self) -> bool {
+        self.exclusive || self.if_exists.is_some()
+    }
 }
 
 /// What a successful rename did (for the audit log).

@@ -5,6 +5,11 @@
 //! [`VfsError::PermissionDenied`] (SSH_FX_PERMISSION_DENIED) whose message names the missing
 //! permission, so an operator reading a client's error knows what to grant.
 //!
+//! Two rules of an upload cannot be settled at OPEN: a file may appear at the path, or its
+//! folder vanish, before the upload commits. For those ("overwrite", "mkdir") this layer hands
+//! the backend the error to give in [`WriteOptions`], and the backend enforces them when it
+//! commits.
+//!
 //! STAT and statvfs are always allowed: OpenSSH's `put` STATs its target to see whether it is a
 //! folder, and paramiko STATs an upload afterwards to check its size, so an upload-only partner
 //! needs them.
@@ -174,21 +179,48 @@ impl<F: Vfs> Permissioned<F> {
         }
     }
 
-    /// An upload needs "upload" for a new file and "overwrite" for an existing one; the
-    /// backend is asked only when the answer depends on it.
-    async fn check_write(&self, path: &VPath) -> VfsResult<()> {
-        let upload = self.granted.allows(Permission::Upload);
-        let overwrite = self.granted.allows(Permission::Overwrite);
-        if upload && overwrite {
-            return Ok(());
+    /// An upload needs "upload" for a new file, "overwrite" for an existing one and "mkdir" for
+    /// a folder that does not exist yet. Only a user without "upload" waits for a look at the
+    /// path here (whether it may write at all depends on it). The other two rules travel with
+    /// the options to the backend, which enforces them at the commit, where they hold even for a
+    /// file or folder that changes while the upload is open, and without a round trip at OPEN.
+    async fn write_options(
+        &self,
+        path: &VPath,
+        mut options: WriteOptions,
+    ) -> VfsResult<WriteOptions> {
+        if !self.granted.allows(Permission::Upload) {
+            if self.exists(path).await? {
+                self.granted
+                    .require(Permission::Overwrite, "replacing an existing file", path)?;
+            } else {
+                self.granted
+                    .require(Permission::Upload, "uploading a new file", path)?;
+            }
         }
-        if self.exists(path).await? {
+        if let Err(denied) =
             self.granted
                 .require(Permission::Overwrite, "replacing an existing file", path)
-        } else {
-            self.granted
-                .require(Permission::Upload, "uploading a new file", path)
+        {
+            options.if_exists = Some(denied);
         }
+        options.if_parent_missing = self.missing_parent_error(path);
+        Ok(options)
+    }
+
+    /// For a user without "mkdir": what an upload into a folder that does not exist gets.
+    /// NO_SUCH_FILE, as from a POSIX server, so that a client that creates the folder on such
+    /// an error tries `mkdir` and is told which permission is missing. The user's home counts
+    /// as existing.
+    fn missing_parent_error(&self, path: &VPath) -> Option<VfsError> {
+        if self.granted.allows(Permission::Mkdir) {
+            return None;
+        }
+        let parent = path.parent().filter(|parent| !parent.is_root())?;
+        Some(VfsError::NotFound(format!(
+            "{parent}: no such folder; creating it needs the \"mkdir\" permission, which \
+             this user does not have"
+        )))
     }
 }
 
@@ -214,7 +246,7 @@ impl<F: Vfs> Vfs for Permissioned<F> {
     }
 
     async fn open_write(&self, path: &VPath, options: WriteOptions) -> VfsResult<F::Writer> {
-        self.check_write(path).await?;
+        let options = self.write_options(path, options).await?;
         self.inner.open_write(path, options).await
     }
 
@@ -277,6 +309,7 @@ impl<F: Vfs> Vfs for Permissioned<F> {
 mod tests {
     use super::*;
     use crate::sftp::testing::MemFs;
+    use crate::vfs::FileWriter;
 
     fn path(p: &str) -> VPath {
         VPath::parse(p).unwrap()
@@ -369,6 +402,53 @@ mod tests {
                 .await,
             "overwrite",
         );
+    }
+
+    #[tokio::test]
+    async fn a_file_that_appears_after_open_is_not_replaced_without_overwrite() {
+        let mem = MemFs::new();
+        let partner = Permissioned::new(mem.clone(), [Permission::Upload].into_iter().collect());
+        let mut writer = partner
+            .open_write(&path("/late.txt"), WriteOptions::default())
+            .await
+            .unwrap();
+        writer
+            .write(0, bytes::Bytes::from_static(b"mine"))
+            .await
+            .unwrap();
+        mem.add_file("/late.txt", b"theirs", 0);
+        denied_naming(writer.commit().await, "overwrite");
+        assert_eq!(mem.stat(&path("/late.txt")).await.unwrap().size, 6);
+    }
+
+    #[tokio::test]
+    async fn without_mkdir_the_parent_folder_must_exist_except_for_home() {
+        let no_mkdir = fs_with(&[Permission::Upload, Permission::Overwrite]);
+        let nested = no_mkdir
+            .write_options(&path("/new/sub/f.txt"), WriteOptions::default())
+            .await
+            .unwrap();
+        match nested.if_parent_missing {
+            Some(VfsError::NotFound(message)) => {
+                assert!(
+                    message.contains("/new/sub") && message.contains("\"mkdir\""),
+                    "{message}"
+                )
+            }
+            other => panic!("expected a NotFound rule, got {other:?}"),
+        }
+        let at_home = no_mkdir
+            .write_options(&path("/f.txt"), WriteOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(at_home.if_parent_missing, None);
+        assert_eq!(at_home.if_exists, None);
+        let all = fs_with(&Permission::ALL);
+        let options = all
+            .write_options(&path("/new/sub/f.txt"), WriteOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(options, WriteOptions::default());
     }
 
     #[tokio::test]

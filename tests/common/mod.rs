@@ -794,6 +794,24 @@ pub fn with_server_lines(maker: ConfigMaker, lines: String) -> ConfigMaker {
     })
 }
 
+/// `maker`'s config, with `options` (authorized_keys options such as `from="10.0.0.1"`) written
+/// before the named users' keys in their authorized_keys files.
+pub fn with_key_options(
+    maker: ConfigMaker,
+    options: Vec<(&'static str, &'static str)>,
+) -> ConfigMaker {
+    Box::new(move |dir: &Path, url: &str| {
+        for (user, user_options) in &options {
+            let path = dir.join(format!("{user}.pub"));
+            let key = std::fs::read_to_string(&path).unwrap();
+            // With a comment, as ssh-keygen writes keys.
+            let line = format!("{user_options} {} {user}@test\n", key.trim());
+            std::fs::write(&path, line).unwrap();
+        }
+        maker(dir, url)
+    })
+}
+
 /// Creates an ed25519 key pair with `ssh-keygen` at `path` and `path.pub`.
 pub fn ssh_keygen(path: &Path) {
     let status = std::process::Command::new("ssh-keygen")

@@ -19,8 +19,11 @@ use crate::log_safe::Untrusted;
 
 use crate::upload::{Upload, UploadSettings};
 
+mod lookup;
 mod replace;
 mod writer;
+
+use lookup::Lookup;
 
 pub use writer::{DropboxWriter, OpenUploads};
 
@@ -147,13 +150,12 @@ impl DropboxFs {
         }
     }
 
-    /// Whether something exists at `path` (NotFound is an answer here, not an error).
-    async fn exists(&self, path: &VPath) -> VfsResult<Option<FileInfo>> {
-        match self.stat(path).await {
-            Ok(info) => Ok(Some(info)),
-            Err(VfsError::NotFound(_)) => Ok(None),
-            Err(e) => Err(e),
-        }
+    /// A look at what an upload would meet, started only when its answer can matter (a plain
+    /// upload by a user who may replace files and create folders never needs one).
+    fn lookup_for(&self, path: &VPath, options: &WriteOptions) -> Option<Lookup> {
+        let check_parent = options.if_parent_missing.is_some();
+        let needed = !options.truncate || options.keeps_existing() || check_parent;
+        needed.then(|| Lookup::start(self.clone(), path.clone(), check_parent))
     }
 }
 
@@ -209,21 +211,34 @@ impl Vfs for DropboxFs {
         })
     }
 
+    /// OPEN answers at once for a plain upload: what is at the path is asked alongside the
+    /// upload (see [`lookup`]), and waited for here only where OPEN itself must fail on an
+    /// existing file (O_EXCL, APPEND).
     async fn open_write(&self, path: &VPath, options: WriteOptions) -> VfsResult<DropboxWriter> {
         let dropbox_path = self.dropbox_path(path)?;
         if path.is_root() {
             return Err(VfsError::Failure("/ is a folder".to_string()));
         }
-        let existing = self.exists(path).await?;
-        if let Some(existing) = &existing {
-            if existing.is_dir() {
-                return Err(VfsError::Failure(format!("{path} is a folder")));
+        // An upload of this path still open elsewhere counts as an existing file.
+        if self.open_uploads.received(&dropbox_path).is_some() {
+            if let Some(refused) = writer::refusal_for_existing(path, &options) {
+                return Err(refused);
             }
-            if options.exclusive {
-                return Err(VfsError::AlreadyExists(format!("{path} already exists")));
-            }
-            if options.append && !options.truncate && existing.size > 0 {
-                return Err(VfsError::Unsupported(RESUME_REFUSED.to_string()));
+        }
+        let mut lookup = self.lookup_for(path, &options);
+        let resume = options.append && !options.truncate;
+        if options.exclusive || resume {
+            let lookup = lookup.as_mut().expect("started for O_EXCL and APPEND");
+            if let Some(existing) = lookup.answer().await.clone()?.target {
+                if existing.is_dir() {
+                    return Err(VfsError::Failure(format!("{path} is a folder")));
+                }
+                if let Some(refused) = writer::refusal_for_existing(path, &options) {
+                    return Err(refused);
+                }
+                if resume && existing.size > 0 {
+                    return Err(VfsError::Unsupported(RESUME_REFUSED.to_string()));
+                }
             }
         }
         let progress = self.open_uploads.register(&dropbox_path);
@@ -238,7 +253,13 @@ impl Vfs for DropboxFs {
         if let Some(mtime) = options.mtime {
             upload.set_client_modified(mtime);
         }
-        Ok(DropboxWriter::new(upload, path.clone(), progress))
+        Ok(DropboxWriter::new(
+            upload,
+            path.clone(),
+            progress,
+            options,
+            lookup,
+        ))
     }
 
     async fn mkdir(&self, path: &VPath) -> VfsResult<()> {

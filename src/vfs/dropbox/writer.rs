@@ -4,6 +4,17 @@
 //! later writes and its CLOSE fail with the same reason and nothing is committed, because a
 //! client that ignores one error (paramiko ignores CLOSE errors) must still never see a partial
 //! file in Dropbox.
+//!
+//! What the handle may do to the file at its path is decided at the commit: it replaces it
+//! (`overwrite`, last writer wins), or, for O_EXCL and for a user who may not replace files,
+//! commits in `add` mode so that Dropbox refuses a file that is there by then, even one that
+//! appeared after OPEN. The [`Lookup`] started at OPEN only brings such a refusal forward.
+//!
+//! Dropbox cannot change part of a file, so a handle opened without TRUNC replaces the whole
+//! file with what it holds. That is right when the client has written every byte of the old
+//! file that it did not truncate away (OpenSSH scp writes from 0 and then sets the size); when
+//! it has not (`r+` and a short write), the commit would silently drop the rest of the old file,
+//! and the CLOSE fails instead.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,11 +23,18 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::lookup::{Found, Lookup};
 use super::{file_info, RESUME_REFUSED};
-use crate::dropbox::Metadata;
+use crate::dropbox::{Metadata, WriteMode};
 use crate::log_safe::Untrusted;
-use crate::upload::{Upload, WriteError};
-use crate::vfs::{Committed, FileInfo, FileKind, FileWriter, VPath, VfsError, VfsResult};
+use crate::upload::{CommitError, Upload, WriteError};
+use crate::vfs::{
+    Committed, FileInfo, FileKind, FileWriter, VPath, VfsError, VfsResult, WriteOptions,
+};
+
+/// The message of a CLOSE that would drop bytes of the file it replaces.
+pub(crate) const PARTIAL_REFUSED: &str =
+    "Dropbox cannot change part of a file; upload the whole file";
 
 pub struct DropboxWriter {
     upload: Upload,
@@ -27,16 +45,47 @@ pub struct DropboxWriter {
     refused: Option<VfsError>,
     /// When the last byte arrived: the commit's wait is measured from here.
     last_write: Instant,
+    /// How the handle was opened, with the permission layer's rules.
+    options: WriteOptions,
+    /// What is at the path, asked alongside the upload (None: the answer cannot matter).
+    lookup: Option<Lookup>,
+    /// Bytes `0..written_prefix` have all been written by the client (not zeros of an
+    /// extension by SIZE).
+    written_prefix: u64,
+    /// The smallest size the client has set (FSETSTAT SIZE): bytes of the old file from there on
+    /// were truncated away.
+    smallest_size_set: Option<u64>,
+}
+
+/// The error OPEN gets, or a commit would get, for a file already at `path`; None if it may be
+/// replaced.
+pub(super) fn refusal_for_existing(path: &VPath, options: &WriteOptions) -> Option<VfsError> {
+    if let Some(denied) = &options.if_exists {
+        return Some(denied.clone());
+    }
+    options
+        .exclusive
+        .then(|| VfsError::AlreadyExists(format!("{path} already exists")))
 }
 
 impl DropboxWriter {
-    pub(super) fn new(upload: Upload, path: VPath, progress: UploadProgress) -> Self {
+    pub(super) fn new(
+        upload: Upload,
+        path: VPath,
+        progress: UploadProgress,
+        options: WriteOptions,
+        lookup: Option<Lookup>,
+    ) -> Self {
         DropboxWriter {
             upload,
             path,
             _progress: progress,
             refused: None,
             last_write: Instant::now(),
+            options,
+            lookup,
+            written_prefix: 0,
+            smallest_size_set: None,
         }
     }
 
@@ -53,23 +102,117 @@ impl DropboxWriter {
             WriteError::Gap { .. } => VfsError::Unsupported(RESUME_REFUSED.to_string()),
             other => VfsError::Failure(format!("{}: {other}", self.path)),
         };
-        self.refused = Some(refused.clone());
-        refused
+        self.poison(refused)
+    }
+
+    fn poison(&mut self, error: VfsError) -> VfsError {
+        self.refused = Some(error.clone());
+        error
+    }
+
+    /// Refuses (and poisons) the upload as soon as the look started at OPEN shows that it can
+    /// never be committed. A look that failed decides nothing here.
+    fn check_early_answer(&mut self) -> VfsResult<()> {
+        let found = self
+            .lookup
+            .as_mut()
+            .and_then(Lookup::ready)
+            .and_then(|answer| answer.as_ref().ok())
+            .cloned();
+        match found.and_then(|found| self.refusal(&found)) {
+            Some(error) => Err(self.poison(error)),
+            None => Ok(()),
+        }
+    }
+
+    /// Why nothing may be committed over what the look found, if so.
+    fn refusal(&self, found: &Found) -> Option<VfsError> {
+        if !found.parent_exists {
+            return self.options.if_parent_missing.clone();
+        }
+        match &found.target {
+            Some(target) if target.is_dir() => {
+                Some(VfsError::Failure(format!("{} is a folder", self.path)))
+            }
+            Some(_) => refusal_for_existing(&self.path, &self.options),
+            None => None,
+        }
+    }
+
+    /// Whether the commit depends on the size of the file it replaces: opened without TRUNC,
+    /// and not every byte below the smallest size set has been written.
+    fn depends_on_old_size(&self) -> bool {
+        !self.options.truncate && self.written_prefix < self.smallest_size_set.unwrap_or(u64::MAX)
+    }
+
+    /// The checks that decide whether to commit at all. Waits for the look only where its answer
+    /// decides (a parent that may not be created, bytes of the old file that may not be
+    /// dropped); otherwise the commit itself is the only Dropbox call of the CLOSE.
+    async fn check_before_commit(&mut self) -> VfsResult<()> {
+        let must_know = self.options.if_parent_missing.is_some() || self.depends_on_old_size();
+        let found = match self.lookup.as_mut() {
+            Some(lookup) if must_know => match lookup.answer().await {
+                Ok(found) => Some(found.clone()),
+                Err(e) => {
+                    return Err(VfsError::Failure(format!(
+                        "{}: cannot check what the upload would replace: {e}",
+                        self.path
+                    )))
+                }
+            },
+            Some(lookup) => lookup
+                .ready()
+                .and_then(|answer| answer.as_ref().ok())
+                .cloned(),
+            None => None,
+        };
+        let Some(found) = found else {
+            return Ok(());
+        };
+        if let Some(refused) = self.refusal(&found) {
+            return Err(refused);
+        }
+        if self.depends_on_old_size() {
+            let old_size = found.target.map_or(0, |target| target.size);
+            let kept = old_size.min(self.smallest_size_set.unwrap_or(u64::MAX));
+            if self.written_prefix < kept {
+                return Err(VfsError::Unsupported(PARTIAL_REFUSED.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    fn commit_mode(&self) -> WriteMode {
+        if self.options.keeps_existing() {
+            WriteMode::Add
+        } else {
+            WriteMode::Overwrite
+        }
     }
 }
 
 impl FileWriter for DropboxWriter {
     async fn write(&mut self, offset: u64, data: Bytes) -> VfsResult<()> {
         self.check_usable()?;
+        self.check_early_answer()?;
+        let end = offset + data.len() as u64;
         let result = self.upload.write(offset, data).await;
         self.last_write = Instant::now();
-        result.map_err(|e| self.refuse(e))
+        result.map_err(|e| self.refuse(e))?;
+        if offset <= self.written_prefix {
+            self.written_prefix = self.written_prefix.max(end);
+        }
+        Ok(())
     }
 
     async fn set_size(&mut self, size: u64) -> VfsResult<()> {
         self.check_usable()?;
+        self.check_early_answer()?;
         let result = self.upload.set_len(size).await;
-        result.map_err(|e| self.refuse(e))
+        result.map_err(|e| self.refuse(e))?;
+        self.smallest_size_set = Some(self.smallest_size_set.map_or(size, |s| s.min(size)));
+        self.written_prefix = self.written_prefix.min(size);
+        Ok(())
     }
 
     fn set_mtime(&mut self, mtime: i64) {
@@ -89,14 +232,16 @@ impl FileWriter for DropboxWriter {
         self.commit_recorded().await.map(|committed| committed.info)
     }
 
-    async fn commit_recorded(self) -> VfsResult<Committed> {
+    async fn commit_recorded(mut self) -> VfsResult<Committed> {
         self.check_usable()?;
+        self.check_before_commit().await?;
         let commit_started = Instant::now();
+        let mode = self.commit_mode();
         let stored = self
             .upload
-            .commit()
+            .commit(mode)
             .await
-            .map_err(|e| VfsError::Failure(e.to_string()))?;
+            .map_err(|e| commit_error(&self.path, &self.options, e))?;
         tracing::info!(
             path = %Untrusted(&self.path),
             size = stored.size,
@@ -111,6 +256,22 @@ impl FileWriter for DropboxWriter {
             info: file_info(&Metadata::File(stored)),
         })
     }
+}
+
+/// A failed commit as the client sees it: a conflict in `add` mode is the rule that kept the
+/// other file.
+fn commit_error(path: &VPath, options: &WriteOptions, error: CommitError) -> VfsError {
+    if let CommitError::Dropbox(dropbox) = &error {
+        if dropbox.is_conflict() {
+            if dropbox.tags().iter().any(|tag| tag == "folder") {
+                return VfsError::Failure(format!("{path} is a folder"));
+            }
+            if let Some(refused) = refusal_for_existing(path, options) {
+                return refused;
+            }
+        }
+    }
+    VfsError::Failure(error.to_string())
 }
 
 /// Uploads in progress on one account, by Dropbox path (lower case, as Dropbox compares).
