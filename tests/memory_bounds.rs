@@ -7,19 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{paramiko_as_alice, write_random_file, Bench};
+use common::{paramiko_as_alice, resident_kib, write_random_file, Bench};
 
 const MIB: u64 = 1024 * 1024;
-
-fn resident_kb() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS in /proc/self/status")
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_prefetching_get_of_a_large_file_keeps_memory_bounded() {
@@ -33,13 +23,13 @@ async fn a_prefetching_get_of_a_large_file_keeps_memory_bounded() {
         hash
     );
 
-    let before = resident_kb();
+    let before = resident_kib("self");
     let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(before));
     let sampler = {
         let peak = peak.clone();
         tokio::spawn(async move {
             loop {
-                peak.fetch_max(resident_kb(), std::sync::atomic::Ordering::Relaxed);
+                peak.fetch_max(resident_kib("self"), std::sync::atomic::Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         })

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{
-    config_with, output_text, poll_until, python_with_paramiko, run_bounded, stdout,
-    with_server_lines, Bench, BenchOptions,
+    config_with, open_fds, output_text, poll_until, python_with_paramiko, resident_kib,
+    run_bounded, stdout, with_server_lines, Bench, BenchOptions,
 };
 use dropgate::ssh::password::hash_password;
 use serde_json::Value;
@@ -174,20 +174,6 @@ async fn login(bench: &Bench, ip: &str) -> Value {
     run(bench, &["login", PASSWORD, ip]).await
 }
 
-fn open_fds() -> u64 {
-    std::fs::read_dir("/proc/self/fd").unwrap().count() as u64
-}
-
-fn resident_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS in /proc/self/status")
-}
-
 /// Holds `count` connections from addresses `prefix` + n for a few seconds; returns how many
 /// were admitted and the most fds this process had open meanwhile.
 async fn hold_flood(bench: &Bench, count: u64, prefix: &str) -> (u64, u64) {
@@ -200,7 +186,7 @@ async fn hold_flood(bench: &Bench, count: u64, prefix: &str) -> (u64, u64) {
     let admitted = first_line(&mut child).await["admitted"].as_u64().unwrap();
     let mut peak_fds = 0;
     for _ in 0..10 {
-        peak_fds = peak_fds.max(open_fds());
+        peak_fds = peak_fds.max(open_fds("self"));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let status = tokio::time::timeout(Duration::from_secs(60), child.wait()).await;
@@ -211,10 +197,10 @@ async fn hold_flood(bench: &Bench, count: u64, prefix: &str) -> (u64, u64) {
 /// Waits until this process has no more fds open than `baseline` (+ `slack`); the count.
 async fn fds_back_to(baseline: u64, slack: u64) -> u64 {
     poll_until(Duration::from_secs(20), || {
-        std::future::ready(open_fds() <= baseline + slack)
+        std::future::ready(open_fds("self") <= baseline + slack)
     })
     .await;
-    open_fds()
+    open_fds("self")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -226,8 +212,8 @@ async fn a_pre_login_flood_is_held_to_the_limits_and_leaves_nothing_behind() {
     // Warm up (first login, first argon2 check, connection pools), then take the baseline.
     let first = login(&bench, "203.0.113.1").await;
     assert_eq!(first["files"], serde_json::json!(["hello.txt"]), "{first}");
-    let base_fds = open_fds();
-    let base_kib = resident_kib();
+    let base_fds = open_fds("self");
+    let base_kib = resident_kib("self");
     // Sockets of the gateway's own work (emulator requests, a login in progress) come and go.
     let slack = 12;
 
@@ -271,7 +257,7 @@ async fn a_pre_login_flood_is_held_to_the_limits_and_leaves_nothing_behind() {
         let peak_kib = peak_kib.clone();
         tokio::spawn(async move {
             loop {
-                peak_kib.fetch_max(resident_kib(), Ordering::Relaxed);
+                peak_kib.fetch_max(resident_kib("self"), Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         })
@@ -295,7 +281,7 @@ async fn a_pre_login_flood_is_held_to_the_limits_and_leaves_nothing_behind() {
     // Afterwards: the fds are back, memory is not still growing, and alice logs in.
     let after = fds_back_to(base_fds, 2).await;
     assert!(after <= base_fds + 2, "{after} vs {base_fds}");
-    let settled = resident_kib();
+    let settled = resident_kib("self");
     assert!(
         settled <= base_kib + bound,
         "RSS {settled} KiB after, {base_kib} before"

@@ -75,24 +75,18 @@ impl Gateway {
         }
     }
 
-    fn proc_path(&self, name: &str) -> String {
-        format!("/proc/{}/{name}", self.process.id().unwrap())
+    fn pid(&self) -> String {
+        self.process.id().unwrap().to_string()
     }
 
     /// The gateway's resident memory, in KiB.
     fn rss_kib(&self) -> u64 {
-        std::fs::read_to_string(self.proc_path("status"))
-            .unwrap()
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .expect("VmRSS")
+        common::resident_kib(&self.pid())
     }
 
     /// The gateway's open file descriptors.
     fn fds(&self) -> usize {
-        std::fs::read_dir(self.proc_path("fd")).unwrap().count()
+        common::open_fds(&self.pid()) as usize
     }
 
     /// What the gateway has logged so far.

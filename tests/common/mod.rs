@@ -874,3 +874,23 @@ pub fn dropgate_binary(rust_log: &str) -> tokio::process::Command {
         .kill_on_drop(true);
     command
 }
+
+// ---- what a process holds, for the tests that bound memory and file descriptors ----
+
+/// Resident memory of process `pid` ("self" for the test process), in KiB.
+pub fn resident_kib(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS in /proc/<pid>/status")
+}
+
+/// Open file descriptors of process `pid` ("self" for the test process).
+pub fn open_fds(pid: &str) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count() as u64
+}
