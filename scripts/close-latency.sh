@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Measures, for one large upload over loopback, the time from the client's last byte to the
-# CLOSE reply: release builds of the emulator and the gateway, the real OpenSSH sftp client.
+# CLOSE reply, and then the CPU the gateway spends to download the same file again: release
+# builds of the emulator and the gateway, the real OpenSSH sftp client.
 #
 #   scripts/close-latency.sh [SIZE_MIB]      (default 1024)
 #
 # Prints the gateway's own measurement (after_last_write_ms: last WRITE spooled → commit done,
 # commit_ms: CLOSE received → commit done), the client's wall time for the whole put, and the
 # CPU seconds (user + system) the gateway and the emulator spent during it: on a noisy machine
-# CPU time varies much less than wall time, so compare those when judging a change.
+# CPU time varies much less than wall time, so compare those when judging a change. The second
+# line is the download (get_gateway_cpu_s_per_gib: the gateway's CPU per GiB read).
 # With PROFILE=FILE the gateway runs under `perf record -e cpu-clock -g` writing FILE
 # (read it with `perf report -i FILE`). With PROFILE_ALL=FILE every process on the machine is
 # recorded during the put only (client, gateway, emulator): `perf report -i FILE --sort comm`.
@@ -87,3 +89,15 @@ line=$(grep "upload committed" "$work/gateway.log" | tail -1 | sed 's/\x1b\[[0-9
 after_last=$(sed -n 's/.*after_last_write_ms=\([0-9]*\).*/\1/p' <<<"$line")
 commit=$(sed -n 's/.*commit_ms=\([0-9]*\).*/\1/p' <<<"$line")
 echo "size_mib=$size_mib put_wall_s=$(echo "$end - $start" | bc) last_byte_to_close_reply_ms=$after_last commit_ms=$commit gateway_cpu_s=$gateway_cpu emulator_cpu_s=$emu_cpu"
+
+gateway_before=$(cpu_ticks "$gateway_pid")
+start=$(date +%s.%N)
+sftp -q -b - -P "$ssh_port" -i "$work/user" -o IdentitiesOnly=yes \
+  -o UserKnownHostsFile="$work/known_hosts" -o BatchMode=yes bench@127.0.0.1 >/dev/null <<SFTP
+get big.bin $work/back.bin
+SFTP
+end=$(date +%s.%N)
+gateway_cpu=$(echo "scale=2; ($(cpu_ticks "$gateway_pid") - $gateway_before) / $ticks" | bc)
+cmp -s "$work/big.bin" "$work/back.bin" || { echo "the download differs from the upload" >&2; exit 1; }
+echo "size_mib=$size_mib get_wall_s=$(echo "$end - $start" | bc) get_gateway_cpu_s=$gateway_cpu" \
+  "get_gateway_cpu_s_per_gib=$(echo "scale=2; $gateway_cpu * 1024 / $size_mib" | bc)"
