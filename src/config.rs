@@ -190,7 +190,13 @@ impl std::fmt::Debug for AccountConfig {
             .field("token_file", &self.token_file)
             .field("team_member_email", &self.team_member_email)
             .field("team_space", &self.team_space)
-            .field("proxy", &self.proxy.as_deref().map(crate::dropbox::scrub))
+            .field(
+                "proxy",
+                &self
+                    .proxy
+                    .as_deref()
+                    .map(crate::backend::dropbox::api::scrub),
+            )
             .field("app_key", &self.app_key)
             .field(
                 "app_secret",
@@ -547,10 +553,10 @@ impl AccountConfig {
 
 /// A proxy setting is `"none"` or an http(s)/socks URL with a host.
 fn check_proxy(proxy: &str) -> anyhow::Result<()> {
-    if proxy == crate::dropbox::NO_PROXY {
+    if proxy == crate::backend::dropbox::api::NO_PROXY {
         return Ok(());
     }
-    let shown = crate::dropbox::scrub(proxy);
+    let shown = crate::backend::dropbox::api::scrub(proxy);
     let url = url::Url::parse(proxy)
         .map_err(|_| anyhow::anyhow!("{shown:?} is not a URL (e.g. http://proxy.example:3128)"))?;
     if !matches!(url.scheme(), "http" | "https" | "socks5" | "socks5h") || url.host().is_none() {

@@ -26,13 +26,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::audit::AuditLog;
+use crate::backend::dropbox::api::DropboxClient;
+use crate::backend::dropbox::upload::{self, UploadSettings};
+use crate::backend::dropbox::{DropboxFs, FsSettings, OpenUploads};
 use crate::config::{Config, User};
-use crate::dropbox::DropboxClient;
 use crate::metrics;
 use crate::ssh::directory::{Directory, Logins};
 use crate::ssh::{self, host_key, Backend, ServerContext};
-use crate::upload::{self, UploadSettings};
-use crate::vfs::dropbox::{DropboxFs, FsSettings, OpenUploads};
 use accounts::Unreachable;
 use reload::Reloader;
 

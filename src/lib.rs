@@ -7,13 +7,12 @@
 //! [`oauth`] is `dropgate auth`, the one-time registration of a Dropbox account.
 
 pub mod audit;
+pub mod backend;
 pub mod config;
-pub mod dropbox;
 pub mod gateway;
 pub mod log_safe;
 pub mod metrics;
 pub mod oauth;
 pub mod sftp;
 pub mod ssh;
-pub mod upload;
 pub mod vfs;

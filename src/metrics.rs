@@ -136,7 +136,7 @@ pub fn render() -> String {
         &mut out,
         "dropgate_dropbox_retries_total",
         "Dropbox requests sent again after a failure.",
-        crate::dropbox::retries_made(),
+        crate::backend::dropbox::api::retries_made(),
     );
     COMMIT_LATENCY.render(
         &mut out,

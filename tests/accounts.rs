@@ -19,8 +19,8 @@ use common::{
 };
 use dropbox_emulator::demo_credentials as demo;
 use dropbox_emulator::Emulator;
+use dropgate::backend::dropbox::api::{ClientOptions, Credentials, DropboxClient, Endpoints};
 use dropgate::config::Config;
-use dropgate::dropbox::{ClientOptions, Credentials, DropboxClient, Endpoints};
 use dropgate::gateway::Gateway;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};

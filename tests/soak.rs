@@ -99,7 +99,7 @@ async fn soak() {
     let plan = Arc::new(plan);
 
     bench.set_emulator_faults(fault_rules()).await;
-    let retries_before = dropgate::dropbox::retries_made();
+    let retries_before = dropgate::backend::dropbox::api::retries_made();
     let requests_before = total_requests(&bench.emulator_stats().await);
     let started = Instant::now();
 
@@ -135,7 +135,7 @@ async fn soak() {
         worker.await.unwrap();
     }
     let elapsed = started.elapsed();
-    let retries = dropgate::dropbox::retries_made() - retries_before;
+    let retries = dropgate::backend::dropbox::api::retries_made() - retries_before;
     let requests = total_requests(&bench.emulator_stats().await) - requests_before;
     bench.clear_emulator_faults().await;
 

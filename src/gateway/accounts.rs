@@ -14,8 +14,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
+use crate::backend::dropbox::api::{
+    ClientOptions, Credentials, DropboxClient, DropboxError, Endpoints,
+};
 use crate::config::{AccountConfig, ServerConfig};
-use crate::dropbox::{ClientOptions, Credentials, DropboxClient, DropboxError, Endpoints};
 use crate::oauth::TokenFile;
 
 /// What a signed-in account turned out to be (None fields: Dropbox could not be asked).

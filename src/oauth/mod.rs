@@ -4,7 +4,7 @@
 //! The flow (the seed product's "Dropbox Integration", done with today's OAuth): print the
 //! authorize URL (offline access, PKCE S256, a fresh `state`); catch Dropbox's redirect on the
 //! redirect URL's host and port ([`redirect`]) or, headless, read the code the admin pastes;
-//! trade the code for a refresh token (`crate::dropbox::oauth`, where Dropbox requests are
+//! trade the code for a refresh token (`crate::backend::dropbox::api::oauth`, where Dropbox requests are
 //! built); learn who authorized (a person's account id and email, or a team); and store it all
 //! in a token file only its owner can read ([`token_file`]), which the config names. Secrets
 //! are never printed: not the app secret, not the code, not the tokens.
@@ -20,8 +20,10 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use url::Url;
 
-use crate::dropbox::oauth::{self as wire, AuthorizeParams, CodeExchange, IssuedTokens};
-use crate::dropbox::{ClientOptions, Credentials, DropboxClient, Endpoints, Secret};
+use crate::backend::dropbox::api::oauth::{
+    self as wire, AuthorizeParams, CodeExchange, IssuedTokens,
+};
+use crate::backend::dropbox::api::{ClientOptions, Credentials, DropboxClient, Endpoints, Secret};
 pub use token_file::TokenFile;
 
 /// Everything `dropgate auth` was told.
@@ -185,7 +187,7 @@ async fn describe(
         email: None,
         team_id: issued.team_id.clone(),
         scope: issued.scope.clone(),
-        created: crate::dropbox::timestamp(chrono::Utc::now().timestamp()),
+        created: crate::backend::dropbox::api::timestamp(chrono::Utc::now().timestamp()),
     };
     if !team {
         let mut options = ClientOptions::new(

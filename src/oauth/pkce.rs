@@ -9,7 +9,7 @@ use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::dropbox::Secret;
+use crate::backend::dropbox::api::Secret;
 
 /// The secrets of one authorization attempt.
 pub struct Attempt {

@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use url::Url;
 
-use crate::dropbox::Secret;
+use crate::backend::dropbox::api::Secret;
 
 /// What every redirect URL must end with.
 pub const REQUIRED_SUFFIX: &str = "?command=register_dropbox_api";

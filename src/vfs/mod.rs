@@ -10,7 +10,6 @@
 mod path;
 
 pub mod audit;
-pub mod dropbox;
 pub mod permissions;
 
 use std::future::Future;

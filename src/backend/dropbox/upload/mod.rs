@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::dropbox::{DropboxClient, FileMetadata, WriteMode};
+use crate::backend::dropbox::api::{DropboxClient, FileMetadata, WriteMode};
 
 pub use commit::CommitError;
 use pipeline::SessionPipeline;

@@ -23,11 +23,12 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::file_info;
+use super::fs::RESUME_REFUSED;
 use super::lookup::{Found, Lookup};
-use super::{file_info, RESUME_REFUSED};
-use crate::dropbox::{Metadata, WriteMode};
+use crate::backend::dropbox::api::{Metadata, WriteMode};
+use crate::backend::dropbox::upload::{CommitError, Upload, WriteError};
 use crate::log_safe::Untrusted;
-use crate::upload::{CommitError, Upload, WriteError};
 use crate::vfs::{
     Committed, FileInfo, FileKind, FileWriter, VPath, VfsError, VfsResult, WriteOptions,
 };

@@ -9,7 +9,7 @@
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::dropbox::{
+use crate::backend::dropbox::api::{
     DropboxClient, DropboxError, UploadBody, UploadSessionAppendArg, UploadSessionCursor,
     UploadSessionStartArg,
 };

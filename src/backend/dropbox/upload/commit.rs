@@ -16,7 +16,7 @@
 
 use std::sync::Arc;
 
-use crate::dropbox::{
+use crate::backend::dropbox::api::{
     self, BodyFactory, CommitInfo, DropboxClient, DropboxError, FileMetadata, UploadArg,
     UploadBody, UploadSessionCursor, UploadSessionFinishArg, WriteMode,
 };
@@ -61,7 +61,7 @@ pub(super) async fn commit(
         spool: spool.reader(),
         len: spool.len(),
         path,
-        client_modified: client_modified.map(dropbox::timestamp),
+        client_modified: client_modified.map(api::timestamp),
         content_hash: spool.content_hash().await?,
         mode,
     };

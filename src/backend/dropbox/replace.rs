@@ -11,9 +11,10 @@
 //! target back fails, the error names the hidden file that now holds it, and the log says so
 //! loudly, so an operator can put it back by hand.
 
-use super::{map_error, DropboxFs, Renamed, VPath, VfsError, VfsResult};
-use crate::dropbox::{DropboxError, Metadata};
+use super::{map_error, DropboxFs};
+use crate::backend::dropbox::api::{DropboxError, Metadata};
 use crate::log_safe::Untrusted;
+use crate::vfs::{Renamed, VPath, VfsError, VfsResult};
 
 /// The prefix of the hidden name a replaced target waits under.
 pub(super) const ASIDE_PREFIX: &str = ".dropgate-replace-";

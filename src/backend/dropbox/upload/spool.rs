@@ -14,7 +14,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tempfile::TempPath;
 
-use crate::dropbox::ContentHasher;
+use crate::backend::dropbox::api::ContentHasher;
 
 /// Bytes read from the spool per piece of a request body. Every upload in flight holds a piece
 /// or two while hyper sends them, so this is paid once per concurrent upload: 256 KiB keeps 50
@@ -198,7 +198,7 @@ pub fn remove_stale_spools(dir: &Path) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dropbox::content_hash;
+    use crate::backend::dropbox::api::content_hash;
 
     #[tokio::test]
     async fn out_of_order_writes_land_where_they_belong() {

@@ -18,7 +18,7 @@ use futures::FutureExt;
 use tokio::task::JoinHandle;
 
 use super::{file_info, DropboxFs};
-use crate::dropbox::Metadata;
+use crate::backend::dropbox::api::Metadata;
 use crate::vfs::{FileInfo, VPath, VfsError, VfsResult};
 
 /// What the look found.

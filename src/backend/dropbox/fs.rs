@@ -1,31 +1,25 @@
-//! The Dropbox-backed [`Vfs`]: one user's jailed view of one Dropbox account.
+//! [`DropboxFs`]: one user's jailed view of one Dropbox account, as a [`Vfs`].
 //!
 //! This is where Dropbox's limits become SFTP-visible policy: uploads are spooled and committed
 //! whole (Dropbox cannot write at an offset), resumes are refused, a stored file's mtime cannot
 //! change, and `rmdir` refuses a non-empty folder because Dropbox's delete is recursive.
-//! Dropbox errors become [`VfsError`]s in one place, [`map_error`].
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-
-use super::{
-    Capabilities, DirLister, FileInfo, FileKind, FileReader, Renamed, SpaceUsage, VPath, Vfs,
-    VfsError, VfsResult, WriteOptions,
-};
+use super::api::{DropboxClient, Metadata};
+use super::listing::DropboxLister;
+use super::lookup::Lookup;
+use super::reader::DropboxReader;
+use super::replace;
+use super::upload::{Upload, UploadSettings};
+use super::writer::{self, DropboxWriter, OpenUploads};
+use super::{file_info, map_error, not_found};
 use crate::config::MtimeChange;
-use crate::dropbox::{self, DropboxClient, DropboxError, Metadata};
 use crate::log_safe::Untrusted;
-
-use crate::upload::{Upload, UploadSettings};
-
-mod lookup;
-mod replace;
-mod writer;
-
-use lookup::Lookup;
-
-pub use writer::{DropboxWriter, OpenUploads};
+use crate::vfs::{
+    Capabilities, FileInfo, FileKind, Renamed, SpaceUsage, VPath, Vfs, VfsError, VfsResult,
+    WriteOptions,
+};
 
 /// The message every resume attempt gets.
 pub(crate) const RESUME_REFUSED: &str =
@@ -52,7 +46,7 @@ pub struct FsSettings {
 /// One user's Dropbox, below `root`.
 #[derive(Clone)]
 pub struct DropboxFs {
-    client: DropboxClient,
+    pub(super) client: DropboxClient,
     /// "" (the whole Dropbox) or "/folder/sub".
     root: String,
     settings: Arc<FsSettings>,
@@ -142,7 +136,7 @@ impl DropboxFs {
     }
 
     /// The metadata at `path`, None if nothing is there (NotFound is an answer here).
-    async fn metadata_if_any(&self, path: &VPath) -> VfsResult<Option<Metadata>> {
+    pub(super) async fn metadata_if_any(&self, path: &VPath) -> VfsResult<Option<Metadata>> {
         match self.metadata(path).await {
             Ok(meta) => Ok(meta),
             Err(VfsError::NotFound(_)) => Ok(None),
@@ -182,15 +176,11 @@ impl Vfs for DropboxFs {
     async fn open_dir(&self, path: &VPath) -> VfsResult<DropboxLister> {
         let dropbox_path = self.dropbox_path(path)?;
         match self.client.list_folder(&dropbox_path, None).await {
-            Ok(first) => Ok(DropboxLister {
-                client: self.client.clone(),
-                pending: Some(first),
-            }),
+            Ok(first) => Ok(DropboxLister::new(self.client.clone(), Some(first))),
             // A user's root folder that Dropbox has not seen yet is simply empty.
-            Err(e) if path.is_root() && e.is_not_found() => Ok(DropboxLister {
-                client: self.client.clone(),
-                pending: None,
-            }),
+            Err(e) if path.is_root() && e.is_not_found() => {
+                Ok(DropboxLister::new(self.client.clone(), None))
+            }
             Err(e) => Err(map_error(e, path)),
         }
     }
@@ -201,14 +191,11 @@ impl Vfs for DropboxFs {
             Some(Metadata::File(file)) => file,
             _ => return Err(VfsError::Failure(format!("{path} is a folder"))),
         };
-        Ok(DropboxReader {
-            client: self.client.clone(),
-            pinned: format!("rev:{}", file.rev),
-            rev: file.rev.clone(),
-            path: path.clone(),
-            info: file_info(&Metadata::File(file)),
-            stream: None,
-        })
+        Ok(DropboxReader::pinned(
+            self.client.clone(),
+            path.clone(),
+            file,
+        ))
     }
 
     /// OPEN answers at once for a plain upload: what is at the path is asked alongside the
@@ -394,145 +381,6 @@ impl Vfs for DropboxFs {
         })
     }
 }
-
-/// Pages of a Dropbox folder listing, fetched one at a time as the client reads them.
-pub struct DropboxLister {
-    client: DropboxClient,
-    /// The page to hand out next; its cursor leads to the one after.
-    pending: Option<dropbox::ListFolderResult>,
-}
-
-impl DirLister for DropboxLister {
-    async fn next_page(&mut self) -> VfsResult<Option<Vec<FileInfo>>> {
-        let Some(page) = self.pending.take() else {
-            return Ok(None);
-        };
-        if page.has_more {
-            let next = self
-                .client
-                .list_folder_continue(&page.cursor)
-                .await
-                .map_err(|e| map_error(e, &VPath::root()))?;
-            self.pending = Some(next);
-        }
-        let entries = page
-            .entries
-            .iter()
-            .filter(|meta| !matches!(meta, Metadata::Deleted(_)))
-            .map(file_info)
-            .collect();
-        Ok(Some(entries))
-    }
-}
-
-/// A file being downloaded, pinned to the version that was current at OPEN: every request
-/// names that revision (`rev:` path), so a file replaced while the handle is open can never mix
-/// versions. Sequential READs are answered from one streaming HTTP response; a READ at another
-/// offset starts a new ranged download, which must come back as exactly the asked range (206
-/// from that offset). If the version is gone or the answer does not fit, the READ fails:
-/// a client gets an error, never a short or mixed file.
-pub struct DropboxReader {
-    client: DropboxClient,
-    /// `rev:<rev>`, the download path of the pinned version.
-    pinned: String,
-    rev: String,
-    path: VPath,
-    info: FileInfo,
-    stream: Option<ReadStream>,
-}
-
-struct ReadStream {
-    download: dropbox::Download,
-    /// File offset of the first byte in `buffered`.
-    offset: u64,
-    buffered: BytesMut,
-}
-
-impl DropboxReader {
-    async fn open_stream(&self, offset: u64) -> VfsResult<ReadStream> {
-        let range = dropbox::ByteRange::from_offset(offset);
-        let download = match self.client.download(&self.pinned, Some(range)).await {
-            Ok(download) => download,
-            Err(e) if e.is_not_found() => return Err(self.version_gone()),
-            Err(e) => return Err(map_error(e, &self.path)),
-        };
-        self.check_answer(&download, offset)?;
-        Ok(ReadStream {
-            download,
-            offset,
-            buffered: BytesMut::new(),
-        })
-    }
-
-    /// The answer must be the pinned version's bytes from `offset` on, and nothing else.
-    fn check_answer(&self, download: &dropbox::Download, offset: u64) -> VfsResult<()> {
-        if download.metadata.rev != self.rev || download.metadata.size != self.info.size {
-            return Err(self.version_gone());
-        }
-        let range = download.content_range();
-        let fits = download.is_partial()
-            && range
-                .is_some_and(|r| r.start == offset && r.total.is_none_or(|t| t == self.info.size));
-        if fits {
-            return Ok(());
-        }
-        Err(VfsError::Failure(format!(
-            "download of {} failed: asked for the bytes from {offset}, Dropbox answered {} {}",
-            self.path,
-            download.response.status(),
-            range.map_or("without a Content-Range".to_string(), |r| format!(
-                "bytes {}-{}",
-                r.start, r.end
-            )),
-        )))
-    }
-
-    fn version_gone(&self) -> VfsError {
-        VfsError::Failure(format!(
-            "{} changed on Dropbox since it was opened (version {} is no longer available); \
-             open it again",
-            self.path, self.rev
-        ))
-    }
-}
-
-impl FileReader for DropboxReader {
-    async fn read(&mut self, offset: u64, len: u32) -> VfsResult<Bytes> {
-        if offset >= self.info.size || len == 0 {
-            return Ok(Bytes::new());
-        }
-        let reusable = self.stream.as_ref().is_some_and(|s| s.offset == offset);
-        if !reusable {
-            self.stream = None;
-            self.stream = Some(self.open_stream(offset).await?);
-        }
-        let stream = self.stream.as_mut().expect("stream opened above");
-        let wanted = (len as u64).min(self.info.size - offset) as usize;
-        while stream.buffered.len() < wanted {
-            let failure = match stream.download.next_chunk().await {
-                Ok(Some(chunk)) => {
-                    stream.buffered.extend_from_slice(&chunk);
-                    continue;
-                }
-                Ok(None) => "the download ended before the end of the file".to_string(),
-                Err(e) => e.to_string(),
-            };
-            self.stream = None;
-            return Err(VfsError::Failure(format!(
-                "download of {} failed: {failure}",
-                self.path
-            )));
-        }
-        let data = stream.buffered.split_to(wanted).freeze();
-        stream.offset += wanted as u64;
-        Ok(data)
-    }
-
-    fn stat(&self) -> FileInfo {
-        self.info.clone()
-    }
-}
-
 /// A listing entry that stands for something in the folder (not a deletion).
 fn is_present(entry: &Metadata) -> bool {
     !matches!(entry, Metadata::Deleted(_))
@@ -544,31 +392,6 @@ fn root_info() -> FileInfo {
         kind: FileKind::Folder,
         size: 0,
         mtime: None,
-    }
-}
-
-/// Listing attributes: a file's mtime is its client_modified (what the uploader said).
-pub(crate) fn file_info(meta: &Metadata) -> FileInfo {
-    match meta {
-        Metadata::File(file) => FileInfo {
-            name: file.name.clone(),
-            kind: FileKind::File,
-            size: file.size,
-            mtime: dropbox::parse_timestamp(&file.client_modified)
-                .or_else(|| dropbox::parse_timestamp(&file.server_modified)),
-        },
-        Metadata::Folder(folder) => FileInfo {
-            name: folder.name.clone(),
-            kind: FileKind::Folder,
-            size: 0,
-            mtime: None,
-        },
-        Metadata::Deleted(deleted) => FileInfo {
-            name: deleted.name.clone(),
-            kind: FileKind::File,
-            size: 0,
-            mtime: None,
-        },
     }
 }
 
@@ -592,28 +415,6 @@ fn check_name(name: &str) -> VfsResult<()> {
     Ok(())
 }
 
-fn not_found(path: &VPath) -> VfsError {
-    VfsError::NotFound(format!("{path}: no such file or folder"))
-}
-
-/// The one place a Dropbox error becomes a filesystem error.
-pub(crate) fn map_error(error: DropboxError, path: &VPath) -> VfsError {
-    if error.is_not_found() {
-        return not_found(path);
-    }
-    if error.is_conflict() {
-        return VfsError::AlreadyExists(format!("{path} already exists"));
-    }
-    let tags = error.tags();
-    if tags
-        .iter()
-        .any(|t| t == "disallowed_name" || t == "malformed_path")
-    {
-        return VfsError::InvalidPath(format!("{path}: Dropbox does not accept this name"));
-    }
-    VfsError::Failure(format!("{path}: {error}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -626,82 +427,5 @@ mod tests {
         assert!(check_name("trailing ").is_err());
         assert!(check_name("Thumbs.db").is_err());
         assert!(check_name(".DS_Store").is_err());
-    }
-
-    /// One READ of 100 bytes at 600 from a stand-in server whose `answer` to a download from
-    /// `offset` is (status, Content-Range, body length): it can ignore the Range (200), answer
-    /// another range or size, or end the body early, as a misbehaving server or proxy might.
-    async fn read_from_server(answer: fn(u64) -> (u16, Option<String>, u64)) -> VfsResult<Bytes> {
-        use axum::http::{HeaderMap, HeaderValue, StatusCode};
-        use axum::response::IntoResponse;
-
-        const SIZE: u64 = 1000;
-        let download = move |headers: HeaderMap| async move {
-            let offset: u64 = headers["range"]
-                .to_str()
-                .unwrap()
-                .trim_start_matches("bytes=")
-                .trim_end_matches('-')
-                .parse()
-                .unwrap();
-            let (status, content_range, len) = answer(offset);
-            let meta = r#"{"name":"a.bin","id":"id:a","client_modified":"2026-01-01T00:00:00Z","server_modified":"2026-01-01T00:00:00Z","rev":"0123456789","size":1000}"#;
-            let mut response = (
-                StatusCode::from_u16(status).unwrap(),
-                vec![7u8; len as usize],
-            )
-                .into_response();
-            let headers = response.headers_mut();
-            headers.insert("dropbox-api-result", HeaderValue::from_static(meta));
-            if let Some(range) = content_range {
-                headers.insert("content-range", HeaderValue::from_str(&range).unwrap());
-            }
-            response
-        };
-        let app = axum::Router::new().route("/2/files/download", axum::routing::post(download));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-
-        let endpoints = dropbox::Endpoints::all(&base).unwrap();
-        let credentials = dropbox::Credentials::AccessToken("token".into());
-        let client = DropboxClient::new(dropbox::ClientOptions::new(endpoints, credentials));
-        let mut reader = DropboxReader {
-            client: client.unwrap(),
-            pinned: "rev:0123456789".into(),
-            rev: "0123456789".into(),
-            path: VPath::parse("/a.bin").unwrap(),
-            info: FileInfo {
-                name: "a.bin".into(),
-                kind: FileKind::File,
-                size: SIZE,
-                mtime: None,
-            },
-            stream: None,
-        };
-        reader.read(600, 100).await
-    }
-
-    #[tokio::test]
-    async fn a_read_accepts_only_the_asked_range_of_the_pinned_version() {
-        fn range(at: u64) -> Option<String> {
-            Some(format!("bytes {at}-999/1000"))
-        }
-        let exact = read_from_server(|at| (206, range(at), 1000 - at)).await;
-        assert_eq!(exact.unwrap().len(), 100);
-
-        for answer in [
-            // The whole file, the Range ignored.
-            (|_| (200, None, 1000)) as fn(u64) -> (u16, Option<String>, u64),
-            // Another range than the one asked for.
-            |_| (206, Some("bytes 0-999/1000".into()), 1000),
-            // Another file size than the pinned version's.
-            |at| (206, Some(format!("bytes {at}-999/2000")), 1000 - at),
-            // The body ends before the asked bytes.
-            |at| (206, range(at), 50),
-        ] {
-            let read = read_from_server(answer).await;
-            assert!(matches!(read, Err(VfsError::Failure(_))), "{read:?}");
-        }
     }
 }
