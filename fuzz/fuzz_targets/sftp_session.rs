@@ -19,7 +19,7 @@
 use std::time::Duration;
 
 use dropgate::sftp::fuzzing::decode_stream;
-use dropgate::sftp::testing::MemFs;
+use dropgate::vfs::memory::MemFs;
 use dropgate::sftp::{serve, SessionLimits};
 use libfuzzer_sys::fuzz_target;
 use russh_sftp::protocol::Packet;

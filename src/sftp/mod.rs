@@ -32,10 +32,6 @@ mod upload;
 #[cfg(test)]
 mod tests;
 
-/// An in-memory backend for tests (this crate's and the fuzz targets'); feature `testing`.
-#[cfg(any(test, feature = "testing"))]
-pub mod testing;
-
 /// Entry points for the fuzz targets in `fuzz/`; feature `testing`. Not a stable API.
 #[cfg(feature = "testing")]
 #[doc(hidden)]

@@ -10,6 +10,10 @@
 mod path;
 
 pub mod audit;
+/// The in-memory backend: the reference for the vfs contract, and the backend of the SFTP
+/// layer's own tests and of the fuzz targets (feature `testing`).
+#[cfg(any(test, feature = "testing"))]
+pub mod memory;
 pub mod permissions;
 
 use std::future::Future;

@@ -308,7 +308,7 @@ impl<F: Vfs> Vfs for Permissioned<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sftp::testing::MemFs;
+    use crate::vfs::memory::MemFs;
     use crate::vfs::FileWriter;
 
     fn path(p: &str) -> VPath {

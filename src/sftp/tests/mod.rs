@@ -9,5 +9,4 @@ mod protocol;
 mod transfer;
 mod wire;
 
-// The in-memory backend lives in `sftp::testing` so the fuzz targets can use it too.
-use super::testing as memfs;
+use crate::vfs::memory as memfs;

@@ -1,6 +1,6 @@
-//! An in-memory [`Vfs`] for the session tests and the fuzz targets in `fuzz/`, following the trait
-//! contracts: an upload holds its bytes until commit, a write past the end is a gap (Unsupported),
-//! commit installs the file. Knobs make commits fail or take time, and listings come in small
+//! An in-memory [`Vfs`] for the SFTP layer's tests and the fuzz targets in `fuzz/`, following
+//! the trait contracts: an upload holds its bytes until commit, a write past the end is a gap
+//! (Unsupported), commit installs the file. Knobs make commits fail or take time, and listings come in small
 //! pages.
 //!
 //! Compiled for the crate's own tests and with the `testing` feature; not part of the normal build.
