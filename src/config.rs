@@ -13,10 +13,12 @@ use anyhow::{bail, Context};
 use russh::keys::PublicKey;
 use serde::Deserialize;
 
-pub use crate::ssh::authorized_keys::AuthorizedKey;
-pub use crate::ssh::networks::Networks;
-pub use crate::ssh::password::StoredPasswordHash;
-use crate::vfs::permissions::{Permission, Permissions, PRESETS};
+use crate::backend::dropbox::MtimeChange;
+use crate::users::authorized_keys::AuthorizedKey;
+use crate::users::networks::Networks;
+use crate::users::password::StoredPasswordHash;
+use crate::users::permissions::{Permission, Permissions, PRESETS};
+use crate::users::User;
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
@@ -84,17 +86,6 @@ fn default_shutdown_timeout_secs() -> u64 {
 
 fn default_host_key() -> PathBuf {
     PathBuf::from("keys/ssh_host_ed25519_key")
-}
-
-/// Dropbox cannot change a stored file's modification time.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MtimeChange {
-    /// SSH_FX_PERMISSION_DENIED with a message saying why.
-    #[default]
-    Reject,
-    /// Answer OK and log it.
-    Ignore,
 }
 
 /// Spooling and commit settings.
@@ -407,20 +398,6 @@ pub struct MetricsConfig {
 
 fn default_root() -> String {
     "/".to_string()
-}
-
-/// A user as the server uses it: keys parsed, root normalised.
-#[derive(Debug, Clone)]
-pub struct User {
-    pub name: String,
-    pub account: String,
-    /// Dropbox path of the jail: "" for the whole Dropbox, else "/folder/sub".
-    pub dropbox_root: String,
-    /// Authorized keys with the restrictions of their options.
-    pub keys: Vec<AuthorizedKey>,
-    pub permissions: Permissions,
-    /// Password login is possible only with one.
-    pub password_hash: Option<StoredPasswordHash>,
 }
 
 impl Config {

@@ -2,7 +2,7 @@
 //!
 //! This is the one place where the layers meet: each configured account becomes a Dropbox
 //! client ([`accounts`]: token file, proxy, team member, team space), each user a jailed
-//! [`DropboxFs`] on their account's client, and the SSH server gets a [`Backend`] that hands a
+//! [`DropboxFs`] on their account's client, and the SSH server gets a [`UserFilesystems`] that hands a
 //! user their filesystem at login. [`check`] is `dropgate check-config`.
 //!
 //! Users and keys can be replaced while it runs ([`reload`]).
@@ -25,14 +25,15 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::audit::AuditLog;
+use crate::audit_log::AuditLog;
 use crate::backend::dropbox::api::DropboxClient;
 use crate::backend::dropbox::upload::{self, UploadSettings};
 use crate::backend::dropbox::{DropboxFs, FsSettings, OpenUploads};
-use crate::config::{Config, User};
+use crate::config::Config;
 use crate::metrics;
-use crate::ssh::directory::{Directory, Logins};
-use crate::ssh::{self, host_key, Backend, ServerContext};
+use crate::ssh::{self, host_key, ServerContext, UserFilesystems};
+use crate::users::registry::{Logins, Registry};
+use crate::users::User;
 use accounts::Unreachable;
 use reload::Reloader;
 
@@ -42,7 +43,7 @@ pub struct Gateway {
     host_key_fingerprint: String,
     shutdown: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
-    context: Arc<ServerContext<DropboxBackend>>,
+    context: Arc<ServerContext<DropboxHomes>>,
     metrics_addr: Option<SocketAddr>,
 }
 
@@ -53,8 +54,8 @@ impl Gateway {
         let host_key_fingerprint = host_key::fingerprint(&host_key);
         tracing::info!(fingerprint = %host_key_fingerprint, "host key");
 
-        let backend = DropboxBackend::new(config).await?;
-        let removed = upload::remove_stale_spools(&backend.settings.upload.spool_dir)
+        let homes = DropboxHomes::new(config).await?;
+        let removed = upload::remove_stale_spools(&homes.settings.upload.spool_dir)
             .context("cannot clean the spool folder")?;
         if removed > 0 {
             tracing::info!(removed, "removed spool files left by an earlier run");
@@ -68,12 +69,12 @@ impl Gateway {
             None => AuditLog::disabled(),
         };
         let context = Arc::new(ServerContext {
-            directory: Directory::new(logins),
+            users: Registry::new(logins),
             trusted_proxies: match config.server.proxy_protocol {
                 true => Some(config.server.trusted_proxies()?),
                 false => None,
             },
-            backend,
+            filesystems: homes,
             limits: config.limits.clone(),
             audit,
         });
@@ -148,7 +149,7 @@ impl Gateway {
 #[derive(Clone)]
 pub struct Drainer {
     shutdown: CancellationToken,
-    context: Arc<ServerContext<DropboxBackend>>,
+    context: Arc<ServerContext<DropboxHomes>>,
 }
 
 impl Drainer {
@@ -174,7 +175,7 @@ impl Drainer {
     /// Uploads open on every account (being received or committed).
     pub fn open_uploads(&self) -> usize {
         self.context
-            .backend
+            .filesystems
             .accounts
             .values()
             .map(|account| account.open_uploads.count())
@@ -183,7 +184,7 @@ impl Drainer {
 }
 
 /// Users' filesystems on their accounts' Dropbox clients.
-struct DropboxBackend {
+struct DropboxHomes {
     accounts: HashMap<String, Account>,
     settings: Arc<FsSettings>,
 }
@@ -195,7 +196,7 @@ struct Account {
     open_uploads: OpenUploads,
 }
 
-impl DropboxBackend {
+impl DropboxHomes {
     async fn new(config: &Config) -> anyhow::Result<Self> {
         let mut accounts = HashMap::new();
         for account in &config.accounts {
@@ -229,14 +230,14 @@ impl DropboxBackend {
             }),
             mtime_change: config.server.mtime_change,
         };
-        Ok(DropboxBackend {
+        Ok(DropboxHomes {
             accounts,
             settings: Arc::new(settings),
         })
     }
 }
 
-impl Backend for DropboxBackend {
+impl UserFilesystems for DropboxHomes {
     type Fs = DropboxFs;
 
     fn filesystem_for(&self, user: &User) -> anyhow::Result<DropboxFs> {

@@ -6,7 +6,7 @@
 //! is its own crate, `dropbox-emulator`: `main.rs` uses it behind the default `demo` feature.
 //! [`oauth`] is `dropgate auth`, the one-time registration of a Dropbox account.
 
-pub mod audit;
+pub mod audit_log;
 pub mod backend;
 pub mod config;
 pub mod gateway;
@@ -15,4 +15,5 @@ pub mod metrics;
 pub mod oauth;
 pub mod sftp;
 pub mod ssh;
+pub mod users;
 pub mod vfs;

@@ -15,7 +15,8 @@ use dropgate::config::Config;
 use dropgate::gateway::reload::Reloader;
 use dropgate::gateway::{check, Gateway};
 use dropgate::oauth::{self, Registration};
-use dropgate::ssh::{host_key, password};
+use dropgate::ssh::host_key;
+use dropgate::users::password;
 
 #[derive(Parser)]
 #[command(version, about = "An SSH/SFTP server that serves Dropbox")]

@@ -4,7 +4,8 @@
 //! text format is a few lines to write. Counting happens where things end (a connection is
 //! admitted, a login decided, an operation finished, a Dropbox call answered), so a counter
 //! never moves twice for one event. The counters are global because the Dropbox client and the
-//! SSH layer must not know about each other; one process serves one gateway. [`server`] is the
+//! SSH layer must not know about each other; one process serves one gateway. This module
+//! depends on no other part of dropgate: everything reports to it, it asks nobody. [`server`] is the
 //! optional HTTP listener that serves them (`/metrics`) and a health check (`/healthz`).
 
 pub mod server;
@@ -29,7 +30,18 @@ static BYTES_DOWNLOADED: AtomicU64 = AtomicU64::new(0);
 static LOGINS: Labelled = Labelled::new();
 static OPERATIONS: Labelled = Labelled::new();
 static DROPBOX_REQUESTS: Labelled = Labelled::new();
+static DROPBOX_RETRIES: AtomicU64 = AtomicU64::new(0);
 static COMMIT_LATENCY: Histogram = Histogram::new();
+
+/// A Dropbox request is about to be sent again after a failure.
+pub fn dropbox_retry() {
+    DROPBOX_RETRIES.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Dropbox requests sent again so far, by any client of this process.
+pub fn dropbox_retries() -> u64 {
+    DROPBOX_RETRIES.load(Ordering::Relaxed)
+}
 
 /// A TCP connection was admitted (it holds a place until [`connection_closed`]).
 pub fn connection_accepted() {
@@ -136,7 +148,7 @@ pub fn render() -> String {
         &mut out,
         "dropgate_dropbox_retries_total",
         "Dropbox requests sent again after a failure.",
-        crate::backend::dropbox::api::retries_made(),
+        DROPBOX_RETRIES.load(Ordering::Relaxed),
     );
     COMMIT_LATENCY.render(
         &mut out,

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{config_with, paramiko_with_password, with_key_options, Bench, BenchOptions};
-use dropgate::ssh::password::hash_password;
+use dropgate::users::password::hash_password;
 use serde_json::json;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;

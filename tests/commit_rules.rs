@@ -19,7 +19,7 @@ use common::{
     BenchOptions,
 };
 use dropbox_emulator::demo_credentials;
-use dropgate::vfs::permissions::Permission;
+use dropgate::users::permissions::Permission;
 use serde_json::{json, Value};
 
 const MIB: u64 = 1024 * 1024;

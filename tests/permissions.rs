@@ -7,7 +7,7 @@
 mod common;
 
 use common::{config_with, output_text, Bench, BenchOptions, TestUser};
-use dropgate::vfs::permissions::Permission;
+use dropgate::users::permissions::Permission;
 
 /// alice has every permission but `missing`; bob has all of them.
 async fn bench_without(missing: Permission) -> Bench {

@@ -18,7 +18,7 @@ use common::{
     config_with, open_fds, output_text, poll_until, python_with_paramiko, resident_kib,
     run_bounded, stdout, with_server_lines, Bench, BenchOptions,
 };
-use dropgate::ssh::password::hash_password;
+use dropgate::users::password::hash_password;
 use serde_json::Value;
 
 const PASSWORD: &str = "correct horse battery staple";

@@ -12,10 +12,10 @@ use std::sync::Arc;
 
 use anyhow::bail;
 
-use super::DropboxBackend;
+use super::DropboxHomes;
 use crate::config::Config;
-use crate::ssh::directory::Logins;
 use crate::ssh::ServerContext;
+use crate::users::registry::Logins;
 
 /// What a reload put in place, for the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +27,7 @@ pub struct Reloaded {
 /// Replaces a running gateway's users and trusted CAs.
 #[derive(Clone)]
 pub struct Reloader {
-    pub(super) context: Arc<ServerContext<DropboxBackend>>,
+    pub(super) context: Arc<ServerContext<DropboxHomes>>,
 }
 
 impl Reloader {
@@ -35,7 +35,12 @@ impl Reloader {
     pub fn reload(&self, config: &Config) -> anyhow::Result<Reloaded> {
         let users = config.resolve_users(Path::new(""))?;
         for user in &users {
-            if !self.context.backend.accounts.contains_key(&user.account) {
+            if !self
+                .context
+                .filesystems
+                .accounts
+                .contains_key(&user.account)
+            {
                 bail!(
                     "users.{}.account: the account {:?} was not there at start; new accounts \
                      need a restart",
@@ -49,7 +54,7 @@ impl Reloader {
             users: users.len(),
             trusted_user_cas: cas.len(),
         };
-        self.context.directory.replace(Logins::new(users, cas));
+        self.context.users.replace(Logins::new(users, cas));
         Ok(reloaded)
     }
 

@@ -15,7 +15,7 @@ use russh::keys::ssh_key::certificate::CertType;
 use russh::keys::ssh_key::{Certificate, HashAlg};
 use russh::keys::PublicKey;
 
-use super::networks::Networks;
+use crate::users::networks::Networks;
 
 /// Why a certificate was refused, in plain words (for the server's log, not the client).
 pub type Refusal = String;

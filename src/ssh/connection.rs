@@ -18,7 +18,7 @@
 //! grant. Channels per connection and SFTP sessions per user are capped ([`super::quotas`]); a
 //! refusal says why, to the client and in the log.
 //!
-//! [`authorized_keys`]: super::authorized_keys
+//! [`authorized_keys`]: crate::users::authorized_keys
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -35,12 +35,12 @@ use tokio_util::sync::CancellationToken;
 use super::certificate;
 use super::guard::{AddressGuard, PreLoginSlot};
 use super::quotas::UserQuotas;
-use super::{Backend, ServerContext};
-use crate::audit::AuditSession;
-use crate::config::User;
+use super::{ServerContext, UserFilesystems};
+use crate::audit_log::AuditSession;
 use crate::log_safe::Untrusted;
 use crate::sftp::{self, SessionLimits};
-use crate::vfs::audit::Audited;
+use crate::users::User;
+use crate::vfs::audited::Audited;
 use crate::vfs::permissions::Permissioned;
 
 pub struct Connection<B> {
@@ -88,7 +88,7 @@ impl Method {
     }
 }
 
-impl<B: Backend> Connection<B> {
+impl<B: UserFilesystems> Connection<B> {
     pub fn new(
         context: Arc<ServerContext<B>>,
         guard: Arc<AddressGuard>,
@@ -130,7 +130,7 @@ impl<B: Backend> Connection<B> {
     /// password; a password for a user without one fails after the same slow check.
     fn methods(&self) -> MethodSet {
         let mut methods = vec![MethodKind::PublicKey];
-        if self.context.directory.current().any_password() {
+        if self.context.users.current().any_password() {
             methods.push(MethodKind::Password);
         }
         MethodSet::from(&methods[..])
@@ -198,7 +198,7 @@ impl<B: Backend> Connection<B> {
     /// The configured user if `key` is one of their authorized keys and its options let it
     /// log in from here now; why not is logged.
     fn user_with_key(&self, name: &str, key: &PublicKey) -> Option<User> {
-        let logins = self.context.directory.current();
+        let logins = self.context.users.current();
         let user = logins.users.get(name)?;
         let now = certificate::unix_now() as i64;
         let mut refusal = None;
@@ -220,7 +220,7 @@ impl<B: Backend> Connection<B> {
 
     /// The configured user if `cert` vouches for them; the reason is logged otherwise.
     fn user_with_certificate(&self, name: &str, cert: &Certificate) -> Option<User> {
-        let logins = self.context.directory.current();
+        let logins = self.context.users.current();
         let user = logins.users.get(name)?;
         let checked = certificate::check(
             cert,
@@ -261,7 +261,7 @@ impl<B: Backend> Connection<B> {
                 return refuse_with_reason(channel_id, &reason, session);
             }
         };
-        let fs = match self.context.backend.filesystem_for(&user) {
+        let fs = match self.context.filesystems.filesystem_for(&user) {
             Ok(fs) => fs,
             Err(e) => {
                 tracing::warn!(conn = self.id, user = %user.name, error = %e, "cannot open the user's filesystem");
@@ -305,7 +305,7 @@ impl<B: Backend> Connection<B> {
     }
 }
 
-impl<B: Backend> Handler for Connection<B> {
+impl<B: UserFilesystems> Handler for Connection<B> {
     type Error = anyhow::Error;
 
     /// The client's first question: which methods this user may use.
@@ -326,7 +326,7 @@ impl<B: Backend> Handler for Connection<B> {
         }
         // russh offers a certificate's key here without the certificate; with CAs trusted,
         // any key might come with one, so the decision waits for the signed request.
-        if !self.context.directory.current().trusted_user_cas.is_empty() {
+        if !self.context.users.current().trusted_user_cas.is_empty() {
             return Ok(Auth::Accept);
         }
         self.refuse_key(user)
@@ -361,7 +361,7 @@ impl<B: Backend> Handler for Connection<B> {
     /// against a decoy, so the answer's timing does not tell them apart.
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
         self.refuse_if_banned()?;
-        let found = self.context.directory.current().users.get(user).cloned();
+        let found = self.context.users.current().users.get(user).cloned();
         let hash = found.as_ref().and_then(|u| u.password_hash.clone());
         let checks = self.guard.password_checks();
         if checks.check(hash, password.to_string()).await {

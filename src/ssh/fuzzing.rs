@@ -4,8 +4,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::authorized_keys::{split_options, AuthorizedKey};
 use super::proxy_protocol;
+use crate::users::authorized_keys::{split_options, AuthorizedKey};
 
 /// Reads `bytes` as the start of a connection from a trusted load balancer. A header that is
 /// accepted was consumed exactly, and nothing after it: a v1 line of at most 107 bytes ending

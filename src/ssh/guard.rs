@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use ipnet::Ipv6Net;
 
-use super::password::PasswordChecks;
 use crate::config::LimitsConfig;
+use crate::users::password::PasswordChecks;
 
 /// Addresses with failure history kept at most; the oldest are forgotten beyond this.
 const MAX_TRACKED_ADDRESSES: usize = 100_000;

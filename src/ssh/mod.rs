@@ -3,7 +3,7 @@
 //! Each TCP connection gets its own [`connection::Connection`] handler; an error ends that one
 //! connection, never the listener. Only the `sftp` subsystem is offered: exec and shell requests
 //! are refused at once, so a client probing for a shell (rclone does) fails fast and cleanly.
-//! What a user sees once logged in comes from a [`Backend`], which turns a [`User`] into a
+//! What a user sees once logged in comes from a [`UserFilesystems`], which turns a [`User`] into a
 //! filesystem; this module knows nothing about Dropbox. It wraps that filesystem in the user's
 //! permissions and the audit log, so every backend gets both.
 //!
@@ -17,18 +17,14 @@
 //! and a connection from anywhere else is refused, since a client that could connect directly
 //! could claim any address in a header of its own.
 
-pub mod authorized_keys;
 mod certificate;
 mod connection;
-pub mod directory;
 /// Entry points for the fuzz targets in `fuzz/`; feature `testing`. Not a stable API.
 #[cfg(any(test, feature = "testing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 mod guard;
 pub mod host_key;
-pub mod networks;
-pub mod password;
 pub mod proxy_protocol;
 mod quotas;
 
@@ -43,17 +39,18 @@ use russh::{MethodKind, MethodSet};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::audit::{AuditLog, AuditSession};
-use crate::config::{LimitsConfig, User};
+use crate::audit_log::{AuditLog, AuditSession};
+use crate::config::LimitsConfig;
 use crate::metrics;
+use crate::users::networks::Networks;
+use crate::users::registry::Registry;
+use crate::users::User;
 use crate::vfs::Vfs;
-use directory::Directory;
 use guard::{AddressGuard, ConnectionSlot, PreLoginSlot};
-use networks::Networks;
 use quotas::UserQuotas;
 
 /// Turns a logged-in user into the filesystem their SFTP session sees.
-pub trait Backend: Send + Sync + 'static {
+pub trait UserFilesystems: Send + Sync + 'static {
     type Fs: Vfs;
 
     fn filesystem_for(&self, user: &User) -> anyhow::Result<Self::Fs>;
@@ -62,16 +59,16 @@ pub trait Backend: Send + Sync + 'static {
 /// Everything a connection needs, shared by all of them.
 pub struct ServerContext<B> {
     /// Users and trusted CAs; replaced whole by a reload.
-    pub directory: Directory,
+    pub users: Registry,
     /// With the PROXY protocol on, the addresses allowed to send its header; None: off.
     pub trusted_proxies: Option<Networks>,
-    pub backend: B,
+    pub filesystems: B,
     pub limits: LimitsConfig,
     pub audit: AuditLog,
 }
 
 /// Serves SSH on `listener` until `shutdown` is cancelled.
-pub async fn serve<B: Backend>(
+pub async fn serve<B: UserFilesystems>(
     listener: TcpListener,
     host_key: PrivateKey,
     context: Arc<ServerContext<B>>,
@@ -102,7 +99,7 @@ pub async fn serve<B: Backend>(
             quotas: quotas.clone(),
             // Users may have been reloaded since the last connection: offer password login
             // only if someone now has a password.
-            config: configs.pick(context.directory.current().any_password()),
+            config: configs.pick(context.users.current().any_password()),
         };
         tokio::spawn(incoming.admit_and_run(context.clone()));
     }
@@ -121,7 +118,7 @@ struct Incoming {
 
 impl Incoming {
     /// Finds the client's address, applies the limits to it, and runs the SSH session.
-    async fn admit_and_run<B: Backend>(mut self, context: Arc<ServerContext<B>>) {
+    async fn admit_and_run<B: UserFilesystems>(mut self, context: Arc<ServerContext<B>>) {
         let id = self.id;
         let audit = |remote| AuditSession {
             log: context.audit.clone(),
@@ -194,7 +191,7 @@ struct Accepted {
     quotas: Arc<UserQuotas>,
 }
 
-async fn run_connection<B: Backend>(
+async fn run_connection<B: UserFilesystems>(
     config: Arc<RusshConfig>,
     accepted: Accepted,
     context: Arc<ServerContext<B>>,
@@ -244,7 +241,7 @@ async fn run_connection<B: Backend>(
 
 /// Runs the SSH session to its end; one that has not logged in within `auth_timeout` (counted
 /// from the first byte, the version exchange included) is disconnected.
-async fn run_until_closed<B: Backend>(
+async fn run_until_closed<B: UserFilesystems>(
     config: Arc<RusshConfig>,
     socket: tokio::net::TcpStream,
     handler: connection::Connection<B>,

@@ -9,7 +9,7 @@
 
 mod path;
 
-pub mod audit;
+pub mod audited;
 /// The in-memory backend: the reference for the vfs contract, and the backend of the SFTP
 /// layer's own tests and of the fuzz targets (feature `testing`).
 #[cfg(any(test, feature = "testing"))]

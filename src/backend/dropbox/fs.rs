@@ -6,6 +6,8 @@
 
 use std::sync::Arc;
 
+use serde::Deserialize;
+
 use super::api::{DropboxClient, Metadata};
 use super::listing::DropboxLister;
 use super::lookup::Lookup;
@@ -14,7 +16,6 @@ use super::replace;
 use super::upload::{Upload, UploadSettings};
 use super::writer::{self, DropboxWriter, OpenUploads};
 use super::{file_info, map_error, not_found};
-use crate::config::MtimeChange;
 use crate::log_safe::Untrusted;
 use crate::vfs::{
     Capabilities, FileInfo, FileKind, Renamed, SpaceUsage, VPath, Vfs, VfsError, VfsResult,
@@ -35,6 +36,18 @@ const DISALLOWED_NAMES: &[&str] = &[
     ".dropbox",
     ".dropbox.attr",
 ];
+
+/// What a SETSTAT that would change a stored file's mtime gets: Dropbox cannot change it
+/// (`[server] mtime_change`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MtimeChange {
+    /// SSH_FX_PERMISSION_DENIED with a message saying why.
+    #[default]
+    Reject,
+    /// Answer OK and log it.
+    Ignore,
+}
 
 /// Settings shared by every user of the gateway.
 #[derive(Debug, Clone)]

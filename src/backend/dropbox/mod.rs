@@ -19,7 +19,7 @@ mod writer;
 use crate::vfs::{FileInfo, FileKind, VPath, VfsError};
 use api::{DropboxError, Metadata};
 
-pub use fs::{DropboxFs, FsSettings};
+pub use fs::{DropboxFs, FsSettings, MtimeChange};
 pub use listing::DropboxLister;
 pub use reader::DropboxReader;
 pub use writer::{DropboxWriter, OpenUploads};

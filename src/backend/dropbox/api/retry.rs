@@ -24,13 +24,13 @@
 //! counted from the first try; a `Retry-After` longer than [`RetryPolicy::max_wait`] is not
 //! sat out at all. Every retry is counted in [`retries_made`] (tests and diagnostics).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rand::Rng;
 use tokio::time::Instant;
 
 use super::error::DropboxError;
+use crate::metrics;
 
 /// How many times and how patiently to retry.
 #[derive(Debug, Clone, Copy)]
@@ -183,17 +183,14 @@ impl RetryPolicy {
     }
 }
 
-/// Retries made by every client in this process since it started.
-static RETRIES: AtomicU64 = AtomicU64::new(0);
-
 /// How many Dropbox requests were sent again (by any client of this process) so far.
 pub fn retries_made() -> u64 {
-    RETRIES.load(Ordering::Relaxed)
+    metrics::dropbox_retries()
 }
 
 /// Notes one retry: counted, and logged for whoever reads the debug log.
 pub fn record_retry(route: &str, attempt: u32, wait: Duration, failure: &Failure) {
-    RETRIES.fetch_add(1, Ordering::Relaxed);
+    metrics::dropbox_retry();
     tracing::debug!(
         route,
         attempt,

@@ -10,7 +10,7 @@ use std::sync::{Arc, RwLock};
 
 use russh::keys::PublicKey;
 
-use crate::config::User;
+use super::User;
 
 /// One generation of users and trusted CAs.
 #[derive(Debug, Default)]
@@ -36,13 +36,13 @@ impl Logins {
 
 /// The current [`Logins`], swapped whole by a reload.
 #[derive(Debug)]
-pub struct Directory {
+pub struct Registry {
     current: RwLock<Arc<Logins>>,
 }
 
-impl Directory {
-    pub fn new(logins: Logins) -> Directory {
-        Directory {
+impl Registry {
+    pub fn new(logins: Logins) -> Registry {
+        Registry {
             current: RwLock::new(Arc::new(logins)),
         }
     }

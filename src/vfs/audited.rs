@@ -20,7 +20,7 @@ use super::{
     Capabilities, Committed, FileInfo, FileReader, FileWriter, Renamed, SpaceUsage, VPath, Vfs,
     VfsError, VfsResult, WriteOptions,
 };
-use crate::audit::{outcome, AuditEvent, AuditSession};
+use crate::audit_log::{AuditEvent, AuditSession};
 use crate::metrics;
 
 /// A backend whose operations are written to the audit log.
@@ -58,6 +58,15 @@ fn record(session: &AuditSession, line: &AuditEvent) {
     session.record(line);
     if let (Some(op), Some(result)) = (line.op, line.result) {
         metrics::operation(op, result);
+    }
+}
+
+/// The `result` and `error` fields for an outcome.
+pub fn outcome<T>(result: &Result<T, VfsError>) -> (&'static str, Option<String>) {
+    match result {
+        Ok(_) => ("ok", None),
+        Err(e @ VfsError::PermissionDenied(_)) => ("denied", Some(e.to_string())),
+        Err(e) => ("failed", Some(e.to_string())),
     }
 }
 

@@ -15,8 +15,6 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::vfs::VfsError;
-
 /// Where audit lines go; a disabled log drops them.
 #[derive(Clone, Default)]
 pub struct AuditLog {
@@ -155,15 +153,6 @@ impl AuditSession {
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// The `result` and `error` fields for an outcome.
-pub fn outcome<T>(result: &Result<T, VfsError>) -> (&'static str, Option<String>) {
-    match result {
-        Ok(_) => ("ok", None),
-        Err(e @ VfsError::PermissionDenied(_)) => ("denied", Some(e.to_string())),
-        Err(e) => ("failed", Some(e.to_string())),
-    }
 }
 
 #[cfg(test)]
