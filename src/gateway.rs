@@ -12,7 +12,6 @@
 //! an upload being received or committed when the signal came still reaches Dropbox.
 
 pub mod accounts;
-pub mod check;
 pub mod reload;
 
 use std::collections::HashMap;

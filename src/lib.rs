@@ -8,11 +8,11 @@
 
 pub mod audit_log;
 pub mod backend;
+pub mod cli;
 pub mod config;
 pub mod gateway;
 pub mod log_safe;
 pub mod metrics;
-pub mod oauth;
 pub mod sftp;
 pub mod ssh;
 pub mod users;

@@ -17,8 +17,8 @@ use anyhow::{bail, Context};
 use crate::backend::dropbox::api::{
     ClientOptions, Credentials, DropboxClient, DropboxError, Endpoints,
 };
+use crate::backend::dropbox::token_file::TokenFile;
 use crate::config::{AccountConfig, ServerConfig};
-use crate::oauth::TokenFile;
 
 /// What a signed-in account turned out to be (None fields: Dropbox could not be asked).
 #[derive(Debug, Clone, Default)]

@@ -13,6 +13,7 @@ mod listing;
 mod lookup;
 mod reader;
 mod replace;
+pub mod token_file;
 pub mod upload;
 mod writer;
 

@@ -9,9 +9,7 @@
 //! in a token file only its owner can read ([`token_file`]), which the config names. Secrets
 //! are never printed: not the app secret, not the code, not the tokens.
 
-pub mod pkce;
-pub mod redirect;
-pub mod token_file;
+use super::{pkce, redirect};
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -24,7 +22,7 @@ use crate::backend::dropbox::api::oauth::{
     self as wire, AuthorizeParams, CodeExchange, IssuedTokens,
 };
 use crate::backend::dropbox::api::{ClientOptions, Credentials, DropboxClient, Endpoints, Secret};
-pub use token_file::TokenFile;
+use crate::backend::dropbox::token_file::TokenFile;
 
 /// Everything `dropgate auth` was told.
 pub struct Registration {

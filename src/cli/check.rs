@@ -9,8 +9,21 @@ use std::fmt::Write;
 use std::path::Path;
 
 use crate::config::Config;
+use crate::gateway::accounts::{self, AccountFacts, Unreachable};
 
-use super::accounts::{self, AccountFacts, Unreachable};
+/// Prints the report; fails if any account or user failed.
+pub async fn run(config_path: &Path) -> anyhow::Result<()> {
+    let config = Config::load(config_path)?;
+    let report = check_config(&config).await;
+    print!("{}", report.text);
+    if !report.ok {
+        anyhow::bail!(
+            "{}: some accounts or users failed the check",
+            config_path.display()
+        );
+    }
+    Ok(())
+}
 
 /// The report, and whether everything checked out.
 pub struct CheckReport {

@@ -1,0 +1,76 @@
+//! `dropgate demo` and `dropgate emulator`: the gateway on the built-in Dropbox emulator, or the
+//! emulator alone (feature `demo`; a production build has neither).
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::Context;
+use dropbox_emulator::EmulatorConfig;
+
+use crate::config::Config;
+use crate::gateway::Gateway;
+use crate::ssh::host_key;
+
+/// Starts the emulator where the config's first account points, then the gateway, and prints
+/// the exact command that connects.
+pub async fn run(config_path: &Path, data: &Path, user_key: &Path) -> anyhow::Result<()> {
+    if !user_key.exists() {
+        host_key::write_key_pair(&host_key::generate(), user_key)?;
+    }
+    let config = Config::load(config_path)?;
+    let emulator_addr = demo_emulator_addr(&config)?;
+    let emulator = dropbox_emulator::Emulator::start(EmulatorConfig {
+        root: data.to_path_buf(),
+        listen: emulator_addr,
+        ..EmulatorConfig::default()
+    })
+    .await
+    .with_context(|| format!("cannot start the emulator on {emulator_addr}"))?;
+    let gateway = Gateway::start(&config).await?;
+
+    let known_hosts = data.join("known_hosts");
+    let host_public = host_key::load(&config.server.host_key)?
+        .public_key()
+        .to_openssh()?;
+    let port = gateway.addr().port();
+    std::fs::write(&known_hosts, format!("[127.0.0.1]:{port} {host_public}\n"))?;
+
+    let user = config.users.first().context("the config has no users")?;
+    println!(
+        "dropgate demo: the emulator at {} stores files under {}",
+        emulator.base_url(),
+        data.display()
+    );
+    println!("Connect with:");
+    println!(
+        "sftp -P {port} -i {} -o IdentitiesOnly=yes -o UserKnownHostsFile={} {}@127.0.0.1",
+        user_key.display(),
+        known_hosts.display(),
+        user.name
+    );
+    println!("Press Ctrl-C to stop.");
+    tokio::select! {
+        result = gateway.wait() => result?,
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    emulator.shutdown().await;
+    Ok(())
+}
+
+/// The emulator listens where the demo config's account expects Dropbox to be.
+fn demo_emulator_addr(config: &Config) -> anyhow::Result<SocketAddr> {
+    let account = config
+        .accounts
+        .first()
+        .context("the config has no accounts")?;
+    let url = account
+        .api_url
+        .as_deref()
+        .context("the demo needs an account with api_url pointing at 127.0.0.1")?;
+    let url = url::Url::parse(url).with_context(|| format!("api_url {url:?}"))?;
+    let host = url.host_str().unwrap_or("127.0.0.1");
+    let port = url.port_or_known_default().unwrap_or(8700);
+    format!("{host}:{port}")
+        .parse()
+        .with_context(|| format!("api_url {url} is not an IP address and port"))
+}

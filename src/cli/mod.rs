@@ -1,0 +1,92 @@
+//! The `dropgate` command line: one module per command.
+//!
+//! [`serve`] runs the gateway; [`demo`] runs it on the built-in emulator (feature `demo`);
+//! [`auth`] registers a Dropbox account; [`check`] is `check-config`; [`keygen`] and
+//! [`hash_password`] make a key pair and a password hash for the config.
+
+pub mod auth;
+pub mod check;
+#[cfg(feature = "demo")]
+pub mod demo;
+pub mod hash_password;
+pub mod keygen;
+pub mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use auth::AuthArgs;
+
+#[derive(Parser)]
+#[command(version, about = "An SSH/SFTP server that serves Dropbox")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+// Parsed once per run: the size of the largest variant costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        #[arg(long, default_value = "config/dropgate.toml")]
+        config: PathBuf,
+    },
+    /// Try it without a Dropbox account: the built-in Dropbox emulator plus the gateway.
+    #[cfg(feature = "demo")]
+    Demo {
+        #[arg(long, default_value = "config/dropgate.toml")]
+        config: PathBuf,
+        /// Where the emulator keeps the demo Dropbox's files.
+        #[arg(long, default_value = "demo-data")]
+        data: PathBuf,
+        /// The demo user's private key (created if missing; its .pub is the authorized key).
+        #[arg(long, default_value = "keys/demo_user_ed25519")]
+        user_key: PathBuf,
+    },
+    /// Run only the Dropbox API emulator.
+    #[cfg(feature = "demo")]
+    Emulator(dropbox_emulator::EmulatorArgs),
+    /// Create an ed25519 key pair (host key or user key): PATH (0600) and PATH.pub.
+    Keygen { path: PathBuf },
+    /// Register a Dropbox account: sign in once, store its refresh token in a token file.
+    Auth(AuthArgs),
+    /// Print an argon2id hash of a password, for a user's `password_hash`. The password is read
+    /// from the terminal (asked twice, not shown) or from the first line of stdin.
+    HashPassword,
+    /// Load the config, sign in to every account, check every user; print who gets what.
+    CheckConfig {
+        #[arg(long, default_value = "config/dropgate.toml")]
+        config: PathBuf,
+    },
+}
+
+impl Cli {
+    /// Runs the command, with the log on stderr (`RUST_LOG`, default `info`).
+    pub async fn run(self) -> anyhow::Result<()> {
+        tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "info".into()),
+            )
+            .with_writer(std::io::stderr)
+            .init();
+        match self.command {
+            Command::Serve { config } => serve::run(&config).await,
+            #[cfg(feature = "demo")]
+            Command::Demo {
+                config,
+                data,
+                user_key,
+            } => demo::run(&config, &data, &user_key).await,
+            #[cfg(feature = "demo")]
+            Command::Emulator(args) => dropbox_emulator::run(args.into()).await,
+            Command::Auth(args) => auth::run(args).await,
+            Command::CheckConfig { config } => check::run(&config).await,
+            Command::HashPassword => hash_password::run(),
+            Command::Keygen { path } => keygen::run(&path),
+        }
+    }
+}
