@@ -19,7 +19,7 @@ use super::listing::Listing;
 use super::requests::parse;
 use super::session::{Context, Permit, Replies};
 use super::status::{self, Outcome};
-use super::upload::Upload;
+use super::write_handle::WriteHandle;
 use crate::vfs::{FileInfo, FileReader, VPath, Vfs, VfsError, VfsResult, WriteOptions};
 
 /// What an OPEN or OPENDIR asks for.
@@ -51,7 +51,7 @@ enum OpenFile<F: Vfs> {
     },
     Write {
         path: VPath,
-        upload: Upload<F::Writer>,
+        upload: WriteHandle<F::Writer>,
     },
     /// A write handle whose file the backend has copied into place (copy-data): nothing is left
     /// to commit, unless the client changes it further (then it is an upload again).
@@ -84,7 +84,7 @@ impl<F: Vfs> OpenFile<F> {
                     let writer = fs.open_write(&path, write_options(flags, &attrs)).await?;
                     Ok(OpenFile::Write {
                         path,
-                        upload: Upload::new(writer),
+                        upload: WriteHandle::new(writer),
                     })
                 } else {
                     let reader = fs.open_read(&path).await?;
