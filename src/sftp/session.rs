@@ -350,24 +350,7 @@ impl<F: Vfs> Session<F> {
         if !self.initialized {
             return self.init(incoming, permit);
         }
-        let packet = match incoming {
-            Incoming::Request(packet) => packet,
-            Incoming::Write(write) => {
-                let op = HandleOp::Write {
-                    offset: write.offset,
-                    data: write.data,
-                };
-                self.handle_request(write.id, &write.handle, op, permit);
-                return Ok(());
-            }
-            Incoming::Unsupported { id, packet_type } => {
-                let message = format!("packet type {packet_type} is not supported");
-                self.replies
-                    .send(id, Err(VfsError::Unsupported(message)), permit);
-                return Ok(());
-            }
-        };
-        let route = dispatch::route(packet)?;
+        let route = dispatch::route(incoming)?;
         match route {
             Route::Init => bail!("client sent a second INIT"),
             Route::Path { id, request } => self.path_request(id, request, permit),
@@ -384,6 +367,11 @@ impl<F: Vfs> Session<F> {
                 });
             }
             Route::Handle { id, handle, op } => self.handle_request(id, &handle, op, permit),
+            Route::Unsupported { id, packet_type } => {
+                let message = format!("packet type {packet_type} is not supported");
+                self.replies
+                    .send(id, Err(VfsError::Unsupported(message)), permit);
+            }
             Route::Copy {
                 id,
                 read_handle,
