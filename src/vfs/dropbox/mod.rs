@@ -443,9 +443,38 @@ pub struct DropboxReader {
 
 struct ReadStream {
     download: dropbox::Download,
-    /// File offset of the first byte in `buffered`.
+    /// File offset of the first byte in `held`.
     offset: u64,
-    buffered: BytesMut,
+    /// What is left of the last chunk the download gave.
+    held: Bytes,
+}
+
+impl ReadStream {
+    /// The next `wanted` bytes: a slice of one chunk when that chunk holds them all (no copy),
+    /// else the chunks they span joined into one buffer. An error says why the download ended.
+    async fn take(&mut self, wanted: usize) -> Result<Bytes, String> {
+        let mut joined = BytesMut::new();
+        loop {
+            let missing = wanted - joined.len();
+            if self.held.len() >= missing {
+                let tail = self.held.split_to(missing);
+                if joined.is_empty() {
+                    return Ok(tail);
+                }
+                joined.extend_from_slice(&tail);
+                return Ok(joined.freeze());
+            }
+            if !self.held.is_empty() {
+                joined.reserve(wanted);
+                joined.extend_from_slice(&self.held);
+            }
+            self.held = match self.download.next_chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => return Err("the download ended before the end of the file".into()),
+                Err(e) => return Err(e.to_string()),
+            };
+        }
+    }
 }
 
 impl DropboxReader {
@@ -460,7 +489,7 @@ impl DropboxReader {
         Ok(ReadStream {
             download,
             offset,
-            buffered: BytesMut::new(),
+            held: Bytes::new(),
         })
     }
 
@@ -508,24 +537,19 @@ impl FileReader for DropboxReader {
         }
         let stream = self.stream.as_mut().expect("stream opened above");
         let wanted = (len as u64).min(self.info.size - offset) as usize;
-        while stream.buffered.len() < wanted {
-            let failure = match stream.download.next_chunk().await {
-                Ok(Some(chunk)) => {
-                    stream.buffered.extend_from_slice(&chunk);
-                    continue;
-                }
-                Ok(None) => "the download ended before the end of the file".to_string(),
-                Err(e) => e.to_string(),
-            };
-            self.stream = None;
-            return Err(VfsError::Failure(format!(
-                "download of {} failed: {failure}",
-                self.path
-            )));
+        match stream.take(wanted).await {
+            Ok(data) => {
+                stream.offset += wanted as u64;
+                Ok(data)
+            }
+            Err(failure) => {
+                self.stream = None;
+                Err(VfsError::Failure(format!(
+                    "download of {} failed: {failure}",
+                    self.path
+                )))
+            }
         }
-        let data = stream.buffered.split_to(wanted).freeze();
-        stream.offset += wanted as u64;
-        Ok(data)
     }
 
     fn stat(&self) -> FileInfo {
