@@ -8,18 +8,19 @@
 
 use std::sync::Arc;
 
-use russh_sftp::protocol::{Attrs, Data, FileAttributes, Handle, OpenFlags, Packet};
+use russh_sftp::protocol::{Attrs, FileAttributes, Handle, OpenFlags, Packet};
 
 use super::attrs;
 use super::copy;
 use super::extensions::CopyRange;
 use super::extensions::MAX_READ_LENGTH;
+use super::framing::Reply;
 use super::handles::{HandleKind, HandleOp, Job, Registration};
 use super::listing::Listing;
 use super::requests::parse;
 use super::session::{Context, Permit, Replies};
 use super::status::{self, Outcome};
-use super::upload::Upload;
+use super::write_handle::WriteHandle;
 use crate::vfs::{FileInfo, FileReader, VPath, Vfs, VfsError, VfsResult, WriteOptions};
 
 /// What an OPEN or OPENDIR asks for.
@@ -51,7 +52,7 @@ enum OpenFile<F: Vfs> {
     },
     Write {
         path: VPath,
-        upload: Upload<F::Writer>,
+        upload: WriteHandle<F::Writer>,
     },
     /// A write handle whose file the backend has copied into place (copy-data): nothing is left
     /// to commit, unless the client changes it further (then it is an upload again).
@@ -84,7 +85,7 @@ impl<F: Vfs> OpenFile<F> {
                     let writer = fs.open_write(&path, write_options(flags, &attrs)).await?;
                     Ok(OpenFile::Write {
                         path,
-                        upload: Upload::new(writer),
+                        upload: WriteHandle::new(writer),
                     })
                 } else {
                     let reader = fs.open_read(&path).await?;
@@ -165,14 +166,35 @@ async fn serve<F: Vfs>(
             break;
         }
         let outcome = apply(ctx, &mut file, id, op).await;
-        replies.send(id, outcome, permit);
+        replies.send_reply(id, outcome, permit);
     }
     ctx.handles.remove(&handle);
     // Only now may requests that waited for this commit go ahead.
     drop(done);
 }
 
-async fn apply<F: Vfs>(ctx: &Context<F>, file: &mut OpenFile<F>, id: u32, op: HandleOp) -> Outcome {
+/// One request on an open handle. READ answers with DATA (see [`read`]); everything else with
+/// an ordinary packet.
+async fn apply<F: Vfs>(
+    ctx: &Context<F>,
+    file: &mut OpenFile<F>,
+    id: u32,
+    op: HandleOp,
+) -> VfsResult<Reply> {
+    match (file, op) {
+        (OpenFile::Read { reader, .. }, HandleOp::Read { offset, len }) => {
+            read(reader, id, offset, len).await
+        }
+        (file, op) => apply_other(ctx, file, id, op).await.map(Reply::from),
+    }
+}
+
+async fn apply_other<F: Vfs>(
+    ctx: &Context<F>,
+    file: &mut OpenFile<F>,
+    id: u32,
+    op: HandleOp,
+) -> Outcome {
     if let OpenFile::Copied { path, info } = file {
         if changes_copy(&op, info) {
             let upload = copy::reopen_copied(&ctx.fs, path).await?;
@@ -181,9 +203,6 @@ async fn apply<F: Vfs>(ctx: &Context<F>, file: &mut OpenFile<F>, id: u32, op: Ha
         }
     }
     match (file, op) {
-        (OpenFile::Read { reader, .. }, HandleOp::Read { offset, len }) => {
-            read(reader, id, offset, len).await
-        }
         (OpenFile::Write { upload, .. }, HandleOp::Write { offset, data }) => {
             upload.write(offset, data).await?;
             Ok(status::ok(id))
@@ -256,17 +275,15 @@ async fn copy_into<F: Vfs>(
 }
 
 /// DATA with what the backend returns (short only at the end of the file); EOF as a status.
-async fn read<R: FileReader>(reader: &mut R, id: u32, offset: u64, len: u32) -> Outcome {
+/// The reader's buffer goes to the reply as it is: framing copies it once, into the frame.
+async fn read<R: FileReader>(reader: &mut R, id: u32, offset: u64, len: u32) -> VfsResult<Reply> {
     let len = len.min(MAX_READ_LENGTH);
     let mut data = reader.read(offset, len).await?;
     if data.is_empty() {
-        return Ok(status::eof(id));
+        return Ok(status::eof(id).into());
     }
     data.truncate(len as usize);
-    Ok(Packet::Data(Data {
-        id,
-        data: data.to_vec(),
-    }))
+    Ok(Reply::Data { id, data })
 }
 
 async fn fstat<F: Vfs>(fs: &F, file: &mut OpenFile<F>) -> VfsResult<FileInfo> {

@@ -14,7 +14,7 @@
 use crate::vfs::{FileInfo, FileReader, VPath, Vfs, VfsError, VfsResult, WriteOptions};
 
 use super::extensions::CopyRange;
-use super::upload::Upload;
+use super::write_handle::WriteHandle;
 
 /// Bytes read from the source per step of a copy through the gateway.
 const COPY_PIECE: u32 = 1024 * 1024;
@@ -26,7 +26,7 @@ pub(super) async fn copy_on_server<F: Vfs>(
     source: &VPath,
     range: CopyRange,
     target: &VPath,
-    upload: &mut Upload<F::Writer>,
+    upload: &mut WriteHandle<F::Writer>,
 ) -> VfsResult<Option<FileInfo>> {
     let whole_file = range == CopyRange::WHOLE_FILE;
     let untouched = upload
@@ -49,7 +49,7 @@ pub(super) async fn copy_bytes<F: Vfs>(
     fs: &F,
     source: &VPath,
     range: CopyRange,
-    upload: &mut Upload<F::Writer>,
+    upload: &mut WriteHandle<F::Writer>,
 ) -> VfsResult<()> {
     let result = stream(fs, source, range, upload).await;
     if let Err(error) = &result {
@@ -62,7 +62,7 @@ async fn stream<F: Vfs>(
     fs: &F,
     source: &VPath,
     range: CopyRange,
-    upload: &mut Upload<F::Writer>,
+    upload: &mut WriteHandle<F::Writer>,
 ) -> VfsResult<()> {
     let mut reader = fs.open_read(source).await?;
     let size = reader.stat().size;
@@ -89,12 +89,15 @@ async fn stream<F: Vfs>(
 
 /// A fresh upload of `path` holding what is stored there now: a handle whose file was copied on
 /// the server becomes an ordinary upload again when the client goes on changing it.
-pub(super) async fn reopen_copied<F: Vfs>(fs: &F, path: &VPath) -> VfsResult<Upload<F::Writer>> {
+pub(super) async fn reopen_copied<F: Vfs>(
+    fs: &F,
+    path: &VPath,
+) -> VfsResult<WriteHandle<F::Writer>> {
     let options = WriteOptions {
         truncate: true,
         ..Default::default()
     };
-    let mut upload = Upload::new(fs.open_write(path, options).await?);
+    let mut upload = WriteHandle::new(fs.open_write(path, options).await?);
     copy_bytes(fs, path, CopyRange::WHOLE_FILE, &mut upload).await?;
     Ok(upload)
 }

@@ -1,14 +1,17 @@
 //! Sorting decoded requests by how they run: path requests as independent tasks, OPEN and
 //! OPENDIR as the start of a handle's task, everything naming a handle onto that handle's queue.
 //!
-//! This is pure translation from the codec's packet types; no I/O and no state, so the session
-//! loop stays short and the routing table sits in one match.
+//! This is pure translation from what [`super::framing`] decoded; no I/O and no state, so the
+//! session loop stays short and the routing table sits in one place. WRITE comes here too, as
+//! framing's own zero-copy [`WriteRequest`] rather than the codec's packet: its data moves on to
+//! the handle as the slice of the packet it arrived in.
 
 use anyhow::bail;
 use russh_sftp::protocol::Packet;
 
 use super::actor::OpenTarget;
 use super::extensions::{self, CopyRange, ExtendedRequest};
+use super::framing::{Incoming, WriteRequest};
 use super::handles::HandleOp;
 use super::requests::PathRequest;
 
@@ -35,10 +38,35 @@ pub(super) enum Route {
         range: CopyRange,
         write_handle: String,
     },
+    /// A packet type the server does not handle: answered with OP_UNSUPPORTED at once.
+    Unsupported {
+        id: u32,
+        packet_type: u8,
+    },
 }
 
-/// Where a request goes. Errors only for an extension payload that does not decode.
-pub(super) fn route(packet: Packet) -> anyhow::Result<Route> {
+/// Where a request goes. Errors only for a packet no client may send (a reply) and for an
+/// extension payload that does not decode.
+pub(super) fn route(incoming: Incoming) -> anyhow::Result<Route> {
+    match incoming {
+        Incoming::Request(packet) => route_packet(packet),
+        Incoming::Write(write) => Ok(route_write(write)),
+        Incoming::Unsupported { id, packet_type } => Ok(Route::Unsupported { id, packet_type }),
+    }
+}
+
+/// WRITE onto its handle's queue, its data not copied.
+fn route_write(write: WriteRequest) -> Route {
+    let WriteRequest {
+        id,
+        handle,
+        offset,
+        data,
+    } = write;
+    on_handle(id, handle, HandleOp::Write { offset, data })
+}
+
+fn route_packet(packet: Packet) -> anyhow::Result<Route> {
     let route = match packet {
         Packet::Init(_) => Route::Init,
         Packet::Open(open) => Route::Open {
@@ -60,14 +88,6 @@ pub(super) fn route(packet: Packet) -> anyhow::Result<Route> {
             HandleOp::Read {
                 offset: p.offset,
                 len: p.len,
-            },
-        ),
-        Packet::Write(p) => on_handle(
-            p.id,
-            p.handle,
-            HandleOp::Write {
-                offset: p.offset,
-                data: p.data.into(),
             },
         ),
         Packet::Fstat(p) => on_handle(p.id, p.handle, HandleOp::Fstat),
@@ -124,8 +144,9 @@ pub(super) fn route(packet: Packet) -> anyhow::Result<Route> {
                 PathRequest::Unsupported(format!("extension {name} is not supported")),
             ),
         },
-        // Replies (VERSION, STATUS, DATA, ...) never reach here: framing answers them as
-        // unsupported request types.
+        // Framing decodes every WRITE itself (see `route_write`), so the codec's WRITE packet
+        // never reaches here; nor do replies (VERSION, STATUS, DATA, ...), which framing answers
+        // as unsupported request types.
         other => bail!("client sent a reply packet: {other:?}"),
     };
     Ok(route)

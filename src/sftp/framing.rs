@@ -13,6 +13,9 @@
 //!   Names that are not valid UTF-8 are not decode errors: the codec replaces bad bytes.
 //! - WRITE is decoded here rather than by the codec: its data stays a slice of the packet as
 //!   read ([`Bytes`]), so upload bytes are not copied again on their way to the spool.
+//! - DATA, the reply to READ, is encoded here too: its payload is copied once, from the buffer
+//!   the backend's reader returned straight into the outgoing frame, instead of into the codec's
+//!   `Vec` and again into its encoding.
 
 use anyhow::{anyhow, bail};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -21,6 +24,9 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// SSH_FXP_WRITE, the one request decoded here.
 const WRITE: u8 = 6;
+
+/// SSH_FXP_DATA, the one reply encoded here.
+const DATA: u8 = 103;
 
 /// The largest packet body (after the length field) the server accepts.
 ///
@@ -155,9 +161,47 @@ fn take_string(buf: &mut Bytes) -> Option<Bytes> {
     (buf.remaining() >= len).then(|| buf.split_to(len))
 }
 
+/// One reply on its way out.
+#[derive(Debug)]
+pub(super) enum Reply {
+    /// Anything the codec encodes.
+    Packet(Packet),
+    /// SSH_FXP_DATA with the reader's own buffer as its payload.
+    Data { id: u32, data: Bytes },
+}
+
+impl From<Packet> for Reply {
+    fn from(packet: Packet) -> Self {
+        Reply::Packet(packet)
+    }
+}
+
 /// Encodes a reply with its length prefix.
-pub(super) fn encode(packet: Packet) -> anyhow::Result<Bytes> {
-    Bytes::try_from(packet).map_err(|e| anyhow!("cannot encode a reply: {e}"))
+pub(super) fn encode(reply: Reply) -> anyhow::Result<Bytes> {
+    match reply {
+        Reply::Packet(packet) => {
+            Bytes::try_from(packet).map_err(|e| anyhow!("cannot encode a reply: {e}"))
+        }
+        Reply::Data { id, data } => encode_data(id, &data),
+    }
+}
+
+/// DATA: length, type, id, then the payload as an SSH string, in one buffer with one copy of
+/// the payload (what russh's channel writer takes is one slice per SSH packet; a header sent
+/// apart from its payload would cost an SSH packet of its own).
+fn encode_data(id: u32, data: &[u8]) -> anyhow::Result<Bytes> {
+    const HEADER: usize = 1 + 4 + 4;
+    let data_len = u32::try_from(data.len())
+        .ok()
+        .filter(|len| *len <= MAX_PACKET_LEN)
+        .ok_or_else(|| anyhow!("cannot encode a reply: {} bytes of DATA", data.len()))?;
+    let mut frame = BytesMut::with_capacity(4 + HEADER + data.len());
+    frame.put_u32(HEADER as u32 + data_len);
+    frame.put_u8(DATA);
+    frame.put_u32(id);
+    frame.put_u32(data_len);
+    frame.put_slice(data);
+    Ok(frame.freeze())
 }
 
 #[cfg(test)]
@@ -232,12 +276,34 @@ mod tests {
         assert!(read(frame(&body[..14])).await.is_err());
     }
 
+    #[test]
+    fn encodes_data_as_the_codec_does() {
+        let payload = Bytes::from_static(b"some file bytes");
+        let ours = encode(Reply::Data {
+            id: 9,
+            data: payload.clone(),
+        })
+        .unwrap();
+        let codec = encode(Reply::Packet(Packet::Data(russh_sftp::protocol::Data {
+            id: 9,
+            data: payload.to_vec(),
+        })))
+        .unwrap();
+        assert_eq!(ours, codec);
+        let empty = encode(Reply::Data {
+            id: 1,
+            data: Bytes::new(),
+        })
+        .unwrap();
+        assert_eq!(&empty[..], &[0, 0, 0, 9, DATA, 0, 0, 0, 1, 0, 0, 0, 0]);
+    }
+
     #[tokio::test]
     async fn round_trips_a_request() {
-        let bytes = encode(Packet::Stat(russh_sftp::protocol::Stat {
+        let bytes = encode(Reply::Packet(Packet::Stat(russh_sftp::protocol::Stat {
             id: 5,
             path: "/a".into(),
-        }))
+        })))
         .unwrap();
         let incoming = read(bytes.to_vec()).await.unwrap();
         let Some(Incoming::Request(Packet::Stat(stat))) = incoming else {

@@ -1,7 +1,7 @@
 //! Entry points for the fuzz targets in `fuzz/` (feature `testing`). Not a stable API.
 
 use super::dispatch::{self, Route};
-use super::framing::{self, Incoming};
+use super::framing;
 use crate::vfs::VPath;
 
 /// What [`decode_stream`] read before the stream ended or a packet ended the session.
@@ -26,26 +26,23 @@ pub fn decode_stream(stream: &[u8]) -> anyhow::Result<Decoded> {
     futures::executor::block_on(async {
         while let Some(incoming) = framing::read_packet(&mut reader).await? {
             let first = decoded.inits == 0 && decoded.ids.is_empty();
-            let id = match incoming {
-                Incoming::Request(packet) => match dispatch::route(packet)? {
-                    Route::Init => {
-                        decoded.inits += 1;
-                        decoded.starts_with_init |= first;
-                        continue;
+            let id = match dispatch::route(incoming)? {
+                Route::Init => {
+                    decoded.inits += 1;
+                    decoded.starts_with_init |= first;
+                    continue;
+                }
+                Route::Path { id, request } => {
+                    for path in request.paths() {
+                        // A path either resolves inside the jail or is refused.
+                        let _ = VPath::parse(path);
                     }
-                    Route::Path { id, request } => {
-                        for path in request.paths() {
-                            // A path either resolves inside the jail or is refused.
-                            let _ = VPath::parse(path);
-                        }
-                        id
-                    }
-                    Route::Open { id, .. } | Route::Handle { id, .. } | Route::Copy { id, .. } => {
-                        id
-                    }
-                },
-                Incoming::Write(write) => write.id,
-                Incoming::Unsupported { id, .. } => id,
+                    id
+                }
+                Route::Open { id, .. }
+                | Route::Handle { id, .. }
+                | Route::Copy { id, .. }
+                | Route::Unsupported { id, .. } => id,
             };
             decoded.ids.push(id);
         }

@@ -9,6 +9,7 @@
 //!   (bounded by [`SessionLimits::max_in_flight`]), one writer task; replies may go out of order.
 //! - [`handles`] and [`actor`]: every open handle is a task fed in packet order, so READ, WRITE,
 //!   FSETSTAT and CLOSE on one handle run in the order the client sent them.
+//! - `write_handle`: the one rule that an upload that failed once never commits.
 //! - [`requests`]: path requests (STAT, MKDIR, RENAME, ...) as independent tasks.
 //! - [`copy`]: copy-data, done by the backend when it can, else through an upload.
 //! - [`attrs`], [`status`], [`extensions`]: attributes and `ls -l` longnames, the one
@@ -27,7 +28,7 @@ mod listing;
 mod requests;
 mod session;
 mod status;
-mod upload;
+mod write_handle;
 
 #[cfg(test)]
 mod tests;

@@ -71,7 +71,7 @@ use tokio::task::JoinSet;
 use super::actor;
 use super::dispatch::{self, Route};
 use super::extensions;
-use super::framing::{self, Incoming};
+use super::framing::{self, Incoming, Reply};
 use super::handles::{self, HandleOp, HandleTable, Job};
 use super::requests::{self, PathRequest};
 use super::status::{self, Outcome};
@@ -154,13 +154,20 @@ struct Outgoing {
 }
 
 impl Replies {
+    /// Sends the reply for `outcome`: its packet, or a STATUS carrying the error.
     pub fn send(&self, id: u32, outcome: Outcome, permit: Permit) {
-        let bytes = framing::encode(status::reply_for(id, outcome)).or_else(|error| {
+        self.send_reply(id, outcome.map(Reply::from), permit);
+    }
+
+    /// [`Replies::send`] for an outcome that may be DATA.
+    pub fn send_reply(&self, id: u32, outcome: Result<Reply, VfsError>, permit: Permit) {
+        let reply = match outcome {
+            Ok(reply) => reply,
+            Err(error) => status::reply_for(id, Err(error)).into(),
+        };
+        let bytes = framing::encode(reply).or_else(|error| {
             tracing::error!("{error:#}");
-            framing::encode(status::reply_for(
-                id,
-                Err(VfsError::Failure(error.to_string())),
-            ))
+            framing::encode(status::reply_for(id, Err(VfsError::Failure(error.to_string()))).into())
         });
         match bytes {
             // A closed channel means the session is ending; the reply has nowhere to go.
@@ -350,24 +357,7 @@ impl<F: Vfs> Session<F> {
         if !self.initialized {
             return self.init(incoming, permit);
         }
-        let packet = match incoming {
-            Incoming::Request(packet) => packet,
-            Incoming::Write(write) => {
-                let op = HandleOp::Write {
-                    offset: write.offset,
-                    data: write.data,
-                };
-                self.handle_request(write.id, &write.handle, op, permit);
-                return Ok(());
-            }
-            Incoming::Unsupported { id, packet_type } => {
-                let message = format!("packet type {packet_type} is not supported");
-                self.replies
-                    .send(id, Err(VfsError::Unsupported(message)), permit);
-                return Ok(());
-            }
-        };
-        let route = dispatch::route(packet)?;
+        let route = dispatch::route(incoming)?;
         match route {
             Route::Init => bail!("client sent a second INIT"),
             Route::Path { id, request } => self.path_request(id, request, permit),
@@ -384,6 +374,11 @@ impl<F: Vfs> Session<F> {
                 });
             }
             Route::Handle { id, handle, op } => self.handle_request(id, &handle, op, permit),
+            Route::Unsupported { id, packet_type } => {
+                let message = format!("packet type {packet_type} is not supported");
+                self.replies
+                    .send(id, Err(VfsError::Unsupported(message)), permit);
+            }
             Route::Copy {
                 id,
                 read_handle,

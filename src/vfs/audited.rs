@@ -301,15 +301,11 @@ impl<W: FileWriter> FileWriter for AuditedWriter<W> {
             .stat()
     }
 
-    async fn commit(self) -> VfsResult<FileInfo> {
-        self.commit_recorded().await.map(|committed| committed.info)
-    }
-
-    async fn commit_recorded(mut self) -> VfsResult<Committed> {
+    async fn commit(mut self) -> VfsResult<Committed> {
         let inner = self.inner.take().expect("commit runs once");
         let size = inner.stat().size;
         let commit_started = Instant::now();
-        let result = inner.commit_recorded().await;
+        let result = inner.commit().await;
         metrics::upload_commit(commit_started.elapsed());
         self.transfer.bytes.store(size, Ordering::Relaxed);
         let mut line = self.transfer.line("upload", &result);

@@ -12,8 +12,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::vfs::{
-    Capabilities, DirLister, FileInfo, FileKind, FileReader, FileWriter, Renamed, SpaceUsage,
-    VPath, Vfs, VfsError, VfsResult, WriteOptions,
+    Capabilities, Committed, DirLister, FileInfo, FileKind, FileReader, FileWriter, Renamed,
+    SpaceUsage, VPath, Vfs, VfsError, VfsResult, WriteOptions,
 };
 
 #[derive(Clone, Default)]
@@ -429,7 +429,7 @@ impl FileWriter for MemWriter {
         }
     }
 
-    async fn commit(self) -> VfsResult<FileInfo> {
+    async fn commit(self) -> VfsResult<Committed> {
         let delay = self.fs.lock().commit_delay;
         if let Some(delay) = delay {
             tokio::time::sleep(delay).await;
@@ -454,6 +454,10 @@ impl FileWriter for MemWriter {
             },
         );
         state.commits += 1;
-        Ok(info)
+        Ok(Committed {
+            info,
+            id: None,
+            rev: None,
+        })
     }
 }

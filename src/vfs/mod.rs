@@ -219,23 +219,9 @@ pub trait FileWriter: Send + 'static {
     /// What the handle holds so far (FSTAT).
     fn stat(&self) -> FileInfo;
 
-    /// Sends the file to the backend and returns only once it holds exactly these bytes.
-    fn commit(self) -> impl Future<Output = VfsResult<FileInfo>> + Send;
-
-    /// [`FileWriter::commit`], plus the backend's own names for what it stored (for the audit
-    /// log). Backends without such names keep this default.
-    fn commit_recorded(self) -> impl Future<Output = VfsResult<Committed>> + Send
-    where
-        Self: Sized,
-    {
-        async move {
-            self.commit().await.map(|info| Committed {
-                info,
-                id: None,
-                rev: None,
-            })
-        }
-    }
+    /// Sends the file to the backend and returns only once it holds exactly these bytes: what
+    /// was stored, with the backend's own names for it where it has them (for the audit log).
+    fn commit(self) -> impl Future<Output = VfsResult<Committed>> + Send;
 }
 
 /// What a commit stored.

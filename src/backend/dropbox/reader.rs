@@ -24,9 +24,38 @@ pub struct DropboxReader {
 
 struct ReadStream {
     download: api::Download,
-    /// File offset of the first byte in `buffered`.
+    /// File offset of the first byte in `held`.
     offset: u64,
-    buffered: BytesMut,
+    /// What is left of the last chunk the download gave.
+    held: Bytes,
+}
+
+impl ReadStream {
+    /// The next `wanted` bytes: a slice of one chunk when that chunk holds them all (no copy),
+    /// else the chunks they span joined into one buffer. An error says why the download ended.
+    async fn take(&mut self, wanted: usize) -> Result<Bytes, String> {
+        let mut joined = BytesMut::new();
+        loop {
+            let missing = wanted - joined.len();
+            if self.held.len() >= missing {
+                let tail = self.held.split_to(missing);
+                if joined.is_empty() {
+                    return Ok(tail);
+                }
+                joined.extend_from_slice(&tail);
+                return Ok(joined.freeze());
+            }
+            if !self.held.is_empty() {
+                joined.reserve(wanted);
+                joined.extend_from_slice(&self.held);
+            }
+            self.held = match self.download.next_chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => return Err("the download ended before the end of the file".into()),
+                Err(e) => return Err(e.to_string()),
+            };
+        }
+    }
 }
 
 impl DropboxReader {
@@ -53,7 +82,7 @@ impl DropboxReader {
         Ok(ReadStream {
             download,
             offset,
-            buffered: BytesMut::new(),
+            held: Bytes::new(),
         })
     }
 
@@ -101,24 +130,19 @@ impl FileReader for DropboxReader {
         }
         let stream = self.stream.as_mut().expect("stream opened above");
         let wanted = (len as u64).min(self.info.size - offset) as usize;
-        while stream.buffered.len() < wanted {
-            let failure = match stream.download.next_chunk().await {
-                Ok(Some(chunk)) => {
-                    stream.buffered.extend_from_slice(&chunk);
-                    continue;
-                }
-                Ok(None) => "the download ended before the end of the file".to_string(),
-                Err(e) => e.to_string(),
-            };
-            self.stream = None;
-            return Err(VfsError::Failure(format!(
-                "download of {} failed: {failure}",
-                self.path
-            )));
+        match stream.take(wanted).await {
+            Ok(data) => {
+                stream.offset += wanted as u64;
+                Ok(data)
+            }
+            Err(failure) => {
+                self.stream = None;
+                Err(VfsError::Failure(format!(
+                    "download of {} failed: {failure}",
+                    self.path
+                )))
+            }
         }
-        let data = stream.buffered.split_to(wanted).freeze();
-        stream.offset += wanted as u64;
-        Ok(data)
     }
 
     fn stat(&self) -> FileInfo {
@@ -183,6 +207,83 @@ mod tests {
             stream: None,
         };
         reader.read(600, 100).await
+    }
+
+    /// A reader of a 1000-byte file (byte `i` is `i % 251`) from a stand-in server that sends
+    /// every download body in pieces of `piece` bytes, so READs fall inside one piece or across
+    /// several.
+    async fn reader_of_chunked_file(piece: usize) -> DropboxReader {
+        use axum::http::{HeaderMap, HeaderValue};
+        use axum::response::IntoResponse;
+
+        let download = move |headers: HeaderMap| async move {
+            let offset: usize = headers["range"]
+                .to_str()
+                .unwrap()
+                .trim_start_matches("bytes=")
+                .trim_end_matches('-')
+                .parse()
+                .unwrap();
+            let body: Vec<u8> = (offset..1000).map(|i| (i % 251) as u8).collect();
+            let pieces: Vec<Result<Bytes, std::io::Error>> = body
+                .chunks(piece)
+                .map(|c| Ok(Bytes::copy_from_slice(c)))
+                .collect();
+            let meta = r#"{"name":"a.bin","id":"id:a","client_modified":"2026-01-01T00:00:00Z","server_modified":"2026-01-01T00:00:00Z","rev":"0123456789","size":1000}"#;
+            let mut response = (
+                axum::http::StatusCode::PARTIAL_CONTENT,
+                axum::body::Body::from_stream(futures::stream::iter(pieces)),
+            )
+                .into_response();
+            let headers = response.headers_mut();
+            headers.insert("dropbox-api-result", HeaderValue::from_static(meta));
+            let range = format!("bytes {offset}-999/1000");
+            headers.insert("content-range", HeaderValue::from_str(&range).unwrap());
+            response
+        };
+        let app = axum::Router::new().route("/2/files/download", axum::routing::post(download));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let endpoints = api::Endpoints::all(&base).unwrap();
+        let credentials = api::Credentials::AccessToken("token".into());
+        let client = DropboxClient::new(api::ClientOptions::new(endpoints, credentials));
+        DropboxReader {
+            client: client.unwrap(),
+            pinned: "rev:0123456789".into(),
+            rev: "0123456789".into(),
+            path: VPath::parse("/a.bin").unwrap(),
+            info: FileInfo {
+                name: "a.bin".into(),
+                kind: FileKind::File,
+                size: 1000,
+                mtime: None,
+            },
+            stream: None,
+        }
+    }
+
+    /// Sequential READs come from one download whatever its chunks: a READ inside a chunk is a
+    /// slice of it, one across chunks joins them, and either way the bytes are the file's.
+    #[tokio::test]
+    async fn reads_return_the_files_bytes_whatever_the_download_chunks() {
+        let expected =
+            |from: usize, to: usize| -> Vec<u8> { (from..to).map(|i| (i % 251) as u8).collect() };
+        for piece in [1, 7, 100, 333, 1000] {
+            let mut reader = reader_of_chunked_file(piece).await;
+            let mut offset = 0;
+            for len in [10, 90, 250, 3, 400, 500] {
+                let data = reader.read(offset as u64, len).await.unwrap();
+                let end = (offset + len as usize).min(1000);
+                assert_eq!(&data[..], &expected(offset, end)[..], "pieces of {piece}");
+                offset = end;
+            }
+            // A READ elsewhere starts a new download from there.
+            let data = reader.read(42, 17).await.unwrap();
+            assert_eq!(&data[..], &expected(42, 59)[..], "pieces of {piece}");
+            assert!(reader.read(1000, 10).await.unwrap().is_empty());
+        }
     }
 
     #[tokio::test]

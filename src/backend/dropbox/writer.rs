@@ -1,9 +1,8 @@
 //! The write handle: an [`Upload`] plus the SFTP-visible rules around it.
 //!
-//! A handle that has been refused once (a resume attempt, an oversized file) is poisoned: its
-//! later writes and its CLOSE fail with the same reason and nothing is committed, because a
-//! client that ignores one error (paramiko ignores CLOSE errors) must still never see a partial
-//! file in Dropbox.
+//! A write this handle refuses (a resume attempt, an oversized file, a target it may not
+//! replace) is an error and nothing more here: the SFTP layer's write handle poisons itself on
+//! it, for every backend alike, so that the handle never commits afterwards.
 //!
 //! What the handle may do to the file at its path is decided at the commit: it replaces it
 //! (`overwrite`, last writer wins), or, for O_EXCL and for a user who may not replace files,
@@ -42,8 +41,6 @@ pub struct DropboxWriter {
     path: VPath,
     /// Keeps this upload visible to STAT until the handle is gone.
     _progress: UploadProgress,
-    /// Set once the handle has been refused: it can never commit.
-    refused: Option<VfsError>,
     /// When the last byte arrived: the commit's wait is measured from here.
     last_write: Instant,
     /// How the handle was opened, with the permission layer's rules.
@@ -81,7 +78,6 @@ impl DropboxWriter {
             upload,
             path,
             _progress: progress,
-            refused: None,
             last_write: Instant::now(),
             options,
             lookup,
@@ -90,29 +86,17 @@ impl DropboxWriter {
         }
     }
 
-    fn check_usable(&self) -> VfsResult<()> {
-        match &self.refused {
-            Some(error) => Err(error.clone()),
-            None => Ok(()),
+    /// A write the upload refused, as the client sees it.
+    fn refused(&self, error: WriteError) -> VfsError {
+        match error {
+            WriteError::Gap { .. } => VfsError::Unsupported(RESUME_REFUSED.to_string()),
+            other => VfsError::Failure(format!("{}: {other}", self.path)),
         }
     }
 
-    /// Maps a refused write and poisons the handle.
-    fn refuse(&mut self, error: WriteError) -> VfsError {
-        let refused = match error {
-            WriteError::Gap { .. } => VfsError::Unsupported(RESUME_REFUSED.to_string()),
-            other => VfsError::Failure(format!("{}: {other}", self.path)),
-        };
-        self.poison(refused)
-    }
-
-    fn poison(&mut self, error: VfsError) -> VfsError {
-        self.refused = Some(error.clone());
-        error
-    }
-
-    /// Refuses (and poisons) the upload as soon as the look started at OPEN shows that it can
-    /// never be committed. A look that failed decides nothing here.
+    /// Refuses the upload as soon as the look started at OPEN shows that it can never be
+    /// committed (the SFTP layer then poisons the handle). A look that failed decides nothing
+    /// here.
     fn check_early_answer(&mut self) -> VfsResult<()> {
         let found = self
             .lookup
@@ -121,7 +105,7 @@ impl DropboxWriter {
             .and_then(|answer| answer.as_ref().ok())
             .cloned();
         match found.and_then(|found| self.refusal(&found)) {
-            Some(error) => Err(self.poison(error)),
+            Some(error) => Err(error),
             None => Ok(()),
         }
     }
@@ -194,12 +178,11 @@ impl DropboxWriter {
 
 impl FileWriter for DropboxWriter {
     async fn write(&mut self, offset: u64, data: Bytes) -> VfsResult<()> {
-        self.check_usable()?;
         self.check_early_answer()?;
         let end = offset + data.len() as u64;
         let result = self.upload.write(offset, data).await;
         self.last_write = Instant::now();
-        result.map_err(|e| self.refuse(e))?;
+        result.map_err(|e| self.refused(e))?;
         if offset <= self.written_prefix {
             self.written_prefix = self.written_prefix.max(end);
         }
@@ -207,10 +190,9 @@ impl FileWriter for DropboxWriter {
     }
 
     async fn set_size(&mut self, size: u64) -> VfsResult<()> {
-        self.check_usable()?;
         self.check_early_answer()?;
         let result = self.upload.set_len(size).await;
-        result.map_err(|e| self.refuse(e))?;
+        result.map_err(|e| self.refused(e))?;
         self.smallest_size_set = Some(self.smallest_size_set.map_or(size, |s| s.min(size)));
         self.written_prefix = self.written_prefix.min(size);
         Ok(())
@@ -229,12 +211,7 @@ impl FileWriter for DropboxWriter {
         }
     }
 
-    async fn commit(self) -> VfsResult<FileInfo> {
-        self.commit_recorded().await.map(|committed| committed.info)
-    }
-
-    async fn commit_recorded(mut self) -> VfsResult<Committed> {
-        self.check_usable()?;
+    async fn commit(mut self) -> VfsResult<Committed> {
         self.check_before_commit().await?;
         let commit_started = Instant::now();
         let mode = self.commit_mode();

@@ -17,13 +17,13 @@
 use std::sync::Arc;
 
 use crate::backend::dropbox::api::{
-    self, BodyFactory, CommitInfo, DropboxClient, DropboxError, FileMetadata, UploadArg,
-    UploadBody, UploadSessionCursor, UploadSessionFinishArg, WriteMode,
+    BodyFactory, CommitInfo, DropboxClient, DropboxError, FileMetadata, UploadArg, UploadBody,
+    UploadSessionCursor, UploadSessionFinishArg, WriteMode,
 };
 
 use super::pipeline::{self, Appended, SessionPipeline};
 use super::spool::SpoolReader;
-use super::{Spool, UploadSettings};
+use super::UploadSettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
@@ -35,40 +35,29 @@ pub enum CommitError {
     Spool(#[from] std::io::Error),
 }
 
-/// What every commit request needs to know.
-struct Target<'a> {
-    client: &'a DropboxClient,
-    spool: SpoolReader,
-    len: u64,
-    path: &'a str,
-    client_modified: Option<String>,
-    content_hash: String,
+/// What every commit request needs to know; [`super::Upload`] builds it from itself.
+pub(super) struct Target<'a> {
+    pub client: &'a DropboxClient,
+    pub spool: SpoolReader,
+    pub len: u64,
+    pub path: &'a str,
+    pub client_modified: Option<String>,
+    pub content_hash: String,
     /// `overwrite`, or `add` when an existing file must be left alone.
-    mode: WriteMode,
+    pub mode: WriteMode,
+    pub settings: &'a UploadSettings,
 }
 
+/// Commits `target`, finishing the session `pipeline` has been appending to, if there is one.
 pub(super) async fn commit(
-    client: &DropboxClient,
-    spool: &Spool,
+    target: &Target<'_>,
     pipeline: Option<SessionPipeline>,
-    path: &str,
-    client_modified: Option<i64>,
-    mode: WriteMode,
-    settings: &UploadSettings,
 ) -> Result<FileMetadata, CommitError> {
-    let target = Target {
-        client,
-        spool: spool.reader(),
-        len: spool.len(),
-        path,
-        client_modified: client_modified.map(api::timestamp),
-        content_hash: spool.content_hash().await?,
-        mode,
-    };
+    let settings = target.settings;
     let stored = if target.len <= settings.single_upload_limit {
-        upload_whole(&target).await?
+        upload_whole(target).await?
     } else {
-        upload_in_session(&target, pipeline, settings.chunk_size).await?
+        upload_in_session(target, pipeline, settings.chunk_size).await?
     };
     match stored.content_hash.as_deref() {
         Some(hash) if hash == target.content_hash => Ok(stored),

@@ -17,9 +17,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::backend::dropbox::api::{DropboxClient, FileMetadata, WriteMode};
+use crate::backend::dropbox::api::{self, DropboxClient, FileMetadata, WriteMode};
 
 pub use commit::CommitError;
+use commit::Target;
 use pipeline::SessionPipeline;
 pub use spool::{remove_stale_spools, Spool};
 
@@ -160,16 +161,22 @@ impl Upload {
     /// commit with a conflict).
     pub async fn commit(mut self, mode: WriteMode) -> Result<FileMetadata, CommitError> {
         let pipeline = self.pipeline.take();
-        commit::commit(
-            &self.client,
-            &self.spool,
-            pipeline,
-            &self.dropbox_path,
-            self.client_modified,
+        let target = self.commit_target(mode).await?;
+        commit::commit(&target, pipeline).await
+    }
+
+    /// What every request of the commit needs to know about this upload.
+    async fn commit_target(&self, mode: WriteMode) -> Result<Target<'_>, CommitError> {
+        Ok(Target {
+            client: &self.client,
+            spool: self.spool.reader(),
+            len: self.spool.len(),
+            path: &self.dropbox_path,
+            client_modified: self.client_modified.map(api::timestamp),
+            content_hash: self.spool.content_hash().await?,
             mode,
-            &self.settings,
-        )
-        .await
+            settings: &self.settings,
+        })
     }
 
     /// Starts or feeds the background session once the file is too big for one request.
