@@ -87,7 +87,7 @@ fn finished() -> VfsError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sftp::testing::MemFs;
+    use crate::vfs::memory::MemFs;
     use crate::vfs::{VPath, Vfs, WriteOptions};
 
     async fn handle_on(fs: &MemFs, path: &str) -> WriteHandle<<MemFs as Vfs>::Writer> {

@@ -277,10 +277,22 @@ impl Vfs for MemFs {
             Some(Node::File { .. }) => true,
             None => false,
         };
-        if matches!(node, Node::Folder) && !state.children(from).is_empty() {
-            return Err(VfsError::Unsupported(
-                "memfs moves empty folders only".into(),
-            ));
+        let inside_from = format!("{from}/");
+        if to.to_string().starts_with(&inside_from) {
+            return Err(VfsError::Failure(format!("{from} cannot move into itself")));
+        }
+        // A folder takes everything below it along, as Dropbox's move does.
+        let below: Vec<String> = state
+            .nodes
+            .range(inside_from.clone()..)
+            .map(|(key, _)| key)
+            .take_while(|key| key.starts_with(&inside_from))
+            .cloned()
+            .collect();
+        for key in below {
+            let moved = state.nodes.remove(&key).expect("listed above");
+            let new_key = format!("{to}/{}", &key[inside_from.len()..]);
+            state.nodes.insert(new_key, moved);
         }
         state.nodes.remove(&from.to_string());
         state.nodes.insert(to.to_string(), node);
@@ -460,4 +472,19 @@ impl FileWriter for MemWriter {
             rev: None,
         })
     }
+}
+
+#[cfg(test)]
+mod contract {
+    use super::MemFs;
+
+    /// Pages of three entries and server-side copy on, so the contract reaches both.
+    async fn home() -> (MemFs, ()) {
+        let fs = MemFs::new();
+        fs.page_size(3);
+        fs.server_side_copy(true);
+        (fs, ())
+    }
+
+    crate::vfs::contract::vfs_contract!(home);
 }

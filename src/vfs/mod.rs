@@ -10,6 +10,8 @@
 mod path;
 
 pub mod audited;
+#[cfg(test)]
+pub(crate) mod contract;
 /// The in-memory backend: the reference for the vfs contract, and the backend of the SFTP
 /// layer's own tests and of the fuzz targets (feature `testing`).
 #[cfg(any(test, feature = "testing"))]

@@ -8,6 +8,8 @@
 //! one place, here: [`file_info`] and [`map_error`].
 
 pub mod api;
+#[cfg(test)]
+mod contract;
 mod fs;
 mod listing;
 mod lookup;
