@@ -1,23 +1,23 @@
-//! `/metrics` and `/healthz` end to end (issue 5): a real OpenSSH session puts and gets a file,
+//! `/metrics` and `/healthz` end to end: a real OpenSSH session puts and gets a file,
 //! and the counters read back from `/metrics` moved by what it did; `/healthz` is 200 while
 //! serving and 503 once a shutdown has begun.
 //!
-//! The counters are process-wide, so this file holds one test and checks differences.
-
-mod common;
+//! The counters are process-wide: the bench runs alone in the process while this test reads
+//! them (see `BenchOptions::reads_process_counters`), and checks differences.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{config_with, poll_until, random_bytes, Bench, BenchOptions};
+use crate::common::{poll_until, random_bytes, Bench, BenchOptions, Metrics};
 
 async fn bench() -> Bench {
     Bench::start_with(BenchOptions {
-        config: Some(config_with(
-            Vec::new(),
-            "[metrics]\nlisten = \"127.0.0.1:0\"\n".to_string(),
-        )),
-        ..BenchOptions::default()
+        reads_process_counters: true,
+        ..BenchOptions::configured(|config, _| {
+            config.metrics = Some(Metrics {
+                listen: "127.0.0.1:0".into(),
+            })
+        })
     })
     .await
 }

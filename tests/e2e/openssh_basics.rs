@@ -1,8 +1,9 @@
-//! Issue 2's promises, checked end to end: OpenSSH `sftp`/`scp` → dropgate → emulator.
+//! The basics with OpenSSH `sftp`/`scp` → dropgate → emulator: byte-exact round trips, paged
+//! listings, mkdir/cd/rename/rm/rmdir, cp, users jailed in their roots, exec refused.
 
-mod common;
-
-use common::{content_hash, random_bytes, request_count, stderr, stdout, Bench, BenchOptions};
+use crate::common::{
+    content_hash, random_bytes, request_count, stderr, stdout, Bench, BenchOptions,
+};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_20_mib_file_round_trips_byte_exact() {
