@@ -24,7 +24,8 @@ pub use dropbox::{
     content_hash, request_count, start_emulator, write_random_file, DropboxView, UploadRequests,
 };
 pub use process::{
-    dropgate_binary, free_port, open_fds, resident_kib, send_signal, wait_until_listening, ServeDir,
+    dropgate_binary, finish_command, free_port, open_fds, resident_kib, send_signal,
+    wait_until_listening, ServeDir,
 };
 
 // The gateway's library paths the tests use, in one place.

@@ -155,6 +155,28 @@ impl ServeDir {
     }
 }
 
+/// Waits (at most 30 s) for a `dropgate` command whose stdout is read as `lines`, reading
+/// the rest of its output first; returns (success, the rest of stdout, stderr).
+pub async fn finish_command(
+    mut child: tokio::process::Child,
+    mut lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+) -> (bool, String, String) {
+    let mut rest = String::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        rest.push_str(&line);
+        rest.push('\n');
+    }
+    let mut stderr = String::new();
+    tokio::io::AsyncReadExt::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr)
+        .await
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("dropgate did not exit")
+        .unwrap();
+    (status.success(), rest, stderr)
+}
+
 /// Sends `signal` (`"TERM"`, `"HUP"`) to `process`.
 pub fn send_signal(process: &tokio::process::Child, signal: &str) {
     let pid = process.id().expect("the process is running").to_string();

@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use crate::common::process::share_process_counters;
 use crate::common::{
-    dropgate_binary, free_port, host_key, random_bytes, start_emulator, write_random_file, Account,
-    Bench, ClientOptions, Config, Credentials, DropboxClient, Endpoints, Gateway, GatewayConfig,
-    User,
+    dropgate_binary, finish_command, free_port, host_key, random_bytes, start_emulator,
+    write_random_file, Account, Bench, ClientOptions, Config, Credentials, DropboxClient,
+    Endpoints, Gateway, GatewayConfig, User,
 };
 use dropbox_emulator::demo_credentials as demo;
 use dropbox_emulator::Emulator;
@@ -70,25 +70,18 @@ fn query_param(url: &str, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// Waits for the child and returns (success, stdout rest, stderr).
-async fn finish(
-    mut child: tokio::process::Child,
-    mut lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-) -> (bool, String, String) {
-    let mut rest = String::new();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        rest.push_str(&line);
-        rest.push('\n');
-    }
-    let mut stderr = String::new();
-    tokio::io::AsyncReadExt::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr)
+/// Types the code that Dropbox's page shows into `dropgate auth --no-browser`.
+async fn type_code_from(page: &str, child: &mut tokio::process::Child) {
+    let code = page
+        .split("<pre id=\"code\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</pre>").next())
+        .expect("the page shows a code");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(format!("{code}\n").as_bytes())
         .await
         .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("dropgate auth did not exit")
-        .unwrap();
-    (status.success(), rest, stderr)
 }
 
 fn read_token_file(path: &Path) -> toml::Table {
@@ -211,7 +204,7 @@ async fn auth_flow_end_to_end_writes_a_private_token_file_the_gateway_uses() {
         .unwrap()
         .contains("return to the terminal"));
 
-    let (ok, stdout, stderr) = finish(child, lines).await;
+    let (ok, stdout, stderr) = finish_command(child, lines).await;
     assert!(ok, "dropgate auth failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("token_file = "), "{stdout}");
 
@@ -288,20 +281,9 @@ async fn headless_auth_of_a_team_app_stores_a_team_token() {
         .text()
         .await
         .unwrap();
-    let code = page
-        .split("<pre id=\"code\">")
-        .nth(1)
-        .and_then(|rest| rest.split("</pre>").next())
-        .expect("the page shows a code")
-        .to_string();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin
-        .write_all(format!("{code}\n").as_bytes())
-        .await
-        .unwrap();
-    drop(stdin);
+    type_code_from(&page, &mut child).await;
 
-    let (ok, stdout, stderr) = finish(child, lines).await;
+    let (ok, stdout, stderr) = finish_command(child, lines).await;
     assert!(ok, "dropgate auth failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("team_member_email"), "{stdout}");
     let saved = read_token_file(&token_file);
@@ -357,15 +339,8 @@ async fn auth_explains_a_bad_redirect_url_and_a_wrong_secret() {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let url = authorize_url_from(&mut lines).await;
     let page = reqwest::get(&url).await.unwrap().text().await.unwrap();
-    let code = page.split("<pre id=\"code\">").nth(1).unwrap();
-    let code = code.split("</pre>").next().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin
-        .write_all(format!("{code}\n").as_bytes())
-        .await
-        .unwrap();
-    drop(stdin);
-    let (ok, _, stderr) = finish(child, lines).await;
+    type_code_from(&page, &mut child).await;
+    let (ok, _, stderr) = finish_command(child, lines).await;
     assert!(!ok);
     assert!(
         stderr.contains("Dropbox refused the app key or app secret"),

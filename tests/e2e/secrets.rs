@@ -61,26 +61,9 @@ async fn register(base: &str, token_file: &Path) -> String {
     // The browser: the authorize page approves at once and redirects to dropgate's listener.
     let page = reqwest::get(&url).await.unwrap();
     assert_eq!(page.status(), 200, "the redirect was not taken");
-    while let Some(line) = stdout.next_line().await.unwrap() {
-        printed.push_str(&line);
-        printed.push('\n');
-    }
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .await
-        .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("dropgate auth did not exit")
-        .unwrap();
-    assert!(
-        status.success(),
-        "dropgate auth failed:\n{printed}\n{stderr}"
-    );
+    let (ok, rest, stderr) = finish_command(child, stdout).await;
+    printed.push_str(&rest);
+    assert!(ok, "dropgate auth failed:\n{printed}\n{stderr}");
     printed + &stderr
 }
 

@@ -285,6 +285,41 @@ async fn upload(gateway: &Gateway, user: &str, path: &str, data: &str) -> String
     result["put"].as_str().unwrap().to_string()
 }
 
+/// Within 5 s the gateway's descriptors are back to `fds_before` (or fewer), and its memory
+/// within 8 MiB of `rss_before`.
+async fn assert_back_to_baseline(gateway: &Gateway, fds_before: usize, rss_before: u64) {
+    let fds_after = gateway
+        .fds_back_to(fds_before, Duration::from_secs(5))
+        .await;
+    let rss_after = gateway.rss_kib();
+    println!(
+        "fds before {fds_before}, after {fds_after}; \
+         RSS before {rss_before} KiB, after {rss_after} KiB"
+    );
+    assert!(
+        fds_after <= fds_before,
+        "descriptors: {fds_after} > {fds_before}\n{}",
+        gateway.log()
+    );
+    assert!(
+        rss_after < rss_before + 8 * MIB,
+        "memory did not come back: {rss_before} KiB before, {rss_after} KiB after"
+    );
+}
+
+/// The abandoned `half.bin` is not there for another session's STAT.
+async fn assert_half_upload_gone(gateway: &Gateway) {
+    let after = stat(gateway, "alice", "half.bin").await;
+    assert!(
+        after
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("no such file"),
+        "{after}"
+    );
+}
+
 /// Baseline memory and descriptors, after one session has warmed up the gateway (its HTTP
 /// connection to Dropbox, its allocator).
 async fn warm_baseline(gateway: &Gateway, user: &str) -> (u64, usize) {
@@ -340,33 +375,9 @@ async fn a_vanished_client_with_unread_replies_leaves_nothing_behind() {
         cleaned,
         "the spool file is still there 5 s after the client vanished"
     );
-    let fds_after = gateway
-        .fds_back_to(fds_before, Duration::from_secs(5))
-        .await;
-    let rss_after = gateway.rss_kib();
-    println!(
-        "fds before {fds_before}, during {fds_during}, after {fds_after}; \
-         RSS before {rss_before} KiB, after {rss_after} KiB"
-    );
-    assert!(
-        fds_after <= fds_before,
-        "descriptors: {fds_after} > {fds_before}\n{}",
-        gateway.log()
-    );
-    assert!(
-        rss_after < rss_before + 8 * MIB,
-        "memory did not come back: {rss_before} KiB before, {rss_after} KiB after"
-    );
-
-    let after = stat(&gateway, "alice", "half.bin").await;
-    assert!(
-        after
-            .as_str()
-            .unwrap()
-            .to_lowercase()
-            .contains("no such file"),
-        "{after}"
-    );
+    println!("fds during the attack {fds_during}");
+    assert_back_to_baseline(&gateway, fds_before, rss_before).await;
+    assert_half_upload_gone(&gateway).await;
     assert_eq!(upload(&gateway, "alice", "half.bin", "whole").await, "ok");
     let stored = gateway.dropbox_metadata("/alice/half.bin").await.unwrap();
     assert_eq!(stored["size"], 5, "{stored}");
@@ -554,31 +565,7 @@ async fn a_vanished_client_that_stalled_its_connection_leaves_nothing_behind() {
         "the spool file is still there 40 s after the client vanished\n{}",
         gateway.log()
     );
-    let fds_after = gateway
-        .fds_back_to(fds_before, Duration::from_secs(5))
-        .await;
-    let rss_after = gateway.rss_kib();
-    println!(
-        "cleaned {:?} after the kill; fds before {fds_before}, after {fds_after}; \
-         RSS before {rss_before} KiB, after {rss_after} KiB",
-        killed.elapsed()
-    );
-    assert!(
-        fds_after <= fds_before,
-        "descriptors: {fds_after} > {fds_before}\n{}",
-        gateway.log()
-    );
-    assert!(
-        rss_after < rss_before + 8 * MIB,
-        "memory did not come back: {rss_before} KiB before, {rss_after} KiB after"
-    );
-    let after = stat(&gateway, "alice", "half.bin").await;
-    assert!(
-        after
-            .as_str()
-            .unwrap()
-            .to_lowercase()
-            .contains("no such file"),
-        "{after}"
-    );
+    println!("cleaned {:?} after the kill", killed.elapsed());
+    assert_back_to_baseline(&gateway, fds_before, rss_before).await;
+    assert_half_upload_gone(&gateway).await;
 }

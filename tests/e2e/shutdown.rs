@@ -3,7 +3,6 @@
 //! commit, and only then exits, with status 0.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use crate::common::{output_text, poll_until, send_signal, write_random_file, ServeDir};
@@ -28,7 +27,9 @@ async fn sigterm_during_an_upload_lets_it_commit_then_exits() {
     let served = ServeDir::new().await;
     let mut config = served.config();
     config.server.shutdown_timeout_secs = Some(60);
-    let mut server = served.serve(&config, "dropgate=info", Stdio::null()).await;
+    let log = std::fs::File::create(served.path("gateway.log")).unwrap();
+    let mut server = served.serve(&config, "dropgate=debug", log.into()).await;
+    let log = || std::fs::read_to_string(served.path("gateway.log")).unwrap_or_default();
     let port = served.port;
 
     // 24 MiB at about 40 Mbit/s: the upload takes about five seconds.
@@ -60,7 +61,12 @@ async fn sigterm_during_an_upload_lets_it_commit_then_exits() {
         .await
         .expect("the upload did not finish")
         .unwrap();
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(
+        out.status.success(),
+        "{}\ngateway:\n{}",
+        output_text(&out),
+        log()
+    );
     let status = tokio::time::timeout(Duration::from_secs(60), server.wait())
         .await
         .expect("dropgate did not exit after the upload")
