@@ -4,7 +4,17 @@
 //!
 //! What a test checks is read back from the emulator's own API (files/get_metadata,
 //! files/download), never through the gateway under test.
+//!
+//! - `bench`: the in-process emulator + gateway a test starts, and its files (spool, audit log);
+//! - `clients`: OpenSSH and paramiko runs against it;
+//! - `dropbox`: the emulator's API and hooks, Dropbox's content_hash;
+//! - `config`: the typed config file;
+//! - `process`: `dropgate` run as a process of its own, /proc readings, and the lock on the
+//!   process-wide counters. It stands apart from `bench` because the tests that need a real
+//!   process (signals, its own memory and log) share nothing with the in-process bench but the
+//!   config.
 
+// Each test binary (tests/e2e and the ones that measure their own process) uses a part.
 #![allow(dead_code, unused_imports)]
 
 pub mod bench;

@@ -28,7 +28,7 @@ async fn sigterm_during_an_upload_lets_it_commit_then_exits() {
     let mut config = served.config();
     config.server.shutdown_timeout_secs = Some(60);
     let log = std::fs::File::create(served.path("gateway.log")).unwrap();
-    let mut server = served.serve(&config, "dropgate=debug", log.into()).await;
+    let mut server = served.serve(&config, "dropgate=info", log.into()).await;
     let log = || std::fs::read_to_string(served.path("gateway.log")).unwrap_or_default();
     let port = served.port;
 
