@@ -12,21 +12,24 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod access;
 mod accounts;
 mod audit;
 mod certificates;
 mod commit_rules;
 mod fault_soak;
+mod folders_and_renames;
 mod handle_limits;
 mod hostile_paths;
+mod listing;
 mod login_limits;
 mod metrics;
 mod nothing_lost;
-mod openssh_basics;
 mod other_clients;
 mod permissions;
 mod proxy_protocol;
 mod reload;
+mod round_trips;
 mod secrets;
 mod session_bounds;
 mod shutdown;
