@@ -134,6 +134,14 @@ impl Bench {
     }
 }
 
+/// Waits (within [`CLIENT_LIMIT`]) for a client started with piped output; its output.
+pub async fn wait_for_client(child: tokio::process::Child, what: &str) -> Output {
+    tokio::time::timeout(CLIENT_LIMIT, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within {CLIENT_LIMIT:?}"))
+        .unwrap()
+}
+
 /// Runs a client to completion within [`CLIENT_LIMIT`], capturing its output.
 pub async fn run_bounded(mut command: tokio::process::Command, what: &str) -> Output {
     command

@@ -27,7 +27,7 @@ pub use bench::{Bench, BenchOptions, TestUser, USERS};
 pub use clients::{
     output_text, paramiko_as, paramiko_as_alice, paramiko_json, paramiko_script,
     paramiko_with_password, python_with_paramiko, run_bounded, ssh_keygen, stderr, stdout,
-    PARAMIKO_PRELUDE,
+    wait_for_client, PARAMIKO_PRELUDE,
 };
 pub use config::{write_key_options, Account, GatewayConfig, Limits, Metrics, Permissions, User};
 pub use dropbox::{

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::common::{
-    content_hash, output_text, poll_until, send_signal, ssh_keygen, stderr, write_random_file,
-    ServeDir,
+    content_hash, output_text, poll_until, send_signal, ssh_keygen, stderr, wait_for_client,
+    write_random_file, ServeDir,
 };
 use tokio::io::AsyncBufReadExt;
 
@@ -99,10 +99,7 @@ async fn sighup_lets_a_new_key_in_and_keeps_running_sessions() {
         output_text(&out)
     );
 
-    let out = tokio::time::timeout(Duration::from_secs(120), upload.wait_with_output())
-        .await
-        .expect("the upload did not finish")
-        .unwrap();
+    let out = wait_for_client(upload, "the upload").await;
     assert!(
         out.status.success(),
         "the running upload: {}",

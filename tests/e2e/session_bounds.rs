@@ -98,6 +98,23 @@ impl Gateway {
         self.served.dropbox().metadata(path).await
     }
 
+    /// Descriptors no more than before, memory within 8 MiB of before.
+    fn assert_near_baseline(
+        &self,
+        (fds_before, rss_before): (usize, u64),
+        (fds_after, rss_after): (usize, u64),
+    ) {
+        assert!(
+            fds_after <= fds_before,
+            "descriptors: {fds_after} > {fds_before}\n{}",
+            self.log()
+        );
+        assert!(
+            rss_after < rss_before + 8 * MIB,
+            "memory did not come back: {rss_before} KiB before, {rss_after} KiB after"
+        );
+    }
+
     /// Polls until the gateway's descriptors are back to `baseline` (or fewer: idle HTTP
     /// connections to Dropbox may close meanwhile); the count seen last.
     async fn fds_back_to(&self, baseline: usize, limit: Duration) -> usize {
@@ -296,15 +313,7 @@ async fn assert_back_to_baseline(gateway: &Gateway, fds_before: usize, rss_befor
         "fds before {fds_before}, after {fds_after}; \
          RSS before {rss_before} KiB, after {rss_after} KiB"
     );
-    assert!(
-        fds_after <= fds_before,
-        "descriptors: {fds_after} > {fds_before}\n{}",
-        gateway.log()
-    );
-    assert!(
-        rss_after < rss_before + 8 * MIB,
-        "memory did not come back: {rss_before} KiB before, {rss_after} KiB after"
-    );
+    gateway.assert_near_baseline((fds_before, rss_before), (fds_after, rss_after));
 }
 
 /// The abandoned `half.bin` is not there for another session's STAT.
@@ -421,15 +430,7 @@ async fn requests_with_huge_paths_count_at_their_size() {
     })
     .await;
     println!("after: RSS {rss_after} KiB, fds {fds_after}");
-    assert!(
-        fds_after <= fds_before,
-        "descriptors: {fds_after} > {fds_before}\n{}",
-        gateway.log()
-    );
-    assert!(
-        rss_after < rss_before + 8 * MIB,
-        "memory did not come back: {rss_before} KiB before, {rss_after} KiB after"
-    );
+    gateway.assert_near_baseline((fds_before, rss_before), (fds_after, rss_after));
     // The gateway still serves.
     let missing = stat(&gateway, "alice", "nothing").await;
     assert!(
@@ -523,15 +524,7 @@ async fn channels_sessions_and_handles_are_capped() {
         .await;
     let rss_after = gateway.rss_kib();
     println!("after: RSS {rss_after} KiB, fds {fds_after}");
-    assert!(
-        fds_after <= fds_before,
-        "descriptors: {fds_after} > {fds_before}\n{}",
-        gateway.log()
-    );
-    assert!(
-        rss_after < rss_before + 8 * MIB,
-        "memory did not come back: {rss_before} KiB before, {rss_after} KiB after"
-    );
+    gateway.assert_near_baseline((fds_before, rss_before), (fds_after, rss_after));
     // The places are given back: the user can work again.
     assert_eq!(upload(&gateway, "alice", "again.bin", "again").await, "ok");
 }

@@ -5,7 +5,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::common::{output_text, poll_until, send_signal, write_random_file, ServeDir};
+use crate::common::{
+    output_text, poll_until, send_signal, wait_for_client, write_random_file, ServeDir,
+};
 
 /// Bytes of every file below the spool folder.
 fn spooled_bytes(spool: &Path) -> u64 {
@@ -57,10 +59,7 @@ async fn sigterm_during_an_upload_lets_it_commit_then_exits() {
     .await;
     assert!(refused, "the listener still accepts after SIGTERM");
 
-    let out = tokio::time::timeout(Duration::from_secs(120), upload.wait_with_output())
-        .await
-        .expect("the upload did not finish")
-        .unwrap();
+    let out = wait_for_client(upload, "the upload").await;
     assert!(
         out.status.success(),
         "{}\ngateway:\n{}",

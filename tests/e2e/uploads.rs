@@ -62,6 +62,22 @@ fn assert_session_upload(requests: UploadRequests, size: u64, chunk: u64, what: 
     );
 }
 
+/// `sftp` exited 1 and reported a failed CLOSE ("close remote ...: Failure"): `what` failed the
+/// put, as it must.
+fn assert_failed_close(out: &std::process::Output, what: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{what} must fail the put:\n{}",
+        output_text(out)
+    );
+    assert!(
+        stderr(out).contains("close remote") && stderr(out).contains("Failure"),
+        "expected OpenSSH's report of a failed CLOSE (\"close remote ...: Failure\"):\n{}",
+        output_text(out)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_small_put_is_one_files_upload() {
     let bench = Bench::start().await;
@@ -294,17 +310,7 @@ async fn a_commit_that_dropbox_rejects_fails_the_close_and_keeps_the_old_file() 
 
     let out = bench.sftp(&alice, "put doc.bin\n").await;
 
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "the failed commit must fail the put:\n{}",
-        output_text(&out)
-    );
-    assert!(
-        stderr(&out).contains("close remote") && stderr(&out).contains("Failure"),
-        "expected OpenSSH's report of a failed CLOSE (\"close remote ...: Failure\"):\n{}",
-        output_text(&out)
-    );
+    assert_failed_close(&out, "the failed commit");
     assert!(
         bench.upload_requests().await.upload >= 1,
         "the commit never reached Dropbox"
@@ -341,17 +347,7 @@ async fn a_session_finish_that_dropbox_rejects_fails_the_close_and_keeps_the_old
 
     let out = bench.sftp(&alice, "put big.bin\n").await;
 
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "the failed finish must fail the put:\n{}",
-        output_text(&out)
-    );
-    assert!(
-        stderr(&out).contains("close remote") && stderr(&out).contains("Failure"),
-        "expected OpenSSH's report of a failed CLOSE (\"close remote ...: Failure\"):\n{}",
-        output_text(&out)
-    );
+    assert_failed_close(&out, "the failed finish");
     let requests = bench.upload_requests().await;
     assert!(
         requests.session_finish >= 1 && requests.upload == 0,
