@@ -1,7 +1,9 @@
 //! paramiko's `get` prefetches a whole file at once (thousands of READs in flight); the
-//! gateway must answer them with bounded memory, not by buffering the file. This is the only
-//! test in its binary so that the process's resident memory belongs to this download alone
-//! (the emulator and the gateway run in the test process).
+//! gateway must answer them with bounded memory, not by buffering the file.
+//!
+//! A test binary of its own, not a module of tests/e2e: it measures the test process's
+//! resident memory (the emulator and the gateway run in it), which must belong to this download
+//! alone.
 
 mod common;
 

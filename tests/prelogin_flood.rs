@@ -4,9 +4,11 @@
 //! the balancer and the attacker, so the addresses can be made up and the attacker's sockets
 //! are not this process's). While each attack runs, the gateway's file descriptors and resident
 //! memory stay within bounds set by the limits, a real user still logs in past the /64 flood,
-//! and once the attack stops both return to where they were. This is the only test in its
-//! binary, so /proc/self belongs to the gateway and emulator under attack (they run in the test
-//! process).
+//! and once the attack stops both return to where they were.
+//!
+//! A test binary of its own, not a module of tests/e2e: it measures the test process itself
+//! (/proc/self: the gateway and emulator under attack run in it), so no other test may share
+//! the process.
 
 mod common;
 
@@ -15,10 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{
-    config_with, open_fds, output_text, poll_until, python_with_paramiko, resident_kib,
-    run_bounded, stdout, with_server_lines, Bench, BenchOptions,
+    hash_password, open_fds, output_text, poll_until, python_with_paramiko, resident_kib,
+    run_bounded, stdout, Bench, Limits,
 };
-use dropgate::users::password::hash_password;
 use serde_json::Value;
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -119,21 +120,17 @@ print(json.dumps(result), flush=True)
 async fn bench() -> Bench {
     let hash = hash_password(PASSWORD).unwrap();
     // Bans off: every guess gets its slow check, the flood at full strength.
-    let limits = format!(
-        "[limits]\nmax_login_failures = 0\nmax_unauthenticated_connections = {NOT_LOGGED_IN}\n\
-         max_unauthenticated_per_address = {NOT_LOGGED_IN_PER_ADDRESS}\n\
-         max_concurrent_password_checks = {PASSWORD_CHECKS}\n"
-    );
-    let config = with_server_lines(
-        config_with(
-            vec![("alice", format!("password_hash = \"{hash}\""))],
-            limits,
-        ),
-        "proxy_protocol = true\ntrusted_proxies = [\"127.0.0.1\"]".to_string(),
-    );
-    let bench = Bench::start_with(BenchOptions {
-        config: Some(config),
-        ..BenchOptions::default()
+    let bench = Bench::configured(move |config, _| {
+        config.user("alice").password_hash = Some(hash);
+        config.limits = Limits {
+            max_login_failures: Some(0),
+            max_unauthenticated_connections: Some(NOT_LOGGED_IN),
+            max_unauthenticated_per_address: Some(NOT_LOGGED_IN_PER_ADDRESS),
+            max_concurrent_password_checks: Some(PASSWORD_CHECKS),
+            ..Limits::default()
+        };
+        config.server.proxy_protocol = Some(true);
+        config.server.trusted_proxies = vec!["127.0.0.1".into()];
     })
     .await;
     std::fs::write(bench.path("attacker.py"), ATTACKER).unwrap();

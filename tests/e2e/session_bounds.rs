@@ -9,70 +9,32 @@
 //! - channels per connection, SFTP sessions per user and open handles per user are capped,
 //!   with the reason given to the client.
 
-mod common;
-
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{
-    config_with, dropgate_binary, free_port, poll_until, python_with_paramiko, start_emulator,
+use crate::common::{
+    open_fds, poll_until, python_with_paramiko, resident_kib, Permissions, ServeDir,
+    PARAMIKO_PRELUDE,
 };
-use dropbox_emulator::{demo_credentials, Emulator};
-use dropgate::ssh::host_key;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// KiB in a MiB: RSS is read in KiB.
 const MIB: u64 = 1024;
 
-/// `dropgate serve` running with the bench's usual config plus `user_lines` and `extra`.
+/// `dropgate serve` running with the bench's usual config changed by `configure`.
 struct Gateway {
-    dir: tempfile::TempDir,
-    emulator: Emulator,
+    served: ServeDir,
     process: tokio::process::Child,
-    port: u16,
 }
 
 impl Gateway {
-    async fn start(user_lines: Vec<(&'static str, String)>, extra: &str) -> Gateway {
-        let dir = tempfile::tempdir().unwrap();
-        let emulator = start_emulator(dir.path()).await;
-        for name in ["alice", "bob"] {
-            host_key::write_key_pair(&host_key::generate(), &dir.path().join(name)).unwrap();
-        }
-        let port = free_port();
-        let config = config_with(user_lines, extra.to_string())(dir.path(), &emulator.base_url())
-            .replace(
-                "listen = \"127.0.0.1:0\"",
-                &format!("listen = \"127.0.0.1:{port}\""),
-            );
-        let config_path = dir.path().join("dropgate.toml");
-        std::fs::write(&config_path, config).unwrap();
-        let process = dropgate_binary("dropgate=info")
-            .args(["serve", "--config"])
-            .arg(&config_path)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("gateway.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let listening = poll_until(Duration::from_secs(30), || async {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-        })
-        .await;
-        assert!(listening, "dropgate serve did not start listening");
-        let host_public = std::fs::read_to_string(dir.path().join("host_key.pub")).unwrap();
-        std::fs::write(
-            dir.path().join("known_hosts"),
-            format!("[127.0.0.1]:{port} {}\n", host_public.trim()),
-        )
-        .unwrap();
-        Gateway {
-            dir,
-            emulator,
-            process,
-            port,
-        }
+    async fn start(configure: impl FnOnce(&mut crate::common::GatewayConfig)) -> Gateway {
+        let served = ServeDir::new().await;
+        let mut config = served.config();
+        configure(&mut config);
+        let log = std::fs::File::create(served.path("gateway.log")).unwrap();
+        let process = served.serve(&config, "dropgate=info", log.into()).await;
+        Gateway { served, process }
     }
 
     fn pid(&self) -> String {
@@ -81,21 +43,21 @@ impl Gateway {
 
     /// The gateway's resident memory, in KiB.
     fn rss_kib(&self) -> u64 {
-        common::resident_kib(&self.pid())
+        resident_kib(&self.pid())
     }
 
     /// The gateway's open file descriptors.
     fn fds(&self) -> usize {
-        common::open_fds(&self.pid()) as usize
+        open_fds(&self.pid()) as usize
     }
 
     /// What the gateway has logged so far.
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
+        std::fs::read_to_string(self.served.path("gateway.log")).unwrap_or_default()
     }
 
     fn spool_files(&self) -> usize {
-        std::fs::read_dir(self.dir.path().join("spool"))
+        std::fs::read_dir(self.served.path("spool"))
             .map(|entries| entries.count())
             .unwrap_or(0)
     }
@@ -104,13 +66,13 @@ impl Gateway {
     /// once its attack is in place, then waits to be killed.
     fn attack(&self, user: &str, mode: &str) -> Attacker {
         let mut child = tokio::process::Command::new(python_with_paramiko())
-            .args(["-c", CLIENT, "127.0.0.1"])
-            .arg(self.port.to_string())
+            .args(["-c", &[PARAMIKO_PRELUDE, CLIENT].concat(), "127.0.0.1"])
+            .arg(self.served.port.to_string())
             .arg(user)
-            .arg(self.dir.path().join(user))
-            .arg(self.dir.path().join("known_hosts"))
+            .arg(self.served.path(user))
+            .arg(self.served.known_hosts())
             .arg(mode)
-            .current_dir(self.dir.path())
+            .current_dir(self.served.dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -133,18 +95,24 @@ impl Gateway {
     }
 
     async fn dropbox_metadata(&self, path: &str) -> Option<Value> {
-        let response = reqwest::Client::new()
-            .post(format!("{}/2/files/get_metadata", self.emulator.base_url()))
-            .bearer_auth(demo_credentials::ACCESS_TOKEN)
-            .json(&json!({ "path": path }))
-            .send()
-            .await
-            .unwrap();
-        match response.status().as_u16() {
-            200 => Some(response.json().await.unwrap()),
-            409 => None,
-            other => panic!("get_metadata {path}: HTTP {other}"),
-        }
+        self.served.dropbox().metadata(path).await
+    }
+
+    /// Descriptors no more than before, memory within 8 MiB of before.
+    fn assert_near_baseline(
+        &self,
+        (fds_before, rss_before): (usize, u64),
+        (fds_after, rss_after): (usize, u64),
+    ) {
+        assert!(
+            fds_after <= fds_before,
+            "descriptors: {fds_after} > {fds_before}\n{}",
+            self.log()
+        );
+        assert!(
+            rss_after < rss_before + 8 * MIB,
+            "memory did not come back: {rss_before} KiB before, {rss_after} KiB after"
+        );
     }
 
     /// Polls until the gateway's descriptors are back to `baseline` (or fewer: idle HTTP
@@ -196,26 +164,11 @@ impl Attacker {
 /// blind), `huge_stats:N` (the window spent, then N STATs of 250 KiB paths),
 /// `many_channels` (60 channels on one connection, an SFTP session on each, ten uploads opened
 /// in each session), and `script:...` (runs the code after the colon).
+/// (After [`PARAMIKO_PRELUDE`].)
 const CLIENT: &str = r#"
-import json, socket, struct, sys, time
-import paramiko
+import socket, struct, time
 
 host, port, user, key, known_hosts, mode = sys.argv[1:7]
-
-def connect():
-    client = paramiko.SSHClient()
-    client.load_host_keys(known_hosts)
-    client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    client.connect(host, port=int(port), username=user, key_filename=key, look_for_keys=False,
-                   allow_agent=False, timeout=30)
-    return client
-
-def attempt(action):
-    try:
-        action()
-        return "ok"
-    except Exception as e:
-        return "%s: %s" % (type(e).__name__, e)
 
 def sftp_packet(kind, request_id, path):
     body = bytes([kind]) + struct.pack(">II", request_id, len(path)) + path
@@ -246,7 +199,7 @@ def spend_window(chan):
     return sent
 
 result = {}
-client = connect()
+client = connect(host, port, user, known_hosts, key=key)
 if mode.startswith("abandon"):
     sftp = client.open_sftp()
     f = sftp.open("half.bin", "w")
@@ -309,7 +262,7 @@ elif mode == "many_channels":
     result["sessions"] = len(sessions)
     result["session_refusals"] = session_refusals
     # One more connection of the same user: the user's cap spans connections.
-    other = connect()
+    other = connect(host, port, user, known_hosts, key=key)
     chan = other.get_transport().open_session(timeout=10)
     result["other_connection"] = attempt(lambda: chan.invoke_subsystem("sftp"))
     time.sleep(0.2)
@@ -349,6 +302,33 @@ async fn upload(gateway: &Gateway, user: &str, path: &str, data: &str) -> String
     result["put"].as_str().unwrap().to_string()
 }
 
+/// Within 5 s the gateway's descriptors are back to `fds_before` (or fewer), and its memory
+/// within 8 MiB of `rss_before`.
+async fn assert_back_to_baseline(gateway: &Gateway, fds_before: usize, rss_before: u64) {
+    let fds_after = gateway
+        .fds_back_to(fds_before, Duration::from_secs(5))
+        .await;
+    let rss_after = gateway.rss_kib();
+    println!(
+        "fds before {fds_before}, after {fds_after}; \
+         RSS before {rss_before} KiB, after {rss_after} KiB"
+    );
+    gateway.assert_near_baseline((fds_before, rss_before), (fds_after, rss_after));
+}
+
+/// The abandoned `half.bin` is not there for another session's STAT.
+async fn assert_half_upload_gone(gateway: &Gateway) {
+    let after = stat(gateway, "alice", "half.bin").await;
+    assert!(
+        after
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("no such file"),
+        "{after}"
+    );
+}
+
 /// Baseline memory and descriptors, after one session has warmed up the gateway (its HTTP
 /// connection to Dropbox, its allocator).
 async fn warm_baseline(gateway: &Gateway, user: &str) -> (u64, usize) {
@@ -370,17 +350,16 @@ async fn warm_baseline(gateway: &Gateway, user: &str) -> (u64, usize) {
     (gateway.rss_kib(), gateway.fds())
 }
 
-/// Item 8: an upload-only partner's client uploads half a file, stops reading replies while
+/// An upload-only partner's client uploads half a file, stops reading replies while
 /// flooding requests, and vanishes. Within 5 s of the kill the half upload is gone: no spool
 /// file, STAT from another session says no such file, the same user can upload the name again,
 /// and the gateway's descriptors are back to the baseline. On the old code the session waited
 /// forever for window, holding all of it.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_vanished_client_with_unread_replies_leaves_nothing_behind() {
-    let gateway = Gateway::start(
-        vec![("alice", "permissions = \"upload-only\"".to_string())],
-        "",
-    )
+    let gateway = Gateway::start(|config| {
+        config.user("alice").permissions = Some(Permissions::preset("upload-only"))
+    })
     .await;
     let (rss_before, fds_before) = warm_baseline(&gateway, "alice").await;
 
@@ -405,39 +384,15 @@ async fn a_vanished_client_with_unread_replies_leaves_nothing_behind() {
         cleaned,
         "the spool file is still there 5 s after the client vanished"
     );
-    let fds_after = gateway
-        .fds_back_to(fds_before, Duration::from_secs(5))
-        .await;
-    let rss_after = gateway.rss_kib();
-    println!(
-        "fds before {fds_before}, during {fds_during}, after {fds_after}; \
-         RSS before {rss_before} KiB, after {rss_after} KiB"
-    );
-    assert!(
-        fds_after <= fds_before,
-        "descriptors: {fds_after} > {fds_before}\n{}",
-        gateway.log()
-    );
-    assert!(
-        rss_after < rss_before + 8 * MIB,
-        "memory did not come back: {rss_before} KiB before, {rss_after} KiB after"
-    );
-
-    let after = stat(&gateway, "alice", "half.bin").await;
-    assert!(
-        after
-            .as_str()
-            .unwrap()
-            .to_lowercase()
-            .contains("no such file"),
-        "{after}"
-    );
+    println!("fds during the attack {fds_during}");
+    assert_back_to_baseline(&gateway, fds_before, rss_before).await;
+    assert_half_upload_gone(&gateway).await;
     assert_eq!(upload(&gateway, "alice", "half.bin", "whole").await, "ok");
     let stored = gateway.dropbox_metadata("/alice/half.bin").await.unwrap();
     assert_eq!(stored["size"], 5, "{stored}");
 }
 
-/// Item 9: with the window spent, 400 STATs of 250 KiB paths. Counted at their real size they
+/// With the window spent, 400 STATs of 250 KiB paths. Counted at their real size they
 /// fit the 1 MiB request budget a few at a time: the gateway grows by less than 32 MiB (the
 /// old code, counting each at 128 bytes, queued all 400: about +100 MB). The client, sending
 /// while reading nothing, then stalls its own connection: the gateway stops reading the socket,
@@ -446,7 +401,7 @@ async fn a_vanished_client_with_unread_replies_leaves_nothing_behind() {
 /// after.
 #[tokio::test(flavor = "multi_thread")]
 async fn requests_with_huge_paths_count_at_their_size() {
-    let gateway = Gateway::start(Vec::new(), "").await;
+    let gateway = Gateway::start(|_| {}).await;
     let (rss_before, fds_before) = warm_baseline(&gateway, "alice").await;
 
     let mut attacker = gateway.attack("alice", "huge_stats:400");
@@ -475,15 +430,7 @@ async fn requests_with_huge_paths_count_at_their_size() {
     })
     .await;
     println!("after: RSS {rss_after} KiB, fds {fds_after}");
-    assert!(
-        fds_after <= fds_before,
-        "descriptors: {fds_after} > {fds_before}\n{}",
-        gateway.log()
-    );
-    assert!(
-        rss_after < rss_before + 8 * MIB,
-        "memory did not come back: {rss_before} KiB before, {rss_after} KiB after"
-    );
+    gateway.assert_near_baseline((fds_before, rss_before), (fds_after, rss_after));
     // The gateway still serves.
     let missing = stat(&gateway, "alice", "nothing").await;
     assert!(
@@ -496,7 +443,7 @@ async fn requests_with_huge_paths_count_at_their_size() {
     );
 }
 
-/// Item 10: one connection asks for 60 channels, an SFTP session on each, and ten uploads in
+/// One connection asks for 60 channels, an SFTP session on each, and ten uploads in
 /// each session. It gets 10 channels (limits.max_channels_per_connection), 6 sessions (the
 /// test's limits.max_sftp_sessions_per_user; a second connection is refused too) and 40 open
 /// uploads (the test's limits.max_handles_per_user), each refusal with its reason. The
@@ -504,10 +451,10 @@ async fn requests_with_huge_paths_count_at_their_size() {
 /// memory, and once the client vanishes it is back to its baseline.
 #[tokio::test(flavor = "multi_thread")]
 async fn channels_sessions_and_handles_are_capped() {
-    let gateway = Gateway::start(
-        Vec::new(),
-        "[limits]\nmax_sftp_sessions_per_user = 6\nmax_handles_per_user = 40\n",
-    )
+    let gateway = Gateway::start(|config| {
+        config.limits.max_sftp_sessions_per_user = Some(6);
+        config.limits.max_handles_per_user = Some(40);
+    })
     .await;
     let (rss_before, fds_before) = warm_baseline(&gateway, "alice").await;
 
@@ -577,20 +524,12 @@ async fn channels_sessions_and_handles_are_capped() {
         .await;
     let rss_after = gateway.rss_kib();
     println!("after: RSS {rss_after} KiB, fds {fds_after}");
-    assert!(
-        fds_after <= fds_before,
-        "descriptors: {fds_after} > {fds_before}\n{}",
-        gateway.log()
-    );
-    assert!(
-        rss_after < rss_before + 8 * MIB,
-        "memory did not come back: {rss_before} KiB before, {rss_after} KiB after"
-    );
+    gateway.assert_near_baseline((fds_before, rss_before), (fds_after, rss_after));
     // The places are given back: the user can work again.
     assert_eq!(upload(&gateway, "alice", "again.bin", "again").await, "ok");
 }
 
-/// Item 8, the stalled variant: as above, then 80 more WRITEs of 32 KiB sent without reading a
+/// The stalled variant of the vanished client: as above, then 80 more WRITEs of 32 KiB sent without reading a
 /// reply. They fill the session's 1 MiB request budget, the session stops reading its channel,
 /// and russh, waiting on it, stops reading the socket: the client's FIN waits behind unread data
 /// and the connection cannot see it go. The session gives up a client whose replies have not
@@ -599,7 +538,7 @@ async fn channels_sessions_and_handles_are_capped() {
 /// spool file and connection forever).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_vanished_client_that_stalled_its_connection_leaves_nothing_behind() {
-    let gateway = Gateway::start(Vec::new(), "").await;
+    let gateway = Gateway::start(|_| {}).await;
     let (rss_before, fds_before) = warm_baseline(&gateway, "alice").await;
 
     let mut attacker = gateway.attack("alice", "abandon_writes:80");
@@ -619,31 +558,7 @@ async fn a_vanished_client_that_stalled_its_connection_leaves_nothing_behind() {
         "the spool file is still there 40 s after the client vanished\n{}",
         gateway.log()
     );
-    let fds_after = gateway
-        .fds_back_to(fds_before, Duration::from_secs(5))
-        .await;
-    let rss_after = gateway.rss_kib();
-    println!(
-        "cleaned {:?} after the kill; fds before {fds_before}, after {fds_after}; \
-         RSS before {rss_before} KiB, after {rss_after} KiB",
-        killed.elapsed()
-    );
-    assert!(
-        fds_after <= fds_before,
-        "descriptors: {fds_after} > {fds_before}\n{}",
-        gateway.log()
-    );
-    assert!(
-        rss_after < rss_before + 8 * MIB,
-        "memory did not come back: {rss_before} KiB before, {rss_after} KiB after"
-    );
-    let after = stat(&gateway, "alice", "half.bin").await;
-    assert!(
-        after
-            .as_str()
-            .unwrap()
-            .to_lowercase()
-            .contains("no such file"),
-        "{after}"
-    );
+    println!("cleaned {:?} after the kill", killed.elapsed());
+    assert_back_to_baseline(&gateway, fds_before, rss_before).await;
+    assert_half_upload_gone(&gateway).await;
 }

@@ -1,19 +1,14 @@
-//! SSH user certificates end to end (issue 5): a CA trusted in `[server] trusted_user_ca_keys`
+//! SSH user certificates end to end: a CA trusted in `[server] trusted_user_ca_keys`
 //! signs user keys with `ssh-keygen -s`, and the real OpenSSH `sftp` logs in with
 //! `-o CertificateFile=`. A certificate for the user, valid now, gets in; one whose principals
 //! name someone else, one that has expired, and one from a CA nobody trusts are refused.
 //!
 //! The keys used here are in nobody's authorized_keys: only the certificate can let them in.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{
-    config_with, output_text, poll_until, ssh_keygen, with_server_lines, Bench, BenchOptions,
-    TestUser,
-};
+use crate::common::{output_text, poll_until, ssh_keygen, Bench, TestUser};
 use serde_json::Value;
 
 /// A CA key pair (trusted, unless made as `untrusted`) and user keys signed by it.
@@ -59,18 +54,8 @@ fn certificate_file(key: &Path) -> PathBuf {
 }
 
 async fn bench(ca: &Authority) -> Bench {
-    let server = format!("trusted_user_ca_keys = [\"{}\"]", ca.public_line());
-    Bench::start_with(BenchOptions {
-        config: Some(with_server_lines(
-            config_with(
-                Vec::new(),
-                "[audit]\noutput = \"{dir}/audit.log\"\n".to_string(),
-            ),
-            server,
-        )),
-        ..BenchOptions::default()
-    })
-    .await
+    let ca_key = ca.public_line();
+    Bench::audited(move |config, _| config.server.trusted_user_ca_keys = vec![ca_key]).await
 }
 
 /// `sftp` as alice with `key` and its certificate.
@@ -87,10 +72,9 @@ async fn sftp_as_alice(bench: &Bench, key: &Path, commands: &str) -> std::proces
 }
 
 fn audit_logins(bench: &Bench) -> Vec<Value> {
-    std::fs::read_to_string(bench.path("audit.log"))
-        .unwrap_or_default()
-        .lines()
-        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+    bench
+        .audit_lines()
+        .into_iter()
         .filter(|line| line["event"] == "login")
         .collect()
 }
@@ -143,7 +127,7 @@ async fn wrong_principal_expired_and_untrusted_certificates_are_refused() {
         let out = sftp_as_alice(&bench, &key, "ls\n").await;
         assert!(!out.status.success(), "{name}: {}", output_text(&out));
         assert!(
-            common::stderr(&out).contains("Permission denied"),
+            crate::common::stderr(&out).contains("Permission denied"),
             "{name}: {}",
             output_text(&out)
         );

@@ -1,4 +1,4 @@
-//! Dropbox accounts end to end (issue 4): `dropgate auth` against the emulator's OAuth pages,
+//! Dropbox accounts end to end: `dropgate auth` against the emulator's OAuth pages,
 //! the token file in the config, tokens that expire mid-upload, Business team members and the
 //! team space, several accounts side by side, proxies, `dropgate check-config`, and the
 //! start-up errors an admin meets (unknown member, revoked token).
@@ -6,22 +6,19 @@
 //! Where files land is read back from the emulator's own API with its static tokens, never
 //! through the gateway under test.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{
-    bench_server_config, bench_user_config, dropgate_binary, free_port, random_bytes,
-    start_emulator, write_random_file, Bench, BenchOptions,
+use crate::common::process::share_process_counters;
+use crate::common::{
+    dropgate_binary, finish_command, free_port, host_key, random_bytes, start_emulator,
+    write_random_file, Account, Bench, ClientOptions, Config, Credentials, DropboxClient,
+    Endpoints, Gateway, GatewayConfig, User,
 };
 use dropbox_emulator::demo_credentials as demo;
 use dropbox_emulator::Emulator;
-use dropgate::backend::dropbox::api::{ClientOptions, Credentials, DropboxClient, Endpoints};
-use dropgate::config::Config;
-use dropgate::gateway::Gateway;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -73,25 +70,18 @@ fn query_param(url: &str, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// Waits for the child and returns (success, stdout rest, stderr).
-async fn finish(
-    mut child: tokio::process::Child,
-    mut lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-) -> (bool, String, String) {
-    let mut rest = String::new();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        rest.push_str(&line);
-        rest.push('\n');
-    }
-    let mut stderr = String::new();
-    tokio::io::AsyncReadExt::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr)
+/// Types the code that Dropbox's page shows into `dropgate auth --no-browser`.
+async fn type_code_from(page: &str, child: &mut tokio::process::Child) {
+    let code = page
+        .split("<pre id=\"code\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</pre>").next())
+        .expect("the page shows a code");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(format!("{code}\n").as_bytes())
         .await
         .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("dropgate auth did not exit")
-        .unwrap();
-    (status.success(), rest, stderr)
 }
 
 fn read_token_file(path: &Path) -> toml::Table {
@@ -133,41 +123,19 @@ async fn team_metadata(base: &str, path: &str, member: &str, team_space: bool) -
     }
 }
 
-/// An `[[accounts]]` table for the emulator's team refresh token.
-fn team_account(name: &str, url: &str, email: &str, team_space: bool) -> String {
-    format!(
-        "[[accounts]]\nname = \"{name}\"\napi_url = \"{url}\"\napp_key = \"{}\"\n\
-         app_secret = \"{}\"\nrefresh_token = \"{}\"\nteam_member_email = \"{email}\"\n\
-         team_space = {team_space}\n\n",
-        demo::APP_KEY,
-        demo::APP_SECRET,
-        demo::TEAM_REFRESH_TOKEN
-    )
-}
-
-/// An `[[accounts]]` table for the emulator's personal refresh token.
-fn personal_account(name: &str, url: &str, extra: &str) -> String {
-    format!(
-        "[[accounts]]\nname = \"{name}\"\napi_url = \"{url}\"\napp_key = \"{}\"\n\
-         app_secret = \"{}\"\nrefresh_token = \"{}\"\n{extra}\n\n",
-        demo::APP_KEY,
-        demo::APP_SECRET,
-        demo::REFRESH_TOKEN
-    )
-}
-
-/// Writes `text` as a config in `dir` and loads it.
-fn load_config(dir: &Path, text: &str) -> (PathBuf, Config) {
+/// Writes `config` as a file in `dir` and loads it.
+fn load_config(dir: &Path, config: &GatewayConfig) -> (PathBuf, Config) {
     let path = dir.join(format!("dropgate-{}.toml", rand::random::<u32>()));
-    std::fs::write(&path, text).unwrap();
-    let config = Config::load(&path).unwrap();
-    (path, config)
+    config.write(&path);
+    let loaded = Config::load(&path).unwrap();
+    (path, loaded)
 }
 
-async fn start_error(dir: &Path, text: &str) -> String {
-    let (_, config) = load_config(dir, text);
-    match Gateway::start(&config).await {
-        Ok(_) => panic!("the gateway started with:\n{text}"),
+async fn start_error(dir: &Path, config: &GatewayConfig) -> String {
+    let (_, loaded) = load_config(dir, config);
+    let _counters = share_process_counters().await;
+    match Gateway::start(&loaded).await {
+        Ok(_) => panic!("the gateway started with:\n{}", config.to_toml()),
         Err(e) => format!("{e:#}"),
     }
 }
@@ -236,7 +204,7 @@ async fn auth_flow_end_to_end_writes_a_private_token_file_the_gateway_uses() {
         .unwrap()
         .contains("return to the terminal"));
 
-    let (ok, stdout, stderr) = finish(child, lines).await;
+    let (ok, stdout, stderr) = finish_command(child, lines).await;
     assert!(ok, "dropgate auth failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("token_file = "), "{stdout}");
 
@@ -263,13 +231,14 @@ async fn auth_flow_end_to_end_writes_a_private_token_file_the_gateway_uses() {
     assert_eq!(account.email, demo::PERSONAL_EMAIL);
 
     // And a gateway runs on it, the config naming the token file.
-    let text = format!(
-        "{}[[accounts]]\nname = \"main\"\napi_url = \"{base}\"\ntoken_file = \"{}\"\n\n{}",
-        bench_server_config(dir.as_path()),
-        token_file.display(),
-        bench_user_config(dir.as_path(), "alice", "main", "/alice")
-    );
-    let (_, config) = load_config(dir.as_path(), &text);
+    let mut config = GatewayConfig::without_accounts(&dir);
+    config
+        .accounts
+        .push(Account::from_token_file("main", &base, &token_file));
+    config
+        .users
+        .push(User::with_bench_key(&dir, "alice", "main", "/alice"));
+    let (_, config) = load_config(&dir, &config);
     let gateway = Gateway::start(&config).await.unwrap();
     replace_gateway(&mut bench, gateway).await;
     std::fs::write(bench.path("hello.txt"), "hello").unwrap();
@@ -281,9 +250,7 @@ async fn auth_flow_end_to_end_writes_a_private_token_file_the_gateway_uses() {
 async fn replace_gateway(bench: &mut Bench, gateway: Gateway) {
     let old = std::mem::replace(&mut bench.gateway, gateway);
     old.shutdown().await.unwrap();
-    let host_key = std::fs::read_to_string(bench.path("host_key.pub")).unwrap();
-    let line = format!("[127.0.0.1]:{} {}\n", bench.port(), host_key.trim());
-    std::fs::write(bench.known_hosts(), line).unwrap();
+    bench.write_known_hosts();
 }
 
 #[tokio::test]
@@ -314,20 +281,9 @@ async fn headless_auth_of_a_team_app_stores_a_team_token() {
         .text()
         .await
         .unwrap();
-    let code = page
-        .split("<pre id=\"code\">")
-        .nth(1)
-        .and_then(|rest| rest.split("</pre>").next())
-        .expect("the page shows a code")
-        .to_string();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin
-        .write_all(format!("{code}\n").as_bytes())
-        .await
-        .unwrap();
-    drop(stdin);
+    type_code_from(&page, &mut child).await;
 
-    let (ok, stdout, stderr) = finish(child, lines).await;
+    let (ok, stdout, stderr) = finish_command(child, lines).await;
     assert!(ok, "dropgate auth failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("team_member_email"), "{stdout}");
     let saved = read_token_file(&token_file);
@@ -335,20 +291,20 @@ async fn headless_auth_of_a_team_app_stores_a_team_token() {
     assert_eq!(saved["team_id"].as_str(), Some(demo::TEAM_ID));
 
     // A team token without a member to act as is a clear start-up error.
-    let text = format!(
-        "{}[[accounts]]\nname = \"team\"\napi_url = \"{base}\"\ntoken_file = \"{}\"\n",
-        bench_server_config(dir.path()),
-        token_file.display()
-    );
-    let err = start_error(dir.path(), &text).await;
+    let mut config = GatewayConfig::without_accounts(dir.path());
+    config
+        .accounts
+        .push(Account::from_token_file("team", &base, &token_file));
+    let err = start_error(dir.path(), &config).await;
     assert!(
         err.contains("account \"team\"") && err.contains("set team_member_email"),
         "{err}"
     );
 
     // With the member named, it starts.
-    let text = format!("{text}team_member_email = \"{}\"\n", demo::ALICE_EMAIL);
-    let (_, config) = load_config(dir.path(), &text);
+    config.account("team").team_member_email = Some(demo::ALICE_EMAIL.into());
+    let (_, config) = load_config(dir.path(), &config);
+    let _counters = share_process_counters().await;
     let gateway = Gateway::start(&config).await.unwrap();
     gateway.shutdown().await.unwrap();
 }
@@ -383,15 +339,8 @@ async fn auth_explains_a_bad_redirect_url_and_a_wrong_secret() {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let url = authorize_url_from(&mut lines).await;
     let page = reqwest::get(&url).await.unwrap().text().await.unwrap();
-    let code = page.split("<pre id=\"code\">").nth(1).unwrap();
-    let code = code.split("</pre>").next().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin
-        .write_all(format!("{code}\n").as_bytes())
-        .await
-        .unwrap();
-    drop(stdin);
-    let (ok, _, stderr) = finish(child, lines).await;
+    type_code_from(&page, &mut child).await;
+    let (ok, _, stderr) = finish_command(child, lines).await;
     assert!(!ok);
     assert!(
         stderr.contains("Dropbox refused the app key or app secret"),
@@ -403,24 +352,13 @@ async fn auth_explains_a_bad_redirect_url_and_a_wrong_secret() {
 
 // ---- tokens at run time ----
 
-fn session_upload_options() -> BenchOptions {
-    BenchOptions {
-        upload_settings: "single_upload_limit = 4194304\nchunk_size = 4194304\n".into(),
-        ..BenchOptions::default()
-    }
-}
-
 /// An expired token on an upload-session append is retried by the upload pipeline (the client
 /// cannot replay a streamed body itself). The file is a session upload with one small append
 /// at CLOSE, so that the 401 is always read (a 4 MiB body may still be in flight when the
 /// server answers and hangs up) and nothing but the retry can save the upload.
 #[tokio::test]
 async fn a_token_that_expires_during_an_append_is_refreshed_and_the_append_retried() {
-    let bench = Bench::start_with(BenchOptions {
-        upload_settings: "single_upload_limit = 1000\nchunk_size = 4194304\n".into(),
-        ..BenchOptions::default()
-    })
-    .await;
+    let bench = Bench::with_upload_sessions(1000, 4 * MIB).await;
     let hash = write_random_file(&bench.path("small.bin"), 16 * 1024);
     bench.reset_emulator_stats().await;
     bench
@@ -444,7 +382,7 @@ async fn a_token_that_expires_during_an_append_is_refreshed_and_the_append_retri
 /// connection the server closed mid-body).
 #[tokio::test]
 async fn tokens_expiring_in_the_middle_of_a_multi_chunk_upload_do_not_fail_it() {
-    let bench = Bench::start_with(session_upload_options()).await;
+    let bench = Bench::with_upload_sessions(4 * MIB, 4 * MIB).await;
     let hash = write_random_file(&bench.path("big.bin"), 48 * MIB);
     bench.reset_emulator_stats().await;
     let mut sftp = bench
@@ -452,7 +390,7 @@ async fn tokens_expiring_in_the_middle_of_a_multi_chunk_upload_do_not_fail_it() 
         .spawn()
         .unwrap();
     // Once Dropbox has some of the file, every access token it issued stops working.
-    let started = common::poll_until(Duration::from_secs(60), || async {
+    let started = crate::common::poll_until(Duration::from_secs(60), || async {
         bench.upload_requests().await.session_append >= 2
     })
     .await;
@@ -479,14 +417,11 @@ async fn tokens_expiring_in_the_middle_of_a_multi_chunk_upload_do_not_fail_it() 
 async fn a_revoked_refresh_token_is_a_clear_start_up_error() {
     let (dir, emulator) = emulator().await;
     let base = emulator.base_url();
-    let text = format!(
-        "{}[[accounts]]\nname = \"old\"\napi_url = \"{base}\"\napp_key = \"{}\"\n\
-         app_secret = \"{}\"\nrefresh_token = \"revoked-long-ago\"\n",
-        bench_server_config(dir.path()),
-        demo::APP_KEY,
-        demo::APP_SECRET
-    );
-    let err = start_error(dir.path(), &text).await;
+    let mut config = GatewayConfig::without_accounts(dir.path());
+    let mut old = Account::personal("old", &base);
+    old.refresh_token = Some("revoked-long-ago".into());
+    config.accounts.push(old);
+    let err = start_error(dir.path(), &config).await;
     assert!(err.contains("account \"old\""), "{err}");
     assert!(
         err.contains("the refresh token was revoked or is invalid: re-run dropgate auth"),
@@ -499,18 +434,16 @@ async fn a_revoked_refresh_token_is_a_clear_start_up_error() {
 
 #[tokio::test]
 async fn several_accounts_and_a_team_member_each_see_their_own_dropbox() {
-    let bench = Bench::start_with(BenchOptions {
-        config: Some(Box::new(|dir, url| {
-            format!(
-                "{}{}{}{}{}",
-                bench_server_config(dir),
-                personal_account("personal", url, ""),
-                team_account("bob-at-work", url, demo::BOB_EMAIL, false),
-                bench_user_config(dir, "alice", "personal", "/alice"),
-                bench_user_config(dir, "bob", "bob-at-work", "/"),
-            )
-        })),
-        ..BenchOptions::default()
+    let bench = Bench::configured(|config, dir| {
+        let url = config.account("main").api_url.clone();
+        config.accounts = vec![
+            Account::personal("personal", &url),
+            Account::team("bob-at-work", &url, demo::BOB_EMAIL, false),
+        ];
+        config.users = vec![
+            User::with_bench_key(dir, "alice", "personal", "/alice"),
+            User::with_bench_key(dir, "bob", "bob-at-work", "/"),
+        ];
     })
     .await;
     let base = bench.emulator.base_url();
@@ -545,16 +478,10 @@ async fn several_accounts_and_a_team_member_each_see_their_own_dropbox() {
 
 #[tokio::test]
 async fn a_team_space_user_sees_the_team_folders_and_writes_into_them() {
-    let bench = Bench::start_with(BenchOptions {
-        config: Some(Box::new(|dir, url| {
-            format!(
-                "{}{}{}",
-                bench_server_config(dir),
-                team_account("team", url, demo::ALICE_EMAIL, true),
-                bench_user_config(dir, "alice", "team", "/"),
-            )
-        })),
-        ..BenchOptions::default()
+    let bench = Bench::configured(|config, dir| {
+        let url = config.account("main").api_url.clone();
+        config.accounts = vec![Account::team("team", &url, demo::ALICE_EMAIL, true)];
+        config.users = vec![User::with_bench_key(dir, "alice", "team", "/")];
     })
     .await;
     let base = bench.emulator.base_url();
@@ -576,12 +503,14 @@ async fn a_team_space_user_sees_the_team_folders_and_writes_into_them() {
 #[tokio::test]
 async fn an_unknown_team_member_email_is_a_clear_start_up_error() {
     let (dir, emulator) = emulator().await;
-    let text = format!(
-        "{}{}",
-        bench_server_config(dir.path()),
-        team_account("team", &emulator.base_url(), "nobody@team.example", false)
-    );
-    let err = start_error(dir.path(), &text).await;
+    let mut config = GatewayConfig::without_accounts(dir.path());
+    config.accounts.push(Account::team(
+        "team",
+        &emulator.base_url(),
+        "nobody@team.example",
+        false,
+    ));
+    let err = start_error(dir.path(), &config).await;
     assert!(
         err.contains("account \"team\"")
             && err.contains("no member with the email \"nobody@team.example\""),
@@ -615,18 +544,18 @@ async fn check_config_prints_who_gets_what() {
     let (dir, emulator) = emulator().await;
     let url = emulator.base_url();
     for name in ["alice", "bob"] {
-        let key = dropgate::ssh::host_key::generate();
-        dropgate::ssh::host_key::write_key_pair(&key, &dir.path().join(name)).unwrap();
+        host_key::write_key_pair(&host_key::generate(), &dir.path().join(name)).unwrap();
     }
-    let text = format!(
-        "{}{}{}{}{}",
-        bench_server_config(dir.path()),
-        personal_account("personal", &url, ""),
-        team_account("team", &url, demo::ALICE_EMAIL, true),
-        bench_user_config(dir.path(), "alice", "personal", "/partners/alice"),
-        bench_user_config(dir.path(), "bob", "team", "/"),
-    );
-    let (path, _) = load_config(dir.path(), &text);
+    let mut config = GatewayConfig::without_accounts(dir.path());
+    config.accounts = vec![
+        Account::personal("personal", &url),
+        Account::team("team", &url, demo::ALICE_EMAIL, true),
+    ];
+    config.users = vec![
+        User::with_bench_key(dir.path(), "alice", "personal", "/partners/alice"),
+        User::with_bench_key(dir.path(), "bob", "team", "/"),
+    ];
+    let (path, _) = load_config(dir.path(), &config);
     let (ok, stdout, stderr) = check_config(&path, &[]).await;
     assert!(ok, "{stdout}\n{stderr}");
     let line = |start: &str| {
@@ -646,8 +575,8 @@ async fn check_config_prints_who_gets_what() {
     assert!(team.contains("team space"), "{team}");
 
     // A revoked token fails the check, and says so in the table.
-    let text = text.replace(demo::REFRESH_TOKEN, "revoked-token");
-    let (path, _) = load_config(dir.path(), &text);
+    config.account("personal").refresh_token = Some("revoked-token".into());
+    let (path, _) = load_config(dir.path(), &config);
     let (ok, stdout, _) = check_config(&path, &[]).await;
     assert!(!ok);
     assert!(
@@ -669,12 +598,9 @@ async fn proxies_from_the_environment_the_server_and_the_account() {
     let dead = "http://127.0.0.1:1";
 
     // HTTP(S)_PROXY from the environment is honoured by default...
-    let text = format!(
-        "{}{}",
-        bench_server_config(dir.path()),
-        personal_account("personal", &url, "")
-    );
-    let (path, _) = load_config(dir.path(), &text);
+    let mut config = GatewayConfig::without_accounts(dir.path());
+    config.accounts.push(Account::personal("personal", &url));
+    let (path, _) = load_config(dir.path(), &config);
     let env = [
         ("HTTP_PROXY", dead),
         ("HTTPS_PROXY", dead),
@@ -684,24 +610,18 @@ async fn proxies_from_the_environment_the_server_and_the_account() {
     assert!(!ok, "{stdout}");
     assert!(stdout.contains("could not reach Dropbox"), "{stdout}");
     // ...and an account can opt out of it.
-    let text = format!(
-        "{}{}",
-        bench_server_config(dir.path()),
-        personal_account("personal", &url, "proxy = \"none\"")
-    );
-    let (path, _) = load_config(dir.path(), &text);
+    config.account("personal").proxy = Some("none".into());
+    let (path, _) = load_config(dir.path(), &config);
     let (ok, stdout, stderr) = check_config(&path, &env).await;
     assert!(ok, "{stdout}\n{stderr}");
 
     // [server] proxy applies to every account without its own.
-    let server = bench_server_config(dir.path())
-        .replace("[server]\n", &format!("[server]\nproxy = \"{dead}\"\n"));
-    let text = format!(
-        "{server}{}{}",
-        personal_account("via-server", &url, ""),
-        personal_account("direct", &url, "proxy = \"none\"")
-    );
-    let (path, _) = load_config(dir.path(), &text);
+    let mut config = GatewayConfig::without_accounts(dir.path());
+    config.server.proxy = Some(dead.into());
+    let mut direct = Account::personal("direct", &url);
+    direct.proxy = Some("none".into());
+    config.accounts = vec![Account::personal("via-server", &url), direct];
+    let (path, _) = load_config(dir.path(), &config);
     let (ok, stdout, _) = check_config(&path, &[]).await;
     assert!(!ok);
     assert!(

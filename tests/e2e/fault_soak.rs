@@ -10,13 +10,11 @@
 //! or different is a silent loss and fails the test. No spool file may remain, and the gateway
 //! must still serve a clean upload.
 
-mod common;
-
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 const FILES: usize = 200;
@@ -77,8 +75,8 @@ async fn uploads_survive_injected_faults_with_no_silent_loss() {
 async fn soak() {
     let bench = Arc::new(
         Bench::start_with(BenchOptions {
-            upload_settings: "single_upload_limit = 4194304\nchunk_size = 4194304\n".into(),
-            ..Default::default()
+            reads_process_counters: true,
+            ..BenchOptions::configured(|config, _| config.upload.sessions_above(4 * MIB, 4 * MIB))
         })
         .await,
     );
@@ -99,7 +97,7 @@ async fn soak() {
     let plan = Arc::new(plan);
 
     bench.set_emulator_faults(fault_rules()).await;
-    let retries_before = dropgate::backend::dropbox::api::retries_made();
+    let retries_before = retries_made();
     let requests_before = total_requests(&bench.emulator_stats().await);
     let started = Instant::now();
 
@@ -135,7 +133,7 @@ async fn soak() {
         worker.await.unwrap();
     }
     let elapsed = started.elapsed();
-    let retries = dropgate::backend::dropbox::api::retries_made() - retries_before;
+    let retries = retries_made() - retries_before;
     let requests = total_requests(&bench.emulator_stats().await) - requests_before;
     bench.clear_emulator_faults().await;
 

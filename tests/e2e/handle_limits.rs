@@ -3,11 +3,9 @@
 //! reached, the session keeps working, closing handles makes room again, and write handles
 //! (each a spool file) are bounded the same way and leave nothing behind when the client goes.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// The default `[limits] max_handles_per_session`.
@@ -18,16 +16,9 @@ const OPENS: u64 = 3000;
 /// Opens `remote` OPENS times for reading, then (after closing them) OPENS times for writing
 /// new files, never closing; prints one JSON line with what happened.
 const PARAMIKO_HANDLES: &str = r#"
-import json, sys
-import paramiko
-
 host, port, user, key, known_hosts, remote, opens = sys.argv[1:8]
 opens = int(opens)
-client = paramiko.SSHClient()
-client.load_host_keys(known_hosts)
-client.set_missing_host_key_policy(paramiko.RejectPolicy())
-client.connect(host, port=int(port), username=user, key_filename=key, look_for_keys=False,
-               allow_agent=False, timeout=30, banner_timeout=30, auth_timeout=30)
+client = connect(host, port, user, known_hosts, key=key)
 sftp = client.open_sftp()
 
 def open_many(mode, name):
@@ -69,16 +60,8 @@ async fn thousands_of_handles_get_a_clean_failure_after_the_limit() {
         .dropbox_upload("/alice/data.txt", b"hello handles".to_vec())
         .await;
 
-    let mut command = tokio::process::Command::new(python_with_paramiko());
-    command
-        .args(["-c", PARAMIKO_HANDLES, "127.0.0.1"])
-        .arg(bench.port().to_string())
-        .arg(alice.name)
-        .arg(&alice.key)
-        .arg(bench.known_hosts())
-        .arg("data.txt")
-        .arg(OPENS.to_string())
-        .current_dir(bench.path(""));
+    let mut command = paramiko_as(&bench, &alice, PARAMIKO_HANDLES);
+    command.arg("data.txt").arg(OPENS.to_string());
     let out = run_bounded(command, "python3 (paramiko)").await;
     assert!(out.status.success(), "{}", output_text(&out));
     let result: Value = serde_json::from_str(stdout(&out).trim())

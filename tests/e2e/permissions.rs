@@ -1,31 +1,20 @@
-//! Per-user permissions end to end (issue 5): for each permission, a user without it is refused
+//! Per-user permissions end to end: for each permission, a user without it is refused
 //! the operation (OpenSSH shows "Permission denied", and nothing changes in Dropbox) while a
 //! user with it succeeds; and an upload-only partner can put but not ls, get, rm or overwrite.
 //!
 //! What changed is read back from the emulator's own API, never through the gateway.
 
-mod common;
-
-use common::{config_with, output_text, Bench, BenchOptions, TestUser};
-use dropgate::users::permissions::Permission;
+use crate::common::{output_text, Bench, Config, GatewayConfig, Permission, Permissions, TestUser};
 
 /// alice has every permission but `missing`; bob has all of them.
 async fn bench_without(missing: Permission) -> Bench {
-    let granted: Vec<String> = Permission::ALL
-        .into_iter()
-        .filter(|p| *p != missing)
-        .map(|p| format!("\"{}\"", p.name()))
-        .collect();
-    let line = format!("permissions = [{}]", granted.join(", "));
-    bench_with(vec![("alice", line)]).await
+    bench_where_alice_has(Permissions::all_but(missing)).await
 }
 
-async fn bench_with(user_lines: Vec<(&'static str, String)>) -> Bench {
-    let bench = Bench::start_with(BenchOptions {
-        config: Some(config_with(user_lines, String::new())),
-        ..BenchOptions::default()
-    })
-    .await;
+async fn bench_where_alice_has(permissions: Permissions) -> Bench {
+    let bench =
+        Bench::configured(move |config, _| config.user("alice").permissions = Some(permissions))
+            .await;
     std::fs::write(bench.path("local.txt"), b"new content").unwrap();
     for root in ["/alice", "/bob"] {
         bench
@@ -87,7 +76,7 @@ async fn assert_denied(bench: &Bench, user: &TestUser, command: &str) {
         output_text(&out)
     );
     assert!(
-        common::stderr(&out).contains("Permission denied"),
+        crate::common::stderr(&out).contains("Permission denied"),
         "expected a permission error for `{command}`:\n{}",
         output_text(&out)
     );
@@ -123,6 +112,8 @@ async fn rmdir_needs_delete_and_a_replacing_rename_needs_overwrite() {
     bench.sftp_ok(&alice, "mkdir gone\n").await;
     assert_denied(&bench, &alice, "rmdir gone").await;
     assert!(bench.dropbox_metadata("/alice/gone").await.is_some());
+    // One bench at a time: a bench holds the process counters' lock shared until it is dropped.
+    drop(bench);
 
     let bench = bench_without(Permission::Overwrite).await;
     let alice = bench.user("alice");
@@ -144,7 +135,7 @@ async fn rmdir_needs_delete_and_a_replacing_rename_needs_overwrite() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_upload_only_partner_can_put_but_not_look_fetch_replace_or_remove() {
-    let bench = bench_with(vec![("alice", "permissions = \"upload-only\"".into())]).await;
+    let bench = bench_where_alice_has(Permissions::preset("upload-only")).await;
     let alice = bench.user("alice");
 
     bench.sftp_ok(&alice, "put local.txt delivery.txt\n").await;
@@ -171,13 +162,12 @@ async fn an_upload_only_partner_can_put_but_not_look_fetch_replace_or_remove() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unknown_permission_name_stops_the_start_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let make = config_with(
-        vec![("alice", "permissions = [\"upload\", \"write\"]".into())],
-        String::new(),
-    );
+    let mut config = GatewayConfig::bench(dir.path(), "http://127.0.0.1:1");
+    config.user("alice").permissions =
+        Some(Permissions::List(vec!["upload".into(), "write".into()]));
     let path = dir.path().join("dropgate.toml");
-    std::fs::write(&path, make(dir.path(), "http://127.0.0.1:1")).unwrap();
-    let err = dropgate::config::Config::load(&path).unwrap_err();
+    config.write(&path);
+    let err = Config::load(&path).unwrap_err();
     let text = format!("{err:#}");
     assert!(
         text.contains("users.alice.permissions") && text.contains("\"write\""),

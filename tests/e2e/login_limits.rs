@@ -1,14 +1,13 @@
-//! Password login and the abuse limits end to end (issue 5): a right and a wrong password
+//! Password login and the abuse limits end to end: a right and a wrong password
 //! (paramiko), no password login for a user without a hash, a ban after repeated failed logins
 //! and its expiry, the per-address connection cap, and the authentication timeout. The limits
 //! are set very short here so the tests run in seconds.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{config_with, paramiko_with_password, with_key_options, Bench, BenchOptions};
-use dropgate::users::password::hash_password;
+use crate::common::{
+    hash_password, output_text, paramiko_with_password, write_key_options, Bench, Limits,
+};
 use serde_json::json;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
@@ -16,14 +15,11 @@ use tokio::net::TcpStream;
 const PASSWORD: &str = "correct horse battery staple";
 
 /// alice has a password (and her key); bob has only his key.
-async fn bench(limits: &str) -> Bench {
+async fn bench(limits: Limits) -> Bench {
     let hash = hash_password(PASSWORD).unwrap();
-    Bench::start_with(BenchOptions {
-        config: Some(config_with(
-            vec![("alice", format!("password_hash = \"{hash}\""))],
-            format!("[limits]\n{limits}\n"),
-        )),
-        ..BenchOptions::default()
+    Bench::configured(move |config, _| {
+        config.user("alice").password_hash = Some(hash);
+        config.limits = limits;
     })
     .await
 }
@@ -35,7 +31,7 @@ async fn password_login(bench: &Bench, user: &str, password: &str) -> serde_json
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_right_password_logs_in_and_a_wrong_one_does_not() {
-    let bench = bench("").await;
+    let bench = bench(Limits::default()).await;
     bench
         .dropbox_upload("/alice/hello.txt", b"hi".to_vec())
         .await;
@@ -57,7 +53,13 @@ async fn a_right_password_logs_in_and_a_wrong_one_does_not() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn repeated_failures_ban_the_address_until_the_ban_expires() {
-    let bench = bench("max_login_failures = 3\nlogin_failure_window_secs = 60\nban_secs = 3").await;
+    let bench = bench(Limits {
+        max_login_failures: Some(3),
+        login_failure_window_secs: Some(60),
+        ban_secs: Some(3),
+        ..Limits::default()
+    })
+    .await;
     for attempt in 0..3 {
         let wrong = password_login(&bench, "alice", "guess").await;
         assert_ne!(wrong["login"], "ok", "attempt {attempt}: {wrong}");
@@ -67,7 +69,7 @@ async fn repeated_failures_ban_the_address_until_the_ban_expires() {
     let banned = password_login(&bench, "alice", PASSWORD).await;
     assert_ne!(banned["login"], "ok", "{banned}");
     let out = bench.sftp(&bench.user("bob"), "ls\n").await;
-    assert!(!out.status.success(), "{}", common::output_text(&out));
+    assert!(!out.status.success(), "{}", output_text(&out));
     let mut socket = TcpStream::connect(("127.0.0.1", bench.port()))
         .await
         .unwrap();
@@ -96,7 +98,11 @@ async fn banner(socket: &mut TcpStream) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn connections_over_the_per_address_cap_are_closed() {
-    let bench = bench("max_connections_per_address = 2").await;
+    let bench = bench(Limits {
+        max_connections_per_address: Some(2),
+        ..Limits::default()
+    })
+    .await;
     let mut first = TcpStream::connect(("127.0.0.1", bench.port()))
         .await
         .unwrap();
@@ -112,7 +118,7 @@ async fn connections_over_the_per_address_cap_are_closed() {
 
     drop(first);
     // The slot comes back once the server has seen the close.
-    let admitted = common::poll_until(Duration::from_secs(5), || async {
+    let admitted = crate::common::poll_until(Duration::from_secs(5), || async {
         let mut again = TcpStream::connect(("127.0.0.1", bench.port()))
             .await
             .unwrap();
@@ -124,7 +130,11 @@ async fn connections_over_the_per_address_cap_are_closed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_connection_that_does_not_log_in_in_time_is_closed() {
-    let bench = bench("auth_timeout_secs = 1").await;
+    let bench = bench(Limits {
+        auth_timeout_secs: Some(1),
+        ..Limits::default()
+    })
+    .await;
     let mut idle = TcpStream::connect(("127.0.0.1", bench.port()))
         .await
         .unwrap();
@@ -152,21 +162,21 @@ try:
 except paramiko.BadAuthenticationType as e:
     print(json.dumps(sorted(e.allowed_types)))
 "#;
-    let mut command = tokio::process::Command::new(common::python_with_paramiko());
+    let mut command = tokio::process::Command::new(crate::common::python_with_paramiko());
     command
         .args(["-c", program])
         .arg(bench.port().to_string())
         .arg(user);
-    let out = common::run_bounded(command, "python3 (paramiko)").await;
-    assert!(out.status.success(), "{}", common::output_text(&out));
-    serde_json::from_str(common::stdout(&out).trim()).unwrap()
+    let out = crate::common::run_bounded(command, "python3 (paramiko)").await;
+    assert!(out.status.success(), "{}", output_text(&out));
+    serde_json::from_str(crate::common::stdout(&out).trim()).unwrap()
 }
 
 /// Whether a name exists, or has a password, must not show in the methods offered: alice has
 /// a password, bob only a key, and mallory is nobody.
 #[tokio::test(flavor = "multi_thread")]
 async fn every_user_name_is_offered_the_same_methods() {
-    let bench = bench("").await;
+    let bench = bench(Limits::default()).await;
     let alice = methods_offered(&bench, "alice").await;
     assert_eq!(alice, json!(["password", "publickey"]));
     assert_eq!(methods_offered(&bench, "bob").await, alice, "bob");
@@ -178,19 +188,12 @@ async fn every_user_name_is_offered_the_same_methods() {
 /// (loopback, over IPv4 or IPv6) lets her in.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_keys_from_and_expiry_time_options_are_honoured() {
-    let config = with_key_options(
-        config_with(Vec::new(), String::new()),
-        vec![
-            ("alice", r#"no-pty,from="127.0.0.0/8,::1""#),
-            ("bob", r#"from="10.9.9.9",expiry-time="20000101""#),
-        ],
-    );
-    let bench = Bench::start_with(BenchOptions {
-        config: Some(config),
-        ..BenchOptions::default()
+    let bench = Bench::configured(|_, dir| {
+        write_key_options(dir, "alice", r#"no-pty,from="127.0.0.0/8,::1""#);
+        write_key_options(dir, "bob", r#"from="10.9.9.9",expiry-time="20000101""#);
     })
     .await;
     bench.sftp_ok(&bench.user("alice"), "ls\n").await;
     let out = bench.sftp(&bench.user("bob"), "ls\n").await;
-    assert!(!out.status.success(), "{}", common::output_text(&out));
+    assert!(!out.status.success(), "{}", output_text(&out));
 }

@@ -7,14 +7,12 @@
 //! refresh token, refreshing again after Dropbox expires the access token, and an SFTP session
 //! with put, get and ls. Everything the binaries write to stdout and stderr is searched.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use dropbox_emulator::demo_credentials as demo;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
@@ -63,26 +61,9 @@ async fn register(base: &str, token_file: &Path) -> String {
     // The browser: the authorize page approves at once and redirects to dropgate's listener.
     let page = reqwest::get(&url).await.unwrap();
     assert_eq!(page.status(), 200, "the redirect was not taken");
-    while let Some(line) = stdout.next_line().await.unwrap() {
-        printed.push_str(&line);
-        printed.push('\n');
-    }
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .await
-        .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("dropgate auth did not exit")
-        .unwrap();
-    assert!(
-        status.success(),
-        "dropgate auth failed:\n{printed}\n{stderr}"
-    );
+    let (ok, rest, stderr) = finish_command(child, stdout).await;
+    printed.push_str(&rest);
+    assert!(ok, "dropgate auth failed:\n{printed}\n{stderr}");
     printed + &stderr
 }
 
@@ -92,18 +73,17 @@ async fn keygen(path: &Path) -> String {
     format!("{}{}", stdout(&out), stderr(&out))
 }
 
-fn gateway_config(dir: &Path, port: u16, base: &str, token_file: &Path) -> String {
-    format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\nhost_key = \"{}\"\n\n\
-         [upload]\nspool_dir = \"{}\"\n\n\
-         [[accounts]]\nname = \"main\"\napi_url = \"{base}\"\ntoken_file = \"{}\"\n\n\
-         [[users]]\nname = \"alice\"\naccount = \"main\"\nroot = \"/alice\"\n\
-         authorized_keys_file = \"{}\"\n",
-        dir.join("host_key").display(),
-        dir.join("spool").display(),
-        token_file.display(),
-        dir.join("alice.pub").display(),
-    )
+/// `dropgate serve` on `port` with one account (its credentials in `token_file`) and alice.
+fn gateway_config(dir: &Path, port: u16, base: &str, token_file: &Path) -> GatewayConfig {
+    let mut config = GatewayConfig::without_accounts(dir);
+    config.listen_on(port);
+    config
+        .accounts
+        .push(Account::from_token_file("main", base, token_file));
+    config
+        .users
+        .push(User::with_bench_key(dir, "alice", "main", "/alice"));
+    config
 }
 
 /// A running `dropgate serve` whose stderr is collected.
@@ -125,12 +105,7 @@ impl Served {
             let _ = stderr.read_to_string(&mut text).await;
             text
         });
-        let listening = poll_until(Duration::from_secs(30), || async {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-        })
-        .await;
+        let listening = wait_until_listening(port).await;
         assert!(listening, "dropgate serve did not listen on {port}");
         Served { child, log }
     }
@@ -213,7 +188,7 @@ async fn a_full_session_with_debug_logging_prints_no_secret() {
     // The server creates its host key 0600 on first start.
     let port = free_port();
     let config = dir.join("dropgate.toml");
-    std::fs::write(&config, gateway_config(dir, port, &base, &token_file)).unwrap();
+    gateway_config(dir, port, &base, &token_file).write(&config);
     let served = Served::start(&config, port).await;
     let host_key = dir.join("host_key");
     assert_eq!(mode(&host_key), 0o600, "host key");
@@ -297,11 +272,7 @@ async fn a_host_key_that_others_can_read_is_refused_at_start() {
     register(&emulator.base_url(), &token_file).await;
     let config = dir.join("dropgate.toml");
     let port = free_port();
-    std::fs::write(
-        &config,
-        gateway_config(dir, port, &emulator.base_url(), &token_file),
-    )
-    .unwrap();
+    gateway_config(dir, port, &emulator.base_url(), &token_file).write(&config);
     let out = tokio::time::timeout(
         Duration::from_secs(30),
         dropgate().args(["serve", "--config"]).arg(&config).output(),
@@ -359,7 +330,7 @@ async fn names_from_clients_cannot_forge_log_lines() {
     keygen(&dir.join("alice")).await;
     let port = free_port();
     let config = dir.join("dropgate.toml");
-    std::fs::write(&config, gateway_config(dir, port, &base, &token_file)).unwrap();
+    gateway_config(dir, port, &base, &token_file).write(&config);
     let served = Served::start(&config, port).await;
 
     // A file name with a line break (the rest looks like a log line of its own) and a

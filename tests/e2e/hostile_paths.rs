@@ -3,9 +3,7 @@
 //! spaces, backslashes and names that are not UTF-8. Each is refused with a clear message or mapped inside the user's
 //! root; afterwards nothing exists in Dropbox outside that root.
 
-mod common;
-
-use common::{paramiko_as_alice, Bench};
+use crate::common::{paramiko_as_alice, Bench};
 use serde_json::Value;
 
 /// What the gateway answered for each hostile path (written with `write`, read with `stat`).

@@ -1,4 +1,4 @@
-//! Nothing lost (issue 11): a replacing rename never loses its target, a download handle never
+//! Nothing lost: a replacing rename never loses its target, a download handle never
 //! mixes two versions of a file, and rmdir never takes a file that arrived while it looked.
 //!
 //! Clients are real (paramiko, OpenSSH sftp); what is on Dropbox afterwards is read from the
@@ -6,33 +6,20 @@
 //! hooks: `drop_after` (the request is applied, its answer lost), `error` (with `skip` to let
 //! the first requests through) and `delay_after` (an answer held back while the test acts).
 
-mod common;
-
 use std::time::Duration;
 
-use common::{
-    config_with, paramiko_as_alice, poll_until, random_bytes, request_count, stderr, Bench,
-    BenchOptions,
-};
+use crate::common::{paramiko_as_alice, poll_until, random_bytes, request_count, stderr, Bench};
 use serde_json::{json, Value};
 
 /// A bench whose gateway writes an audit log to `audit.log` in the bench dir.
 async fn audited_bench() -> Bench {
-    Bench::start_with(BenchOptions {
-        config: Some(config_with(
-            Vec::new(),
-            "[audit]\noutput = \"{dir}/audit.log\"\n".to_string(),
-        )),
-        ..BenchOptions::default()
-    })
-    .await
+    Bench::audited(|_, _| {}).await
 }
 
 fn operation_lines(bench: &Bench, op: &str) -> Vec<Value> {
-    std::fs::read_to_string(bench.path("audit.log"))
-        .unwrap_or_default()
-        .lines()
-        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+    bench
+        .audit_lines()
+        .into_iter()
         .filter(|line| line["op"] == op)
         .collect()
 }

@@ -1,16 +1,11 @@
-//! PROXY protocol end to end (issue 5): OpenSSH `sftp` reaches the gateway through a tiny
+//! PROXY protocol end to end: OpenSSH `sftp` reaches the gateway through a tiny
 //! Python load balancer (its ProxyCommand) that writes a PROXY header with a made-up client
 //! address, then pipes the SSH bytes. The audit log and the ban logic see that address; the
 //! same header from an address not in `trusted_proxies` is refused, and so is a malformed one.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{
-    config_with, output_text, poll_until, with_key_options, with_server_lines, Bench, BenchOptions,
-    TestUser,
-};
+use crate::common::{output_text, poll_until, write_key_options, Bench, TestUser};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -51,17 +46,14 @@ async fn bench_with_key_options(
     trusted: &str,
     options: Vec<(&'static str, &'static str)>,
 ) -> Bench {
-    let server = format!("proxy_protocol = true\ntrusted_proxies = [\"{trusted}\"]");
-    let config = with_server_lines(
-        config_with(
-            Vec::new(),
-            "[audit]\noutput = \"{dir}/audit.log\"\n[limits]\nmax_login_failures = 1\n".to_string(),
-        ),
-        server,
-    );
-    let bench = Bench::start_with(BenchOptions {
-        config: Some(with_key_options(config, options)),
-        ..BenchOptions::default()
+    let trusted = trusted.to_string();
+    let bench = Bench::audited(move |config, dir| {
+        config.server.proxy_protocol = Some(true);
+        config.server.trusted_proxies = vec![trusted];
+        config.limits.max_login_failures = Some(1);
+        for (user, user_options) in options {
+            write_key_options(dir, user, user_options);
+        }
     })
     .await;
     std::fs::write(bench.path("balancer.py"), BALANCER).unwrap();
@@ -88,21 +80,13 @@ async fn sftp_via(
         .await
 }
 
-fn audit_lines(bench: &Bench) -> Vec<Value> {
-    std::fs::read_to_string(bench.path("audit.log"))
-        .unwrap_or_default()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
-}
-
 async fn wait_for_lines(bench: &Bench, what: impl Fn(&Value) -> bool) -> Vec<Value> {
     let found = poll_until(Duration::from_secs(10), || {
-        std::future::ready(audit_lines(bench).iter().any(&what))
+        std::future::ready(bench.audit_lines().iter().any(&what))
     })
     .await;
-    assert!(found, "not in the audit log: {:#?}", audit_lines(bench));
-    audit_lines(bench)
+    assert!(found, "not in the audit log: {:#?}", bench.audit_lines());
+    bench.audit_lines()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -162,7 +146,7 @@ async fn a_trusted_balancers_header_gives_the_client_address_to_audit_and_bans()
         output_text(&out)
     );
 
-    let lines = audit_lines(&bench);
+    let lines = bench.audit_lines();
     let failed = lines
         .iter()
         .find(|l| l["event"] == "login" && l["result"] == "failed")
@@ -251,7 +235,7 @@ async fn key_options_from_and_expiry_time_see_the_real_client_address() {
     let (ok, text) = login("bob", "10.9.9.9").await;
     assert!(!ok, "expired key: {text}");
 
-    let lines = audit_lines(&bench);
+    let lines = bench.audit_lines();
     let logins: Vec<_> = lines
         .iter()
         .filter(|l| l["event"] == "login")

@@ -1,13 +1,11 @@
-//! Issue 3's policies that ordinary `put`s do not reach: STAT of a file still being uploaded,
+//! Upload policies that ordinary `put`s do not reach: STAT of a file still being uploaded,
 //! mtime changes on stored files, O_EXCL, the size limit and the spool's free-space floor.
 //! paramiko is the client where OpenSSH cannot express the request (utime, open mode 'x') and
 //! because it shows the server's message.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{paramiko_as_alice, write_random_file, Bench, BenchOptions};
+use crate::common::{paramiko_as_alice, write_random_file, Bench};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -83,11 +81,8 @@ result["chmod"] = attempt(lambda: sftp.chmod("stored.txt", 0o600))
 
 #[tokio::test(flavor = "multi_thread")]
 async fn with_mtime_change_ignore_the_request_succeeds_and_changes_nothing() {
-    let bench = Bench::start_with(BenchOptions {
-        server_settings: "mtime_change = \"ignore\"".into(),
-        ..BenchOptions::default()
-    })
-    .await;
+    let bench =
+        Bench::configured(|config, _| config.server.mtime_change = Some("ignore".into())).await;
     bench
         .dropbox_upload("/alice/stored.txt", b"x".to_vec())
         .await;
@@ -129,11 +124,7 @@ result["fresh"] = attempt(lambda: write("fresh.txt"))
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_file_over_the_size_limit_is_refused_and_nothing_is_committed() {
-    let bench = Bench::start_with(BenchOptions {
-        upload_settings: "max_file_size = 1048576".into(),
-        ..BenchOptions::default()
-    })
-    .await;
+    let bench = Bench::configured(|config, _| config.upload.max_file_size = Some(MIB)).await;
     write_random_file(&bench.path("big.bin"), 2 * MIB);
     write_random_file(&bench.path("fits.bin"), MIB);
     let result = paramiko_as_alice(
@@ -161,11 +152,7 @@ result["fits"] = attempt(lambda: send("fits.bin", "fits.bin"))
 #[tokio::test(flavor = "multi_thread")]
 async fn an_upload_that_would_cross_the_free_space_floor_is_refused_at_once() {
     // A floor no disk can meet: the very first write is refused.
-    let bench = Bench::start_with(BenchOptions {
-        upload_settings: "min_free_space = 1125899906842624".into(),
-        ..BenchOptions::default()
-    })
-    .await;
+    let bench = Bench::configured(|config, _| config.upload.min_free_space = Some(1 << 50)).await;
     bench
         .dropbox_upload("/alice/keep.bin", b"old".to_vec())
         .await;

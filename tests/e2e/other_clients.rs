@@ -1,15 +1,13 @@
-//! Issue 3's uploads through other real SFTP clients: lftp and paramiko.
+//! Uploads through other real SFTP clients: lftp and paramiko.
 //!
 //! Both must be installed (`.ci/run` installs them); a missing client fails the test with a
 //! message that says how to install it, it never skips.
 
-mod common;
-
 use std::process::{Output, Stdio};
 
-use common::{
-    content_hash, output_text, python_with_paramiko, random_bytes, run_bounded, set_local_mtime,
-    stdout, write_random_file, Bench, BenchOptions,
+use crate::common::{
+    content_hash, output_text, paramiko_as, paramiko_json, random_bytes, run_bounded,
+    set_local_mtime, write_random_file, Bench,
 };
 use serde_json::{json, Value};
 
@@ -17,24 +15,6 @@ const MIB: u64 = 1024 * 1024;
 /// 2001-02-03T04:05:06Z
 const PAST_MTIME: u64 = 981_173_106;
 const PAST_MTIME_TEXT: &str = "2001-02-03T04:05:06Z";
-
-async fn stored(bench: &Bench, path: &str) -> Value {
-    bench
-        .dropbox_metadata(path)
-        .await
-        .unwrap_or_else(|| panic!("{path} is not in Dropbox"))
-}
-
-/// The file at `path` is still exactly the `before` version holding `data`.
-async fn assert_unchanged(bench: &Bench, path: &str, before: &Value, data: &[u8]) {
-    let after = stored(bench, path).await;
-    assert_eq!(
-        after["rev"], before["rev"],
-        "{path} was replaced: before {before}, after {after}"
-    );
-    assert_eq!(after["content_hash"], content_hash(data), "{path}: {after}");
-    assert_eq!(bench.dropbox_download(path).await, data, "{path} content");
-}
 
 /// `files/upload`'s error for a full Dropbox (UploadError.path: UploadWriteFailed).
 fn insufficient_space_fault() -> Value {
@@ -114,12 +94,12 @@ async fn lftp_put_uploads_new_and_overwritten_files() {
     let out = lftp(&bench, "put new.bin\nput old.bin\n").await;
 
     assert!(out.status.success(), "lftp put:\n{}", output_text(&out));
-    let meta = stored(&bench, "/alice/new.bin").await;
+    let meta = bench.dropbox_stored("/alice/new.bin").await;
     assert_eq!(meta["content_hash"], content_hash(&new), "{meta}");
     assert_eq!(bench.dropbox_download("/alice/new.bin").await, new);
     // lftp sends the local mtime in its FSETSTAT before CLOSE.
     assert_eq!(meta["client_modified"], PAST_MTIME_TEXT, "{meta}");
-    let meta = stored(&bench, "/alice/old.bin").await;
+    let meta = bench.dropbox_stored("/alice/old.bin").await;
     assert_eq!(meta["size"], smaller.len() as u64, "{meta}");
     assert_eq!(bench.dropbox_download("/alice/old.bin").await, smaller);
 }
@@ -134,7 +114,7 @@ async fn lftp_put_c_on_an_existing_file_is_refused_with_the_servers_message() {
     bench
         .dropbox_upload("/alice/part.bin", partial.clone())
         .await;
-    let before = stored(&bench, "/alice/part.bin").await;
+    let before = bench.dropbox_stored("/alice/part.bin").await;
     bench.reset_emulator_stats().await;
 
     let out = lftp(&bench, "put -c part.bin\n").await;
@@ -150,7 +130,9 @@ async fn lftp_put_c_on_an_existing_file_is_refused_with_the_servers_message() {
         "lftp should show the server's message:\n{}",
         output_text(&out)
     );
-    assert_unchanged(&bench, "/alice/part.bin", &before, &partial).await;
+    bench
+        .assert_unchanged("/alice/part.bin", &before, &partial)
+        .await;
     let requests = bench.upload_requests().await;
     assert_eq!(requests.commits(), 0, "put -c committed: {requests:?}");
 }
@@ -160,7 +142,7 @@ async fn lftp_shows_why_dropbox_rejected_a_commit() {
     let bench = Bench::start().await;
     let old = random_bytes(20_000);
     bench.dropbox_upload("/alice/doc.bin", old.clone()).await;
-    let before = stored(&bench, "/alice/doc.bin").await;
+    let before = bench.dropbox_stored("/alice/doc.bin").await;
     std::fs::write(bench.path("doc.bin"), random_bytes(70_000)).unwrap();
     bench.set_emulator_faults(insufficient_space_fault()).await;
 
@@ -176,7 +158,9 @@ async fn lftp_shows_why_dropbox_rejected_a_commit() {
         text.contains("Dropbox rejected the upload") && text.contains("insufficient_space"),
         "lftp should show Dropbox's reason:\n{text}"
     );
-    assert_unchanged(&bench, "/alice/doc.bin", &before, &old).await;
+    bench
+        .assert_unchanged("/alice/doc.bin", &before, &old)
+        .await;
 }
 
 // ---- paramiko ----
@@ -185,15 +169,8 @@ async fn lftp_shows_why_dropbox_rejected_a_commit() {
 /// CLOSE errors ignored, then a STAT to confirm the size), STATs the remote again, and prints
 /// one JSON line with what happened.
 const PARAMIKO_PUT: &str = r#"
-import json, sys
-import paramiko
-
 host, port, user, key, known_hosts, local, remote = sys.argv[1:8]
-client = paramiko.SSHClient()
-client.load_host_keys(known_hosts)
-client.set_missing_host_key_policy(paramiko.RejectPolicy())
-client.connect(host, port=int(port), username=user, key_filename=key, look_for_keys=False,
-               allow_agent=False, timeout=30, banner_timeout=30, auth_timeout=30)
+client = connect(host, port, user, known_hosts, key=key)
 sftp = client.open_sftp()
 result = {}
 try:
@@ -216,39 +193,14 @@ print(json.dumps(result))
 
 /// Runs [`PARAMIKO_PUT`] as alice; returns its JSON result.
 async fn paramiko_put(bench: &Bench, local: &str, remote: &str) -> Value {
-    let alice = bench.user("alice");
-    let mut command = tokio::process::Command::new(python_with_paramiko());
-    command
-        .args(["-c", PARAMIKO_PUT, "127.0.0.1"])
-        .arg(bench.port().to_string())
-        .arg(alice.name)
-        .arg(&alice.key)
-        .arg(bench.known_hosts())
-        .arg(bench.path(local))
-        .arg(remote)
-        .current_dir(bench.path(""));
-    let out = run_bounded(command, "python3 (paramiko)").await;
-    assert!(
-        out.status.success(),
-        "the paramiko script failed:\n{}",
-        output_text(&out)
-    );
-    let line = stdout(&out);
-    serde_json::from_str(line.trim()).unwrap_or_else(|e| {
-        panic!(
-            "paramiko script printed no JSON ({e}):\n{}",
-            output_text(&out)
-        )
-    })
+    let mut command = paramiko_as(bench, &bench.user("alice"), PARAMIKO_PUT);
+    command.arg(bench.path(local)).arg(remote);
+    paramiko_json(command).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn paramiko_put_uploads_small_and_multi_chunk_files() {
-    let bench = Bench::start_with(BenchOptions {
-        upload_settings: "single_upload_limit = 4194304\nchunk_size = 4194304\n".into(),
-        ..BenchOptions::default()
-    })
-    .await;
+    let bench = Bench::with_upload_sessions(4 * MIB, 4 * MIB).await;
     let small = random_bytes(200_000);
     std::fs::write(bench.path("small.bin"), &small).unwrap();
     let big_size = 3 * 4 * MIB + 999;
@@ -270,7 +222,7 @@ async fn paramiko_put_uploads_small_and_multi_chunk_files() {
     let result = paramiko_put(&bench, "big.bin", "big.bin").await;
     assert_eq!(result["put"], "ok", "{result}");
     assert_eq!(result["stat_size"], big_size, "{result}");
-    let meta = stored(&bench, "/alice/big.bin").await;
+    let meta = bench.dropbox_stored("/alice/big.bin").await;
     assert_eq!(meta["size"], big_size, "{meta}");
     assert_eq!(meta["content_hash"], big_hash, "{meta}");
     let requests = bench.upload_requests().await;
@@ -290,7 +242,7 @@ async fn paramiko_does_not_see_a_commit_that_failed() {
     let bench = Bench::start().await;
     let old = random_bytes(30_000);
     bench.dropbox_upload("/alice/doc.bin", old.clone()).await;
-    let before = stored(&bench, "/alice/doc.bin").await;
+    let before = bench.dropbox_stored("/alice/doc.bin").await;
     let new = random_bytes(80_000);
     std::fs::write(bench.path("doc.bin"), &new).unwrap();
     std::fs::write(bench.path("fresh.bin"), &new).unwrap();
@@ -301,7 +253,9 @@ async fn paramiko_does_not_see_a_commit_that_failed() {
     let result = paramiko_put(&bench, "doc.bin", "doc.bin").await;
     assert_eq!(result["put"], "error", "{result}");
     assert_eq!(result["stat_size"], old.len() as u64, "{result}");
-    assert_unchanged(&bench, "/alice/doc.bin", &before, &old).await;
+    bench
+        .assert_unchanged("/alice/doc.bin", &before, &old)
+        .await;
 
     // A new file whose commit failed does not exist at all (paramiko: ENOENT from
     // SSH_FX_NO_SUCH_FILE).

@@ -1,15 +1,15 @@
-//! Issue 3, "Uploads the Dropbox way", checked end to end with OpenSSH `sftp -b` and `scp`.
+//! Uploads the Dropbox way, checked end to end with OpenSSH `sftp -b` and `scp`: one
+//! `files/upload` up to the single-upload limit, an upload session above it, mtimes kept, and a
+//! failed commit that fails the client's CLOSE and leaves the old file in place.
 //!
 //! Which path an upload took (one `files/upload`, or an upload session) is proven by the
 //! emulator's request counts; what Dropbox holds is read back from the emulator's own API.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{
-    content_hash, random_bytes, set_local_mtime, stderr, stdout, write_random_file, Bench,
-    BenchOptions, UploadRequests,
+use crate::common::{
+    content_hash, output_text, random_bytes, set_local_mtime, stderr, write_random_file, Bench,
+    UploadRequests,
 };
 use serde_json::{json, Value};
 
@@ -24,11 +24,7 @@ const PAST_MTIME_TEXT: &str = "2001-02-03T04:05:06Z";
 
 /// A bench whose uploads switch to a session above 4 MiB and send 4 MiB chunks.
 async fn small_chunk_bench() -> Bench {
-    Bench::start_with(BenchOptions {
-        upload_settings: "single_upload_limit = 4194304\nchunk_size = 4194304\n".into(),
-        ..BenchOptions::default()
-    })
-    .await
+    Bench::with_upload_sessions(4 * MIB, 4 * MIB).await
 }
 
 fn assert_single_upload(requests: UploadRequests, what: &str) {
@@ -66,32 +62,20 @@ fn assert_session_upload(requests: UploadRequests, size: u64, chunk: u64, what: 
     );
 }
 
-/// The emulator's metadata of a file that must exist.
-async fn stored(bench: &Bench, path: &str) -> Value {
-    bench
-        .dropbox_metadata(path)
-        .await
-        .unwrap_or_else(|| panic!("{path} is not in Dropbox"))
-}
-
-/// The file at `path` is still exactly the `before` version holding `data`.
-async fn assert_unchanged(bench: &Bench, path: &str, before: &Value, data: &[u8]) {
-    let after = stored(bench, path).await;
+/// `sftp` exited 1 and reported a failed CLOSE ("close remote ...: Failure"): `what` failed the
+/// put, as it must.
+fn assert_failed_close(out: &std::process::Output, what: &str) {
     assert_eq!(
-        after["rev"], before["rev"],
-        "{path} was replaced: before {before}, after {after}"
+        out.status.code(),
+        Some(1),
+        "{what} must fail the put:\n{}",
+        output_text(out)
     );
-    assert_eq!(after["content_hash"], content_hash(data), "{path}: {after}");
-    assert_eq!(bench.dropbox_download(path).await, data, "{path} content");
-}
-
-fn output_text(out: &std::process::Output) -> String {
-    format!(
-        "exit: {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        stdout(out),
-        stderr(out)
-    )
+    assert!(
+        stderr(out).contains("close remote") && stderr(out).contains("Failure"),
+        "expected OpenSSH's report of a failed CLOSE (\"close remote ...: Failure\"):\n{}",
+        output_text(out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -104,7 +88,7 @@ async fn a_small_put_is_one_files_upload() {
 
     bench.sftp_ok(&alice, "put small.bin\n").await;
 
-    let meta = stored(&bench, "/alice/small.bin").await;
+    let meta = bench.dropbox_stored("/alice/small.bin").await;
     assert_eq!(meta["size"], data.len() as u64);
     assert_eq!(meta["content_hash"], content_hash(&data));
     assert_eq!(bench.dropbox_download("/alice/small.bin").await, data);
@@ -120,7 +104,7 @@ async fn a_file_of_exactly_150_mib_is_one_files_upload() {
 
     bench.sftp_ok(&alice, "put limit.bin\n").await;
 
-    let meta = stored(&bench, "/alice/limit.bin").await;
+    let meta = bench.dropbox_stored("/alice/limit.bin").await;
     assert_eq!(meta["size"], SINGLE_UPLOAD_LIMIT);
     assert_eq!(meta["content_hash"], hash);
     assert_single_upload(bench.upload_requests().await, "150 MiB put");
@@ -136,7 +120,7 @@ async fn a_file_one_byte_over_150_mib_goes_as_an_upload_session() {
 
     bench.sftp_ok(&alice, "put huge.bin\n").await;
 
-    let meta = stored(&bench, "/alice/huge.bin").await;
+    let meta = bench.dropbox_stored("/alice/huge.bin").await;
     assert_eq!(meta["size"], size);
     assert_eq!(meta["content_hash"], hash);
     assert_session_upload(
@@ -158,7 +142,7 @@ async fn the_single_upload_limit_itself_is_one_upload_and_one_byte_more_a_sessio
     bench.sftp_ok(&alice, "put at.bin\n").await;
     assert_single_upload(bench.upload_requests().await, "put of exactly the limit");
     assert_eq!(
-        stored(&bench, "/alice/at.bin").await["content_hash"],
+        bench.dropbox_stored("/alice/at.bin").await["content_hash"],
         at_limit
     );
 
@@ -170,7 +154,7 @@ async fn the_single_upload_limit_itself_is_one_upload_and_one_byte_more_a_sessio
         4 * MIB,
         "put of the limit + 1 byte",
     );
-    let meta = stored(&bench, "/alice/over.bin").await;
+    let meta = bench.dropbox_stored("/alice/over.bin").await;
     assert_eq!(meta["size"], 4 * MIB + 1);
     assert_eq!(meta["content_hash"], over_limit);
 }
@@ -186,7 +170,7 @@ async fn a_multi_chunk_put_goes_as_a_session_in_chunk_size_pieces() {
 
     bench.sftp_ok(&alice, "put chunks.bin\n").await;
 
-    let meta = stored(&bench, "/alice/chunks.bin").await;
+    let meta = bench.dropbox_stored("/alice/chunks.bin").await;
     assert_eq!(meta["size"], size);
     assert_eq!(meta["content_hash"], content_hash(&data));
     assert_eq!(bench.dropbox_download("/alice/chunks.bin").await, data);
@@ -208,7 +192,7 @@ async fn put_p_keeps_the_mtime_as_client_modified() {
 
     bench.sftp_ok(&alice, "put -p dated.txt\n").await;
 
-    let meta = stored(&bench, "/alice/dated.txt").await;
+    let meta = bench.dropbox_stored("/alice/dated.txt").await;
     assert_eq!(meta["client_modified"], PAST_MTIME_TEXT, "{meta}");
     assert_eq!(meta["content_hash"], content_hash(&data));
 }
@@ -223,7 +207,7 @@ async fn put_p_keeps_the_mtime_of_a_session_upload_too() {
 
     bench.sftp_ok(&alice, "put -p dated.bin\n").await;
 
-    let meta = stored(&bench, "/alice/dated.bin").await;
+    let meta = bench.dropbox_stored("/alice/dated.bin").await;
     assert_eq!(meta["client_modified"], PAST_MTIME_TEXT, "{meta}");
     assert_eq!(meta["content_hash"], hash);
     assert_session_upload(
@@ -245,7 +229,7 @@ async fn reput_and_put_a_are_refused_and_leave_the_remote_file_unchanged() {
     bench
         .dropbox_upload("/alice/part.bin", partial.clone())
         .await;
-    let before = stored(&bench, "/alice/part.bin").await;
+    let before = bench.dropbox_stored("/alice/part.bin").await;
 
     for command in ["reput part.bin\n", "put -a part.bin\n"] {
         bench.reset_emulator_stats().await;
@@ -261,7 +245,9 @@ async fn reput_and_put_a_are_refused_and_leave_the_remote_file_unchanged() {
             "{command:?}: expected SSH_FX_OP_UNSUPPORTED (OpenSSH: \"Operation unsupported\"):\n{}",
             output_text(&out)
         );
-        assert_unchanged(&bench, "/alice/part.bin", &before, &partial).await;
+        bench
+            .assert_unchanged("/alice/part.bin", &before, &partial)
+            .await;
         let requests = bench.upload_requests().await;
         assert_eq!(requests.commits(), 0, "{command:?} committed: {requests:?}");
     }
@@ -286,7 +272,7 @@ async fn scp_overwriting_a_larger_file_leaves_exactly_the_new_bytes() {
         .await;
     assert!(out.status.success(), "scp:\n{}", output_text(&out));
 
-    let meta = stored(&bench, "/alice/over.bin").await;
+    let meta = bench.dropbox_stored("/alice/over.bin").await;
     assert_eq!(meta["size"], data.len() as u64, "{meta}");
     assert_eq!(meta["content_hash"], content_hash(&data));
     assert_eq!(bench.dropbox_download("/alice/over.bin").await, data);
@@ -310,7 +296,7 @@ async fn a_commit_that_dropbox_rejects_fails_the_close_and_keeps_the_old_file() 
     let alice = bench.user("alice");
     let old = random_bytes(40_000);
     bench.dropbox_upload("/alice/doc.bin", old.clone()).await;
-    let before = stored(&bench, "/alice/doc.bin").await;
+    let before = bench.dropbox_stored("/alice/doc.bin").await;
     let new = random_bytes(90_000);
     std::fs::write(bench.path("doc.bin"), &new).unwrap();
     // No count: a retried commit is refused as well.
@@ -324,22 +310,14 @@ async fn a_commit_that_dropbox_rejects_fails_the_close_and_keeps_the_old_file() 
 
     let out = bench.sftp(&alice, "put doc.bin\n").await;
 
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "the failed commit must fail the put:\n{}",
-        output_text(&out)
-    );
-    assert!(
-        stderr(&out).contains("close remote") && stderr(&out).contains("Failure"),
-        "expected OpenSSH's report of a failed CLOSE (\"close remote ...: Failure\"):\n{}",
-        output_text(&out)
-    );
+    assert_failed_close(&out, "the failed commit");
     assert!(
         bench.upload_requests().await.upload >= 1,
         "the commit never reached Dropbox"
     );
-    assert_unchanged(&bench, "/alice/doc.bin", &before, &old).await;
+    bench
+        .assert_unchanged("/alice/doc.bin", &before, &old)
+        .await;
     bench.wait_for_empty_spool(Duration::from_secs(10)).await;
 
     // Nothing stays broken: once Dropbox accepts again, the same put goes through.
@@ -354,7 +332,7 @@ async fn a_session_finish_that_dropbox_rejects_fails_the_close_and_keeps_the_old
     let alice = bench.user("alice");
     let old = random_bytes(1_000_000);
     bench.dropbox_upload("/alice/big.bin", old.clone()).await;
-    let before = stored(&bench, "/alice/big.bin").await;
+    let before = bench.dropbox_stored("/alice/big.bin").await;
     write_random_file(&bench.path("big.bin"), 10 * MIB + 3);
     bench
         .set_emulator_faults(json!([{
@@ -369,23 +347,15 @@ async fn a_session_finish_that_dropbox_rejects_fails_the_close_and_keeps_the_old
 
     let out = bench.sftp(&alice, "put big.bin\n").await;
 
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "the failed finish must fail the put:\n{}",
-        output_text(&out)
-    );
-    assert!(
-        stderr(&out).contains("close remote") && stderr(&out).contains("Failure"),
-        "expected OpenSSH's report of a failed CLOSE (\"close remote ...: Failure\"):\n{}",
-        output_text(&out)
-    );
+    assert_failed_close(&out, "the failed finish");
     let requests = bench.upload_requests().await;
     assert!(
         requests.session_finish >= 1 && requests.upload == 0,
         "expected the session path to reach finish: {requests:?}"
     );
-    assert_unchanged(&bench, "/alice/big.bin", &before, &old).await;
+    bench
+        .assert_unchanged("/alice/big.bin", &before, &old)
+        .await;
     bench.wait_for_empty_spool(Duration::from_secs(10)).await;
 }
 
@@ -395,7 +365,7 @@ async fn a_session_append_that_dropbox_rejects_fails_the_upload_and_keeps_the_ol
     let alice = bench.user("alice");
     let old = random_bytes(1_000_000);
     bench.dropbox_upload("/alice/big.bin", old.clone()).await;
-    let before = stored(&bench, "/alice/big.bin").await;
+    let before = bench.dropbox_stored("/alice/big.bin").await;
     write_random_file(&bench.path("big.bin"), 14 * MIB + 5);
     // Every append fails (no count), so neither a retry nor a fresh session can succeed.
     bench
@@ -419,7 +389,9 @@ async fn a_session_append_that_dropbox_rejects_fails_the_upload_and_keeps_the_ol
         requests.session_append >= 1,
         "expected the session path: {requests:?}"
     );
-    assert_unchanged(&bench, "/alice/big.bin", &before, &old).await;
+    bench
+        .assert_unchanged("/alice/big.bin", &before, &old)
+        .await;
     bench.wait_for_empty_spool(Duration::from_secs(10)).await;
 }
 
@@ -431,7 +403,7 @@ async fn interrupted_upload_commits_nothing(bench: &Bench, spooled: u64, whole_g
     let alice = bench.user("alice");
     let old = random_bytes(500_000);
     bench.dropbox_upload("/alice/movie.bin", old.clone()).await;
-    let before = stored(bench, "/alice/movie.bin").await;
+    let before = bench.dropbox_stored("/alice/movie.bin").await;
     write_random_file(&bench.path("movie.bin"), 64 * MIB);
     bench.reset_emulator_stats().await;
 
@@ -480,7 +452,7 @@ async fn interrupted_upload_commits_nothing(bench: &Bench, spooled: u64, whole_g
         "sftp finished the upload before it was killed"
     );
 
-    let spool_emptied = common::poll_until(Duration::from_secs(30), || {
+    let spool_emptied = crate::common::poll_until(Duration::from_secs(30), || {
         std::future::ready(bench.spool_files().is_empty())
     })
     .await;
@@ -502,7 +474,9 @@ async fn interrupted_upload_commits_nothing(bench: &Bench, spooled: u64, whole_g
         0,
         "an interrupted upload was committed (spooled {seen:?} when killed): {requests:?}"
     );
-    assert_unchanged(bench, "/alice/movie.bin", &before, &old).await;
+    bench
+        .assert_unchanged("/alice/movie.bin", &before, &old)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

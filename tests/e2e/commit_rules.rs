@@ -1,4 +1,4 @@
-//! Issue 11: the rules about what an upload may do to Dropbox hold at the commit, not only at
+//! The rules about what an upload may do to Dropbox hold at the commit, not only at
 //! OPEN. A file that appears while an upload is open is not replaced by a user who may not
 //! replace files (or by O_EXCL); a handle opened without TRUNC never silently drops bytes of the
 //! file it replaces; extending by SIZE counts like written bytes; a user without "mkdir" cannot
@@ -10,16 +10,13 @@
 //! stores its file through the emulator's own API while the paramiko handle is open, and what
 //! Dropbox holds is read back from the emulator, never through the gateway.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{
-    config_with, content_hash, output_text, paramiko_as_alice, random_bytes, stderr, Bench,
-    BenchOptions,
+use crate::common::{
+    content_hash, output_text, paramiko_as_alice, random_bytes, stderr, Bench, Permission,
+    Permissions,
 };
 use dropbox_emulator::demo_credentials;
-use dropgate::users::permissions::Permission;
 use serde_json::{json, Value};
 
 const MIB: u64 = 1024 * 1024;
@@ -52,15 +49,8 @@ async fn run(bench: &Bench, script: &str) -> Value {
 }
 
 /// A bench whose alice has `permissions` (a TOML value) and bob has all.
-async fn bench_where_alice_has(permissions: &str) -> Bench {
-    Bench::start_with(BenchOptions {
-        config: Some(config_with(
-            vec![("alice", format!("permissions = {permissions}"))],
-            String::new(),
-        )),
-        ..BenchOptions::default()
-    })
-    .await
+async fn bench_where_alice_has(permissions: Permissions) -> Bench {
+    Bench::configured(move |config, _| config.user("alice").permissions = Some(permissions)).await
 }
 
 async fn stored_bytes(bench: &Bench, path: &str) -> Vec<u8> {
@@ -88,7 +78,7 @@ result["close"] = attempt(lambda: close_reporting(f))
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_file_that_appears_during_an_upload_only_users_upload_is_left_alone() {
-    let bench = bench_where_alice_has("\"upload-only\"").await;
+    let bench = bench_where_alice_has(Permissions::preset("upload-only")).await;
     let close = race_with_another_writer(&bench, "race.txt", "w").await;
     assert!(
         close.starts_with("PermissionError") && close.contains("\"overwrite\""),
@@ -121,7 +111,7 @@ async fn a_user_who_may_overwrite_is_the_last_writer_and_wins() {
 /// content_hash) and the CLOSE succeeds, for a single upload and for an upload session.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_add_upload_whose_answer_was_lost_still_succeeds() {
-    let bench = bench_where_alice_has("\"upload-only\"").await;
+    let bench = bench_where_alice_has(Permissions::preset("upload-only")).await;
     let small = random_bytes(10_000);
     std::fs::write(bench.path("small.bin"), &small).unwrap();
     bench
@@ -132,7 +122,7 @@ async fn an_add_upload_whose_answer_was_lost_still_succeeds() {
     let meta = bench.dropbox_metadata("/alice/small.bin").await.unwrap();
     assert_eq!(meta["content_hash"], content_hash(&small));
     assert_eq!(
-        common::request_count(&bench.emulator_stats().await, "files/upload"),
+        crate::common::request_count(&bench.emulator_stats().await, "files/upload"),
         1
     );
 }
@@ -140,19 +130,9 @@ async fn an_add_upload_whose_answer_was_lost_still_succeeds() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_add_session_finish_whose_answer_was_lost_still_succeeds() {
     // Upload sessions from 4 MiB on.
-    let bench = Bench::start_with(BenchOptions {
-        config: Some(Box::new(|dir: &std::path::Path, url: &str| {
-            config_with(
-                vec![("alice", "permissions = \"upload-only\"".into())],
-                String::new(),
-            )(dir, url)
-            .replacen(
-                "[upload]\n",
-                "[upload]\nsingle_upload_limit = 4194304\nchunk_size = 4194304\n",
-                1,
-            )
-        })),
-        ..BenchOptions::default()
+    let bench = Bench::configured(|config, _| {
+        config.user("alice").permissions = Some(Permissions::preset("upload-only"));
+        config.upload.sessions_above(4 * MIB, 4 * MIB);
     })
     .await;
     let data = random_bytes(5 * MIB as usize);
@@ -221,11 +201,7 @@ result["truncated"] = attempt(lambda: close_reporting(f))
 /// the test cannot commit a giant file of zeros.
 #[tokio::test(flavor = "multi_thread")]
 async fn extending_by_size_past_the_free_space_floor_is_refused_and_commits_nothing() {
-    let bench = Bench::start_with(BenchOptions {
-        upload_settings: "max_file_size = 1125899906842624".into(),
-        ..BenchOptions::default()
-    })
-    .await;
+    let bench = Bench::configured(|config, _| config.upload.max_file_size = Some(1 << 50)).await;
     std::fs::create_dir_all(bench.spool_dir()).unwrap();
     let stat = rustix::fs::statvfs(bench.spool_dir()).unwrap();
     let free = stat.f_bavail * stat.f_frsize;
@@ -263,12 +239,7 @@ result["close"] = attempt(lambda: close_reporting(f))
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_user_without_mkdir_cannot_upload_into_a_folder_that_does_not_exist() {
-    let granted: Vec<String> = Permission::ALL
-        .into_iter()
-        .filter(|p| *p != Permission::Mkdir)
-        .map(|p| format!("\"{}\"", p.name()))
-        .collect();
-    let bench = bench_where_alice_has(&format!("[{}]", granted.join(", "))).await;
+    let bench = bench_where_alice_has(Permissions::all_but(Permission::Mkdir)).await;
     bench
         .dropbox_upload("/alice/folder/inside.txt", b"x".to_vec())
         .await;
@@ -335,7 +306,11 @@ async fn a_plain_put_is_one_dropbox_request_per_file() {
         .values()
         .filter_map(Value::as_u64)
         .sum();
-    assert_eq!(common::request_count(&stats, "files/upload"), 20, "{stats}");
+    assert_eq!(
+        crate::common::request_count(&stats, "files/upload"),
+        20,
+        "{stats}"
+    );
     assert_eq!(total, 20, "every request but the commits: {stats}");
 }
 
@@ -369,7 +344,7 @@ result["closed"] = True
     )
     .await;
     assert_eq!(result["closed"], true);
-    let stored = common::poll_until(Duration::from_secs(20), || async {
+    let stored = crate::common::poll_until(Duration::from_secs(20), || async {
         bench
             .dropbox_metadata("/alice/whole.bin")
             .await

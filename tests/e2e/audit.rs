@@ -1,46 +1,30 @@
-//! The audit log end to end (issue 5): an OpenSSH session that logs in, puts, lists, gets,
+//! The audit log end to end: an OpenSSH session that logs in, puts, lists, gets,
 //! renames and removes, and the JSON lines it leaves, checked field by field; plus the lines of
 //! a refused login and of an operation the user's permissions forbid.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{config_with, paramiko_as_alice, poll_until, random_bytes, Bench, BenchOptions};
+use crate::common::{paramiko_as_alice, poll_until, random_bytes, Bench, Permissions};
 use serde_json::Value;
 
-async fn bench(user_lines: Vec<(&'static str, String)>) -> Bench {
-    Bench::start_with(BenchOptions {
-        config: Some(config_with(
-            user_lines,
-            "[audit]\noutput = \"{dir}/audit.log\"\n".to_string(),
-        )),
-        ..BenchOptions::default()
-    })
-    .await
-}
-
-fn audit_lines(bench: &Bench) -> Vec<Value> {
-    std::fs::read_to_string(bench.path("audit.log"))
-        .unwrap_or_default()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
-        .collect()
+async fn bench() -> Bench {
+    Bench::audited(|_, _| {}).await
 }
 
 /// The lines once `count` disconnects have been written (the server writes that one after the
 /// client has gone).
 async fn lines_after_disconnects(bench: &Bench, count: usize) -> Vec<Value> {
     let done = poll_until(Duration::from_secs(10), || {
-        let disconnects = audit_lines(bench)
+        let disconnects = bench
+            .audit_lines()
             .iter()
             .filter(|l| l["event"] == "disconnect")
             .count();
         std::future::ready(disconnects >= count)
     })
     .await;
-    assert!(done, "no disconnect line: {:#?}", audit_lines(bench));
-    audit_lines(bench)
+    assert!(done, "no disconnect line: {:#?}", bench.audit_lines());
+    bench.audit_lines()
 }
 
 fn operation<'a>(lines: &'a [Value], op: &str) -> &'a Value {
@@ -52,7 +36,7 @@ fn operation<'a>(lines: &'a [Value], op: &str) -> &'a Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_put_get_rename_rm_session_is_logged_line_by_line() {
-    let bench = bench(Vec::new()).await;
+    let bench = bench().await;
     let data = random_bytes(300_000);
     std::fs::write(bench.path("report.bin"), &data).unwrap();
     let alice = bench.user("alice");
@@ -137,7 +121,10 @@ async fn a_put_get_rename_rm_session_is_logged_line_by_line() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn refused_logins_and_forbidden_operations_are_logged() {
-    let bench = bench(vec![("bob", "permissions = \"upload-only\"".to_string())]).await;
+    let bench = Bench::audited(|config, _| {
+        config.user("bob").permissions = Some(Permissions::preset("upload-only"));
+    })
+    .await;
     // alice's key presented as bob: refused.
     let mut wrong_key = bench.user("alice");
     wrong_key.name = "bob";
@@ -165,7 +152,7 @@ async fn refused_logins_and_forbidden_operations_are_logged() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_download_closed_before_its_end_is_logged_as_interrupted() {
-    let bench = bench(Vec::new()).await;
+    let bench = bench().await;
     bench
         .dropbox_upload("/alice/big.bin", random_bytes(300_000))
         .await;

@@ -1,0 +1,257 @@
+//! The emulator as the source of truth: what Dropbox holds is read back through the emulator's
+//! own API with its static tokens, never through the gateway under test; its `/__emulator`
+//! hooks count requests and inject faults.
+//!
+//! Dropbox's content_hash and header JSON are computed here independently of dropgate's own
+//! implementations, which are under test elsewhere.
+
+use std::path::Path;
+
+use dropbox_emulator::{demo_credentials, Emulator, EmulatorConfig};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+/// An emulator of its own, storing under `dir/dropbox`, on a free port, with `page_size`
+/// entries per listing page.
+pub async fn start_emulator_paged(dir: &Path, page_size: usize) -> Emulator {
+    Emulator::start(EmulatorConfig {
+        root: dir.join("dropbox"),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        page_size,
+    })
+    .await
+    .unwrap()
+}
+
+/// An emulator of its own, storing under `dir/dropbox`, on a free port.
+pub async fn start_emulator(dir: &Path) -> Emulator {
+    start_emulator_paged(dir, 500).await
+}
+
+/// A client of one emulator's API and hooks.
+#[derive(Clone)]
+pub struct DropboxView {
+    base_url: String,
+    http: reqwest::Client,
+}
+
+impl DropboxView {
+    pub fn of(emulator: &Emulator) -> DropboxView {
+        DropboxView {
+            base_url: emulator.base_url(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn rpc(&self, route: &str, arg: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}/2/{route}", self.base_url))
+            .bearer_auth(demo_credentials::ACCESS_TOKEN)
+            .json(&arg)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// files/get_metadata, or None if the path does not exist.
+    pub async fn metadata(&self, path: &str) -> Option<Value> {
+        let (status, body) = self
+            .rpc("files/get_metadata", json!({ "path": path }))
+            .await;
+        match status {
+            200 => Some(body),
+            409 => None,
+            other => panic!("get_metadata {path}: HTTP {other}: {body}"),
+        }
+    }
+
+    /// The bytes stored at `path`.
+    pub async fn download(&self, path: &str) -> Vec<u8> {
+        let arg = serde_json::to_string(&json!({ "path": path })).unwrap();
+        let response = self
+            .http
+            .post(format!("{}/2/files/download", self.base_url))
+            .bearer_auth(demo_credentials::ACCESS_TOKEN)
+            .header("Dropbox-API-Arg", ascii_json(&arg))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "download {path}");
+        response.bytes().await.unwrap().to_vec()
+    }
+
+    /// Stores a file directly (test setup that bypasses the gateway).
+    pub async fn upload(&self, path: &str, data: Vec<u8>) {
+        let arg = serde_json::to_string(&json!({ "path": path, "mode": "overwrite" })).unwrap();
+        let response = self
+            .http
+            .post(format!("{}/2/files/upload", self.base_url))
+            .bearer_auth(demo_credentials::ACCESS_TOKEN)
+            .header("Dropbox-API-Arg", ascii_json(&arg))
+            .header("Content-Type", "application/octet-stream")
+            .body(data)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "upload {path}");
+    }
+
+    /// Names in a folder, following every page.
+    pub async fn list(&self, path: &str) -> Vec<String> {
+        let (status, mut page) = self
+            .rpc(
+                "files/list_folder",
+                json!({ "path": path, "recursive": false }),
+            )
+            .await;
+        assert_eq!(status, 200, "list_folder {path}: {page}");
+        let mut names = Vec::new();
+        loop {
+            for entry in page["entries"].as_array().unwrap() {
+                names.push(entry["name"].as_str().unwrap().to_string());
+            }
+            if page["has_more"] != json!(true) {
+                return names;
+            }
+            let cursor = page["cursor"].clone();
+            page = self
+                .rpc("files/list_folder/continue", json!({ "cursor": cursor }))
+                .await
+                .1;
+        }
+    }
+
+    /// Request counts per route since the emulator started (or its stats were reset).
+    pub async fn stats(&self) -> Value {
+        self.http
+            .get(format!("{}/__emulator/stats", self.base_url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// `DELETE /__emulator/stats`: request counts start again from zero.
+    pub async fn reset_stats(&self) {
+        let response = self
+            .http
+            .delete(format!("{}/__emulator/stats", self.base_url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "resetting the emulator's stats");
+    }
+
+    /// `POST /__emulator/faults` with these rules (replacing any earlier ones).
+    pub async fn set_faults(&self, rules: Value) {
+        let response = self
+            .http
+            .post(format!("{}/__emulator/faults", self.base_url))
+            .json(&json!({ "rules": rules }))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        assert_eq!(status, 200, "setting emulator faults: {text}");
+    }
+
+    /// `DELETE /__emulator/faults`.
+    pub async fn clear_faults(&self) {
+        let response = self
+            .http
+            .delete(format!("{}/__emulator/faults", self.base_url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "clearing emulator faults");
+    }
+}
+
+/// Upload-related request counts, read from `GET /__emulator/stats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadRequests {
+    /// `files/upload`: single-request uploads.
+    pub upload: u64,
+    pub session_start: u64,
+    pub session_append: u64,
+    pub session_finish: u64,
+}
+
+impl UploadRequests {
+    pub fn from_stats(stats: &Value) -> UploadRequests {
+        UploadRequests {
+            upload: request_count(stats, "files/upload"),
+            session_start: request_count(stats, "files/upload_session/start"),
+            session_append: request_count(stats, "files/upload_session/append_v2")
+                + request_count(stats, "files/upload_session/append"),
+            session_finish: request_count(stats, "files/upload_session/finish"),
+        }
+    }
+
+    /// Requests that could have stored a file: files/upload and upload_session/finish.
+    pub fn commits(&self) -> u64 {
+        self.upload + self.session_finish
+    }
+
+    /// Every upload-session request (start, append, finish).
+    pub fn session_requests(&self) -> u64 {
+        self.session_start + self.session_append + self.session_finish
+    }
+}
+
+/// How many requests of `route` (e.g. `files/upload`) a stats answer counts.
+pub fn request_count(stats: &Value, route: &str) -> u64 {
+    stats["requests"][route].as_u64().unwrap_or(0)
+}
+
+/// JSON for an HTTP header: every non-ASCII character as \uXXXX (UTF-16, surrogate pairs).
+pub fn ascii_json(json: &str) -> String {
+    let mut out = String::new();
+    for c in json.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
+}
+
+/// Dropbox's content_hash: SHA-256 over the SHA-256 of each 4 MiB block.
+pub fn content_hash(data: &[u8]) -> String {
+    let mut overall = Sha256::new();
+    for block in data.chunks(4 * 1024 * 1024) {
+        overall.update(Sha256::digest(block));
+    }
+    hex::encode(overall.finalize())
+}
+
+/// Writes `len` random bytes to `path` without holding them all in memory; returns their
+/// Dropbox content_hash.
+pub fn write_random_file(path: &Path, len: u64) -> String {
+    use rand::RngCore;
+    use std::io::Write;
+    const BLOCK: u64 = 4 * 1024 * 1024;
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut overall = Sha256::new();
+    let mut block = vec![0u8; BLOCK as usize];
+    let mut written = 0;
+    while written < len {
+        let n = BLOCK.min(len - written) as usize;
+        rand::thread_rng().fill_bytes(&mut block[..n]);
+        overall.update(Sha256::digest(&block[..n]));
+        file.write_all(&block[..n]).unwrap();
+        written += n as u64;
+    }
+    file.into_inner().unwrap().sync_all().unwrap();
+    hex::encode(overall.finalize())
+}

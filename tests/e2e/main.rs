@@ -1,0 +1,37 @@
+//! The end-to-end tests, one module per topic, in one test binary (one link of the library
+//! instead of one per file). Every test drives real clients against a real gateway and the
+//! real emulator over loopback sockets.
+//!
+//! The tests run in parallel threads of this one process, so none may rely on being alone in
+//! it: each bench has its own temp dir, emulator and ports; tests that read the process-wide
+//! counters (metrics, Dropbox retries) ask for the bench to run alone
+//! (`BenchOptions::reads_process_counters`). Tests that measure the test process itself (its
+//! memory, its descriptors) are binaries of their own next to this one.
+
+// The helpers live in tests/common so that the separate binaries share them too.
+#[path = "../common/mod.rs"]
+mod common;
+
+mod access;
+mod accounts;
+mod audit;
+mod certificates;
+mod commit_rules;
+mod fault_soak;
+mod folders_and_renames;
+mod handle_limits;
+mod hostile_paths;
+mod listing;
+mod login_limits;
+mod metrics;
+mod nothing_lost;
+mod other_clients;
+mod permissions;
+mod proxy_protocol;
+mod reload;
+mod round_trips;
+mod secrets;
+mod session_bounds;
+mod shutdown;
+mod upload_policy;
+mod uploads;
