@@ -1,10 +1,13 @@
 //! dropgate: an SSH/SFTP server that serves Dropbox.
 //!
-//! Data flows one way: SFTP packet → [`sftp`] dispatcher → [`vfs`] seam → [`dropbox`] client →
-//! HTTP. The SFTP layer never sees a Dropbox type and the Dropbox client never sees an SFTP type.
-//! The Dropbox API v2 emulator (the embedded default of `dropgate demo` and the tests' backend)
-//! is its own crate, `dropbox-emulator`: `main.rs` uses it behind the default `demo` feature.
-//! [`oauth`] is `dropgate auth`, the one-time registration of a Dropbox account.
+//! Data flows one way: SSH connection ([`ssh`]) → SFTP packet ([`sftp`] dispatcher) → the
+//! [`vfs`] seam (permissions, audit) → a [`backend`] (Dropbox: spool, commit, HTTP client) →
+//! Dropbox. The SFTP layer never sees a Dropbox type and the Dropbox client never sees an SFTP
+//! type. Beside the data path: [`config`] reads the TOML file and builds the [`users`];
+//! [`gateway`] wires accounts, users and the SSH server together; [`cli`] holds one module per
+//! command; [`metrics`], [`audit_log`] and [`log_safe`] serve every layer and depend on none.
+//! The Dropbox API v2 emulator (`dropgate demo`'s Dropbox and the tests' backend) is its own
+//! crate, `dropbox-emulator`, used only behind the default `demo` feature.
 
 pub mod audit_log;
 pub mod backend;

@@ -1,6 +1,6 @@
 //! The users: who may log in, with which keys or password, from where, and what they may do.
 //!
-//! The config builds them ([`crate::config`]); the SSH layer logs them in ([`registry`] holds the
+//! `config` builds them; the SSH layer logs them in ([`registry`] holds the
 //! current generation, replaced whole by a reload) and the vfs layer enforces their
 //! [`permissions`]. Nothing here depends on either layer, so both can depend on it.
 

@@ -39,10 +39,10 @@ pub use process::{
 };
 
 // The gateway's library paths the tests use, in one place.
-pub use dropgate::config::Config;
 pub use dropgate::backend::dropbox::api::{
     retries_made, ClientOptions, Credentials, DropboxClient, Endpoints,
 };
+pub use dropgate::config::Config;
 pub use dropgate::gateway::Gateway;
 pub use dropgate::ssh::host_key;
 pub use dropgate::users::password::hash_password;
