@@ -129,7 +129,7 @@ head -c "$((big_mib * 1024 * 1024))" /dev/urandom > "$work/files/big.bin"
 for i in $(seq -w 1 "$small_count"); do head -c 4096 /dev/urandom > "$work/files/small/s$i.bin"; done
 for i in $(seq 1 "$parallel"); do head -c "$((parallel_mib * 1024 * 1024))" /dev/urandom > "$work/files/par/p$i.bin"; done
 # ls_10k's folder exists beforehand on both sides, outside the timing.
-python3 bench/emulator.py seed "$emu_url" emu-static-personal-0000000000000000 /bench/many "$ls_count"
+python3 bench/emulator_client.py seed "$emu_url" emu-static-personal-0000000000000000 /bench/many "$ls_count"
 mkdir -p "$work/local/many"
 (cd "$work/local/many" && for i in $(seq -w 1 "$ls_count"); do : > "entry$i.txt"; done)
 
@@ -166,11 +166,11 @@ for workload in put_1g get_1g small_1000 ls_10k parallel_50; do
   dg_times=(); base_times=(); emu_times=()
   for run in $(seq 1 "$runs"); do
     sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
-    python3 "$repo/bench/emulator.py" reset-stats "$emu_url"
+    python3 "$repo/bench/emulator_client.py" reset-stats "$emu_url"
     if [ "$workload" = parallel_50 ]; then sample_rss & sampler=$!; fi
     dg_times+=("$($workload "$dg_port")")
     if [ "$workload" = parallel_50 ]; then kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true; fi
-    emu_times+=("$(python3 "$repo/bench/emulator.py" busy-seconds "$emu_url")")
+    emu_times+=("$(python3 "$repo/bench/emulator_client.py" busy-seconds "$emu_url")")
     sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
     base_times+=("$($workload "$sshd_port")")
   done

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Talks to the dropgate emulator for the benchmark, outside the timed part.
 
-  emulator.py seed BASE_URL TOKEN FOLDER COUNT   create COUNT empty files in FOLDER
-  emulator.py reset-stats BASE_URL
-  emulator.py busy-seconds BASE_URL              total handling time since the last reset
+  emulator_client.py seed BASE_URL TOKEN FOLDER COUNT   create COUNT empty files in FOLDER
+  emulator_client.py reset-stats BASE_URL
+  emulator_client.py busy-seconds BASE_URL              total handling time since the last reset
 
 Standard library only: the benchmark must run on a fresh machine.
 """
