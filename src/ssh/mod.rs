@@ -1,16 +1,16 @@
 //! The SSH front door: host key, public-key login, and the `sftp` subsystem.
 //!
-//! Each TCP connection gets its own [`connection::Connection`] handler; an error ends that one
+//! Each TCP connection gets its own `connection::Connection` handler; an error ends that one
 //! connection, never the listener. Only the `sftp` subsystem is offered: exec and shell requests
 //! are refused at once, so a client probing for a shell (rclone does) fails fast and cleanly.
 //! What a user sees once logged in comes from a [`Backend`], which turns a [`User`] into a
 //! filesystem; this module knows nothing about Dropbox. It wraps that filesystem in the user's
 //! permissions and the audit log, so every backend gets both.
 //!
-//! Abuse limits live here too ([`guard`]): a banned address or one over a connection cap is
+//! Abuse limits live here too (`guard`): a banned address or one over a connection cap is
 //! closed before the SSH banner, and a connection that has not logged in within the
 //! authentication timeout is disconnected. Channels per connection, and SFTP sessions and open
-//! handles per user ([`quotas`]), are capped as well.
+//! handles per user (`quotas`), are capped as well.
 //!
 //! Behind a load balancer ([`proxy_protocol`]), the client's real address comes from the
 //! PROXY header the balancer sends first; only balancers in `trusted_proxies` may send one,
