@@ -2,8 +2,9 @@
 //!
 //! This is the one place where the layers meet: each configured account becomes a Dropbox
 //! client ([`accounts`]: token file, proxy, team member, team space), each user a jailed
-//! [`DropboxFs`] on their account's client, and the SSH server gets a [`UserFilesystems`] that hands a
-//! user their filesystem at login. [`check`] is `dropgate check-config`.
+//! [`DropboxFs`] on their account's client, and the SSH server gets a [`UserFilesystems`] that
+//! hands a user their filesystem at login. `dropgate check-config` (`crate::cli::check`) signs
+//! in the same way.
 //!
 //! Users and keys can be replaced while it runs ([`reload`]).
 //!

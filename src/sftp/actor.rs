@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use russh_sftp::protocol::{Attrs, FileAttributes, Handle, OpenFlags, Packet};
+use tracing::Instrument;
 
 use super::attrs;
 use super::copy;
@@ -337,7 +338,7 @@ async fn setstat<F: Vfs>(fs: &F, file: &mut OpenFile<F>, attrs: FileAttributes) 
 /// The client just never hears the answer; a graceful shutdown still waits for the commit.
 async fn close<F: Vfs>(file: OpenFile<F>, id: u32) -> Outcome {
     if let OpenFile::Write { upload, .. } = file {
-        tokio::spawn(upload.commit())
+        tokio::spawn(upload.commit().in_current_span())
             .await
             .map_err(|e| failure(&format!("the commit stopped unexpectedly: {e}")))??;
     }

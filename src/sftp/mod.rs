@@ -4,15 +4,15 @@
 //! client such as OpenSSH keeps 64 large reads in flight. This module uses only that crate's
 //! packet codec (`russh_sftp::protocol`) and runs its own session:
 //!
-//! - [`framing`]: length-prefixed packets in and out; size limit; unknown types.
-//! - [`session`]: one reader task that never waits on the writer, requests handled concurrently
+//! - `framing`: length-prefixed packets in and out; size limit; unknown types.
+//! - `session`: one reader task that never waits on the writer, requests handled concurrently
 //!   (bounded by [`SessionLimits::max_in_flight`]), one writer task; replies may go out of order.
-//! - [`handles`] and [`actor`]: every open handle is a task fed in packet order, so READ, WRITE,
+//! - `handles` and `actor`: every open handle is a task fed in packet order, so READ, WRITE,
 //!   FSETSTAT and CLOSE on one handle run in the order the client sent them.
 //! - `write_handle`: the one rule that an upload that failed once never commits.
-//! - [`requests`]: path requests (STAT, MKDIR, RENAME, ...) as independent tasks.
-//! - [`copy`]: copy-data, done by the backend when it can, else through an upload.
-//! - [`attrs`], [`status`], [`extensions`]: attributes and `ls -l` longnames, the one
+//! - `requests`: path requests (STAT, MKDIR, RENAME, ...) as independent tasks.
+//! - `copy`: copy-data, done by the backend when it can, else through an upload.
+//! - `attrs`, `status`, `extensions`: attributes and `ls -l` longnames, the one
 //!   [`crate::vfs::VfsError`] → status code mapping, and the `@openssh.com` extensions.
 //!
 //! Errors end the one session (the caller closes its channel), never the process.

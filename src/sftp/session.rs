@@ -42,6 +42,7 @@ use russh_sftp::protocol::Packet;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::AbortOnDropHandle;
+use tracing::Instrument;
 
 /// What a request holds until its reply is written: one of the session's in-flight slots and
 /// its share of the request bytes (WRITE data) the session may hold at once.
@@ -92,11 +93,9 @@ where
     let (reply_tx, reply_rx) = mpsc::unbounded_channel();
     let progress = ReplyProgress::default();
     // Aborted if this future is dropped: a writer waiting for window must not outlive it.
-    let mut writer = AbortOnDropHandle::new(tokio::spawn(write_replies(
-        writer,
-        reply_rx,
-        progress.clone(),
-    )));
+    let mut writer = AbortOnDropHandle::new(tokio::spawn(
+        write_replies(writer, reply_rx, progress.clone()).in_current_span(),
+    ));
     let mut session = Session::new(fs, limits, Replies { tx: reply_tx }, progress);
     let failed = session.ctx.failed.clone();
 
@@ -448,15 +447,16 @@ impl<F: Vfs> Session<F> {
         self.ctx.handles.barriers(&paths)
     }
 
-    /// Runs a request task; a panic in it ends the session instead of leaving the client
-    /// waiting for a reply that will never come.
+    /// Runs a request task, in the session's span; a panic in it ends the session instead of
+    /// leaving the client waiting for a reply that will never come.
     fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {
         let failed = self.ctx.failed.clone();
-        self.tasks.spawn(async move {
+        let task = async move {
             if AssertUnwindSafe(task).catch_unwind().await.is_err() {
                 failed.notify_one();
             }
-        });
+        };
+        self.tasks.spawn(task.in_current_span());
     }
 
     /// Clean end: every handle's queue is closed (unclosed uploads are dropped uncommitted once

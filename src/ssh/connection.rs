@@ -18,6 +18,10 @@
 //! grant. Channels per connection and SFTP sessions per user are capped ([`super::quotas`]); a
 //! refusal says why, to the client and in the log.
 //!
+//! russh runs the handler on a task of its own, so every callback enters the connection's
+//! tracing span itself (see [`super`]), and each SFTP session's task enters a span of its own
+//! below it.
+//!
 //! [`authorized_keys`]: crate::users::authorized_keys
 
 use std::collections::{HashMap, HashSet};
@@ -31,6 +35,7 @@ use russh::server::{
 use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::certificate;
 use super::guard::{AddressGuard, PreLoginSlot};
@@ -44,8 +49,9 @@ use crate::vfs::audited::Audited;
 use crate::vfs::permissions::Permissioned;
 
 pub struct Connection<B> {
-    id: u64,
     peer: SocketAddr,
+    /// The connection's span: every callback runs in it, and `user` is recorded at login.
+    span: tracing::Span,
     context: Arc<ServerContext<B>>,
     guard: Arc<AddressGuard>,
     /// This connection's place among those not logged in yet; given back at login.
@@ -66,6 +72,8 @@ pub struct Connection<B> {
     /// The SFTP sessions running (each returns its channel when it ends); dropping the set, as
     /// russh does with this handler when the connection ends, aborts them.
     sftp_sessions: JoinSet<ChannelId>,
+    /// SFTP sessions started so far; numbers them within the connection, from 1.
+    sftp_sessions_started: u64,
     /// Ends one SFTP session, when the client closes its channel.
     session_ends: HashMap<ChannelId, CancellationToken>,
 }
@@ -96,10 +104,11 @@ impl<B: UserFilesystems> Connection<B> {
         pre_login: PreLoginSlot,
         audit: AuditSession,
         logged_in: Arc<OnceLock<String>>,
+        span: tracing::Span,
     ) -> Self {
         Connection {
-            id: audit.conn,
             peer: audit.remote,
+            span,
             context,
             guard,
             pre_login: Some(pre_login),
@@ -111,6 +120,7 @@ impl<B: UserFilesystems> Connection<B> {
             channels: HashMap::new(),
             sftp_channels: HashSet::new(),
             sftp_sessions: JoinSet::new(),
+            sftp_sessions_started: 0,
             session_ends: HashMap::new(),
         }
     }
@@ -146,14 +156,16 @@ impl<B: UserFilesystems> Connection<B> {
     /// A banned address gets no further attempts: the error closes the connection.
     fn refuse_if_banned(&self) -> anyhow::Result<()> {
         if self.guard.is_banned(self.peer.ip()) {
-            tracing::info!(conn = self.id, peer = %self.peer, "banned address disconnected");
+            tracing::info!("banned address disconnected");
             anyhow::bail!("address banned after failed logins");
         }
         Ok(())
     }
 
     fn accept_login(&mut self, user: User, method: Method) -> Auth {
-        tracing::info!(conn = self.id, peer = %self.peer, user = %user.name, method = method.name(), "login accepted");
+        self.span
+            .record("user", tracing::field::display(Untrusted(&user.name)));
+        tracing::info!(method = method.name(), "login accepted");
         self.record_login(&user.name, method, None);
         let _ = self.logged_in.set(user.name.clone());
         self.pre_login = None;
@@ -163,11 +175,10 @@ impl<B: UserFilesystems> Connection<B> {
 
     /// Logs and counts a failed login; an error if it got the address banned.
     fn fail_login(&mut self, name: &str, method: Method) -> anyhow::Result<Auth> {
-        tracing::info!(conn = self.id, peer = %self.peer, user = name, method = method.name(), "login refused");
+        tracing::info!(user = name, method = method.name(), "login refused");
         self.record_login(name, method, Some("refused"));
         if self.guard.record_failure(self.peer.ip()) {
             tracing::warn!(
-                peer = %self.peer,
                 ban_secs = self.context.limits.ban_secs,
                 "address banned after repeated failed logins"
             );
@@ -213,7 +224,7 @@ impl<B: UserFilesystems> Connection<B> {
             }
         }
         if let Some(reason) = refusal {
-            tracing::info!(conn = self.id, peer = %self.peer, user = name, %reason, "key refused");
+            tracing::info!(user = name, %reason, "key refused");
         }
         None
     }
@@ -232,7 +243,6 @@ impl<B: UserFilesystems> Connection<B> {
         match checked {
             Ok(()) => {
                 tracing::info!(
-                    conn = self.id,
                     user = name,
                     key_id = cert.key_id(),
                     serial = cert.serial(),
@@ -241,7 +251,7 @@ impl<B: UserFilesystems> Connection<B> {
                 Some(user.clone())
             }
             Err(reason) => {
-                tracing::info!(conn = self.id, user = name, key_id = cert.key_id(), reason = %Untrusted(&reason), "certificate refused");
+                tracing::info!(user = name, key_id = cert.key_id(), reason = %Untrusted(&reason), "certificate refused");
                 None
             }
         }
@@ -257,21 +267,26 @@ impl<B: UserFilesystems> Connection<B> {
         let slot = match quota.start_session() {
             Ok(slot) => slot,
             Err(reason) => {
-                tracing::warn!(conn = self.id, user = %user.name, %reason, "sftp session refused");
+                tracing::warn!(%reason, "sftp session refused");
                 return refuse_with_reason(channel_id, &reason, session);
             }
         };
         let fs = match self.context.filesystems.filesystem_for(&user) {
             Ok(fs) => fs,
             Err(e) => {
-                tracing::warn!(conn = self.id, user = %user.name, error = %e, "cannot open the user's filesystem");
+                tracing::warn!(error = %e, "cannot open the user's filesystem");
                 session.channel_failure(channel_id)?;
                 return Ok(());
             }
         };
         session.channel_success(channel_id)?;
         self.sftp_channels.insert(channel_id);
-        let conn = self.id;
+        self.sftp_sessions_started += 1;
+        let span = tracing::info_span!(
+            parent: &self.span,
+            "sftp",
+            session = self.sftp_sessions_started
+        );
         let fs = Audited::new(
             Permissioned::new(fs, user.permissions),
             self.audit.for_user(&user.name),
@@ -284,23 +299,24 @@ impl<B: UserFilesystems> Connection<B> {
         };
         let end = CancellationToken::new();
         self.session_ends.insert(channel_id, end.clone());
-        self.sftp_sessions.spawn(async move {
+        let session = async move {
             // The user's place is given back however the session ends.
             let _slot = slot;
-            tracing::info!(conn, user = %user.name, permissions = %user.permissions, "sftp session started");
+            tracing::info!(permissions = %user.permissions, "sftp session started");
             tokio::select! {
                 result = sftp::serve(channel.into_stream(), fs, limits) => {
                     if let Err(e) = result {
-                        tracing::info!(conn, error = %Untrusted(&e), "sftp session ended with an error");
+                        tracing::info!(error = %Untrusted(&e), "sftp session ended with an error");
                     }
                 }
                 () = end.cancelled() => {
-                    tracing::info!(conn, "sftp session ended: the client closed its channel");
+                    tracing::info!("sftp session ended: the client closed its channel");
                 }
             }
             // Dropping the channel stream closes the channel.
             channel_id
-        });
+        };
+        self.sftp_sessions.spawn(session.instrument(span));
         Ok(())
     }
 }
@@ -310,8 +326,13 @@ impl<B: UserFilesystems> Handler for Connection<B> {
 
     /// The client's first question: which methods this user may use.
     async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
-        self.refuse_if_banned()?;
-        Ok(self.reject())
+        let span = self.span.clone();
+        async {
+            self.refuse_if_banned()?;
+            Ok(self.reject())
+        }
+        .instrument(span)
+        .await
     }
 
     /// Answering the offer without a signature round trip for keys that cannot succeed.
@@ -320,16 +341,21 @@ impl<B: UserFilesystems> Handler for Connection<B> {
         user: &str,
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
-        self.refuse_if_banned()?;
-        if self.user_with_key(user, offer.public_key).is_some() {
-            return Ok(Auth::Accept);
+        let span = self.span.clone();
+        async {
+            self.refuse_if_banned()?;
+            if self.user_with_key(user, offer.public_key).is_some() {
+                return Ok(Auth::Accept);
+            }
+            // russh offers a certificate's key here without the certificate; with CAs trusted,
+            // any key might come with one, so the decision waits for the signed request.
+            if !self.context.users.current().trusted_user_cas.is_empty() {
+                return Ok(Auth::Accept);
+            }
+            self.refuse_key(user)
         }
-        // russh offers a certificate's key here without the certificate; with CAs trusted,
-        // any key might come with one, so the decision waits for the signed request.
-        if !self.context.users.current().trusted_user_cas.is_empty() {
-            return Ok(Auth::Accept);
-        }
-        self.refuse_key(user)
+        .instrument(span)
+        .await
     }
 
     async fn auth_publickey(
@@ -337,11 +363,16 @@ impl<B: UserFilesystems> Handler for Connection<B> {
         user: &str,
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
-        self.refuse_if_banned()?;
-        match self.user_with_key(user, key.public_key) {
-            Some(found) => Ok(self.accept_login(found, Method::PublicKey)),
-            None => self.refuse_key(user),
+        let span = self.span.clone();
+        async {
+            self.refuse_if_banned()?;
+            match self.user_with_key(user, key.public_key) {
+                Some(found) => Ok(self.accept_login(found, Method::PublicKey)),
+                None => self.refuse_key(user),
+            }
         }
+        .instrument(span)
+        .await
     }
 
     /// Called once the client has proved it holds the certificate's key.
@@ -350,26 +381,36 @@ impl<B: UserFilesystems> Handler for Connection<B> {
         user: &str,
         certificate: &Certificate,
     ) -> Result<Auth, Self::Error> {
-        self.refuse_if_banned()?;
-        match self.user_with_certificate(user, certificate) {
-            Some(found) => Ok(self.accept_login(found, Method::Certificate)),
-            None => self.refuse_key(user),
+        let span = self.span.clone();
+        async {
+            self.refuse_if_banned()?;
+            match self.user_with_certificate(user, certificate) {
+                Some(found) => Ok(self.accept_login(found, Method::Certificate)),
+                None => self.refuse_key(user),
+            }
         }
+        .instrument(span)
+        .await
     }
 
     /// Only users with a `password_hash` can pass; for others the same slow check runs
     /// against a decoy, so the answer's timing does not tell them apart.
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
-        self.refuse_if_banned()?;
-        let found = self.context.users.current().users.get(user).cloned();
-        let hash = found.as_ref().and_then(|u| u.password_hash.clone());
-        let checks = self.guard.password_checks();
-        if checks.check(hash, password.to_string()).await {
-            if let Some(found) = found {
-                return Ok(self.accept_login(found, Method::Password));
+        let span = self.span.clone();
+        async {
+            self.refuse_if_banned()?;
+            let found = self.context.users.current().users.get(user).cloned();
+            let hash = found.as_ref().and_then(|u| u.password_hash.clone());
+            let checks = self.guard.password_checks();
+            if checks.check(hash, password.to_string()).await {
+                if let Some(found) = found {
+                    return Ok(self.accept_login(found, Method::Password));
+                }
             }
+            self.fail_login(user, Method::Password)
         }
-        self.fail_login(user, Method::Password)
+        .instrument(span)
+        .await
     }
 
     async fn channel_open_session(
@@ -378,24 +419,29 @@ impl<B: UserFilesystems> Handler for Connection<B> {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let limit = self.context.limits.max_channels_per_connection;
-        if self.open_channels() >= limit {
-            let reason = format!(
-                "too many channels on this connection (the limit is {limit}, \
-                 limits.max_channels_per_connection)"
-            );
-            tracing::warn!(conn = self.id, %reason, "channel refused");
-            reply
-                .reject(ChannelOpenFailure::Other {
-                    code: RESOURCE_SHORTAGE,
-                    reason,
-                })
-                .await;
-            return Ok(());
+        let span = self.span.clone();
+        async {
+            let limit = self.context.limits.max_channels_per_connection;
+            if self.open_channels() >= limit {
+                let reason = format!(
+                    "too many channels on this connection (the limit is {limit}, \
+                     limits.max_channels_per_connection)"
+                );
+                tracing::warn!(%reason, "channel refused");
+                reply
+                    .reject(ChannelOpenFailure::Other {
+                        code: RESOURCE_SHORTAGE,
+                        reason,
+                    })
+                    .await;
+                return Ok(());
+            }
+            self.channels.insert(channel.id(), channel);
+            reply.accept().await;
+            Ok(())
         }
-        self.channels.insert(channel.id(), channel);
-        reply.accept().await;
-        Ok(())
+        .instrument(span)
+        .await
     }
 
     /// The client closed a channel: an SFTP session on it ends (nothing can reach the client
@@ -405,12 +451,17 @@ impl<B: UserFilesystems> Handler for Connection<B> {
         channel: ChannelId,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.channels.remove(&channel);
-        self.sftp_channels.remove(&channel);
-        if let Some(end) = self.session_ends.remove(&channel) {
-            end.cancel();
+        let span = self.span.clone();
+        async {
+            self.channels.remove(&channel);
+            self.sftp_channels.remove(&channel);
+            if let Some(end) = self.session_ends.remove(&channel) {
+                end.cancel();
+            }
+            Ok(())
         }
-        Ok(())
+        .instrument(span)
+        .await
     }
 
     /// The client has sent its last request. scp and sftp report failure unless they see
@@ -421,10 +472,15 @@ impl<B: UserFilesystems> Handler for Connection<B> {
         channel: ChannelId,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if self.sftp_channels.remove(&channel) {
-            session.exit_status_request(channel, 0)?;
+        let span = self.span.clone();
+        async {
+            if self.sftp_channels.remove(&channel) {
+                session.exit_status_request(channel, 0)?;
+            }
+            Ok(())
         }
-        Ok(())
+        .instrument(span)
+        .await
     }
 
     async fn subsystem_request(
@@ -433,12 +489,17 @@ impl<B: UserFilesystems> Handler for Connection<B> {
         name: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if name == "sftp" {
-            return self.start_sftp(channel, session);
+        let span = self.span.clone();
+        async {
+            if name == "sftp" {
+                return self.start_sftp(channel, session);
+            }
+            tracing::info!(subsystem = name, "subsystem refused");
+            session.channel_failure(channel)?;
+            Ok(())
         }
-        tracing::info!(conn = self.id, subsystem = name, "subsystem refused");
-        session.channel_failure(channel)?;
-        Ok(())
+        .instrument(span)
+        .await
     }
 
     async fn exec_request(
@@ -447,11 +508,13 @@ impl<B: UserFilesystems> Handler for Connection<B> {
         _data: &[u8],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        tracing::info!(
-            conn = self.id,
-            "exec refused: only the sftp subsystem is offered"
-        );
-        self.refuse_channel(channel, session)
+        let span = self.span.clone();
+        async {
+            tracing::info!("exec refused: only the sftp subsystem is offered");
+            self.refuse_channel(channel, session)
+        }
+        .instrument(span)
+        .await
     }
 
     async fn shell_request(
@@ -459,7 +522,10 @@ impl<B: UserFilesystems> Handler for Connection<B> {
         channel: ChannelId,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.refuse_channel(channel, session)
+        let span = self.span.clone();
+        async { self.refuse_channel(channel, session) }
+            .instrument(span)
+            .await
     }
 }
 

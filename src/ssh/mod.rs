@@ -1,21 +1,27 @@
 //! The SSH front door: host key, public-key login, and the `sftp` subsystem.
 //!
-//! Each TCP connection gets its own [`connection::Connection`] handler; an error ends that one
+//! Each TCP connection gets its own `connection::Connection` handler; an error ends that one
 //! connection, never the listener. Only the `sftp` subsystem is offered: exec and shell requests
 //! are refused at once, so a client probing for a shell (rclone does) fails fast and cleanly.
 //! What a user sees once logged in comes from a [`UserFilesystems`], which turns a [`User`] into a
 //! filesystem; this module knows nothing about Dropbox. It wraps that filesystem in the user's
 //! permissions and the audit log, so every backend gets both.
 //!
-//! Abuse limits live here too ([`guard`]): a banned address or one over a connection cap is
+//! Abuse limits live here too (`guard`): a banned address or one over a connection cap is
 //! closed before the SSH banner, and a connection that has not logged in within the
 //! authentication timeout is disconnected. Channels per connection, and SFTP sessions and open
-//! handles per user ([`quotas`]), are capped as well.
+//! handles per user (`quotas`), are capped as well.
 //!
 //! Behind a load balancer ([`proxy_protocol`]), the client's real address comes from the
 //! PROXY header the balancer sends first; only balancers in `trusted_proxies` may send one,
 //! and a connection from anywhere else is refused, since a client that could connect directly
 //! could claim any address in a header of its own.
+//!
+//! Every connection runs in a `conn` tracing span (`conn`, the connection's number in this
+//! process; `peer`, the client's address; `user`, once logged in), and each SFTP session in a
+//! `sftp` span (`session`, its number within the connection) below it. Every task started for
+//! them carries the span along, so a log line from deep below (a vfs call, the Dropbox client,
+//! an upload's commit) still says which connection and user it served.
 
 mod certificate;
 mod connection;
@@ -38,6 +44,7 @@ use russh::server::Config as RusshConfig;
 use russh::{MethodKind, MethodSet};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::audit_log::{AuditLog, AuditSession};
 use crate::config::LimitsConfig;
@@ -91,18 +98,31 @@ pub async fn serve<B: UserFilesystems>(
                 }
             },
         };
+        let id = next_id.fetch_add(1, Ordering::Relaxed);
+        let span = connection_span(id);
         let incoming = Incoming {
             socket,
             peer,
-            id: next_id.fetch_add(1, Ordering::Relaxed),
+            id,
             guard: guard.clone(),
             quotas: quotas.clone(),
             // Users may have been reloaded since the last connection: offer password login
             // only if someone now has a password.
             config: configs.pick(context.users.current().any_password()),
         };
-        tokio::spawn(incoming.admit_and_run(context.clone()));
+        tokio::spawn(incoming.admit_and_run(context.clone()).instrument(span));
     }
+}
+
+/// The span every task serving connection `id` runs in. The client's address is recorded
+/// once known (behind a load balancer, only after its PROXY header), the user at login.
+fn connection_span(id: u64) -> tracing::Span {
+    tracing::info_span!(
+        "conn",
+        conn = id,
+        peer = tracing::field::Empty,
+        user = tracing::field::Empty
+    )
 }
 
 /// A TCP connection just accepted, not yet admitted.
@@ -128,8 +148,12 @@ impl Incoming {
         };
         let client = match self.client_address(&context).await {
             Ok(client) => client,
-            Err(reason) => return refuse(&audit(self.peer), &reason),
+            Err(reason) => {
+                tracing::Span::current().record("peer", tracing::field::display(self.peer));
+                return refuse(&audit(self.peer), &reason);
+            }
         };
+        tracing::Span::current().record("peer", tracing::field::display(client));
         let audit = audit(client);
         let (slot, pre_login) = match self.guard.admit(client.ip()) {
             Ok(slots) => slots,
@@ -171,7 +195,7 @@ impl Incoming {
 /// Closes a connection before SSH starts. Closing the socket unanswered tells the client
 /// nothing about why; the reason goes to the logs.
 fn refuse(audit: &AuditSession, reason: &str) {
-    tracing::info!(conn = audit.conn, peer = %audit.remote, reason, "connection refused");
+    tracing::info!(reason, "connection refused");
     metrics::connection_refused();
     let mut line = audit.event("connect");
     line.result = Some("refused");
@@ -204,9 +228,8 @@ async fn run_connection<B: UserFilesystems>(
         guard,
         quotas,
     } = accepted;
-    let (id, peer) = (audit.conn, audit.remote);
     let _ = socket.set_nodelay(true);
-    tracing::info!(conn = id, %peer, "connected");
+    tracing::info!("connected");
     metrics::connection_accepted();
     let mut line = audit.event("connect");
     line.result = Some("ok");
@@ -223,11 +246,12 @@ async fn run_connection<B: UserFilesystems>(
         pre_login,
         audit.clone(),
         logged_in.clone(),
+        tracing::Span::current(),
     );
     let result = run_until_closed(config, socket, handler, auth_timeout, &logged_in).await;
     match &result {
-        Ok(()) => tracing::info!(conn = id, "disconnected"),
-        Err(e) => tracing::info!(conn = id, error = %e, "connection ended with an error"),
+        Ok(()) => tracing::info!("disconnected"),
+        Err(e) => tracing::info!(error = %e, "connection ended with an error"),
     }
     let mut line = audit.event("disconnect");
     line.user = logged_in.get().cloned();

@@ -22,6 +22,7 @@ mod folders_and_renames;
 mod handle_limits;
 mod hostile_paths;
 mod listing;
+mod log_spans;
 mod login_limits;
 mod metrics;
 mod nothing_lost;

@@ -2,10 +2,10 @@
 //! integration tests. It needs nothing of the gateway; the `dropbox-emulator` binary (or
 //! `dropgate emulator`) runs it alone.
 //!
-//! It behaves like Dropbox as the public Stone spec (dropbox/dropbox-api-spec) and
-//! `shared/dropbox-api.md` describe it — argument names, result shapes, error unions, status
-//! codes and header rules — not like whatever our own client happens to send, so it can catch a
-//! client that is wrong. One HTTP server (HTTP/1.1 keep-alive and HTTP/2 prior-knowledge h2c)
+//! It behaves like Dropbox as the public Stone spec (dropbox/dropbox-api-spec) and the
+//! repository's `docs/dropbox-api.md` describe it — argument names, result shapes, error
+//! unions, status codes and header rules — not like whatever our own client happens to send, so
+//! it can catch a client that is wrong. One HTTP server (HTTP/1.1 keep-alive and HTTP/2 prior-knowledge h2c)
 //! serves the api, content and oauth routes:
 //!
 //! * `POST /2/files/{get_metadata, list_folder, list_folder/continue, create_folder_v2,

@@ -212,7 +212,7 @@ impl Vfs for DropboxFs {
     }
 
     /// OPEN answers at once for a plain upload: what is at the path is asked alongside the
-    /// upload (see [`lookup`]), and waited for here only where OPEN itself must fail on an
+    /// upload (see `lookup`), and waited for here only where OPEN itself must fail on an
     /// existing file (O_EXCL, APPEND).
     async fn open_write(&self, path: &VPath, options: WriteOptions) -> VfsResult<DropboxWriter> {
         let dropbox_path = self.dropbox_path(path)?;
@@ -309,7 +309,7 @@ impl Vfs for DropboxFs {
     }
 
     /// A replacing rename never deletes the target before the source is in its place (see
-    /// [`replace`]); a plain one leaves an existing target alone.
+    /// `replace`); a plain one leaves an existing target alone.
     async fn rename(&self, from: &VPath, to: &VPath, replace: bool) -> VfsResult<Renamed> {
         if from.is_root() || to.is_root() {
             return Err(VfsError::PermissionDenied(

@@ -16,6 +16,7 @@
 
 use futures::FutureExt;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use super::{file_info, DropboxFs};
 use crate::backend::dropbox::api::Metadata;
@@ -39,7 +40,8 @@ pub struct Lookup {
 impl Lookup {
     /// Starts looking at `path` and, with `check_parent`, at its parent folder (both at once).
     pub fn start(fs: DropboxFs, path: VPath, check_parent: bool) -> Lookup {
-        let task = tokio::spawn(async move { look(&fs, &path, check_parent).await });
+        let task =
+            tokio::spawn(async move { look(&fs, &path, check_parent).await }.in_current_span());
         Lookup {
             task: Some(task),
             answer: None,

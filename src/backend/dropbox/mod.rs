@@ -1,11 +1,11 @@
 //! The Dropbox backend: everything that knows Dropbox, in one folder.
 //!
-//! [`fs`] is the [`Vfs`](crate::vfs::Vfs) (one user's jailed view of one account), with its
-//! handles: [`reader`] (downloads pinned to one version), [`writer`] (uploads and the rules of
-//! their commit), [`listing`]; [`lookup`] and [`replace`] serve the writer and posix-rename.
+//! `fs` is the [`Vfs`](crate::vfs::Vfs) (one user's jailed view of one account), with its
+//! handles: `reader` (downloads pinned to one version), `writer` (uploads and the rules of
+//! their commit), `listing`; `lookup` and `replace` serve the writer and posix-rename.
 //! [`upload`] spools an upload and commits it (one request or an upload session); [`api`] is
 //! the HTTP client, the only code that speaks to Dropbox. Dropbox answers become vfs terms in
-//! one place, here: [`file_info`] and [`map_error`].
+//! one place, here: `file_info` and `map_error`.
 
 pub mod api;
 #[cfg(test)]

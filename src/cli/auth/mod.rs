@@ -1,4 +1,4 @@
-//! `dropgate auth`: registers a Dropbox account once (see [`registration`]).
+//! `dropgate auth`: registers a Dropbox account once (see `registration`).
 
 mod pkce;
 mod redirect;
@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use registration::Registration;
 
+// The field docs are also `--help` text, where a URL must stay bare.
+#[allow(rustdoc::bare_urls)]
 #[derive(clap::Args)]
 pub struct AuthArgs {
     /// The name the config will know this account by (letters, digits, '.', '_', '-').

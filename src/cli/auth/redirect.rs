@@ -1,8 +1,8 @@
 //! The redirect URL: its rules, and the one-shot HTTP listener that catches Dropbox's redirect.
 //!
 //! The admin registers the redirect URL in the Dropbox App Console; it must end with
-//! `?command=register_dropbox_api` (the form the seed's product uses, so one registration serves
-//! both). After the admin approves, Dropbox sends the browser to that URL with `code` and `state`
+//! `?command=register_dropbox_api` (the form CrushFTP's Dropbox integration uses, so one app
+//! registration serves both). After the admin approves, Dropbox sends the browser to that URL with `code` and `state`
 //! appended to its query. dropgate listens on the URL's host and port (plain HTTP: Dropbox
 //! allows `http://` only for localhost, which is where this listener belongs), takes the first
 //! redirect whose `state` matches, answers the browser with a short page and stops.

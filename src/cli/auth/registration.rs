@@ -1,13 +1,14 @@
 //! `dropgate auth`: registering a Dropbox account once, so the gateway never needs the admin
 //! again.
 //!
-//! The flow (the seed product's "Dropbox Integration", done with today's OAuth): print the
-//! authorize URL (offline access, PKCE S256, a fresh `state`); catch Dropbox's redirect on the
-//! redirect URL's host and port ([`redirect`]) or, headless, read the code the admin pastes;
-//! trade the code for a refresh token (`crate::backend::dropbox::api::oauth`, where Dropbox requests are
-//! built); learn who authorized (a person's account id and email, or a team); and store it all
-//! in a token file only its owner can read ([`token_file`]), which the config names. Secrets
-//! are never printed: not the app secret, not the code, not the tokens.
+//! The flow (that of CrushFTP's "Dropbox Integration", whose app registrations dropgate
+//! accepts as they are, done with today's OAuth): print the authorize URL (offline access,
+//! PKCE S256, a fresh `state`); catch Dropbox's redirect on the redirect URL's host and port
+//! ([`redirect`]) or, headless, read the code the admin pastes; trade the code for a refresh
+//! token (`crate::backend::dropbox::api::oauth`, where Dropbox requests are built); learn who authorized (a
+//! person's account id and email, or a team); and store it all in a token file only its owner
+//! can read ([`token_file`]), which the config names. Secrets are never printed: not the app
+//! secret, not the code, not the tokens.
 
 use super::{pkce, redirect};
 
@@ -47,7 +48,7 @@ pub struct Registration {
     pub timeout: Duration,
 }
 
-/// Splits the seed's `key~secret` form; a separate secret wins only if the key has none.
+/// Splits the `key~secret` form (CrushFTP's); a separate secret wins only if the key has none.
 pub fn app_credentials(key: &str, secret: Option<String>) -> anyhow::Result<(String, Secret)> {
     match (key.split_once('~'), secret) {
         (Some(_), Some(_)) => {

@@ -9,8 +9,8 @@
 //! [`arg`] (the `Dropbox-API-Arg` header encoding), [`content_hash`](mod@content_hash), [`time`] (timestamps),
 //! [`download`] (ranges and streamed bodies), `secret` (keeping secrets out of text) and
 //! [`oauth`] (the authorize URL and the code exchange of `dropgate auth`).
-//! Facts about the API come from the Stone spec (dropbox/dropbox-api-spec) and
-//! `shared/dropbox-api.md`.
+//! Facts about the API come from the Stone spec (dropbox/dropbox-api-spec); the ones this
+//! client relies on are collected in `docs/dropbox-api.md`.
 
 pub mod arg;
 mod auth;

@@ -1,7 +1,7 @@
 //! The Dropbox side of the OAuth 2 code flow: the authorize page's URL and the code exchange.
 //!
 //! `dropgate auth` (`crate::cli::auth`) drives the registration; this module knows only what
-//! Dropbox expects (`shared/dropbox-api.md`, "OAuth 2"): the authorize URL asks for a code with
+//! Dropbox expects (`docs/dropbox-api.md`, "OAuth 2"): the authorize URL asks for a code with
 //! `token_access_type=offline` (else no refresh token is issued) and a PKCE S256 challenge, and
 //! the exchange trades that code plus its verifier for tokens at `{oauth}/oauth2/token`. The
 //! request itself is built in `request`, like every other Dropbox request; failures are

@@ -3,7 +3,7 @@
 //! Dropbox cannot write into a file at an offset, so an SFTP upload is collected in a
 //! [`Spool`] (a temp file, never memory) and committed at CLOSE: one `files/upload` up to the
 //! single-upload limit, an upload session above it, appended while the client is still sending
-//! ([`pipeline`]). The commit carries our content_hash and checks the one Dropbox answers with,
+//! (`pipeline`). The commit carries our content_hash and checks the one Dropbox answers with,
 //! so a success means Dropbox holds exactly these bytes. An [`Upload`] dropped without commit
 //! sends nothing more and leaves nothing behind.
 

@@ -8,6 +8,7 @@
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::backend::dropbox::api::{
     DropboxClient, DropboxError, UploadBody, UploadSessionAppendArg, UploadSessionCursor,
@@ -35,7 +36,7 @@ pub struct Appended {
 impl SessionPipeline {
     pub fn start(client: DropboxClient, spool: SpoolReader) -> SessionPipeline {
         let (chunks, queue) = mpsc::unbounded_channel();
-        let task = tokio::spawn(append_chunks(client, spool, queue));
+        let task = tokio::spawn(append_chunks(client, spool, queue).in_current_span());
         SessionPipeline {
             chunks: Some(chunks),
             task,
