@@ -12,14 +12,15 @@ use russh_sftp::protocol::{Attrs, FileAttributes, Handle, OpenFlags, Packet};
 use tracing::Instrument;
 
 use super::attrs;
+use super::context::Context;
 use super::copy;
 use super::extensions::CopyRange;
 use super::extensions::MAX_READ_LENGTH;
 use super::framing::Reply;
 use super::handles::{HandleKind, HandleOp, Job, Registration};
 use super::listing::Listing;
+use super::replies::{Permit, Replies};
 use super::requests::parse;
-use super::session::{Context, Permit, Replies};
 use super::status::{self, Outcome};
 use super::write_handle::WriteHandle;
 use crate::vfs::{FileInfo, FileReader, VPath, Vfs, VfsError, VfsResult, WriteOptions};

@@ -23,7 +23,7 @@ use russh_sftp::protocol::FileAttributes;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use super::extensions::CopyRange;
-use super::session::Permit;
+use super::replies::Permit;
 use crate::vfs::{VPath, VfsError};
 
 /// A request for one handle.

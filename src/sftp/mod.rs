@@ -6,7 +6,9 @@
 //!
 //! - `framing`: length-prefixed packets in and out; size limit; unknown types.
 //! - `session`: one reader task that never waits on the writer, requests handled concurrently
-//!   (bounded by [`SessionLimits::max_in_flight`]), one writer task; replies may go out of order.
+//!   (bounded by [`SessionLimits::max_in_flight`]); `replies`: the one writer task, and the
+//!   permit each request holds until its reply is out; replies may go out of order. `context`:
+//!   what the session's tasks share.
 //! - `handles` and `actor`: every open handle is a task fed in packet order, so READ, WRITE,
 //!   FSETSTAT and CLOSE on one handle run in the order the client sent them.
 //! - `write_handle`: the one rule that an upload that failed once never commits.
@@ -19,12 +21,14 @@
 
 mod actor;
 mod attrs;
+mod context;
 mod copy;
 mod dispatch;
 mod extensions;
 mod framing;
 mod handles;
 mod listing;
+mod replies;
 mod requests;
 mod session;
 mod status;

@@ -4,8 +4,8 @@
 use russh_sftp::protocol::{Attrs, File, FileAttributes, Name, Packet};
 
 use super::attrs;
+use super::context::Context;
 use super::extensions;
-use super::session::Context;
 use super::status::{self, Outcome};
 use crate::vfs::{VPath, Vfs, VfsError, VfsResult};
 

@@ -1,5 +1,5 @@
 //! One SFTP session: a reader that never waits on the writer, requests handled concurrently,
-//! and a writer task that owns the write half.
+//! and a writer task that owns the write half (`replies`).
 //!
 //! The reader must keep reading even while replies cannot be sent: russh delivers the client's
 //! WINDOW_ADJUSTs on the same connection task that feeds our channel, so a reader that stops
@@ -31,51 +31,28 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
-use bytes::Bytes;
 use futures::FutureExt;
 use russh_sftp::protocol::Packet;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
 
-/// What a request holds until its reply is written: one of the session's in-flight slots and
-/// its share of the request bytes (WRITE data) the session may hold at once.
-#[derive(Debug)]
-pub(super) struct Permit {
-    _in_flight: OwnedSemaphorePermit,
-    _bytes: OwnedSemaphorePermit,
-}
-
-impl Permit {
-    /// A permit from semaphores of its own, for tests of code that takes one.
-    #[cfg(test)]
-    pub fn detached() -> Permit {
-        let take = || {
-            Arc::new(Semaphore::new(1))
-                .try_acquire_owned()
-                .expect("a fresh permit")
-        };
-        Permit {
-            _in_flight: take(),
-            _bytes: take(),
-        }
-    }
-}
 use tokio::task::JoinSet;
 
 use super::actor;
+use super::context::Context;
 use super::dispatch::{self, Route};
 use super::extensions;
-use super::framing::{self, Incoming, Reply};
+use super::framing::{self, Incoming};
 use super::handles::{self, HandleOp, HandleTable, Job};
+use super::replies::{self, Permit, Replies, ReplyProgress};
 use super::requests::{self, PathRequest};
-use super::status::{self, Outcome};
+use super::status;
 use super::SessionLimits;
 use crate::vfs::{VPath, Vfs, VfsError};
 
@@ -90,13 +67,10 @@ where
     F: Vfs,
 {
     let (mut reader, writer) = tokio::io::split(stream);
-    let (reply_tx, reply_rx) = mpsc::unbounded_channel();
-    let progress = ReplyProgress::default();
+    let (replies, progress, write_replies) = replies::writer(writer);
     // Aborted if this future is dropped: a writer waiting for window must not outlive it.
-    let mut writer = AbortOnDropHandle::new(tokio::spawn(
-        write_replies(writer, reply_rx, progress.clone()).in_current_span(),
-    ));
-    let mut session = Session::new(fs, limits, Replies { tx: reply_tx }, progress);
+    let mut writer = AbortOnDropHandle::new(tokio::spawn(write_replies.in_current_span()));
+    let mut session = Session::new(fs, limits, replies, progress);
     let failed = session.ctx.failed.clone();
 
     let outcome = tokio::select! {
@@ -126,112 +100,6 @@ where
             Err(error)
         }
     }
-}
-
-/// What request handlers share.
-pub(super) struct Context<F> {
-    pub fs: F,
-    pub handles: HandleTable,
-    /// Shown as owner and group in longnames.
-    pub user: String,
-    pub max_handles: usize,
-    /// Signalled when a handler panics: the client would wait forever for its reply.
-    failed: Arc<Notify>,
-}
-
-/// The way replies reach the writer task. Sending never waits: the number of replies queued is
-/// bounded by the in-flight permits they carry.
-#[derive(Clone)]
-pub(super) struct Replies {
-    tx: mpsc::UnboundedSender<Outgoing>,
-}
-
-struct Outgoing {
-    bytes: Bytes,
-    /// Released once the reply is written, letting the reader take another request.
-    _permit: Permit,
-}
-
-impl Replies {
-    /// Sends the reply for `outcome`: its packet, or a STATUS carrying the error.
-    pub fn send(&self, id: u32, outcome: Outcome, permit: Permit) {
-        self.send_reply(id, outcome.map(Reply::from), permit);
-    }
-
-    /// [`Replies::send`] for an outcome that may be DATA.
-    pub fn send_reply(&self, id: u32, outcome: Result<Reply, VfsError>, permit: Permit) {
-        let reply = match outcome {
-            Ok(reply) => reply,
-            Err(error) => status::reply_for(id, Err(error)).into(),
-        };
-        let bytes = framing::encode(reply).or_else(|error| {
-            tracing::error!("{error:#}");
-            framing::encode(status::reply_for(id, Err(VfsError::Failure(error.to_string()))).into())
-        });
-        match bytes {
-            // A closed channel means the session is ending; the reply has nowhere to go.
-            Ok(bytes) => drop(self.tx.send(Outgoing {
-                bytes,
-                _permit: permit,
-            })),
-            Err(error) => tracing::error!("dropping the reply to request {id}: {error:#}"),
-        }
-    }
-}
-
-/// Whether the writer is getting replies out: bytes written so far, and whether some are waiting
-/// to go (for window from the client).
-#[derive(Clone, Default)]
-struct ReplyProgress(Arc<ProgressCounters>);
-
-#[derive(Default)]
-struct ProgressCounters {
-    written: AtomicU64,
-    waiting: AtomicBool,
-}
-
-impl ReplyProgress {
-    fn written(&self) -> u64 {
-        self.0.written.load(Ordering::Relaxed)
-    }
-
-    /// True if a reply has been waiting to go out and not one byte went since `written`.
-    fn stalled_since(&self, written: u64) -> bool {
-        self.0.waiting.load(Ordering::Relaxed) && self.written() == written
-    }
-}
-
-/// Writes replies in the order they are ready; flushes whenever the queue runs dry.
-async fn write_replies<W>(
-    mut writer: W,
-    mut replies: mpsc::UnboundedReceiver<Outgoing>,
-    progress: ReplyProgress,
-) -> std::io::Result<()>
-where
-    W: AsyncWrite + Unpin,
-{
-    while let Some(reply) = replies.recv().await {
-        progress.0.waiting.store(true, Ordering::Relaxed);
-        // Piece by piece (the channel takes what the window allows), so progress shows.
-        let mut rest = &reply.bytes[..];
-        while !rest.is_empty() {
-            let written = writer.write(rest).await?;
-            if written == 0 {
-                return Err(std::io::ErrorKind::WriteZero.into());
-            }
-            progress
-                .0
-                .written
-                .fetch_add(written as u64, Ordering::Relaxed);
-            rest = &rest[written..];
-        }
-        progress.0.waiting.store(false, Ordering::Relaxed);
-        drop(reply);
-        if replies.is_empty() {
-            writer.flush().await?;
-        }
-    }
-    writer.shutdown().await
 }
 
 /// Request bytes (mostly WRITE data) a session holds at most, queued or being handled: with

@@ -14,7 +14,7 @@ use super::lookup::Lookup;
 use super::reader::DropboxReader;
 use super::replace;
 use super::upload::{Upload, UploadSettings};
-use super::writer::{self, DropboxWriter, OpenUploads};
+use super::writer::{self, DropboxWriter, OpenUploads, RESUME_REFUSED};
 use super::{file_info, map_error, not_found};
 use crate::log_safe::Untrusted;
 use crate::vfs::{
@@ -22,9 +22,6 @@ use crate::vfs::{
     WriteOptions,
 };
 
-/// The message every resume attempt gets.
-pub(crate) const RESUME_REFUSED: &str =
-    "Dropbox does not support resuming uploads; upload the whole file again";
 const MTIME_REFUSED: &str = "Dropbox does not support changing a file's modification time";
 
 /// Names Dropbox refuses or ignores (compared in lower case).

@@ -23,7 +23,6 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::file_info;
-use super::fs::RESUME_REFUSED;
 use super::lookup::{Found, Lookup};
 use crate::backend::dropbox::api::{Metadata, WriteMode};
 use crate::backend::dropbox::upload::{CommitError, Upload, WriteError};
@@ -31,6 +30,10 @@ use crate::log_safe::Untrusted;
 use crate::vfs::{
     Committed, FileInfo, FileKind, FileWriter, VPath, VfsError, VfsResult, WriteOptions,
 };
+
+/// The message every resume attempt gets.
+pub(crate) const RESUME_REFUSED: &str =
+    "Dropbox does not support resuming uploads; upload the whole file again";
 
 /// The message of a CLOSE that would drop bytes of the file it replaces.
 pub(crate) const PARTIAL_REFUSED: &str =
