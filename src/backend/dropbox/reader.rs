@@ -155,92 +155,44 @@ mod tests {
     use super::*;
     use crate::vfs::FileKind;
 
-    /// One READ of 100 bytes at 600 from a stand-in server whose `answer` to a download from
-    /// `offset` is (status, Content-Range, body length): it can ignore the Range (200), answer
-    /// another range or size, or end the body early, as a misbehaving server or proxy might.
-    async fn read_from_server(answer: fn(u64) -> (u16, Option<String>, u64)) -> VfsResult<Bytes> {
-        use axum::http::{HeaderMap, HeaderValue, StatusCode};
-        use axum::response::IntoResponse;
+    use axum::http::{HeaderMap, HeaderValue, StatusCode};
+    use axum::response::{IntoResponse, Response};
 
-        const SIZE: u64 = 1000;
-        let download = move |headers: HeaderMap| async move {
-            let offset: u64 = headers["range"]
-                .to_str()
-                .unwrap()
-                .trim_start_matches("bytes=")
-                .trim_end_matches('-')
-                .parse()
-                .unwrap();
-            let (status, content_range, len) = answer(offset);
-            let meta = r#"{"name":"a.bin","id":"id:a","client_modified":"2026-01-01T00:00:00Z","server_modified":"2026-01-01T00:00:00Z","rev":"0123456789","size":1000}"#;
-            let mut response = (
-                StatusCode::from_u16(status).unwrap(),
-                vec![7u8; len as usize],
-            )
-                .into_response();
-            let headers = response.headers_mut();
-            headers.insert("dropbox-api-result", HeaderValue::from_static(meta));
-            if let Some(range) = content_range {
-                headers.insert("content-range", HeaderValue::from_str(&range).unwrap());
-            }
-            response
-        };
-        let app = axum::Router::new().route("/2/files/download", axum::routing::post(download));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
+    /// The Dropbox-API-Result of the stand-in servers' file: 1000 bytes, one revision.
+    const META: &str = r#"{"name":"a.bin","id":"id:a","client_modified":"2026-01-01T00:00:00Z","server_modified":"2026-01-01T00:00:00Z","rev":"0123456789","size":1000}"#;
 
-        let endpoints = api::Endpoints::all(&base).unwrap();
-        let credentials = api::Credentials::AccessToken("token".into());
-        let client = DropboxClient::new(api::ClientOptions::new(endpoints, credentials));
-        let mut reader = DropboxReader {
-            client: client.unwrap(),
-            pinned: "rev:0123456789".into(),
-            rev: "0123456789".into(),
-            path: VPath::parse("/a.bin").unwrap(),
-            info: FileInfo {
-                name: "a.bin".into(),
-                kind: FileKind::File,
-                size: SIZE,
-                mtime: None,
-            },
-            stream: None,
-        };
-        reader.read(600, 100).await
+    /// Where a download asks to start (`Range: bytes=N-`).
+    fn asked_offset(headers: &HeaderMap) -> u64 {
+        headers["range"]
+            .to_str()
+            .unwrap()
+            .trim_start_matches("bytes=")
+            .trim_end_matches('-')
+            .parse()
+            .unwrap()
     }
 
-    /// A reader of a 1000-byte file (byte `i` is `i % 251`) from a stand-in server that sends
-    /// every download body in pieces of `piece` bytes, so READs fall inside one piece or across
-    /// several.
-    async fn reader_of_chunked_file(piece: usize) -> DropboxReader {
-        use axum::http::{HeaderMap, HeaderValue};
-        use axum::response::IntoResponse;
-
-        let download = move |headers: HeaderMap| async move {
-            let offset: usize = headers["range"]
-                .to_str()
-                .unwrap()
-                .trim_start_matches("bytes=")
-                .trim_end_matches('-')
-                .parse()
-                .unwrap();
-            let body: Vec<u8> = (offset..1000).map(|i| (i % 251) as u8).collect();
-            let pieces: Vec<Result<Bytes, std::io::Error>> = body
-                .chunks(piece)
-                .map(|c| Ok(Bytes::copy_from_slice(c)))
-                .collect();
-            let meta = r#"{"name":"a.bin","id":"id:a","client_modified":"2026-01-01T00:00:00Z","server_modified":"2026-01-01T00:00:00Z","rev":"0123456789","size":1000}"#;
-            let mut response = (
-                axum::http::StatusCode::PARTIAL_CONTENT,
-                axum::body::Body::from_stream(futures::stream::iter(pieces)),
-            )
-                .into_response();
-            let headers = response.headers_mut();
-            headers.insert("dropbox-api-result", HeaderValue::from_static(meta));
-            let range = format!("bytes {offset}-999/1000");
+    /// `body` as a download answer with `status`, the file's metadata and `content_range`.
+    fn answer_with(
+        status: StatusCode,
+        body: axum::body::Body,
+        content_range: Option<String>,
+    ) -> Response {
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert("dropbox-api-result", HeaderValue::from_static(META));
+        if let Some(range) = content_range {
             headers.insert("content-range", HeaderValue::from_str(&range).unwrap());
-            response
-        };
+        }
+        response
+    }
+
+    /// A reader of the 1000-byte file pinned at its revision, whose downloads `download` answers.
+    async fn reader_served_by<H, T>(download: H) -> DropboxReader
+    where
+        H: axum::handler::Handler<T, ()>,
+        T: 'static,
+    {
         let app = axum::Router::new().route("/2/files/download", axum::routing::post(download));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -262,6 +214,36 @@ mod tests {
             },
             stream: None,
         }
+    }
+
+    /// One READ of 100 bytes at 600 from a stand-in server whose `answer` to a download from
+    /// `offset` is (status, Content-Range, body length): it can ignore the Range (200), answer
+    /// another range or size, or end the body early, as a misbehaving server or proxy might.
+    async fn read_from_server(answer: fn(u64) -> (u16, Option<String>, u64)) -> VfsResult<Bytes> {
+        let download = move |headers: HeaderMap| async move {
+            let (status, content_range, len) = answer(asked_offset(&headers));
+            let body = axum::body::Body::from(vec![7u8; len as usize]);
+            answer_with(StatusCode::from_u16(status).unwrap(), body, content_range)
+        };
+        reader_served_by(download).await.read(600, 100).await
+    }
+
+    /// A reader of a 1000-byte file (byte `i` is `i % 251`) from a stand-in server that sends
+    /// every download body in pieces of `piece` bytes, so READs fall inside one piece or across
+    /// several.
+    async fn reader_of_chunked_file(piece: usize) -> DropboxReader {
+        let download = move |headers: HeaderMap| async move {
+            let offset = asked_offset(&headers) as usize;
+            let body: Vec<u8> = (offset..1000).map(|i| (i % 251) as u8).collect();
+            let pieces: Vec<Result<Bytes, std::io::Error>> = body
+                .chunks(piece)
+                .map(|c| Ok(Bytes::copy_from_slice(c)))
+                .collect();
+            let body = axum::body::Body::from_stream(futures::stream::iter(pieces));
+            let range = format!("bytes {offset}-999/1000");
+            answer_with(StatusCode::PARTIAL_CONTENT, body, Some(range))
+        };
+        reader_served_by(download).await
     }
 
     /// Sequential READs come from one download whatever its chunks: a READ inside a chunk is a
