@@ -18,6 +18,7 @@ pub async fn start_emulator_paged(dir: &Path, page_size: usize) -> Emulator {
         root: dir.join("dropbox"),
         listen: "127.0.0.1:0".parse().unwrap(),
         page_size,
+        realism: Default::default(),
     })
     .await
     .unwrap()
@@ -170,6 +171,20 @@ impl DropboxView {
             .await
             .unwrap();
         assert_eq!(response.status(), 200, "clearing emulator faults");
+    }
+
+    /// `PUT /__emulator/realism`: these models of real Dropbox behaviour are on, all others off.
+    pub async fn set_realism(&self, realism: Value) {
+        let response = self
+            .http
+            .put(format!("{}/__emulator/realism", self.base_url))
+            .json(&realism)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        assert_eq!(status, 200, "setting the emulator's realism: {text}");
     }
 }
 

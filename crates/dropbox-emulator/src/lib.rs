@@ -69,6 +69,8 @@
 //! * `GET /__emulator/stats` → `{"requests": {"files/upload": 3, ...}, "busy_ms": {"files/upload": 12.5, ...}}`
 //!   (handling time per route, up to the response head); `DELETE` resets.
 //! * `POST /__emulator/expire_tokens` expires every issued (non-static) access token.
+//! * `PUT /__emulator/realism` `{...}` replaces the models of real Dropbox behaviour in force
+//!   (see [`Realism`]; a missing field is off); `GET` shows them.
 
 mod accounts;
 mod caller;
@@ -85,6 +87,7 @@ mod files_write;
 mod locate;
 mod oauth;
 mod paths;
+mod realism;
 mod server;
 mod sessions;
 mod spool;
@@ -107,6 +110,7 @@ use anyhow::Context;
 
 pub use cli::EmulatorArgs;
 pub use content_hash::{content_hash, ContentHasher};
+pub use realism::{Profile, Realism};
 
 /// How to run an emulator.
 #[derive(Debug, Clone)]
@@ -117,6 +121,8 @@ pub struct EmulatorConfig {
     pub listen: SocketAddr,
     /// Most entries per list_folder page; list_folder's own `limit` may lower it.
     pub page_size: usize,
+    /// Which models of real Dropbox behaviour are on at start (all off by default).
+    pub realism: Realism,
 }
 
 impl Default for EmulatorConfig {
@@ -125,6 +131,7 @@ impl Default for EmulatorConfig {
             root: PathBuf::from("./emulator-data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 8700)),
             page_size: 500,
+            realism: Realism::default(),
         }
     }
 }
@@ -199,6 +206,7 @@ fn open_state(config: &EmulatorConfig) -> anyhow::Result<server::AppState> {
         store: Mutex::new(store),
         faults: Default::default(),
         stats: Default::default(),
+        realism: realism::RealismSwitch::new(config.realism.clone()),
         page_size: config.page_size.max(1),
     })
 }

@@ -19,6 +19,7 @@ use super::caller::{authenticate, team_caller, user_caller, Caller, Directory};
 use super::disk::Layout;
 use super::error::{json_response, ApiError, ApiResult};
 use super::faults::{self, Faults, Stats};
+use super::realism::{self, RealismSwitch};
 use super::sessions::Sessions;
 use super::store::Store;
 use super::tokens::Tokens;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub sessions: Sessions,
     pub faults: Faults,
     pub stats: Stats,
+    /// Which models of real Dropbox behaviour are on ([`realism`]).
+    pub realism: RealismSwitch,
     pub page_size: usize,
 }
 
@@ -177,6 +180,10 @@ pub fn router(state: Shared) -> Router {
             get(faults::get_stats).delete(faults::reset_stats),
         )
         .route("/__emulator/expire_tokens", post(faults::expire_tokens))
+        .route(
+            "/__emulator/realism",
+            get(realism::get_realism).put(realism::put_realism),
+        )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             faults::fault_layer,

@@ -23,6 +23,7 @@ async fn home() -> (DropboxFs, Keep) {
         root: storage.path().to_path_buf(),
         listen: "127.0.0.1:0".parse().unwrap(),
         page_size: 3,
+        realism: Default::default(),
     })
     .await
     .unwrap();

@@ -27,6 +27,7 @@ pub async fn start_with(root: TempDir, page_size: usize) -> Harness {
         root: root.path().to_path_buf(),
         listen: "127.0.0.1:0".parse().unwrap(),
         page_size,
+        realism: Default::default(),
     };
     let emulator = Emulator::start(config).await.unwrap();
     Harness {
