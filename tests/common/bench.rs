@@ -9,7 +9,9 @@ use dropbox_emulator::Emulator;
 use serde_json::Value;
 
 use super::config::GatewayConfig;
-use super::dropbox::{content_hash, start_emulator_paged, DropboxView, UploadRequests};
+use super::dropbox::{
+    content_hash, start_emulator_at, start_emulator_paged, DropboxView, UploadRequests,
+};
 use super::process::{share_process_counters, use_process_counters_alone, CountersGuard};
 use super::{host_key, poll_until, Config, Gateway};
 
@@ -21,6 +23,7 @@ pub struct Bench {
     pub emulator: Emulator,
     pub gateway: Gateway,
     dropbox: DropboxView,
+    page_size: usize,
     _counters: CountersGuard,
 }
 
@@ -116,10 +119,27 @@ impl Bench {
             dir,
             emulator,
             gateway,
+            page_size: options.page_size,
             _counters: counters,
         };
         bench.write_known_hosts();
         bench
+    }
+
+    /// Stops the emulator and starts it again on the same port and storage, as a Dropbox
+    /// outage would: the files stay, every access token it issued is forgotten, every
+    /// connection to it is cut.
+    pub async fn restart_emulator(&mut self) {
+        let addr = self.emulator.addr();
+        // Something must stand in the field while the old one stops and the new one starts.
+        let stand_in = start_emulator_paged(&self.path("stand-in"), 1).await;
+        std::mem::replace(&mut self.emulator, stand_in)
+            .shutdown()
+            .await;
+        let restarted = start_emulator_at(self.dir.path(), addr, self.page_size).await;
+        std::mem::replace(&mut self.emulator, restarted)
+            .shutdown()
+            .await;
     }
 
     /// Trusts the gateway's host key on its current port (again, after a new gateway).
@@ -275,6 +295,11 @@ impl Bench {
     /// The emulator injects these faults (replacing any earlier ones).
     pub async fn set_emulator_faults(&self, rules: Value) {
         self.dropbox.set_faults(rules).await
+    }
+
+    /// `POST /__emulator/{hook}` (e.g. `expire_tokens`).
+    pub async fn emulator_hook(&self, hook: &str) {
+        self.dropbox.hook(hook).await
     }
 
     /// The emulator injects no more faults.

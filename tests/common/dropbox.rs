@@ -5,6 +5,7 @@
 //! Dropbox's content_hash and header JSON are computed here independently of dropgate's own
 //! implementations, which are under test elsewhere.
 
+use std::net::SocketAddr;
 use std::path::Path;
 
 use dropbox_emulator::{demo_credentials, Emulator, EmulatorConfig};
@@ -14,9 +15,14 @@ use sha2::{Digest, Sha256};
 /// An emulator of its own, storing under `dir/dropbox`, on a free port, with `page_size`
 /// entries per listing page.
 pub async fn start_emulator_paged(dir: &Path, page_size: usize) -> Emulator {
+    start_emulator_at(dir, "127.0.0.1:0".parse().unwrap(), page_size).await
+}
+
+/// An emulator storing under `dir/dropbox`, listening on `listen` (to restart one in place).
+pub async fn start_emulator_at(dir: &Path, listen: SocketAddr, page_size: usize) -> Emulator {
     Emulator::start(EmulatorConfig {
         root: dir.join("dropbox"),
-        listen: "127.0.0.1:0".parse().unwrap(),
+        listen,
         page_size,
         realism: Default::default(),
     })
@@ -171,6 +177,17 @@ impl DropboxView {
             .await
             .unwrap();
         assert_eq!(response.status(), 200, "clearing emulator faults");
+    }
+
+    /// `POST /__emulator/{hook}`, a hook without arguments (e.g. `expire_tokens`).
+    pub async fn hook(&self, hook: &str) {
+        let response = self
+            .http
+            .post(format!("{}/__emulator/{hook}", self.base_url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "POST /__emulator/{hook}");
     }
 
     /// `PUT /__emulator/realism`: these models of real Dropbox behaviour are on, all others off.

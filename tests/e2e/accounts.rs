@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use crate::common::process::share_process_counters;
 use crate::common::{
-    dropgate_binary, finish_command, free_port, host_key, random_bytes, start_emulator,
-    write_random_file, Account, Bench, ClientOptions, Config, Credentials, DropboxClient,
-    Endpoints, Gateway, GatewayConfig, User,
+    dropgate_binary, finish_command, free_port, host_key, paramiko_as_alice, random_bytes,
+    request_count, start_emulator, write_random_file, Account, Bench, ClientOptions, Config,
+    Credentials, DropboxClient, Endpoints, Gateway, GatewayConfig, User,
 };
 use dropbox_emulator::demo_credentials as demo;
 use dropbox_emulator::Emulator;
@@ -395,15 +395,7 @@ async fn tokens_expiring_in_the_middle_of_a_multi_chunk_upload_do_not_fail_it() 
     })
     .await;
     assert!(started, "the upload never got going");
-    let expired = reqwest::Client::new()
-        .post(format!(
-            "{}/__emulator/expire_tokens",
-            bench.emulator.base_url()
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(expired.status(), 200);
+    bench.emulator_hook("expire_tokens").await;
     let out = tokio::time::timeout(Duration::from_secs(120), sftp.wait())
         .await
         .expect("sftp did not finish")
@@ -411,6 +403,55 @@ async fn tokens_expiring_in_the_middle_of_a_multi_chunk_upload_do_not_fail_it() 
     assert!(out.success(), "the upload failed after the tokens expired");
     let stored = bench.dropbox_metadata("/alice/big.bin").await.unwrap();
     assert_eq!(stored["content_hash"].as_str(), Some(hash.as_str()));
+}
+
+/// Dropbox may invalidate access tokens before they expire (a revocation, its token store
+/// starting over). A restarted emulator forgets every access token it issued and answers
+/// `invalid_access_token`; the gateway gets a fresh one with its refresh token, once, and
+/// carries on without a restart of its own.
+#[tokio::test]
+async fn access_tokens_dropbox_forgot_are_replaced_without_restarting_the_gateway() {
+    let mut bench = Bench::start().await;
+    let alice = bench.user("alice");
+    std::fs::write(bench.path("before.txt"), "before").unwrap();
+    bench.sftp_ok(&alice, "put before.txt\n").await;
+    bench.restart_emulator().await;
+    std::fs::write(bench.path("after.txt"), "after").unwrap();
+    let listing = bench.sftp_ok(&alice, "ls\nput after.txt\n").await;
+    assert!(listing.contains("before.txt"), "{listing}");
+    assert_eq!(bench.dropbox_download("/alice/after.txt").await, b"after");
+    let stats = bench.emulator_stats().await;
+    assert_eq!(request_count(&stats, "oauth2/token"), 1, "{stats}");
+}
+
+/// When Dropbox refuses the refresh token too, the operator has to act (the log says what);
+/// the partner's client is told that Dropbox is unavailable, not to re-run `dropgate auth`.
+#[tokio::test]
+async fn a_refused_refresh_tells_the_client_dropbox_is_unavailable() {
+    let bench = Bench::start().await;
+    bench
+        .set_emulator_faults(json!([{
+            "kind": "error",
+            "route": "oauth2/token",
+            "status": 400,
+            "body": {"error": "invalid_grant", "error_description": "refresh token is invalid or revoked"}
+        }]))
+        .await;
+    bench.emulator_hook("expire_tokens").await;
+    let script = r#"
+try:
+    sftp.listdir(".")
+    result["error"] = None
+except IOError as e:
+    result["error"] = str(e)
+"#;
+    let result = paramiko_as_alice(&bench, script).await;
+    let error = result["error"].as_str().expect("the listing should fail");
+    assert!(
+        error.contains("Dropbox is unavailable; try again later"),
+        "{error}"
+    );
+    assert!(!error.contains("dropgate auth"), "{error}");
 }
 
 #[tokio::test]

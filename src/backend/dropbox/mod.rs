@@ -70,5 +70,15 @@ pub(crate) fn map_error(error: DropboxError, path: &VPath) -> VfsError {
     {
         return VfsError::InvalidPath(format!("{path}: Dropbox does not accept this name"));
     }
+    if error.is_credentials_problem() {
+        log_credentials_problem(&error);
+        return VfsError::Failure(format!("{path}: {}", error.summary()));
+    }
     VfsError::Failure(format!("{path}: {error}"))
+}
+
+/// A refused token or refresh: the full text tells the operator what to do (re-run `dropgate
+/// auth`, check the app's scopes); the client is only told that it can come back later.
+pub(crate) fn log_credentials_problem(error: &DropboxError) {
+    tracing::warn!(%error, "Dropbox refused the gateway's credentials");
 }

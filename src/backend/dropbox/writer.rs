@@ -252,6 +252,11 @@ fn commit_error(path: &VPath, options: &WriteOptions, error: CommitError) -> Vfs
             }
         }
     }
+    if let CommitError::Dropbox(dropbox) = &error {
+        if dropbox.is_credentials_problem() {
+            super::log_credentials_problem(dropbox);
+        }
+    }
     VfsError::Failure(error.to_string())
 }
 

@@ -13,6 +13,9 @@ use serde_json::Value;
 
 use super::secret::scrub;
 
+/// What an SFTP client is told when the gateway's own Dropbox credentials fail.
+pub const UNAVAILABLE: &str = "Dropbox is unavailable; try again later";
+
 /// Longest server text kept in an error message.
 const MAX_TEXT: usize = 500;
 
@@ -119,9 +122,21 @@ impl DropboxError {
         self.has_tag("content_hash_mismatch")
     }
 
-    /// 401 because the access token expired (the client refreshes and retries on its own).
-    pub fn is_expired_token(&self) -> bool {
-        matches!(self, DropboxError::Auth { tag } if tag == "expired_access_token")
+    /// 401 because Dropbox no longer takes this access token: it expired, or Dropbox invalidated
+    /// it early (a revocation, a restart of the service's token store). A fresh token from the
+    /// refresh token may well be taken, so the client refreshes once and tries again.
+    pub fn is_stale_token(&self) -> bool {
+        matches!(self, DropboxError::Auth { tag }
+            if tag == "expired_access_token" || tag == "invalid_access_token")
+    }
+
+    /// The gateway's own credentials are the problem (a refused token, a refused refresh): the
+    /// operator has something to do, the SFTP client only has to come back later.
+    pub fn is_credentials_problem(&self) -> bool {
+        matches!(
+            self,
+            DropboxError::Auth { .. } | DropboxError::RefreshRejected { .. }
+        )
     }
 
     /// For `incorrect_offset` upload session errors: the offset Dropbox has received up to,
@@ -150,7 +165,9 @@ impl DropboxError {
             DropboxError::Route { summary, error } | DropboxError::PathRoot { summary, error } => {
                 format!("Dropbox: {}", route_words(summary, error))
             }
-            DropboxError::Auth { tag } => format!("Dropbox authentication failed ({tag})"),
+            // The advice in the Display (re-run dropgate auth, check the scopes) is for the
+            // operator's log; a partner's client can only try again later.
+            DropboxError::Auth { .. } | DropboxError::RefreshRejected { .. } => UNAVAILABLE.into(),
             DropboxError::RateLimited { .. } => "Dropbox rate limit; try again later".into(),
             DropboxError::Server { .. } => "Dropbox server error; try again later".into(),
             DropboxError::Transport(_) => "Dropbox could not be reached".into(),
@@ -438,7 +455,7 @@ mod tests {
     async fn auth_errors_carry_their_tag() {
         let body = r#"{"error_summary": "expired_access_token/..", "error": {".tag": "expired_access_token"}}"#;
         let err = decode(401, &[], body).await;
-        assert!(err.is_expired_token(), "{err:?}");
+        assert!(err.is_stale_token(), "{err:?}");
         let err = decode(
             401,
             &[],

@@ -7,8 +7,11 @@
 //!   obtained) is sent again after a transient failure, whatever it does.
 //! - An answer that proves Dropbox did nothing is followed by another try, whatever the request:
 //!   429 (after `Retry-After`, from the header or the body's `retry_after`, else a backoff),
-//!   `too_many_write_operations` (also as a 409 route error), and 401 `expired_access_token`
-//!   when the token can be refreshed (at once: the transport has dropped the stale token).
+//!   `too_many_write_operations` (also as a 409 route error), and a 401 `expired_access_token`
+//!   or `invalid_access_token` when the token can be refreshed (at once: the transport has
+//!   dropped the stale token). Dropbox invalidates tokens early too, so both are worth one
+//!   refresh; only one per request, since a token rejected right after a refresh is not stale
+//!   but refused, and the refresh token itself is what needs looking at.
 //! - A 5xx or a connection lost after the request was sent leaves us not knowing whether
 //!   Dropbox acted. Only requests whose repetition is harmless ([`Safety::Idempotent`]) are
 //!   sent again: reads, `files/upload` in overwrite mode, session start (an unused session
@@ -106,6 +109,8 @@ pub struct Attempts {
     started: Instant,
     /// Tries made so far.
     made: u32,
+    /// Whether a rejected access token has already been replaced for this request.
+    token_renewed: bool,
 }
 
 impl Attempts {
@@ -114,6 +119,7 @@ impl Attempts {
             policy,
             started: Instant::now(),
             made: 0,
+            token_renewed: false,
         }
     }
 
@@ -125,11 +131,17 @@ impl Attempts {
 
     /// How long to wait before the next try after `failure`, or None to give up.
     pub fn retry_wait(
-        &self,
+        &mut self,
         failure: &Failure,
         safety: Safety,
         refreshable: bool,
     ) -> Option<Duration> {
+        if failure.error.is_stale_token() {
+            if self.token_renewed {
+                return None;
+            }
+            self.token_renewed = true;
+        }
         let wait = self
             .policy
             .retry_wait(failure, safety, refreshable, self.made)?;
@@ -151,7 +163,7 @@ impl RetryPolicy {
         attempt: u32,
     ) -> Option<Duration> {
         let error = &failure.error;
-        if error.is_expired_token() {
+        if error.is_stale_token() {
             return refreshable.then_some(Duration::ZERO);
         }
         if let DropboxError::RateLimited { retry_after } = error {
@@ -238,10 +250,10 @@ mod tests {
             let limited = DropboxError::RateLimited { retry_after: None };
             assert!(wait(limited, true, safety).is_some());
             assert!(wait(route_error("too_many_write_operations"), true, safety).is_some());
-            let expired = DropboxError::Auth {
-                tag: "expired_access_token".into(),
-            };
-            assert_eq!(wait(expired, true, safety), Some(Duration::ZERO));
+            for stale in ["expired_access_token", "invalid_access_token"] {
+                let stale = DropboxError::Auth { tag: stale.into() };
+                assert_eq!(wait(stale, true, safety), Some(Duration::ZERO));
+            }
             // Never sent: nothing can have happened.
             assert!(wait(DropboxError::Transport("x".into()), false, safety).is_some());
         }
@@ -272,7 +284,7 @@ mod tests {
             route_error("conflict"),
             DropboxError::BadInput("x".into()),
             DropboxError::Auth {
-                tag: "invalid_access_token".into(),
+                tag: "missing_scope".into(),
             },
             DropboxError::RefreshRejected {
                 error: "invalid_grant".into(),
@@ -282,6 +294,25 @@ mod tests {
             },
         ] {
             assert!(wait(error, true, Safety::Idempotent).is_none());
+        }
+    }
+
+    #[test]
+    fn a_rejected_token_is_renewed_once_per_request() {
+        for tag in ["expired_access_token", "invalid_access_token"] {
+            let failure = Failure::sent(DropboxError::Auth { tag: tag.into() });
+            let mut attempts = Attempts::new(policy());
+            attempts.begin();
+            assert_eq!(
+                attempts.retry_wait(&failure, Safety::Once, true),
+                Some(Duration::ZERO)
+            );
+            attempts.begin();
+            assert_eq!(attempts.retry_wait(&failure, Safety::Once, true), None);
+            // Without a refresh token there is nothing to renew it with.
+            let mut fixed = Attempts::new(policy());
+            fixed.begin();
+            assert_eq!(fixed.retry_wait(&failure, Safety::Once, false), None);
         }
     }
 

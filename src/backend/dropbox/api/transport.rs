@@ -2,8 +2,9 @@
 //!
 //! [`Transport::send`] makes one try after another until Dropbox answers 2xx or the retry
 //! policy (`retry`, the one place that decides) says to stop. Each try gets a current access
-//! token (a 401 `expired_access_token` drops the stale one, so the next try refreshes it), a
-//! fresh body from the caller's [`UploadBody`], and a request built by the caller's closure.
+//! token (a 401 `expired_access_token` or `invalid_access_token` drops the stale one, so the
+//! next try refreshes it), a fresh body from the caller's [`UploadBody`], and a request built
+//! by the caller's closure.
 //!
 //! Nothing waits for ever: connections have a connect timeout (the HTTP client's), RPCs a total
 //! timeout (set when the request is built), downloads a limit for their answer to start (and
@@ -110,7 +111,7 @@ impl Transport {
         authorize(&mut request, &token).map_err(Failure::not_sent)?;
         let result = self.exchange(route, request, attempt).await;
         if let Err(failure) = &result {
-            if failure.error.is_expired_token() {
+            if failure.error.is_stale_token() {
                 self.tokens.invalidate(&token).await;
             }
         }
