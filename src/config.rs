@@ -121,9 +121,10 @@ fn default_chunk_size() -> u64 {
     8 * FOUR_MIB
 }
 
-/// Dropbox's own limit for one file (about 2 TiB through an upload session).
+/// Dropbox's own limit for one file: an upload session takes at most 2^41 - 2^22 bytes
+/// (4 MiB short of 2 TiB).
 fn default_max_file_size() -> u64 {
-    2 * 1024 * 1024 * 1024 * 1024
+    (1 << 41) - (1 << 22)
 }
 
 fn default_min_free_space() -> u64 {

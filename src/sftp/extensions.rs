@@ -177,7 +177,7 @@ pub(super) fn limits_reply(id: u32, max_handles: usize) -> Packet {
 
 pub(super) fn statvfs_reply(id: u32, usage: SpaceUsage) -> Packet {
     let blocks = usage.allocated / BLOCK_SIZE;
-    let free = usage.allocated.saturating_sub(usage.used) / BLOCK_SIZE;
+    let free = usage.available / BLOCK_SIZE;
     u64_reply(
         id,
         &[
@@ -277,8 +277,8 @@ mod tests {
         let Packet::ExtendedReply(reply) = statvfs_reply(
             3,
             SpaceUsage {
-                used: 4096 * 10,
                 allocated: 4096 * 100,
+                available: 4096 * 90,
             },
         ) else {
             panic!("expected EXTENDED_REPLY");

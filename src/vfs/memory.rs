@@ -321,9 +321,10 @@ impl Vfs for MemFs {
                 Node::Folder => 0,
             })
             .sum();
+        let allocated = 1 << 30;
         Ok(SpaceUsage {
-            used,
-            allocated: 1 << 30,
+            allocated,
+            available: allocated.saturating_sub(used),
         })
     }
 

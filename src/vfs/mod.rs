@@ -111,12 +111,14 @@ pub struct Renamed {
     pub replaced: bool,
 }
 
-/// Space figures for statvfs.
+/// Space figures for statvfs. What is still free is the backend's to say: on a shared team
+/// quota it is not the allocation minus this user's own use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SpaceUsage {
-    pub used: u64,
-    /// Total allocation in bytes.
+    /// The quota that limits this user, in bytes.
     pub allocated: u64,
+    /// Bytes that can still be written under it.
+    pub available: u64,
 }
 
 /// What a backend can do beyond the basics. The SFTP layer asks instead of knowing backends.

@@ -386,8 +386,8 @@ impl Vfs for DropboxFs {
             .await
             .map_err(|e| map_error(e, &VPath::root()))?;
         Ok(SpaceUsage {
-            used: usage.used,
             allocated: usage.allocated(),
+            available: usage.available(),
         })
     }
 }

@@ -156,7 +156,6 @@ impl DropboxError {
                 | DropboxError::Server { .. }
                 | DropboxError::Transport(_)
         ) || self.has_tag("too_many_write_operations")
-            || self.has_tag("too_many_files")
     }
 
     /// A short text for an SFTP status message (the full text is the Display).
@@ -536,6 +535,9 @@ mod tests {
             DropboxError::RateLimited { retry_after: None }
         ));
         assert!(err.is_transient());
+        // Too many files in one request: the same request will never pass.
+        let body = r#"{"error_summary": "too_many_files/..", "error": {".tag": "too_many_files"}}"#;
+        assert!(!decode(409, &[], body).await.is_transient());
     }
 
     #[tokio::test]
