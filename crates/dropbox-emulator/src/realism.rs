@@ -20,7 +20,11 @@ use super::server::AppState;
 /// Which models of real Dropbox behaviour are on, and how they are tuned.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Realism {}
+pub struct Realism {
+    /// Upload sessions expire this long after their start (Dropbox: 7 days, the default);
+    /// an expired session is `not_found`.
+    pub session_lifetime_secs: Option<u64>,
+}
 
 /// The named profiles of `--profile`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -41,7 +45,10 @@ impl Realism {
 
     /// All models on, tuned so that tests stay quick (delays of a second or two).
     pub fn realistic() -> Realism {
-        Realism {}
+        Realism {
+            // Long enough for any upload a suite makes, short enough to be met by a soak.
+            session_lifetime_secs: Some(3600),
+        }
     }
 }
 

@@ -18,6 +18,26 @@ use super::disk::{self, random_token, Layout};
 /// Concurrent sessions take pieces at multiples of this (4 MiB).
 pub const CONCURRENT_UNIT: u64 = 4 * 1024 * 1024;
 
+/// The most a session may hold: 2^41 - 2^22 bytes, Dropbox's largest file (`too_large`).
+pub const MAX_SESSION_BYTES: u64 = (1 << 41) - (1 << 22);
+
+/// How long a session lives unless [`Realism`](crate::Realism) says otherwise: 7 days.
+pub const SESSION_LIFETIME_SECS: u64 = 7 * 24 * 3600;
+
+/// Whether `more` bytes at `offset` stay within [`MAX_SESSION_BYTES`].
+pub fn within_max_size(offset: u64, more: u64) -> bool {
+    offset
+        .checked_add(more)
+        .is_some_and(|end| end <= MAX_SESSION_BYTES)
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
 /// A session's persisted state.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionState {
@@ -33,9 +53,18 @@ pub struct SessionState {
     /// Concurrent: end of the piece sent with close=true.
     #[serde(default)]
     pub end: Option<u64>,
+    /// When it was started (Unix seconds); it is gone `lifetime` later.
+    #[serde(default)]
+    pub started: u64,
 }
 
 impl SessionState {
+    /// True once the session has surely outlived `lifetime_secs` (whole seconds past its
+    /// start second): Dropbox then answers `not_found`.
+    pub fn expired(&self, lifetime_secs: u64, now: u64) -> bool {
+        now.saturating_sub(self.started) > lifetime_secs
+    }
+
     /// Concurrent: total size when the pieces cover 0..end without gaps.
     pub fn assembled_size(&self) -> Option<u64> {
         let end = self.end?;

@@ -14,10 +14,12 @@ use serde_json::{json, Value};
 
 use super::caller::Caller;
 use super::commit::{commit_file, CommitError, CommitInfoArg};
-use super::content_hash::ContentHasher;
+use super::content_hash::{content_hash, ContentHasher};
 use super::error::{json_response, nested, tag, ApiError, ApiResult};
 use super::server::{AppState, Call};
-use super::sessions::{SessionState, CONCURRENT_UNIT};
+use super::sessions::{
+    unix_now, within_max_size, SessionState, CONCURRENT_UNIT, SESSION_LIFETIME_SECS,
+};
 use super::spool::{
     concatenate, hash_file, receive, receive_continuing, Continued, ReceiveError, Received,
     REQUEST_LIMIT,
@@ -134,6 +136,7 @@ pub async fn upload(state: &AppState, call: Call) -> ApiResult<Response> {
                 size: received.size,
                 pieces: Default::default(),
                 end: None,
+                started: unix_now(),
             };
             let session_id = state.sessions.create(&session)?;
             let data = state
@@ -199,6 +202,7 @@ pub async fn session_start(state: &AppState, call: Call) -> ApiResult<Response> 
         size: 0,
         pieces: Default::default(),
         end: None,
+        started: unix_now(),
     };
     let id = state.sessions.create(&session)?;
     let data = state
@@ -274,12 +278,26 @@ fn incorrect_offset(correct: u64) -> Value {
     json!({ ".tag": "incorrect_offset", "correct_offset": correct })
 }
 
-/// The session if it exists and belongs to this caller's tree.
+/// The session if it exists, has not expired and belongs to this caller's tree.
 fn owned_session(state: &AppState, caller: &Caller, id: &str) -> Option<SessionState> {
-    state
-        .sessions
-        .load(id)
-        .filter(|session| session.tree == caller.view.tree)
+    let lifetime = state
+        .realism
+        .get()
+        .session_lifetime_secs
+        .unwrap_or(SESSION_LIFETIME_SECS);
+    let session = state.sessions.load(id)?;
+    if session.expired(lifetime, unix_now()) {
+        state.sessions.remove(id);
+        return None;
+    }
+    (session.tree == caller.view.tree).then_some(session)
+}
+
+/// The session may not grow past Dropbox's largest file.
+fn check_max_size(session: &SessionState, received: &Continued) -> Result<(), Value> {
+    within_max_size(session.size, received.size)
+        .then_some(())
+        .ok_or(tag("too_large"))
 }
 
 pub async fn session_append(state: &AppState, call: Call) -> ApiResult<Response> {
@@ -303,12 +321,11 @@ pub async fn session_append(state: &AppState, call: Call) -> ApiResult<Response>
         if arg.cursor.offset != session.size {
             return Err(ApiError::Route(incorrect_offset(session.size)));
         }
-        let check = |received: &Continued| {
-            check_call_hash(&arg.content_hash, received.call_hash.as_deref())
-                .then_some(())
-                .ok_or(tag("content_hash_mismatch"))
-        };
         let hash_call = arg.content_hash.is_some();
+        let check = |received: &Continued| {
+            check_max_size(&session, received)?;
+            call_hash_matches(&arg.content_hash, received)
+        };
         let received =
             append_sequential(state, &id, &session, call.body, &route, hash_call, check).await?;
         session.size += received.size;
@@ -322,6 +339,14 @@ fn check_call_hash(expected: &Option<String>, actual: Option<&str>) -> bool {
     expected
         .as_ref()
         .is_none_or(|hash| Some(hash.as_str()) == actual)
+}
+
+/// The `content_hash` argument of an append or finish covers "the file content uploaded in
+/// this call" (the spec's words), never what earlier calls sent.
+fn call_hash_matches(expected: &Option<String>, received: &Continued) -> Result<(), Value> {
+    check_call_hash(expected, received.call_hash.as_deref())
+        .then_some(())
+        .ok_or(tag("content_hash_mismatch"))
 }
 
 /// Appends a body to a sequential session's data at its current size; on any failure (also a
@@ -399,6 +424,9 @@ async fn append_concurrent(
     if !check_call_hash(&arg.content_hash, Some(&received.content_hash)) {
         return Err(ApiError::Route(tag("content_hash_mismatch")));
     }
+    if !within_max_size(offset, received.size) {
+        return Err(ApiError::Route(tag("too_large")));
+    }
     let lock = state.sessions.lock_of(&id);
     let _guard = lock.lock().await;
     let mut session = owned_session(state, caller, &id).ok_or(ApiError::Route(tag("not_found")))?;
@@ -444,8 +472,7 @@ pub async fn session_finish(state: &AppState, call: Call) -> ApiResult<Response>
     let _guard = lock.lock().await;
     let mut session =
         owned_session(state, &caller, &id).ok_or_else(|| lookup_failed(tag("not_found")))?;
-    // (content of the whole file, content of this call's body)
-    let (staged, whole, this_call) = if session.concurrent {
+    let (staged, whole) = if session.concurrent {
         let temp = state.sessions.temp_in(&id)?;
         let (file, _discard) = temp.into_parts();
         let received = receive(call.body, file, REQUEST_LIMIT)
@@ -453,6 +480,10 @@ pub async fn session_finish(state: &AppState, call: Call) -> ApiResult<Response>
             .map_err(|err| receive_failed(&route, err, tag("payload_too_large")))?;
         if received.size > 0 {
             return Err(ApiError::Route(tag("concurrent_session_data_not_allowed")));
+        }
+        // This call uploads nothing, so only the hash of nothing matches.
+        if !check_call_hash(&arg.content_hash, Some(&content_hash(b""))) {
+            return Err(ApiError::Route(tag("content_hash_mismatch")));
         }
         if !session.closed {
             return Err(ApiError::Route(tag("concurrent_session_not_closed")));
@@ -470,17 +501,18 @@ pub async fn session_finish(state: &AppState, call: Call) -> ApiResult<Response>
             .collect();
         let assembled = state.sessions.temp_in(&id)?.into_temp_path();
         let whole = concatenate(parts, assembled.to_path_buf()).await?;
-        (Staged::Temp(assembled), whole, None)
+        (Staged::Temp(assembled), whole)
     } else {
         if arg.cursor.offset != session.size {
             return Err(lookup_failed(incorrect_offset(session.size)));
         }
         let hash_call = arg.content_hash.is_some();
+        let check = |received: &Continued| {
+            check_max_size(&session, received).map_err(|e| nested("lookup_failed", e))?;
+            call_hash_matches(&arg.content_hash, received)
+        };
         let received =
-            append_sequential(state, &id, &session, call.body, &route, hash_call, |_| {
-                Ok(())
-            })
-            .await?;
+            append_sequential(state, &id, &session, call.body, &route, hash_call, check).await?;
         session.size += received.size;
         session.closed = true;
         state.sessions.save(&id, &session)?;
@@ -495,19 +527,8 @@ pub async fn session_finish(state: &AppState, call: Call) -> ApiResult<Response>
             },
             None => hash_file(&data).await?,
         };
-        let this_call = (received.size > 0).then_some(received);
-        (Staged::Data(data), whole, this_call)
+        (Staged::Data(data), whole)
     };
-    if let Some(expected) = &arg.content_hash {
-        // The spec calls it the hash of "the content uploaded in this call"; clients also send
-        // the whole file's hash. Either is accepted.
-        let matches_call = this_call
-            .as_ref()
-            .is_some_and(|r| r.call_hash.as_deref() == Some(expected.as_str()));
-        if whole.content_hash != *expected && !matches_call {
-            return Err(ApiError::Route(tag("content_hash_mismatch")));
-        }
-    }
     if malformed {
         return Err(ApiError::Route(nested("path", tag("malformed_path"))));
     }

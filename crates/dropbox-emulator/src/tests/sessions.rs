@@ -63,10 +63,19 @@ async fn sequential_session_appends_in_order() {
     .await;
     assert_eq!(conflict.summary(), "path/conflict/file/..");
 
-    let finish = call(
+    // content_hash covers this call's data (none), not the whole file.
+    let whole_file_hash = call(
         &h,
         "files/upload_session/finish",
         json!({"cursor": {"session_id": id, "offset": 7}, "commit": {"path": "/s.txt", "mode": "overwrite"}, "content_hash": content_hash(b"abcdefg")}),
+        vec![],
+    )
+    .await;
+    assert_eq!(whole_file_hash.summary(), "content_hash_mismatch/..");
+    let finish = call(
+        &h,
+        "files/upload_session/finish",
+        json!({"cursor": {"session_id": id, "offset": 7}, "commit": {"path": "/s.txt", "mode": "overwrite"}, "content_hash": content_hash(b"")}),
         vec![],
     )
     .await;
@@ -192,4 +201,78 @@ async fn concurrent_session_takes_aligned_pieces_in_any_order() {
         .download("/c.bin", Some(&format!("bytes={}-", 2 * MIB4)))
         .await;
     assert_eq!(content.status, 206);
+}
+
+/// A finish whose data does not match its content_hash stores nothing and leaves the session
+/// as it was, so the same finish with the right bytes still succeeds.
+#[tokio::test]
+async fn a_finish_with_a_wrong_hash_of_its_own_data_changes_nothing() {
+    let h = start().await;
+    let start = call(&h, "files/upload_session/start", json!({}), b"abc".to_vec()).await;
+    let id = start.body["session_id"].as_str().unwrap().to_string();
+    let finish = |data: &'static [u8], hash: String| {
+        call(
+            &h,
+            "files/upload_session/finish",
+            json!({"cursor": {"session_id": id, "offset": 3}, "commit": {"path": "/f.txt"}, "content_hash": hash}),
+            data.to_vec(),
+        )
+    };
+    let wrong = finish(b"def", content_hash(b"xyz")).await;
+    assert_eq!(wrong.summary(), "content_hash_mismatch/..");
+    let missing = h.rpc("files/get_metadata", json!({"path": "/f.txt"})).await;
+    assert_eq!(missing.status, 409, "nothing stored");
+    let right = finish(b"def", content_hash(b"def")).await;
+    assert_eq!(right.status, 200, "{:?}", right.body);
+    assert_eq!(right.body["content_hash"], content_hash(b"abcdef"));
+}
+
+/// Sessions expire (Dropbox: after 7 days); an expired one is `not_found` to append and finish.
+/// The realism hook shortens the lifetime at run time, and a bad setting is refused.
+#[tokio::test]
+async fn an_expired_session_is_not_found() {
+    let h = start().await;
+    let realism = json!({"session_lifetime_secs": 1});
+    h.hook(reqwest::Method::PUT, "realism", Some(realism.clone()))
+        .await;
+    assert_eq!(h.hook(reqwest::Method::GET, "realism", None).await, realism);
+    let start = call(&h, "files/upload_session/start", json!({}), b"abc".to_vec()).await;
+    let id = start.body["session_id"].as_str().unwrap().to_string();
+    let append = |offset: u64| {
+        call(
+            &h,
+            "files/upload_session/append_v2",
+            json!({"cursor": {"session_id": id, "offset": offset}}),
+            b"d".to_vec(),
+        )
+    };
+    assert_eq!(append(3).await.status, 200, "fresh, it takes data");
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(append(4).await.summary(), "not_found/..");
+    let finish = call(
+        &h,
+        "files/upload_session/finish",
+        json!({"cursor": {"session_id": id, "offset": 4}, "commit": {"path": "/late.txt"}}),
+        vec![],
+    )
+    .await;
+    assert_eq!(finish.summary(), "lookup_failed/not_found/..");
+
+    let refused = h
+        .http
+        .put(format!("{}/__emulator/realism", h.emulator.base_url()))
+        .json(&json!({"no_such_model": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 422, "an unknown model is refused");
+}
+
+#[test]
+fn a_session_may_not_grow_past_dropboxs_largest_file() {
+    use crate::sessions::{within_max_size, MAX_SESSION_BYTES};
+    assert_eq!(MAX_SESSION_BYTES, 2_199_019_061_248);
+    assert!(within_max_size(MAX_SESSION_BYTES - 10, 10));
+    assert!(!within_max_size(MAX_SESSION_BYTES - 10, 11));
+    assert!(!within_max_size(u64::MAX, 1));
 }
