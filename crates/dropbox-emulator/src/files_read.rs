@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::caller::Caller;
 use super::error::{lookup, nested, tag, ApiError, ApiResult};
+use super::lag;
 use super::locate::{locate, render, Located};
 use super::paths::{parse_path, PathKind, PathProblem, PathSpec};
 use super::server::AppState;
@@ -65,7 +66,10 @@ pub fn get_metadata(
     let store = state.store();
     let place =
         locate(&store, &state.directory, caller, &spec).ok_or(lookup("path", "not_found"))?;
-    let entry = place.entry(&store).ok_or(lookup("path", "not_found"))?;
+    let entry = place
+        .entry(&store)
+        .filter(|entry| !lag::hides(state, &store, &spec, entry))
+        .ok_or(lookup("path", "not_found"))?;
     Ok(render(entry, place.depth, true))
 }
 

@@ -12,6 +12,7 @@ use super::caller::Caller;
 use super::disk::new_id;
 use super::error::{lookup, nested, tag, write_conflict, ApiError, ApiResult};
 use super::files_read::parse_arg;
+use super::lag;
 use super::locate::{locate, render, render_at, Located};
 use super::paths::{lower_key, PathKind};
 use super::server::AppState;
@@ -89,6 +90,7 @@ pub fn delete(state: &AppState, caller: &Caller, route: &str, arg: DeleteArg) ->
         .ok_or(lookup("path_lookup", "not_found"))?;
     let entry = place
         .entry(&store)
+        .filter(|entry| !lag::hides(state, &store, &spec, entry))
         .ok_or(lookup("path_lookup", "not_found"))?
         .clone();
     if place.is_namespace_root() || is_namespace_folder(state, &place) {
@@ -168,6 +170,7 @@ fn relocate(
         .ok_or(lookup("from_lookup", "not_found"))?;
     let source = from
         .entry(&store)
+        .filter(|entry| !lag::hides(state, &store, &from_spec, entry))
         .ok_or(lookup("from_lookup", "not_found"))?
         .clone();
     let from = Located {

@@ -84,6 +84,7 @@ mod error;
 mod faults;
 mod files_read;
 mod files_write;
+mod lag;
 mod locate;
 mod oauth;
 mod paths;

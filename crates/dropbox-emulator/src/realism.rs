@@ -24,6 +24,9 @@ pub struct Realism {
     /// Upload sessions expire this long after their start (Dropbox: 7 days, the default);
     /// an expired session is `not_found`.
     pub session_lifetime_secs: Option<u64>,
+    /// For this many milliseconds after it is written, an entry is `not_found` by path to
+    /// get_metadata, move, copy and delete (the `lag` model).
+    pub lag_ms: Option<u64>,
 }
 
 /// The named profiles of `--profile`.
@@ -48,6 +51,7 @@ impl Realism {
         Realism {
             // Long enough for any upload a suite makes, short enough to be met by a soak.
             session_lifetime_secs: Some(3600),
+            lag_ms: Some(300),
         }
     }
 }

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +65,8 @@ pub struct Store {
     trees: HashMap<String, BTreeMap<String, Entry>>,
     /// id → (tree, key)
     ids: HashMap<String, (String, String)>,
+    /// id → when the entry was last written (memory only: for the lag model, `lag`).
+    written_at: HashMap<String, Instant>,
 }
 
 impl Store {
@@ -73,6 +76,7 @@ impl Store {
             layout,
             trees: HashMap::new(),
             ids: HashMap::new(),
+            written_at: HashMap::new(),
         };
         for tree_dir in std::fs::read_dir(store.layout.meta_root())? {
             let tree_dir = tree_dir?;
@@ -132,8 +136,16 @@ impl Store {
     pub fn put(&mut self, tree: &str, entry: Entry) -> std::io::Result<()> {
         let json = serde_json::to_vec(&entry).map_err(std::io::Error::other)?;
         disk::write_atomically(&self.meta_file(tree, &entry.id), &json)?;
+        self.written_at.insert(entry.id.clone(), Instant::now());
         self.index(tree, entry);
         Ok(())
+    }
+
+    /// True if the entry with this id was written less than `window` ago.
+    pub fn written_within(&self, id: &str, window: Duration) -> bool {
+        self.written_at
+            .get(id)
+            .is_some_and(|at| at.elapsed() < window)
     }
 
     /// Entries strictly below `key` (the whole tree for the root `""`), in key order, starting
@@ -169,6 +181,7 @@ impl Store {
                 continue;
             };
             self.ids.remove(&entry.id);
+            self.written_at.remove(&entry.id);
             remove_if_present(&self.meta_file(tree, &entry.id))?;
             if let Some(file) = &entry.file {
                 remove_if_present(&self.layout.blob(&file.blob))?;

@@ -464,3 +464,66 @@ async fn oversized_upload_is_refused_and_changes_nothing() {
     let (content, _) = h.download("/big.bin", None).await;
     assert_eq!(content.body, "original");
 }
+
+/// With the lag model on, a fresh entry is not found by path to get_metadata, move, copy and
+/// delete (each refusal changes nothing), while listings and lookups by id see it at once;
+/// once the lag has passed, everything finds it.
+#[tokio::test]
+async fn fresh_entries_lag_behind_for_path_lookups_when_the_model_is_on() {
+    let h = start().await;
+    h.hook(
+        reqwest::Method::PUT,
+        "realism",
+        Some(json!({"lag_ms": 1500})),
+    )
+    .await;
+    let uploaded = h.upload("/fresh.txt", b"new").await;
+    assert_eq!(uploaded.status, 200);
+    let id = uploaded.body["id"].as_str().unwrap().to_string();
+
+    let by_path = h
+        .rpc("files/get_metadata", json!({"path": "/fresh.txt"}))
+        .await;
+    assert_eq!(by_path.summary(), "path/not_found/..");
+    let moved = h
+        .rpc(
+            "files/move_v2",
+            json!({"from_path": "/fresh.txt", "to_path": "/moved.txt"}),
+        )
+        .await;
+    assert_eq!(moved.summary(), "from_lookup/not_found/..");
+    let copied = h
+        .rpc(
+            "files/copy_v2",
+            json!({"from_path": "/fresh.txt", "to_path": "/copy.txt"}),
+        )
+        .await;
+    assert_eq!(copied.summary(), "from_lookup/not_found/..");
+    let deleted = h
+        .rpc("files/delete_v2", json!({"path": "/fresh.txt"}))
+        .await;
+    assert_eq!(deleted.summary(), "path_lookup/not_found/..");
+    let by_id = h.rpc("files/get_metadata", json!({"path": id})).await;
+    assert_eq!(by_id.status, 200, "found by id at once");
+    let listing = h.rpc("files/list_folder", json!({"path": ""})).await;
+    let names: Vec<&str> = listing.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["fresh.txt"],
+        "listed at once, and nothing else appeared"
+    );
+
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    let moved = h
+        .rpc(
+            "files/move_v2",
+            json!({"from_path": "/fresh.txt", "to_path": "/moved.txt"}),
+        )
+        .await;
+    assert_eq!(moved.status, 200, "{:?}", moved.body);
+}
