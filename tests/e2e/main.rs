@@ -17,6 +17,7 @@ mod accounts;
 mod audit;
 mod certificates;
 mod commit_rules;
+mod dropbox_lag;
 mod fault_soak;
 mod folders_and_renames;
 mod handle_limits;

@@ -18,6 +18,7 @@ use super::auth::TokenSource;
 use super::body::UploadBody;
 use super::download::{self, ByteRange, Download};
 use super::error::{self, DropboxError};
+use super::lag::RecentWrites;
 use super::options::{ClientOptions, NO_PROXY};
 use super::request::{RequestFactory, Route};
 use super::retry::{RetryPolicy, Safety};
@@ -57,6 +58,8 @@ pub struct DropboxClient {
     transport: Arc<Transport>,
     /// Idle limit while a download body is read.
     idle_timeout: Duration,
+    /// Paths written lately, whose `not_found` is doubted (`lag`).
+    recent: Arc<RecentWrites>,
 }
 
 impl std::fmt::Debug for DropboxClient {
@@ -90,12 +93,15 @@ impl DropboxClient {
         Ok(Self {
             transport: Arc::new(Transport::new(requests, tokens, retry)),
             idle_timeout: options.request_timeout,
+            recent: Arc::default(),
         })
     }
 
     /// Metadata of a file or folder (not the root, which Dropbox does not describe).
     pub async fn get_metadata(&self, path: &str) -> Result<Metadata, DropboxError> {
-        self.rpc(&routes::GET_METADATA, &json!({ "path": path }))
+        let arg = json!({ "path": path });
+        self.recent
+            .ride(path, || self.rpc(&routes::GET_METADATA, &arg))
             .await
     }
 
@@ -162,8 +168,11 @@ impl DropboxClient {
             WriteMode::Overwrite => Safety::Idempotent,
             _ => Safety::Once,
         };
-        self.upload_call(&routes::UPLOAD, safety, arg, body.into())
-            .await
+        let stored = self
+            .upload_call(&routes::UPLOAD, safety, arg, body.into())
+            .await?;
+        self.recent.wrote(&arg.path);
+        Ok(stored)
     }
 
     /// Starts an upload session, optionally with its first data; returns the session id.
@@ -208,8 +217,11 @@ impl DropboxClient {
         arg: &UploadSessionFinishArg,
         body: impl Into<UploadBody>,
     ) -> Result<FileMetadata, DropboxError> {
-        self.upload_call(&routes::SESSION_FINISH, Safety::Checked, arg, body.into())
-            .await
+        let stored = self
+            .upload_call(&routes::SESSION_FINISH, Safety::Checked, arg, body.into())
+            .await?;
+        self.recent.wrote(&arg.commit.path);
+        Ok(stored)
     }
 
     /// Creates a folder (and missing parents); a conflict if something is already there.
@@ -220,25 +232,42 @@ impl DropboxClient {
         }
         let arg = json!({ "path": path, "autorename": false });
         let created: Created = self.rpc(&routes::CREATE_FOLDER, &arg).await?;
+        self.recent.wrote(path);
         Ok(created.metadata)
     }
 
     /// Deletes a file, or a folder WITH everything in it.
     pub async fn delete(&self, path: &str) -> Result<Metadata, DropboxError> {
-        self.rpc_metadata(&routes::DELETE, &json!({ "path": path }))
-            .await
+        let arg = json!({ "path": path });
+        let deleted = self
+            .recent
+            .ride(path, || self.rpc_metadata(&routes::DELETE, &arg))
+            .await?;
+        self.recent.gone(path);
+        Ok(deleted)
     }
 
     /// Moves or renames; a conflict if the target exists.
     pub async fn move_entry(&self, from: &str, to: &str) -> Result<Metadata, DropboxError> {
-        self.rpc_metadata(&routes::MOVE, &relocation(from, to))
-            .await
+        let arg = relocation(from, to);
+        let moved = self
+            .recent
+            .ride(from, || self.rpc_metadata(&routes::MOVE, &arg))
+            .await?;
+        self.recent.gone(from);
+        self.recent.wrote(to);
+        Ok(moved)
     }
 
     /// Copies; a conflict if the target exists.
     pub async fn copy_entry(&self, from: &str, to: &str) -> Result<Metadata, DropboxError> {
-        self.rpc_metadata(&routes::COPY, &relocation(from, to))
-            .await
+        let arg = relocation(from, to);
+        let copied = self
+            .recent
+            .ride(from, || self.rpc_metadata(&routes::COPY, &arg))
+            .await?;
+        self.recent.wrote(to);
+        Ok(copied)
     }
 
     pub async fn get_current_account(&self) -> Result<FullAccount, DropboxError> {

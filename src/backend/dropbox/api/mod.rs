@@ -4,7 +4,8 @@
 //! [`options`] (configuration), `request` (the one place requests are built), `transport`
 //! (tokens, timeouts, logging), [`retry`] (the one place that decides what is sent again),
 //! [`body`] (upload bodies that can be made again for a retry), `watchdog` (uploads never
-//! hang), `finish` (a session finish whose answer was lost), `auth` (access tokens from
+//! hang), `finish` (a session finish whose answer was lost), `lag` (a path written just now
+//! that Dropbox does not find yet), `auth` (access tokens from
 //! refresh tokens), [`error`] (the one place failures are decoded), [`types`] and [`upload_args`] (the spec's data types),
 //! [`arg`] (the `Dropbox-API-Arg` header encoding), [`content_hash`](mod@content_hash), [`time`] (timestamps),
 //! [`download`] (ranges and streamed bodies), `secret` (keeping secrets out of text) and
@@ -20,6 +21,7 @@ pub mod content_hash;
 pub mod download;
 pub mod error;
 mod finish;
+mod lag;
 pub mod oauth;
 pub mod options;
 mod request;
