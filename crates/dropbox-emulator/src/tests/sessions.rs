@@ -235,7 +235,13 @@ async fn an_expired_session_is_not_found() {
     let realism = json!({"session_lifetime_secs": 1});
     h.hook(reqwest::Method::PUT, "realism", Some(realism.clone()))
         .await;
-    assert_eq!(h.hook(reqwest::Method::GET, "realism", None).await, realism);
+    let in_force = h.hook(reqwest::Method::GET, "realism", None).await;
+    assert_eq!(in_force["session_lifetime_secs"], 1, "{in_force}");
+    assert_eq!(
+        in_force["lag_ms"],
+        serde_json::Value::Null,
+        "unset models are off"
+    );
     let start = call(&h, "files/upload_session/start", json!({}), b"abc".to_vec()).await;
     let id = start.body["session_id"].as_str().unwrap().to_string();
     let append = |offset: u64| {
