@@ -14,6 +14,7 @@ mod common;
 
 mod access;
 mod accounts;
+mod ambiguous_failures;
 mod audit;
 mod certificates;
 mod commit_rules;

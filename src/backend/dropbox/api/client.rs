@@ -31,7 +31,7 @@ use super::upload_args::{
 };
 
 /// The routes, with what the transport must know about each.
-mod routes {
+pub(super) mod routes {
     use super::Route;
 
     pub const GET_METADATA: Route = Route::rpc("files/get_metadata").read_only();
@@ -213,7 +213,11 @@ impl DropboxClient {
     }
 
     /// Creates a folder (and missing parents); a conflict if something is already there.
-    pub async fn create_folder(&self, path: &str) -> Result<FolderMetadata, DropboxError> {
+    /// Sent once: [`DropboxClient::create_folder`] is the form that survives a lost answer.
+    pub(super) async fn create_folder_once(
+        &self,
+        path: &str,
+    ) -> Result<FolderMetadata, DropboxError> {
         #[derive(Deserialize)]
         struct Created {
             metadata: FolderMetadata,
@@ -223,20 +227,22 @@ impl DropboxClient {
         Ok(created.metadata)
     }
 
-    /// Deletes a file, or a folder WITH everything in it.
-    pub async fn delete(&self, path: &str) -> Result<Metadata, DropboxError> {
+    /// Deletes a file, or a folder WITH everything in it. Sent once (see
+    /// [`DropboxClient::delete`]).
+    pub(super) async fn delete_once(&self, path: &str) -> Result<Metadata, DropboxError> {
         self.rpc_metadata(&routes::DELETE, &json!({ "path": path }))
             .await
     }
 
-    /// Moves or renames; a conflict if the target exists.
-    pub async fn move_entry(&self, from: &str, to: &str) -> Result<Metadata, DropboxError> {
+    /// Moves or renames; a conflict if the target exists. Sent once (see
+    /// [`DropboxClient::move_entry`]).
+    pub(super) async fn move_once(&self, from: &str, to: &str) -> Result<Metadata, DropboxError> {
         self.rpc_metadata(&routes::MOVE, &relocation(from, to))
             .await
     }
 
-    /// Copies; a conflict if the target exists.
-    pub async fn copy_entry(&self, from: &str, to: &str) -> Result<Metadata, DropboxError> {
+    /// Copies; a conflict if the target exists. Sent once (see [`DropboxClient::copy_entry`]).
+    pub(super) async fn copy_once(&self, from: &str, to: &str) -> Result<Metadata, DropboxError> {
         self.rpc_metadata(&routes::COPY, &relocation(from, to))
             .await
     }
@@ -292,7 +298,7 @@ impl DropboxClient {
 
     /// An RPC call with a JSON result. Only read-only routes are repeated after an ambiguous
     /// failure: creating, deleting, moving or copying twice could report a conflict for what
-    /// in fact succeeded.
+    /// in fact succeeded, so those are repeated by `checked`, after a look.
     async fn rpc<A, R>(&self, route: &Route, arg: &A) -> Result<R, DropboxError>
     where
         A: Serialize + Sync + ?Sized,
@@ -317,7 +323,7 @@ impl DropboxClient {
     }
 
     /// An upload call with a JSON result.
-    async fn upload_call<A, R>(
+    pub(super) async fn upload_call<A, R>(
         &self,
         route: &Route,
         safety: Safety,
@@ -347,12 +353,13 @@ impl DropboxClient {
     }
 }
 
-/// Reads can always be repeated; other RPCs only when Dropbox certainly did nothing.
+/// Reads can always be repeated; other RPCs only when Dropbox certainly did nothing, or after
+/// their caller (`checked`) has looked.
 fn safety_of(route: &Route) -> Safety {
     if route.read_only {
         Safety::Idempotent
     } else {
-        Safety::Once
+        Safety::Checked
     }
 }
 
