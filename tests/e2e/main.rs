@@ -37,3 +37,4 @@ mod session_bounds;
 mod shutdown;
 mod upload_policy;
 mod uploads;
+mod write_lock;

@@ -16,11 +16,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::server::AppState;
+use super::write_lock::WriteLock;
 
 /// Which models of real Dropbox behaviour are on, and how they are tuned.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Realism {}
+pub struct Realism {
+    /// Overlapping commits in one namespace: the later is refused (`write_lock`).
+    pub write_lock: Option<WriteLock>,
+}
 
 /// The named profiles of `--profile`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -41,7 +45,9 @@ impl Realism {
 
     /// All models on, tuned so that tests stay quick (delays of a second or two).
     pub fn realistic() -> Realism {
-        Realism {}
+        Realism {
+            write_lock: Some(WriteLock::default()),
+        }
     }
 }
 
