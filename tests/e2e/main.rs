@@ -14,6 +14,7 @@ mod common;
 
 mod access;
 mod accounts;
+mod ambiguous_failures;
 mod audit;
 mod certificates;
 mod commit_rules;
@@ -37,3 +38,4 @@ mod session_bounds;
 mod shutdown;
 mod upload_policy;
 mod uploads;
+mod write_lock;

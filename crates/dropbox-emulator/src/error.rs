@@ -20,6 +20,11 @@ pub enum ApiError {
     Route(Value),
     /// 422 with a PathRootError value.
     PathRoot(Value),
+    /// 429 with a RateLimitError of this reason, and `Retry-After` when `retry_after` is set.
+    RateLimited {
+        reason: &'static str,
+        retry_after: Option<u64>,
+    },
     /// 500: the emulator itself failed (disk trouble).
     Internal(String),
 }
@@ -134,6 +139,22 @@ impl IntoResponse for ApiError {
             ApiError::Route(error) => json_response(StatusCode::CONFLICT, &error_body(error)),
             ApiError::PathRoot(error) => {
                 json_response(StatusCode::UNPROCESSABLE_ENTITY, &error_body(error))
+            }
+            ApiError::RateLimited {
+                reason,
+                retry_after,
+            } => {
+                let mut error = json!({ "reason": tag(reason) });
+                if let Some(seconds) = retry_after {
+                    error["retry_after"] = json!(seconds);
+                }
+                let mut response = json_response(StatusCode::TOO_MANY_REQUESTS, &error_body(error));
+                if let Some(seconds) = retry_after {
+                    response
+                        .headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+                }
+                response
             }
             ApiError::Internal(message) => {
                 tracing::error!("emulator internal error: {message}");

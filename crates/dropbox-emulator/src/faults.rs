@@ -234,12 +234,15 @@ pub async fn get_stats(State(state): State<Arc<AppState>>) -> Response {
         .iter()
         .map(|(route, micros)| (route.clone(), *micros as f64 / 1000.0))
         .collect();
-    Json(json!({ "requests": counts, "busy_ms": busy_ms })).into_response()
+    let refused = state.write_locks.refusals();
+    Json(json!({ "requests": counts, "busy_ms": busy_ms, "write_lock_refusals": refused }))
+        .into_response()
 }
 
 pub async fn reset_stats(State(state): State<Arc<AppState>>) -> Response {
     state.stats.counts().clear();
     state.stats.busy_micros().clear();
+    state.write_locks.reset_count();
     Json(json!({})).into_response()
 }
 

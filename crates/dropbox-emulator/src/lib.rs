@@ -66,11 +66,19 @@
 //!   untouched. `drop_before` closes the connection without applying the request, `drop_after`
 //!   applies it and then closes without a response, `delay_after` applies it and holds the
 //!   answer back for `delay_ms`.
-//! * `GET /__emulator/stats` → `{"requests": {"files/upload": 3, ...}, "busy_ms": {"files/upload": 12.5, ...}}`
-//!   (handling time per route, up to the response head); `DELETE` resets.
+//! * `GET /__emulator/stats` → `{"requests": {"files/upload": 3, ...}, "busy_ms": {"files/upload": 12.5, ...},
+//!   "write_lock_refusals": 0}` (handling time per route, up to the response head; commits
+//!   refused by the `write_lock` model); `DELETE` resets.
 //! * `POST /__emulator/expire_tokens` expires every issued (non-static) access token.
 //! * `PUT /__emulator/realism` `{...}` replaces the models of real Dropbox behaviour in force
-//!   (see [`Realism`]; a missing field is off); `GET` shows them.
+//!   (see [`Realism`]; a missing field is off); `GET` shows them. The models:
+//!   - `"write_lock": {"hold_ms": 200, "shape": "route_error"|"rate_limit"|"alternate",
+//!     "retry_after": N}`: each commit (files/upload, upload_session/finish, create_folder_v2,
+//!     delete_v2, move_v2, copy_v2) holds its namespace's lock for `hold_ms` before it answers,
+//!     and a commit overlapping it in the same namespace is refused with
+//!     `too_many_write_operations`, as a 409 in the route's own error union (`route_error`),
+//!     as a 429 RateLimitError (`rate_limit`, with `retry_after` and `Retry-After` only if
+//!     set), or one then the other (`alternate`, the default).
 
 mod accounts;
 mod caller;
@@ -98,6 +106,7 @@ mod tokens;
 mod upload;
 mod users;
 mod wire;
+mod write_lock;
 mod write_rules;
 
 #[cfg(test)]
@@ -208,6 +217,7 @@ fn open_state(config: &EmulatorConfig) -> anyhow::Result<server::AppState> {
         faults: Default::default(),
         stats: Default::default(),
         realism: realism::RealismSwitch::new(config.realism.clone()),
+        write_locks: Default::default(),
         page_size: config.page_size.max(1),
     })
 }

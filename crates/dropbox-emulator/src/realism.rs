@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::server::AppState;
+use super::write_lock::WriteLock;
 
 /// Which models of real Dropbox behaviour are on, and how they are tuned.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -27,6 +28,8 @@ pub struct Realism {
     /// For this many milliseconds after it is written, an entry is `not_found` by path to
     /// get_metadata, move, copy and delete (the `lag` model).
     pub lag_ms: Option<u64>,
+    /// Overlapping commits in one namespace: the later is refused (`write_lock`).
+    pub write_lock: Option<WriteLock>,
 }
 
 /// The named profiles of `--profile`.
@@ -52,6 +55,7 @@ impl Realism {
             // Long enough for any upload a suite makes, short enough to be met by a soak.
             session_lifetime_secs: Some(3600),
             lag_ms: Some(300),
+            write_lock: Some(WriteLock::default()),
         }
     }
 }

@@ -23,6 +23,7 @@ use super::realism::{self, RealismSwitch};
 use super::sessions::Sessions;
 use super::store::Store;
 use super::tokens::Tokens;
+use super::write_lock::{self, WriteLocks};
 use super::{download, files_read, files_write, oauth, team, upload, users, wire};
 
 /// Largest RPC body read into memory.
@@ -39,6 +40,8 @@ pub struct AppState {
     pub stats: Stats,
     /// Which models of real Dropbox behaviour are on ([`realism`]).
     pub realism: RealismSwitch,
+    /// The namespaces with a commit under way ([`write_lock`]).
+    pub write_locks: WriteLocks,
     pub page_size: usize,
 }
 
@@ -99,6 +102,22 @@ async fn rpc<A: DeserializeOwned>(
     Ok(json_response(StatusCode::OK, &result))
 }
 
+/// A user-route RPC that commits a change: it holds its namespace's write lock while it is
+/// applied (the `write_lock` model; nothing while that is off).
+async fn rpc_commit<A: DeserializeOwned>(
+    state: &AppState,
+    call: Call,
+    handler: RpcHandler<A>,
+) -> ApiResult<Response> {
+    let caller = call.user(state)?;
+    let (route, headers, body) = call.small_body().await?;
+    let arg = wire::rpc_arg(&route, &headers, &body)?;
+    let held = write_lock::begin(state, &caller).map_err(|busy| busy.into_error(&route))?;
+    let result = handler(state, &caller, &route, arg);
+    held.finish().await;
+    Ok(json_response(StatusCode::OK, &result?))
+}
+
 /// A user-route RPC without arguments.
 async fn rpc_void(
     state: &AppState,
@@ -124,10 +143,10 @@ async fn dispatch(state: &Shared, call: Call) -> ApiResult<Response> {
         "files/get_metadata" => rpc(state, call, files_read::get_metadata).await,
         "files/list_folder" => rpc(state, call, files_read::list_folder).await,
         "files/list_folder/continue" => rpc(state, call, files_read::list_folder_continue).await,
-        "files/create_folder_v2" => rpc(state, call, files_write::create_folder).await,
-        "files/delete_v2" => rpc(state, call, files_write::delete).await,
-        "files/move_v2" => rpc(state, call, files_write::move_entry).await,
-        "files/copy_v2" => rpc(state, call, files_write::copy_entry).await,
+        "files/create_folder_v2" => rpc_commit(state, call, files_write::create_folder).await,
+        "files/delete_v2" => rpc_commit(state, call, files_write::delete).await,
+        "files/move_v2" => rpc_commit(state, call, files_write::move_entry).await,
+        "files/copy_v2" => rpc_commit(state, call, files_write::copy_entry).await,
         "files/upload" => upload::upload(state, call).await,
         "files/upload_session/start" => upload::session_start(state, call).await,
         "files/upload_session/append_v2" => upload::session_append(state, call).await,

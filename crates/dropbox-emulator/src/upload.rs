@@ -25,6 +25,7 @@ use super::spool::{
     REQUEST_LIMIT,
 };
 use super::wire::check_upload_content_type;
+use super::write_lock::{self, Busy};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -121,11 +122,20 @@ pub async fn upload(state: &AppState, call: Call) -> ApiResult<Response> {
     if content_hash.is_some_and(|hash| hash != received.content_hash) {
         return Err(ApiError::Route(tag("content_hash_mismatch")));
     }
-    let outcome = if malformed {
-        Err(CommitError::Write(tag("malformed_path")))
-    } else {
-        commit_file(state, &caller, &commit, &temp_path, &received)
+    // The namespace's lock is taken for the commit only, once the bytes are in.
+    let held = match write_lock::begin(state, &caller) {
+        Ok(held) => Some(held),
+        Err(Busy::RouteError) => None,
+        Err(busy) => return Err(busy.into_error(&route)),
     };
+    let outcome = match &held {
+        _ if malformed => Err(CommitError::Write(tag("malformed_path"))),
+        None => Err(CommitError::Write(write_lock::write_error())),
+        Some(_) => commit_file(state, &caller, &commit, &temp_path, &received),
+    };
+    if let Some(held) = held {
+        held.finish().await;
+    }
     match outcome {
         Ok(metadata) => ok_json(&metadata),
         Err(CommitError::Write(reason)) => {
@@ -472,6 +482,8 @@ pub async fn session_finish(state: &AppState, call: Call) -> ApiResult<Response>
     let _guard = lock.lock().await;
     let mut session =
         owned_session(state, &caller, &id).ok_or_else(|| lookup_failed(tag("not_found")))?;
+    // Taken before the session changes, so that a refused finish can be sent again as it was.
+    let held = write_lock::begin(state, &caller).map_err(|busy| busy.into_error(&route))?;
     let (staged, whole) = if session.concurrent {
         let temp = state.sessions.temp_in(&id)?;
         let (file, _discard) = temp.into_parts();
@@ -532,7 +544,9 @@ pub async fn session_finish(state: &AppState, call: Call) -> ApiResult<Response>
     if malformed {
         return Err(ApiError::Route(nested("path", tag("malformed_path"))));
     }
-    match commit_file(state, &caller, &commit, staged.path(), &whole) {
+    let outcome = commit_file(state, &caller, &commit, staged.path(), &whole);
+    held.finish().await;
+    match outcome {
         Ok(metadata) => {
             state.sessions.remove(&id);
             ok_json(&metadata)

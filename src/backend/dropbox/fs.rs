@@ -286,9 +286,8 @@ impl Vfs for DropboxFs {
         // since the empty listing, one round trip before the delete.
         self.require_unchanged(path, &cursor).await?;
         self.client
-            .delete(&dropbox_path)
+            .delete_empty_folder(&dropbox_path)
             .await
-            .map(drop)
             .map_err(|e| map_error(e, path))
     }
 
@@ -301,7 +300,6 @@ impl Vfs for DropboxFs {
         self.client
             .delete(&self.dropbox_path(path)?)
             .await
-            .map(drop)
             .map_err(|e| map_error(e, path))
     }
 
@@ -315,31 +313,37 @@ impl Vfs for DropboxFs {
         }
         let (from_path, to_path) = (self.dropbox_path(from)?, self.dropbox_path(to)?);
         let case_only = from_path.to_lowercase() == to_path.to_lowercase();
-        if !case_only {
-            if let Some(target) = self.metadata_if_any(to).await? {
-                if !replace {
-                    return Err(VfsError::AlreadyExists(format!("{to} already exists")));
-                }
-                let Metadata::File(target) = target else {
-                    return Err(VfsError::Failure(format!("{to} is a folder")));
-                };
-                let source = self.metadata(from).await?.ok_or_else(|| not_found(from))?;
-                let source_id = replace::id_of(&source).unwrap_or_default().to_string();
-                return replace::Replace {
-                    fs: self,
-                    from,
-                    to,
-                    from_path,
-                    to_path,
-                    source_id,
-                    target_id: target.id,
-                }
-                .run()
-                .await;
+        // The source's id tells a move whose answer was lost from one that did not happen; it
+        // is asked alongside the look at the target, so it costs no time.
+        let (source, target) = tokio::join!(self.metadata(from), async {
+            match case_only {
+                true => Ok(None),
+                false => self.metadata_if_any(to).await,
             }
+        });
+        if let Some(target) = target? {
+            if !replace {
+                return Err(VfsError::AlreadyExists(format!("{to} already exists")));
+            }
+            let Metadata::File(target) = target else {
+                return Err(VfsError::Failure(format!("{to} is a folder")));
+            };
+            let source = source?.ok_or_else(|| not_found(from))?;
+            return replace::Replace {
+                fs: self,
+                from,
+                to,
+                from_path,
+                to_path,
+                source_id: source.id().unwrap_or_default().to_string(),
+                target_id: target.id,
+            }
+            .run()
+            .await;
         }
+        let source = source?.ok_or_else(|| not_found(from))?;
         self.client
-            .move_entry(&from_path, &to_path)
+            .move_entry(&from_path, &to_path, source.id().unwrap_or_default())
             .await
             .map(|_| Renamed::default())
             .map_err(|e| map_error(e, from))

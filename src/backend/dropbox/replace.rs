@@ -5,14 +5,14 @@
 //! moved aside to a hidden name in its own folder, the source is moved in, and only then is the
 //! aside copy deleted. If the source cannot be moved in, the target is moved back.
 //!
-//! Moves are sent once (see `dropbox::retry`): when an answer is lost (a 5xx or a dropped
-//! connection) the move may or may not have happened, so every such failure is followed by a
-//! look at where the entry is now, by its Dropbox id (which a move keeps). If even putting the
-//! target back fails, the error names the hidden file that now holds it, and the log says so
-//! loudly, so an operator can put it back by hand.
+//! Each move is tried again after a lost answer only once a look has shown it did not land
+//! (see `api::checked`, which knows the entry by its Dropbox id, which a move keeps). Should
+//! even that look fail, where the target is now is asked once more before anything else is
+//! done. If even putting the target back fails, the error names the hidden file that now holds
+//! it, and the log says so loudly, so an operator can put it back by hand.
 
 use super::{map_error, DropboxFs};
-use crate::backend::dropbox::api::{DropboxError, Metadata};
+use crate::backend::dropbox::api::DropboxError;
 use crate::log_safe::Untrusted;
 use crate::vfs::{Renamed, VPath, VfsError, VfsResult};
 
@@ -91,26 +91,16 @@ impl Replace<'_> {
     async fn plain_move(&self) -> VfsResult<Renamed> {
         self.fs
             .client
-            .move_entry(&self.from_path, &self.to_path)
+            .move_entry(&self.from_path, &self.to_path, &self.source_id)
             .await
             .map(|_| Renamed { replaced: false })
             .map_err(|e| map_error(e, self.from))
     }
 
-    /// A move of the entry with `id`; a failure that leaves it unknown whether Dropbox acted is
-    /// settled by looking: Ok if the entry is now at `to`.
+    /// A move of the entry with `id`; an error means it did not land, or that Dropbox could not
+    /// be asked (an ambiguous error).
     async fn relocate(&self, from: &str, to: &str, id: &str) -> Result<(), DropboxError> {
-        match self.fs.client.move_entry(from, to).await {
-            Ok(_) => Ok(()),
-            Err(e) if is_ambiguous(&e) => match self.is_at(to, id).await {
-                Some(true) => {
-                    tracing::info!(from, to, "move answer lost, but the move was applied");
-                    Ok(())
-                }
-                _ => Err(e),
-            },
-            Err(e) => Err(e),
-        }
+        self.fs.client.move_entry(from, to, id).await.map(drop)
     }
 
     /// Whether the target (by id) is at `aside` rather than at `to` after a failed move.
@@ -128,7 +118,7 @@ impl Replace<'_> {
     /// Whether the entry at `path` is the one with `id`; None if Dropbox could not say.
     async fn is_at(&self, path: &str, id: &str) -> Option<bool> {
         match self.fs.client.get_metadata(path).await {
-            Ok(meta) => Some(id_of(&meta) == Some(id)),
+            Ok(meta) => Some(meta.id() == Some(id)),
             Err(e) if e.is_not_found() => Some(false),
             Err(_) => None,
         }
@@ -138,13 +128,10 @@ impl Replace<'_> {
     /// does not undo the rename, which has happened; the leftover is logged for the operator.
     async fn delete_aside(&self, aside_path: &str, aside: &VPath) {
         let error = match self.fs.client.delete(aside_path).await {
-            Ok(_) => return,
+            Ok(()) => return,
             Err(e) if e.is_not_found() => return,
             Err(e) => e,
         };
-        if self.is_at(aside_path, &self.target_id).await == Some(false) {
-            return; // the delete's answer was lost, but it was done
-        }
         tracing::warn!(
             path = %Untrusted(self.to),
             leftover = %Untrusted(aside),
@@ -177,14 +164,6 @@ fn aside_name() -> String {
 fn sibling(path: &str, name: &str) -> String {
     let folder = path.rsplit_once('/').map_or("", |(folder, _)| folder);
     format!("{folder}/{name}")
-}
-
-pub(super) fn id_of(meta: &Metadata) -> Option<&str> {
-    match meta {
-        Metadata::File(file) => Some(&file.id),
-        Metadata::Folder(folder) => Some(&folder.id),
-        Metadata::Deleted(_) => None,
-    }
 }
 
 /// A failure after which Dropbox may or may not have acted: a server error or a lost answer.

@@ -3,6 +3,7 @@
 mod auth;
 mod files;
 mod sessions;
+mod write_lock;
 
 use serde_json::{json, Value};
 use tempfile::TempDir;

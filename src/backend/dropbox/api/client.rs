@@ -32,7 +32,7 @@ use super::upload_args::{
 };
 
 /// The routes, with what the transport must know about each.
-mod routes {
+pub(super) mod routes {
     use super::Route;
 
     pub const GET_METADATA: Route = Route::rpc("files/get_metadata").read_only();
@@ -59,7 +59,7 @@ pub struct DropboxClient {
     /// Idle limit while a download body is read.
     idle_timeout: Duration,
     /// Paths written lately, whose `not_found` is doubted (`lag`).
-    recent: Arc<RecentWrites>,
+    pub(super) recent: Arc<RecentWrites>,
 }
 
 impl std::fmt::Debug for DropboxClient {
@@ -225,49 +225,46 @@ impl DropboxClient {
     }
 
     /// Creates a folder (and missing parents); a conflict if something is already there.
-    pub async fn create_folder(&self, path: &str) -> Result<FolderMetadata, DropboxError> {
+    /// Sent once: [`DropboxClient::create_folder`] is the form that survives a lost answer.
+    pub(super) async fn create_folder_once(
+        &self,
+        path: &str,
+    ) -> Result<FolderMetadata, DropboxError> {
         #[derive(Deserialize)]
         struct Created {
             metadata: FolderMetadata,
         }
         let arg = json!({ "path": path, "autorename": false });
         let created: Created = self.rpc(&routes::CREATE_FOLDER, &arg).await?;
-        self.recent.wrote(path);
         Ok(created.metadata)
     }
 
-    /// Deletes a file, or a folder WITH everything in it.
-    pub async fn delete(&self, path: &str) -> Result<Metadata, DropboxError> {
+    /// Deletes a file, or a folder WITH everything in it. Sent once (see
+    /// [`DropboxClient::delete`]); a `not_found` for a path written just now is asked again.
+    pub(super) async fn delete_once(&self, path: &str) -> Result<Metadata, DropboxError> {
         let arg = json!({ "path": path });
-        let deleted = self
-            .recent
+        self.recent
             .ride(path, || self.rpc_metadata(&routes::DELETE, &arg))
-            .await?;
-        self.recent.gone(path);
-        Ok(deleted)
+            .await
     }
 
-    /// Moves or renames; a conflict if the target exists.
-    pub async fn move_entry(&self, from: &str, to: &str) -> Result<Metadata, DropboxError> {
+    /// Moves or renames; a conflict if the target exists. Sent once (see
+    /// [`DropboxClient::move_entry`]); a source written just now that Dropbox does not find
+    /// yet is asked again.
+    pub(super) async fn move_once(&self, from: &str, to: &str) -> Result<Metadata, DropboxError> {
         let arg = relocation(from, to);
-        let moved = self
-            .recent
+        self.recent
             .ride(from, || self.rpc_metadata(&routes::MOVE, &arg))
-            .await?;
-        self.recent.gone(from);
-        self.recent.wrote(to);
-        Ok(moved)
+            .await
     }
 
-    /// Copies; a conflict if the target exists.
-    pub async fn copy_entry(&self, from: &str, to: &str) -> Result<Metadata, DropboxError> {
+    /// Copies; a conflict if the target exists. Sent once (see [`DropboxClient::copy_entry`]);
+    /// a source written just now that Dropbox does not find yet is asked again.
+    pub(super) async fn copy_once(&self, from: &str, to: &str) -> Result<Metadata, DropboxError> {
         let arg = relocation(from, to);
-        let copied = self
-            .recent
+        self.recent
             .ride(from, || self.rpc_metadata(&routes::COPY, &arg))
-            .await?;
-        self.recent.wrote(to);
-        Ok(copied)
+            .await
     }
 
     pub async fn get_current_account(&self) -> Result<FullAccount, DropboxError> {
@@ -321,7 +318,7 @@ impl DropboxClient {
 
     /// An RPC call with a JSON result. Only read-only routes are repeated after an ambiguous
     /// failure: creating, deleting, moving or copying twice could report a conflict for what
-    /// in fact succeeded.
+    /// in fact succeeded, so those are repeated by `checked`, after a look.
     async fn rpc<A, R>(&self, route: &Route, arg: &A) -> Result<R, DropboxError>
     where
         A: Serialize + Sync + ?Sized,
@@ -346,7 +343,7 @@ impl DropboxClient {
     }
 
     /// An upload call with a JSON result.
-    async fn upload_call<A, R>(
+    pub(super) async fn upload_call<A, R>(
         &self,
         route: &Route,
         safety: Safety,
@@ -376,12 +373,13 @@ impl DropboxClient {
     }
 }
 
-/// Reads can always be repeated; other RPCs only when Dropbox certainly did nothing.
+/// Reads can always be repeated; other RPCs only when Dropbox certainly did nothing, or after
+/// their caller (`checked`) has looked.
 fn safety_of(route: &Route) -> Safety {
     if route.read_only {
         Safety::Idempotent
     } else {
-        Safety::Once
+        Safety::Checked
     }
 }
 

@@ -4,7 +4,8 @@
 //! [`options`] (configuration), `request` (the one place requests are built), `transport`
 //! (tokens, timeouts, logging), [`retry`] (the one place that decides what is sent again),
 //! [`body`] (upload bodies that can be made again for a retry), `watchdog` (uploads never
-//! hang), `finish` (a session finish whose answer was lost), `lag` (a path written just now
+//! hang), `checked` (every change to Dropbox, tried again only after a look at what the
+//! last try did), `lag` (a path written just now
 //! that Dropbox does not find yet), `auth` (access tokens from
 //! refresh tokens), [`error`] (the one place failures are decoded), [`types`] and [`upload_args`] (the spec's data types),
 //! [`arg`] (the `Dropbox-API-Arg` header encoding), [`content_hash`](mod@content_hash), [`time`] (timestamps),
@@ -16,11 +17,11 @@
 pub mod arg;
 mod auth;
 pub mod body;
+mod checked;
 pub mod client;
 pub mod content_hash;
 pub mod download;
 pub mod error;
-mod finish;
 mod lag;
 pub mod oauth;
 pub mod options;

@@ -14,10 +14,10 @@
 //!   but refused, and the refresh token itself is what needs looking at.
 //! - A 5xx or a connection lost after the request was sent leaves us not knowing whether
 //!   Dropbox acted. Only requests whose repetition is harmless ([`Safety::Idempotent`]) are
-//!   sent again: reads, `files/upload` in overwrite mode, session start (an unused session
-//!   expires) and appends (Dropbox checks the offset; the caller resynchronises with
-//!   `incorrect_offset`). A session finish is [`Safety::Checked`]: its caller looks for the
-//!   file before trying again.
+//!   sent again: reads, session start (an unused session expires) and appends (Dropbox checks
+//!   the offset; the caller resynchronises with `incorrect_offset`). Every change (create,
+//!   delete, move, copy, upload, session finish) is [`Safety::Checked`]: its caller (`checked`)
+//!   looks at what the last try did before trying again.
 //! - Everything else (400, other 401s, 409, 422, ...) goes straight to the caller.
 //!
 //! Waits grow exponentially from [`RetryPolicy::first_backoff`] up to
@@ -68,10 +68,10 @@ pub enum Safety {
     /// Nothing worse than the first time: it may be repeated after any transient failure.
     Idempotent,
     /// It may be repeated only when Dropbox certainly did not act on it; after an ambiguous
-    /// failure the caller checks what happened (a session finish looks for its file).
+    /// failure the caller checks what happened (every change to Dropbox, see `checked`).
     Checked,
-    /// It may be repeated only when Dropbox certainly did not act on it (create, delete, move,
-    /// copy, uploads that add or update).
+    /// It may be repeated only when Dropbox certainly did not act on it, and nobody looks
+    /// (a raw `files/upload` in `add` or `update` mode).
     Once,
 }
 

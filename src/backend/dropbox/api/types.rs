@@ -27,6 +27,16 @@ impl Metadata {
         }
     }
 
+    /// The Dropbox id (`id:...`), which stays with a file or folder through moves; None for a
+    /// deleted entry.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            Metadata::File(m) => Some(&m.id),
+            Metadata::Folder(m) => Some(&m.id),
+            Metadata::Deleted(_) => None,
+        }
+    }
+
     /// The lowercased full path, if the entry is mounted.
     pub fn path_lower(&self) -> Option<&str> {
         match self {

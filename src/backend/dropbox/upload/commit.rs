@@ -17,7 +17,7 @@
 use std::sync::Arc;
 
 use crate::backend::dropbox::api::{
-    BodyFactory, CommitInfo, DropboxClient, DropboxError, FileMetadata, UploadArg, UploadBody,
+    BodyFactory, CommitInfo, DropboxClient, DropboxError, FileMetadata, UploadArg,
     UploadSessionCursor, UploadSessionFinishArg, WriteMode,
 };
 
@@ -81,14 +81,8 @@ async fn upload_whole(target: &Target<'_>) -> Result<FileMetadata, CommitError> 
         let spool = spool.clone();
         async move { spool.body(0, len).await }
     });
-    if target.mode == WriteMode::Overwrite {
-        // Overwrite mode makes a repeat harmless: the client repeats it on its own.
-        return Ok(target
-            .client
-            .upload(&arg, UploadBody::Factory(body))
-            .await?);
-    }
-    // `add` is repeated only once Dropbox has been asked whether the first try landed.
+    // Whatever the mode, a try is repeated only once Dropbox has been asked whether the last
+    // one landed.
     Ok(target
         .client
         .upload_checked(&arg, body, &target.content_hash)

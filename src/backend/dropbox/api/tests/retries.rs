@@ -82,6 +82,126 @@ async fn too_many_write_operations_is_retried_even_for_writes() {
     assert_eq!(h.count("files/create_folder_v2").await, 3);
 }
 
+/// The faults after which a change may or may not have landed, and how many times it is sent
+/// for each: once if it landed (found by the look), twice if not.
+const AMBIGUOUS: [(&str, u64); 3] = [("drop_after", 1), ("drop_before", 2), ("status_503", 2)];
+
+#[tokio::test]
+async fn every_change_survives_a_lost_answer_and_is_sent_again_only_if_it_did_not_land() {
+    let h = Harness::start(500).await;
+    let client = h.static_client();
+    for (kind, sends) in AMBIGUOUS {
+        let fault = |route: &str| json!([{ "kind": kind, "route": route, "count": 1 }]);
+        let dir = format!("/{kind}");
+        let count = |route| h.count(route);
+
+        let before = count("files/create_folder_v2").await;
+        h.faults(fault("files/create_folder_v2")).await;
+        let folder = client
+            .create_folder(&dir)
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        assert_eq!(folder.name, kind);
+        assert_eq!(
+            count("files/create_folder_v2").await - before,
+            sends,
+            "{kind}"
+        );
+
+        put(&client, &format!("{dir}/a.txt"), b"alpha").await;
+        let a = client.get_metadata(&format!("{dir}/a.txt")).await.unwrap();
+        let before = count("files/move_v2").await;
+        h.faults(fault("files/move_v2")).await;
+        let moved = client
+            .move_entry(
+                &format!("{dir}/a.txt"),
+                &format!("{dir}/b.txt"),
+                a.id().unwrap(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        assert_eq!((moved.name(), moved.id()), ("b.txt", a.id()));
+        assert_eq!(count("files/move_v2").await - before, sends, "{kind}");
+
+        let before = count("files/copy_v2").await;
+        h.faults(fault("files/copy_v2")).await;
+        let copy = client
+            .copy_entry(&format!("{dir}/b.txt"), &format!("{dir}/c.txt"))
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        assert_eq!(copy.name(), "c.txt");
+        assert_eq!(count("files/copy_v2").await - before, sends, "{kind}");
+
+        let before = count("files/delete_v2").await;
+        h.faults(fault("files/delete_v2")).await;
+        client
+            .delete(&format!("{dir}/b.txt"))
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        assert_eq!(count("files/delete_v2").await - before, sends, "{kind}");
+
+        let names = |page: ListFolderResult| {
+            page.entries
+                .iter()
+                .map(|e| e.name().to_owned())
+                .collect::<Vec<_>>()
+        };
+        let listing = client.list_folder(&dir, None).await.unwrap();
+        assert_eq!(names(listing), ["c.txt"], "{kind}");
+    }
+}
+
+#[tokio::test]
+async fn a_folder_that_was_there_before_is_still_a_conflict() {
+    let h = Harness::start(500).await;
+    let client = h.static_client();
+    client.create_folder("/old").await.unwrap();
+    let err = client.create_folder("/old").await.unwrap_err();
+    assert!(err.is_conflict(), "{err:?}");
+    assert_eq!(
+        h.count("files/get_metadata").await,
+        0,
+        "a plain refusal needs no look"
+    );
+    // Moving onto an existing entry is refused as plainly.
+    put(&client, "/f.txt", b"f").await;
+    let f = client.get_metadata("/f.txt").await.unwrap();
+    let err = client
+        .move_entry("/f.txt", "/old", f.id().unwrap())
+        .await
+        .unwrap_err();
+    assert!(err.is_conflict(), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_landed_try_then_the_namespace_lock_on_every_repeat_is_still_found_landed() {
+    let h = Harness::start(500).await;
+    let client = h.static_client();
+    let locked = json!({"error_summary": "path/too_many_write_operations/..",
+        "error": {".tag": "path", "reason": {".tag": "too_many_write_operations"}}});
+    // The first try lands but its answer is lost; every repeat meets the lock (more often than
+    // the transport's own retries).
+    h.faults(json!([
+        { "kind": "drop_after", "route": "files/upload", "count": 1 },
+        { "kind": "error", "status": 409, "body": locked, "route": "files/upload" },
+    ]))
+    .await;
+    let body: Arc<dyn BodyFactory> =
+        Arc::new(|| async { Ok::<_, std::io::Error>(Body::from("landed")) });
+    let file = client
+        .upload_checked(
+            &overwrite("/soak.txt", b"landed"),
+            body,
+            &content_hash(b"landed"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(file.content_hash.unwrap(), content_hash(b"landed"));
+    // Not a try more than it took to find it.
+    assert_eq!(h.count("files/upload").await, 1);
+    h.faults(json!([])).await;
+}
+
 #[tokio::test]
 async fn a_repeated_append_that_had_landed_reports_where_the_session_stands() {
     let h = Harness::start(500).await;
