@@ -20,6 +20,12 @@ pub enum ApiError {
     Route(Value),
     /// 422 with a PathRootError value.
     PathRoot(Value),
+    /// 429 with a RateLimitError (`reason`: `too_many_requests` or
+    /// `too_many_write_operations`) and the same `retry_after` in the `Retry-After` header.
+    RateLimited {
+        reason: &'static str,
+        retry_after: u64,
+    },
     /// 500: the emulator itself failed (disk trouble).
     Internal(String),
 }
@@ -134,6 +140,17 @@ impl IntoResponse for ApiError {
             ApiError::Route(error) => json_response(StatusCode::CONFLICT, &error_body(error)),
             ApiError::PathRoot(error) => {
                 json_response(StatusCode::UNPROCESSABLE_ENTITY, &error_body(error))
+            }
+            ApiError::RateLimited {
+                reason,
+                retry_after,
+            } => {
+                let error = json!({ "reason": tag(reason), "retry_after": retry_after });
+                let mut response = json_response(StatusCode::TOO_MANY_REQUESTS, &error_body(error));
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                response
             }
             ApiError::Internal(message) => {
                 tracing::error!("emulator internal error: {message}");

@@ -70,7 +70,12 @@
 //!   (handling time per route, up to the response head); `DELETE` resets.
 //! * `POST /__emulator/expire_tokens` expires every issued (non-static) access token.
 //! * `PUT /__emulator/realism` `{...}` replaces the models of real Dropbox behaviour in force
-//!   (see [`Realism`]; a missing field is off); `GET` shows them.
+//!   (see [`Realism`]; a missing field is off); `GET` shows them. The models:
+//!   - `"rate_limit": {"burst": 3, "per_second": 2.0, "retry_after_secs": 20}`: each user (each
+//!     team member acting through a team token; the team itself on team routes) may make
+//!     `burst` calls at once, refilled at `per_second`, over every API route; the call that
+//!     finds the budget spent, and every call of that user for `retry_after_secs` after it,
+//!     gets a 429 with `Retry-After` and the RateLimitError body.
 
 mod accounts;
 mod caller;
@@ -87,6 +92,7 @@ mod files_write;
 mod locate;
 mod oauth;
 mod paths;
+mod rate_limit;
 mod realism;
 mod server;
 mod sessions;
@@ -110,6 +116,7 @@ use anyhow::Context;
 
 pub use cli::EmulatorArgs;
 pub use content_hash::{content_hash, ContentHasher};
+pub use rate_limit::RateLimit;
 pub use realism::{Profile, Realism};
 
 /// How to run an emulator.
@@ -207,6 +214,7 @@ fn open_state(config: &EmulatorConfig) -> anyhow::Result<server::AppState> {
         faults: Default::default(),
         stats: Default::default(),
         realism: realism::RealismSwitch::new(config.realism.clone()),
+        rate_limits: Default::default(),
         page_size: config.page_size.max(1),
     })
 }

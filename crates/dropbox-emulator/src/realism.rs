@@ -15,12 +15,17 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::rate_limit::RateLimit;
 use super::server::AppState;
 
 /// Which models of real Dropbox behaviour are on, and how they are tuned.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Realism {}
+pub struct Realism {
+    /// A budget of calls per user over every route; 429 with `Retry-After` once it is spent
+    /// ([`rate_limit`](super::rate_limit)).
+    pub rate_limit: Option<RateLimit>,
+}
 
 /// The named profiles of `--profile`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -41,7 +46,14 @@ impl Realism {
 
     /// All models on, tuned so that tests stay quick (delays of a second or two).
     pub fn realistic() -> Realism {
-        Realism {}
+        Realism {
+            // Generous enough that a test's ordinary traffic rarely meets it; a burst does.
+            rate_limit: Some(RateLimit {
+                burst: 200,
+                per_second: 100.0,
+                retry_after_secs: 1,
+            }),
+        }
     }
 }
 
