@@ -23,7 +23,7 @@ use super::server::AppState;
 #[serde(default, deny_unknown_fields)]
 pub struct Realism {
     /// A budget of calls per user over every route; 429 with `Retry-After` once it is spent
-    /// ([`rate_limit`](super::rate_limit)).
+    /// ([`RateLimit`]).
     pub rate_limit: Option<RateLimit>,
 }
 
