@@ -13,6 +13,7 @@ use anyhow::{bail, Context};
 use russh::keys::PublicKey;
 use serde::Deserialize;
 
+use crate::backend::dropbox::api::DEFAULT_RATE_LIMIT_WAIT;
 use crate::backend::dropbox::MtimeChange;
 use crate::users::authorized_keys::AuthorizedKey;
 use crate::users::networks::Networks;
@@ -56,6 +57,10 @@ pub struct ServerConfig {
     /// On SIGTERM or SIGINT, how long open uploads get to finish and commit before exit.
     #[serde(default = "default_shutdown_timeout_secs")]
     pub shutdown_timeout_secs: u64,
+    /// How long one Dropbox request may wait out Dropbox's rate limit (429 with Retry-After),
+    /// its waits together, before the operation fails.
+    #[serde(default = "default_rate_limit_wait_secs")]
+    pub rate_limit_wait_secs: u64,
     /// CA public keys (OpenSSH lines); user certificates they signed are accepted for the
     /// users their principals name.
     #[serde(default)]
@@ -73,6 +78,10 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
+    pub fn rate_limit_wait(&self) -> Duration {
+        Duration::from_secs(self.rate_limit_wait_secs)
+    }
+
     /// `trusted_proxies` parsed.
     pub fn trusted_proxies(&self) -> anyhow::Result<Networks> {
         Networks::parse(self.trusted_proxies.iter().map(String::as_str))
@@ -82,6 +91,10 @@ impl ServerConfig {
 
 fn default_shutdown_timeout_secs() -> u64 {
     120
+}
+
+fn default_rate_limit_wait_secs() -> u64 {
+    DEFAULT_RATE_LIMIT_WAIT.as_secs()
 }
 
 fn default_host_key() -> PathBuf {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 
 use crate::backend::dropbox::api::{
-    ClientOptions, Credentials, DropboxClient, DropboxError, Endpoints,
+    ClientOptions, Credentials, DropboxClient, DropboxError, Endpoints, RetryPolicy,
 };
 use crate::backend::dropbox::token_file::TokenFile;
 use crate::config::{AccountConfig, ServerConfig};
@@ -66,11 +66,16 @@ async fn connect_inner(
     let mut options = ClientOptions::new(endpoints(account)?, credentials);
     options.proxy = account.effective_proxy(server).map(str::to_string);
     options.request_timeout = Duration::from_secs(120);
+    let retry = RetryPolicy {
+        rate_limit_wait: server.rate_limit_wait(),
+        ..RetryPolicy::default()
+    };
+    let client_of = |options: &ClientOptions| DropboxClient::with_retry(options.clone(), retry);
     let mut facts = AccountFacts::default();
 
     match (&account.team_member_email, team_token) {
         (Some(email), _) => {
-            let id = team_member_id(&DropboxClient::new(options.clone())?, email).await?;
+            let id = team_member_id(&client_of(&options)?, email).await?;
             options.select_user = Some(id.clone());
             facts.team_member_id = Some(id);
         }
@@ -81,7 +86,7 @@ async fn connect_inner(
         (None, false) => {}
     }
 
-    let client = DropboxClient::new(options.clone())?;
+    let client = client_of(&options)?;
     let needed = account.team_space || facts.team_member_id.is_some();
     let signed_in = match client.get_current_account().await {
         Ok(signed_in) => signed_in,
@@ -101,7 +106,7 @@ async fn connect_inner(
     options.path_root = Some(root.clone());
     facts.team_space_root = Some(root);
     Ok(Connected {
-        client: DropboxClient::new(options)?,
+        client: client_of(&options)?,
         facts,
     })
 }

@@ -1,11 +1,11 @@
 //! The real clients the tests drive: OpenSSH `sftp`/`scp`/`ssh` with the bench's generated keys
-//! and known_hosts, paramiko scripts (for what OpenSSH cannot express, and because paramiko
-//! shows the server's messages), and `ssh-keygen`.
+//! and known_hosts, lftp and paramiko scripts (for what OpenSSH cannot express, and because
+//! they show the server's messages), and `ssh-keygen`.
 //!
 //! A missing client fails the test with a message that says how to install it; it never skips.
 
 use std::path::Path;
-use std::process::Output;
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -132,6 +132,51 @@ impl Bench {
             .unwrap_or_else(|_| panic!("{program} did not finish within 300 s"))
             .unwrap_or_else(|e| panic!("cannot run {program}: {e}"))
     }
+}
+
+/// Runs lftp with `commands` after connecting as alice; lftp exits non-zero at the first
+/// failed command (`cmd:fail-exit`). Its rc files are not read; HOME is the bench dir.
+pub async fn lftp(bench: &Bench, commands: &str) -> Output {
+    let available = std::process::Command::new("lftp")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    assert!(
+        available.is_ok_and(|s| s.success()),
+        "lftp is not installed: these tests need it (Debian: apt-get install lftp; .ci/run \
+         installs it)"
+    );
+    let alice = bench.user("alice");
+    // lftp runs `<connect-program> -l alice -p PORT 127.0.0.1 -s sftp` through a shell.
+    let ssh_args = bench.ssh_args(&alice);
+    for arg in &ssh_args {
+        assert!(
+            !arg.contains(['"', '\'', ' ', '\\']),
+            "ssh option {arg:?} would need quoting inside lftp's connect-program"
+        );
+    }
+    let script = format!(
+        "set cmd:fail-exit yes\n\
+         set net:max-retries 1\n\
+         set net:timeout 30\n\
+         set net:reconnect-interval-base 1\n\
+         set sftp:connect-program \"ssh -a -x {}\"\n\
+         open sftp://alice:@127.0.0.1:{}\n\
+         {commands}",
+        ssh_args.join(" "),
+        bench.port()
+    );
+    let script_path = bench.path(&format!("lftp-{}.script", rand::random::<u32>()));
+    std::fs::write(&script_path, script).unwrap();
+    let mut command = tokio::process::Command::new("lftp");
+    command
+        .arg("--norc")
+        .arg("-f")
+        .arg(&script_path)
+        .current_dir(bench.path(""))
+        .env("HOME", bench.path(""));
+    run_bounded(command, "lftp").await
 }
 
 /// Waits (within [`CLIENT_LIMIT`]) for a client started with piped output; its output.

@@ -42,6 +42,8 @@ pub struct Server {
     pub mtime_change: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shutdown_timeout_secs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_wait_secs: Option<u64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub trusted_user_ca_keys: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -269,6 +271,7 @@ impl GatewayConfig {
                 proxy: None,
                 mtime_change: None,
                 shutdown_timeout_secs: None,
+                rate_limit_wait_secs: None,
                 trusted_user_ca_keys: Vec::new(),
                 proxy_protocol: None,
                 trusted_proxies: Vec::new(),

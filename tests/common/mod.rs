@@ -25,7 +25,7 @@ pub mod process;
 
 pub use bench::{Bench, BenchOptions, TestUser, USERS};
 pub use clients::{
-    output_text, paramiko_as, paramiko_as_alice, paramiko_json, paramiko_script,
+    lftp, output_text, paramiko_as, paramiko_as_alice, paramiko_json, paramiko_script,
     paramiko_with_password, python_with_paramiko, run_bounded, ssh_keygen, stderr, stdout,
     wait_for_client, PARAMIKO_PRELUDE,
 };

@@ -31,6 +31,7 @@ mod nothing_lost;
 mod other_clients;
 mod permissions;
 mod proxy_protocol;
+mod rate_limits;
 mod reload;
 mod round_trips;
 mod secrets;

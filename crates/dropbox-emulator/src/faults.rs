@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -178,7 +178,11 @@ pub async fn fault_layer(
         return timed(&state, &route, next.run(request)).await;
     };
     match rule.kind {
-        FaultKind::Status429 => too_many_requests(rule.retry_after.unwrap_or(1)),
+        FaultKind::Status429 => ApiError::RateLimited {
+            reason: "too_many_requests",
+            retry_after: Some(rule.retry_after.unwrap_or(1)),
+        }
+        .into_response(),
         FaultKind::Status503 => (
             StatusCode::SERVICE_UNAVAILABLE,
             "Service unavailable (emulator fault)",
@@ -204,16 +208,6 @@ pub async fn fault_layer(
             response
         }
     }
-}
-
-/// 429 with `Retry-After` and the RateLimitError body.
-fn too_many_requests(retry_after: u64) -> Response {
-    let error = json!({ "reason": { ".tag": "too_many_requests" }, "retry_after": retry_after });
-    let mut response = json_response(StatusCode::TOO_MANY_REQUESTS, &error_body(error));
-    response
-        .headers_mut()
-        .insert("retry-after", HeaderValue::from(retry_after));
-    response
 }
 
 pub async fn set_faults(State(state): State<Arc<AppState>>, Json(set): Json<FaultSet>) -> Response {

@@ -79,6 +79,11 @@
 //!     `too_many_write_operations`, as a 409 in the route's own error union (`route_error`),
 //!     as a 429 RateLimitError (`rate_limit`, with `retry_after` and `Retry-After` only if
 //!     set), or one then the other (`alternate`, the default).
+//!   - `"rate_limit": {"burst": 3, "per_second": 2.0, "retry_after_secs": 20}`: each user (each
+//!     team member acting through a team token; the team itself on team routes) may make
+//!     `burst` calls at once, refilled at `per_second`, over every API route; the call that
+//!     finds the budget spent, and every call of that user for `retry_after_secs` after it,
+//!     gets a 429 with `Retry-After` and the RateLimitError body.
 
 mod accounts;
 mod caller;
@@ -96,6 +101,7 @@ mod lag;
 mod locate;
 mod oauth;
 mod paths;
+mod rate_limit;
 mod realism;
 mod server;
 mod sessions;
@@ -120,6 +126,7 @@ use anyhow::Context;
 
 pub use cli::EmulatorArgs;
 pub use content_hash::{content_hash, ContentHasher};
+pub use rate_limit::RateLimit;
 pub use realism::{Profile, Realism};
 
 /// How to run an emulator.
@@ -218,6 +225,7 @@ fn open_state(config: &EmulatorConfig) -> anyhow::Result<server::AppState> {
         stats: Default::default(),
         realism: realism::RealismSwitch::new(config.realism.clone()),
         write_locks: Default::default(),
+        rate_limits: Default::default(),
         page_size: config.page_size.max(1),
     })
 }

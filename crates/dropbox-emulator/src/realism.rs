@@ -15,6 +15,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::rate_limit::RateLimit;
 use super::server::AppState;
 use super::write_lock::WriteLock;
 
@@ -30,6 +31,9 @@ pub struct Realism {
     pub lag_ms: Option<u64>,
     /// Overlapping commits in one namespace: the later is refused (`write_lock`).
     pub write_lock: Option<WriteLock>,
+    /// A budget of calls per user over every route; 429 with `Retry-After` once it is spent
+    /// ([`RateLimit`]).
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// The named profiles of `--profile`.
@@ -56,6 +60,12 @@ impl Realism {
             session_lifetime_secs: Some(3600),
             lag_ms: Some(300),
             write_lock: Some(WriteLock::default()),
+            // Generous enough that a test's ordinary traffic rarely meets it; a burst does.
+            rate_limit: Some(RateLimit {
+                burst: 200,
+                per_second: 100.0,
+                retry_after_secs: 1,
+            }),
         }
     }
 }

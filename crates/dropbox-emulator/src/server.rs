@@ -19,6 +19,7 @@ use super::caller::{authenticate, team_caller, user_caller, Caller, Directory};
 use super::disk::Layout;
 use super::error::{json_response, ApiError, ApiResult};
 use super::faults::{self, Faults, Stats};
+use super::rate_limit::{self, RateLimiter};
 use super::realism::{self, RealismSwitch};
 use super::sessions::Sessions;
 use super::store::Store;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub realism: RealismSwitch,
     /// The namespaces with a commit under way ([`write_lock`]).
     pub write_locks: WriteLocks,
+    /// Each caller's budget of calls, for the rate-limit model.
+    pub rate_limits: RateLimiter,
     pub page_size: usize,
 }
 
@@ -139,6 +142,7 @@ async fn dispatch(state: &Shared, call: Call) -> ApiResult<Response> {
             "Expecting an HTTP POST request.",
         ));
     }
+    rate_limit::check(state, &call.route, &call.headers)?;
     match call.route.as_str() {
         "files/get_metadata" => rpc(state, call, files_read::get_metadata).await,
         "files/list_folder" => rpc(state, call, files_read::list_folder).await,

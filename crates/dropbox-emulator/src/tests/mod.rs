@@ -2,6 +2,7 @@
 
 mod auth;
 mod files;
+mod rate_limit;
 mod sessions;
 mod write_lock;
 

@@ -75,7 +75,8 @@ impl DropboxClient {
         Self::with_retry(options, RetryPolicy::default())
     }
 
-    /// Like [`DropboxClient::new`] with a chosen retry policy (tests use short backoffs).
+    /// Like [`DropboxClient::new`] with a chosen retry policy (the gateway's configured
+    /// rate-limit wait; tests use short backoffs).
     pub fn with_retry(options: ClientOptions, retry: RetryPolicy) -> Result<Self, DropboxError> {
         let http = http_client(
             options.connect_timeout,

@@ -139,6 +139,11 @@ impl DropboxError {
         )
     }
 
+    /// 429: Dropbox refused the request unseen, for a rate limit or namespace write contention.
+    pub fn is_rate_limited(&self) -> bool {
+        matches!(self, DropboxError::RateLimited { .. })
+    }
+
     /// For `incorrect_offset` upload session errors: the offset Dropbox has received up to,
     /// wherever it sits in the error.
     pub fn correct_offset(&self) -> Option<u64> {

@@ -41,7 +41,7 @@ pub use content_hash::{content_hash, ContentHasher};
 pub use download::{ByteRange, ContentRange, Download};
 pub use error::DropboxError;
 pub use options::{ClientOptions, Credentials, Endpoints, NO_PROXY};
-pub use retry::{retries_made, RetryPolicy};
+pub use retry::{retries_made, RetryPolicy, DEFAULT_RATE_LIMIT_WAIT};
 pub use secret::{scrub, Secret};
 pub use time::{parse_timestamp, timestamp};
 pub use types::{

@@ -24,8 +24,13 @@
 //! [`RetryPolicy::max_backoff`], each drawn between half and all of that (jitter, so that
 //! clients that failed together do not come back together). No try is made after
 //! [`RetryPolicy::max_attempts`] tries or if its wait would end past [`RetryPolicy::deadline`]
-//! counted from the first try; a `Retry-After` longer than [`RetryPolicy::max_wait`] is not
-//! sat out at all. Every retry is counted in [`retries_made`] (tests and diagnostics).
+//! counted from the first try.
+//!
+//! A rate limit (429) is different: Dropbox did nothing and says when to come back, often only
+//! after minutes. Giving up then would fail a CLOSE whose file the client must send again, so
+//! a request sits the limit out, whatever it is, for up to [`RetryPolicy::rate_limit_wait`] in
+//! all; those tries and waits are not counted against `max_attempts` and `deadline`, which are
+//! for errors. Every retry is counted in [`retries_made`] (tests and diagnostics).
 
 use std::time::Duration;
 
@@ -44,9 +49,10 @@ pub struct RetryPolicy {
     pub first_backoff: Duration,
     /// Longest backoff between two tries.
     pub max_backoff: Duration,
-    /// Longest `Retry-After` we sit out; beyond it the error goes to the caller.
-    pub max_wait: Duration,
-    /// No try starts later than this after the first one.
+    /// Longest time one request waits out rate limits (429), all its waits together; a
+    /// `Retry-After` that would take it beyond goes to the caller.
+    pub rate_limit_wait: Duration,
+    /// No try starts later than this after the first one, not counting rate-limit waits.
     pub deadline: Duration,
 }
 
@@ -56,11 +62,14 @@ impl Default for RetryPolicy {
             max_attempts: 8,
             first_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(8),
-            max_wait: Duration::from_secs(30),
+            rate_limit_wait: DEFAULT_RATE_LIMIT_WAIT,
             deadline: Duration::from_secs(90),
         }
     }
 }
+
+/// Dropbox has been seen to ask for 300 s; a few minutes rides that out.
+pub const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(300);
 
 /// What happens if a request is sent twice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,29 +116,45 @@ impl Failure {
 pub struct Attempts {
     policy: RetryPolicy,
     started: Instant,
+    /// When the latest try began.
+    try_started: Instant,
     /// Tries made so far.
     made: u32,
     /// Whether a rejected access token has already been replaced for this request.
     token_renewed: bool,
+    /// Of those, the tries Dropbox refused with a rate limit.
+    rate_limited: u32,
+    /// The waits granted for rate limits so far: what [`RetryPolicy::rate_limit_wait`] bounds.
+    rate_limit_waited: Duration,
+    /// All the time lost to rate limits (the refused tries and the waits), which the
+    /// deadline does not count.
+    rate_limit_time: Duration,
 }
 
 impl Attempts {
     pub fn new(policy: RetryPolicy) -> Self {
+        let now = Instant::now();
         Self {
             policy,
-            started: Instant::now(),
+            started: now,
+            try_started: now,
             made: 0,
             token_renewed: false,
+            rate_limited: 0,
+            rate_limit_waited: Duration::ZERO,
+            rate_limit_time: Duration::ZERO,
         }
     }
 
     /// Counts the try about to be made; returns its number (1 for the first).
     pub fn begin(&mut self) -> u32 {
+        self.try_started = Instant::now();
         self.made += 1;
         self.made
     }
 
-    /// How long to wait before the next try after `failure`, or None to give up.
+    /// How long to wait before the next try after `failure`, or None to give up. A wait that
+    /// is granted for a rate limit is booked against [`RetryPolicy::rate_limit_wait`].
     pub fn retry_wait(
         &mut self,
         failure: &Failure,
@@ -145,9 +170,24 @@ impl Attempts {
         let wait = self
             .policy
             .retry_wait(failure, safety, refreshable, self.made)?;
-        let elapsed = self.started.elapsed();
-        (self.made < self.policy.max_attempts && elapsed + wait <= self.policy.deadline)
+        if failure.error.is_rate_limited() {
+            return self.book_rate_limit_wait(wait);
+        }
+        let counted = self.made - self.rate_limited;
+        let elapsed = self.started.elapsed().saturating_sub(self.rate_limit_time);
+        (counted < self.policy.max_attempts && elapsed + wait <= self.policy.deadline)
             .then_some(wait)
+    }
+
+    fn book_rate_limit_wait(&mut self, wait: Duration) -> Option<Duration> {
+        let waited = self.rate_limit_waited + wait;
+        if waited > self.policy.rate_limit_wait {
+            return None;
+        }
+        self.rate_limit_waited = waited;
+        self.rate_limit_time += self.try_started.elapsed() + wait;
+        self.rate_limited += 1;
+        Some(wait)
     }
 }
 
@@ -167,8 +207,13 @@ impl RetryPolicy {
             return refreshable.then_some(Duration::ZERO);
         }
         if let DropboxError::RateLimited { retry_after } = error {
-            return match retry_after.map(Duration::from_secs) {
-                Some(wait) => (wait <= self.max_wait).then_some(wait),
+            // No Retry-After, or 0, is no reason to come back at once: Dropbox would refuse
+            // again, and a request could spin without ever using up its rate-limit wait.
+            return match retry_after
+                .filter(|secs| *secs > 0)
+                .map(Duration::from_secs)
+            {
+                Some(wait) => (wait <= self.rate_limit_wait).then_some(wait),
                 None => Some(self.backoff(attempt)),
             };
         }
@@ -223,7 +268,7 @@ mod tests {
             max_attempts: 4,
             first_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_millis(300),
-            max_wait: Duration::from_secs(5),
+            rate_limit_wait: Duration::from_secs(5),
             deadline: Duration::from_secs(10),
         }
     }
@@ -348,11 +393,97 @@ mod tests {
         short.deadline = Duration::from_millis(1);
         let mut attempts = Attempts::new(short);
         attempts.begin();
-        let limited = Failure::sent(DropboxError::RateLimited {
-            retry_after: Some(1),
-        });
         assert!(attempts
-            .retry_wait(&limited, Safety::Idempotent, true)
+            .retry_wait(&failure, Safety::Idempotent, true)
+            .is_none());
+    }
+
+    fn rate_limited(secs: Option<u64>) -> Failure {
+        Failure::sent(DropboxError::RateLimited { retry_after: secs })
+    }
+
+    #[test]
+    fn rate_limits_are_sat_out_up_to_the_rate_limit_wait_in_all() {
+        // Far more tries than max_attempts (4), each with a wait beyond the deadline's reach.
+        let mut short = policy();
+        short.deadline = Duration::from_millis(1);
+        let mut attempts = Attempts::new(short);
+        for _ in 0..5 {
+            attempts.begin();
+            let wait = attempts.retry_wait(&rate_limited(Some(1)), Safety::Once, true);
+            assert_eq!(wait, Some(Duration::from_secs(1)));
+        }
+        // The five seconds are spent: the next rate limit goes to the caller.
+        attempts.begin();
+        assert!(attempts
+            .retry_wait(&rate_limited(Some(1)), Safety::Once, true)
+            .is_none());
+    }
+
+    #[test]
+    fn a_retry_after_beyond_what_is_left_of_the_rate_limit_wait_is_not_sat_out() {
+        let mut attempts = Attempts::new(policy());
+        attempts.begin();
+        let wait = attempts.retry_wait(&rate_limited(Some(3)), Safety::Idempotent, true);
+        assert_eq!(wait, Some(Duration::from_secs(3)));
+        attempts.begin();
+        assert!(attempts
+            .retry_wait(&rate_limited(Some(3)), Safety::Idempotent, true)
+            .is_none());
+        // A wait of its own longer than the whole allowance is not started at all.
+        let mut attempts = Attempts::new(policy());
+        attempts.begin();
+        assert!(attempts
+            .retry_wait(&rate_limited(Some(6)), Safety::Idempotent, true)
+            .is_none());
+    }
+
+    #[test]
+    fn a_retry_after_of_zero_or_none_backs_off_and_still_counts() {
+        let p = policy();
+        for secs in [None, Some(0)] {
+            let wait = p
+                .retry_wait(&rate_limited(secs), Safety::Once, true, 1)
+                .unwrap();
+            assert!(wait >= Duration::from_millis(50), "{secs:?}: {wait:?}");
+        }
+        // Backoffs of at most 300 ms against five seconds: it ends.
+        let mut attempts = Attempts::new(p);
+        let mut tries = 0;
+        loop {
+            attempts.begin();
+            tries += 1;
+            if attempts
+                .retry_wait(&rate_limited(Some(0)), Safety::Once, true)
+                .is_none()
+            {
+                break;
+            }
+            assert!(tries < 200, "never gave up");
+        }
+        assert!(tries > 4, "gave up after {tries} tries");
+    }
+
+    #[test]
+    fn errors_after_rate_limits_still_get_their_own_tries_and_deadline() {
+        let mut p = policy();
+        p.deadline = Duration::from_millis(500);
+        let mut attempts = Attempts::new(p);
+        attempts.begin();
+        let wait = attempts.retry_wait(&rate_limited(Some(1)), Safety::Idempotent, true);
+        assert!(wait.is_some());
+        // Part of the rate-limit wait passes, more than the whole deadline.
+        std::thread::sleep(Duration::from_millis(600));
+        let error = Failure::sent(DropboxError::Server { status: 503 });
+        for _ in 0..3 {
+            attempts.begin();
+            assert!(attempts
+                .retry_wait(&error, Safety::Idempotent, true)
+                .is_some());
+        }
+        attempts.begin();
+        assert!(attempts
+            .retry_wait(&error, Safety::Idempotent, true)
             .is_none());
     }
 }

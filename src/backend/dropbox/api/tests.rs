@@ -48,7 +48,7 @@ impl Harness {
             max_attempts: 3,
             first_backoff: Duration::from_millis(20),
             max_backoff: Duration::from_millis(100),
-            max_wait: Duration::from_secs(2),
+            rate_limit_wait: Duration::from_secs(2),
             deadline: Duration::from_secs(10),
         };
         DropboxClient::with_retry(self.options(credentials), retry).unwrap()

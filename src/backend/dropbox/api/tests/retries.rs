@@ -319,7 +319,7 @@ async fn an_upload_to_a_server_that_never_answers_times_out() {
         max_attempts: 2,
         first_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(10),
-        max_wait: Duration::from_secs(1),
+        rate_limit_wait: Duration::from_secs(1),
         deadline: Duration::from_secs(5),
     };
     let client = DropboxClient::with_retry(options, retry).unwrap();
