@@ -28,7 +28,7 @@ use crate::backend::dropbox::api::{Metadata, WriteMode};
 use crate::backend::dropbox::upload::{CommitError, Upload, WriteError};
 use crate::log_safe::Untrusted;
 use crate::vfs::{
-    Committed, FileInfo, FileKind, FileWriter, VPath, VfsError, VfsResult, WriteOptions,
+    case_key, Committed, FileInfo, FileKind, FileWriter, VPath, VfsError, VfsResult, WriteOptions,
 };
 
 /// The message every resume attempt gets.
@@ -251,11 +251,14 @@ fn commit_error(path: &VPath, options: &WriteOptions, error: CommitError) -> Vfs
                 return refused;
             }
         }
+        if let Some(refused) = super::name_refused(dropbox, path) {
+            return refused;
+        }
     }
     VfsError::Failure(error.to_string())
 }
 
-/// Uploads in progress on one account, by Dropbox path (lower case, as Dropbox compares).
+/// Uploads in progress on one account, by Dropbox path (case-folded, as Dropbox compares).
 #[derive(Clone, Default)]
 pub struct OpenUploads {
     by_path: Arc<Mutex<HashMap<String, Arc<AtomicU64>>>>,
@@ -266,7 +269,7 @@ impl OpenUploads {
     pub fn received(&self, dropbox_path: &str) -> Option<u64> {
         let by_path = self.by_path.lock().expect("open uploads lock");
         by_path
-            .get(&dropbox_path.to_lowercase())
+            .get(&case_key(dropbox_path))
             .map(|counter| counter.load(Ordering::Relaxed))
     }
 
@@ -276,7 +279,7 @@ impl OpenUploads {
     }
 
     pub(super) fn register(&self, dropbox_path: &str) -> UploadProgress {
-        let key = dropbox_path.to_lowercase();
+        let key = case_key(dropbox_path);
         let counter = Arc::new(AtomicU64::new(0));
         self.by_path
             .lock()
