@@ -70,7 +70,9 @@
 //!   (handling time per route, up to the response head); `DELETE` resets.
 //! * `POST /__emulator/expire_tokens` expires every issued (non-static) access token.
 //! * `PUT /__emulator/realism` `{...}` replaces the models of real Dropbox behaviour in force
-//!   (see [`Realism`]; a missing field is off); `GET` shows them.
+//!   (see [`Realism`]; a missing field is off); `GET` shows them. The models:
+//!   `{"refuse_non_bmp_names": {}}` refuses names with characters beyond U+FFFF (emoji) in
+//!   written paths as `malformed_path`, as Dropbox does for some accounts.
 
 mod accounts;
 mod caller;
@@ -85,6 +87,7 @@ mod faults;
 mod files_read;
 mod files_write;
 mod locate;
+mod non_bmp_names;
 mod oauth;
 mod paths;
 mod realism;

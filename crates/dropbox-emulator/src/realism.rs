@@ -15,12 +15,17 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::non_bmp_names::RefuseNonBmpNames;
 use super::server::AppState;
 
 /// Which models of real Dropbox behaviour are on, and how they are tuned.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Realism {}
+pub struct Realism {
+    /// Names with characters beyond U+FFFF (emoji) are refused as `malformed_path`
+    /// ([`non_bmp_names`](super::non_bmp_names)).
+    pub refuse_non_bmp_names: Option<RefuseNonBmpNames>,
+}
 
 /// The named profiles of `--profile`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -41,7 +46,9 @@ impl Realism {
 
     /// All models on, tuned so that tests stay quick (delays of a second or two).
     pub fn realistic() -> Realism {
-        Realism {}
+        Realism {
+            refuse_non_bmp_names: Some(RefuseNonBmpNames {}),
+        }
     }
 }
 
