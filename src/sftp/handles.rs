@@ -336,6 +336,11 @@ mod tests {
         table.register(path("/f"), HandleKind::Read).unwrap();
         assert_eq!(table.open_upload(&path("/f")), Some(reg.handle.clone()));
         assert_eq!(table.open_upload(&path("/other")), None);
+        assert_eq!(
+            table.open_upload(&path("/F")),
+            Some(reg.handle.clone()),
+            "the same file on Dropbox"
+        );
         table.submit(&reg.handle, job(HandleOp::Close)).unwrap();
         assert_eq!(table.open_upload(&path("/f")), None);
     }

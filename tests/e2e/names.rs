@@ -267,3 +267,72 @@ async fn a_failed_case_only_rename_changes_nothing() {
     );
     assert_eq!(bench.dropbox_download("/alice/a.txt").await, b"a");
 }
+
+/// Both the second move and the move back fail: the error says where the file now is, and it
+/// is there, whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_case_only_rename_that_cannot_be_undone_names_where_the_file_is() {
+    let bench = Bench::start().await;
+    bench.dropbox_upload("/alice/a.txt", b"a".to_vec()).await;
+    let refused =
+        json!({ "error_summary": "too_many_files/..", "error": { ".tag": "too_many_files" } });
+    bench
+        .set_emulator_faults(json!([{
+            "kind": "error", "route": "files/move_v2", "skip": 1, "count": 2, "body": refused
+        }]))
+        .await;
+    let outcome = paramiko_as_alice(
+        &bench,
+        "result['rename'] = attempt(lambda: sftp.rename('a.txt', 'A.txt'))",
+    )
+    .await;
+    bench.clear_emulator_faults().await;
+
+    let names = bench.dropbox_list("/alice").await;
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(names[0].starts_with(".dropgate-case-"), "{names:?}");
+    let message = outcome["rename"].as_str().unwrap_or_default();
+    assert!(message.contains(&format!("/{}", names[0])), "{message}");
+    assert_eq!(
+        bench
+            .dropbox_download(&format!("/alice/{}", names[0]))
+            .await,
+        b"a"
+    );
+}
+
+/// The answer to either move is lost though the move was applied: the rename looks where the
+/// file is (by its id) instead of guessing, and finishes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_case_only_rename_survives_a_lost_answer() {
+    let bench = Bench::start().await;
+    let alice = bench.user("alice");
+    for (skip, name, new_name) in [(0, "a.txt", "A.txt"), (1, "b.txt", "B.txt")] {
+        bench
+            .dropbox_upload(&format!("/alice/{name}"), name.as_bytes().to_vec())
+            .await;
+        bench
+            .set_emulator_faults(json!([{
+                "kind": "drop_after", "route": "files/move_v2", "skip": skip, "count": 1
+            }]))
+            .await;
+        bench
+            .sftp_ok(&alice, &format!("rename {name} {new_name}\n"))
+            .await;
+        bench.clear_emulator_faults().await;
+        assert!(
+            bench
+                .dropbox_list("/alice")
+                .await
+                .contains(&new_name.to_string()),
+            "{new_name}"
+        );
+        assert_eq!(
+            bench.dropbox_download(&format!("/alice/{new_name}")).await,
+            name.as_bytes()
+        );
+    }
+    let mut names = bench.dropbox_list("/alice").await;
+    names.sort();
+    assert_eq!(names, vec!["A.txt", "B.txt"], "no temporary name is left");
+}

@@ -318,3 +318,20 @@ impl Drop for UploadProgress {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_open_upload_is_found_by_any_case_and_either_unicode_form() {
+        let uploads = OpenUploads::default();
+        let progress = uploads.register("/alice/Caf\u{e9}.TXT");
+        progress.counter().store(7, Ordering::Relaxed);
+        assert_eq!(uploads.received("/alice/cafe\u{301}.txt"), Some(7));
+        assert_eq!(uploads.received("/ALICE/CAF\u{c9}.txt"), Some(7));
+        assert_eq!(uploads.received("/alice/other.txt"), None);
+        drop(progress);
+        assert_eq!(uploads.received("/alice/caf\u{e9}.txt"), None);
+    }
+}
