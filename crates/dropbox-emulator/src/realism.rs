@@ -23,7 +23,7 @@ use super::server::AppState;
 #[serde(default, deny_unknown_fields)]
 pub struct Realism {
     /// Names with characters beyond U+FFFF (emoji) are refused as `malformed_path`
-    /// ([`non_bmp_names`](super::non_bmp_names)).
+    /// (the model is in the module `non_bmp_names`).
     pub refuse_non_bmp_names: Option<RefuseNonBmpNames>,
 }
 
