@@ -113,6 +113,7 @@ use anyhow::Context;
 
 pub use cli::EmulatorArgs;
 pub use content_hash::{content_hash, ContentHasher};
+pub use non_bmp_names::RefuseNonBmpNames;
 pub use realism::{Profile, Realism};
 
 /// How to run an emulator.
