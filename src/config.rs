@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use russh::keys::PublicKey;
 use serde::Deserialize;
+use unicode_normalization::UnicodeNormalization;
 
 use crate::backend::dropbox::api::DEFAULT_RATE_LIMIT_WAIT;
 use crate::backend::dropbox::MtimeChange;
@@ -630,7 +631,11 @@ fn dropbox_root(root: &str) -> anyhow::Result<String> {
     if parts.iter().any(|p| *p == "." || *p == "..") {
         bail!("{root:?} may not contain . or .. components");
     }
-    Ok(parts.iter().map(|p| format!("/{p}")).collect())
+    // NFC, the form Dropbox stores, as for every client path (see `vfs::path`).
+    Ok(parts
+        .iter()
+        .map(|p| format!("/{}", p.nfc().collect::<String>()))
+        .collect())
 }
 
 /// Extension trait: parse one authorized_keys line with a useful error.
@@ -884,6 +889,7 @@ mod tests {
         assert_eq!(dropbox_root("/").unwrap(), "");
         assert_eq!(dropbox_root("a//b/").unwrap(), "/a/b");
         assert!(dropbox_root("/a/../b").is_err());
+        assert_eq!(dropbox_root("/Cafe\u{301}").unwrap(), "/Caf\u{e9}", "NFC");
     }
 
     #[test]

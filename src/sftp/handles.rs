@@ -225,12 +225,14 @@ impl HandleTable {
 
     /// The handle of an open upload of `path`, if this session has one. A SETSTAT by path goes
     /// there, so an mtime set while uploading becomes the file's modification time.
+    /// Paths are compared by their case key: on Dropbox `/A.txt` and `/a.txt` are one file.
     pub fn open_upload(&self, path: &VPath) -> Option<String> {
+        let key = path.case_key();
         let inner = self.lock();
         inner
             .entries
             .iter()
-            .find(|(_, e)| e.kind == HandleKind::Write && &e.path == path && e.is_open())
+            .find(|(_, e)| e.kind == HandleKind::Write && e.path.case_key() == key && e.is_open())
             .map(|(handle, _)| handle.clone())
     }
 
@@ -246,12 +248,16 @@ impl HandleTable {
 
     /// Signals to wait on before touching `paths`: one for each upload of those paths that is
     /// closing (committing) right now.
+    /// Compared by case key, as `open_upload`.
     pub fn barriers(&self, paths: &[VPath]) -> Vec<watch::Receiver<()>> {
+        let keys: Vec<String> = paths.iter().map(VPath::case_key).collect();
         let inner = self.lock();
         inner
             .entries
             .values()
-            .filter(|e| e.kind == HandleKind::Write && !e.is_open() && paths.contains(&e.path))
+            .filter(|e| {
+                e.kind == HandleKind::Write && !e.is_open() && keys.contains(&e.path.case_key())
+            })
             .map(|e| e.done.clone())
             .collect()
     }
@@ -314,6 +320,11 @@ mod tests {
         table.submit(&reg.handle, job(HandleOp::Close)).unwrap();
         assert_eq!(table.barriers(&[path("/f")]).len(), 1);
         assert!(table.barriers(&[path("/g")]).is_empty());
+        assert_eq!(
+            table.barriers(&[path("/F")]).len(),
+            1,
+            "one file on Dropbox, whatever its case"
+        );
         table.remove(&reg.handle);
         assert!(table.barriers(&[path("/f")]).is_empty());
     }
@@ -325,6 +336,11 @@ mod tests {
         table.register(path("/f"), HandleKind::Read).unwrap();
         assert_eq!(table.open_upload(&path("/f")), Some(reg.handle.clone()));
         assert_eq!(table.open_upload(&path("/other")), None);
+        assert_eq!(
+            table.open_upload(&path("/F")),
+            Some(reg.handle.clone()),
+            "the same file on Dropbox"
+        );
         table.submit(&reg.handle, job(HandleOp::Close)).unwrap();
         assert_eq!(table.open_upload(&path("/f")), None);
     }

@@ -22,7 +22,7 @@ use std::future::Future;
 
 use bytes::Bytes;
 
-pub use path::VPath;
+pub use path::{case_key, VPath};
 
 /// What a backend operation can fail with; each variant maps to one SFTP status code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

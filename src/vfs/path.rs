@@ -4,13 +4,19 @@
 //! home: absolute, `/`-separated, without `.`/`..`/empty components. `..` at the top stays at
 //! the top (as `cd ..` does at `/`), so no spelling can leave the jail; the backend then maps the
 //! path under the user's root folder.
+//!
+//! Names are normalised to Unicode NFC here, the one door every client path comes through:
+//! macOS clients send NFD (`e` + combining accent) while Dropbox stores and compares NFC, so
+//! without it a file uploaded from a Mac could not be found again by its listed name, and two
+//! spellings of one name would count as two paths in the gateway's own tables (open uploads,
+//! barriers). Doing it here rather than where a path becomes a Dropbox path means everything
+//! above the backend (handles, audit lines, permission checks) already sees the stored form.
 
 use std::fmt;
 
-use super::VfsError;
+use unicode_normalization::UnicodeNormalization;
 
-/// The longest path component Dropbox (and most file systems) accept.
-const MAX_COMPONENT_BYTES: usize = 255;
+use super::VfsError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct VPath {
@@ -48,14 +54,7 @@ impl VPath {
                 ".." => {
                     parts.pop();
                 }
-                name => {
-                    if name.len() > MAX_COMPONENT_BYTES {
-                        return Err(VfsError::InvalidPath(format!(
-                            "path component longer than {MAX_COMPONENT_BYTES} bytes"
-                        )));
-                    }
-                    parts.push(name.to_string());
-                }
+                name => parts.push(name.nfc().collect()),
             }
         }
         Ok(VPath { parts })
@@ -87,10 +86,23 @@ impl VPath {
         self.parts.iter().map(String::as_str)
     }
 
+    /// The key two spellings of one path share where paths are compared as Dropbox compares
+    /// them: case-insensitively (see [`case_key`]).
+    pub fn case_key(&self) -> String {
+        case_key(&self.to_string())
+    }
+
     /// True if `self` is `other` or lies below it.
     pub fn starts_with(&self, other: &VPath) -> bool {
         self.parts.len() >= other.parts.len() && self.parts[..other.parts.len()] == other.parts[..]
     }
+}
+
+/// The one case-folding rule of the gateway: Dropbox's paths are case-insensitive (and
+/// case-preserving), so `/A.txt` and `/a.txt` are one file. NFC first, so that a name folded
+/// from either Unicode spelling gives one key.
+pub fn case_key(path: &str) -> String {
+    path.nfc().collect::<String>().to_lowercase()
 }
 
 impl fmt::Display for VPath {
@@ -129,10 +141,30 @@ mod tests {
     }
 
     #[test]
-    fn refuses_nul_and_overlong_components() {
+    fn refuses_nul() {
         assert!(VPath::parse("a\0b").is_err());
-        assert!(VPath::parse(&"x".repeat(256)).is_err());
-        assert!(VPath::parse(&"x".repeat(255)).is_ok());
+    }
+
+    #[test]
+    fn names_are_normalised_to_nfc() {
+        let nfd = "/Cafe\u{301}/re\u{301}sume\u{301}.txt";
+        let path = VPath::parse(nfd).unwrap();
+        assert_eq!(path.to_string(), "/Caf\u{e9}/r\u{e9}sum\u{e9}.txt");
+        assert_eq!(
+            path,
+            VPath::parse("/Caf\u{e9}/r\u{e9}sum\u{e9}.txt").unwrap()
+        );
+        assert_eq!(path.name().chars().count(), "résumé.txt".chars().count());
+    }
+
+    #[test]
+    fn case_key_folds_case_and_normalisation() {
+        let upper = VPath::parse("/D\u{e9}j\u{e0}/A.TXT").unwrap();
+        let lower = VPath::parse("/de\u{301}ja\u{300}/a.txt").unwrap();
+        assert_ne!(upper, lower, "paths keep their case");
+        assert_eq!(upper.case_key(), lower.case_key());
+        assert_eq!(case_key("/Ä/B"), case_key("/A\u{308}/b"));
+        assert_ne!(case_key("/a"), case_key("/b"));
     }
 
     #[test]

@@ -27,6 +27,7 @@ mod listing;
 mod log_spans;
 mod login_limits;
 mod metrics;
+mod names;
 mod nothing_lost;
 mod other_clients;
 mod permissions;

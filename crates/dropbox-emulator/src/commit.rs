@@ -159,7 +159,7 @@ pub fn commit_file(
     let mut store = state.store();
     let place = locate(&store, &state.directory, caller, &commit.path)
         .ok_or_else(|| CommitError::Write(tag("no_write_permission")))?;
-    check_writable(&store, &place).map_err(CommitError::Write)?;
+    check_writable(&store, &place, &state.realism.get()).map_err(CommitError::Write)?;
     let mut place = canonical(&store, &place);
     let existing = place.entry(&store).cloned();
     let same_content = existing

@@ -40,7 +40,7 @@ pub fn create_folder(
     let mut store = state.store();
     let place = locate(&store, &state.directory, caller, &spec)
         .ok_or_else(|| path_error(tag("no_write_permission")))?;
-    check_writable(&store, &place).map_err(path_error)?;
+    check_writable(&store, &place, &state.realism.get()).map_err(path_error)?;
     let mut place = canonical(&store, &place);
     if let Some(existing) = place.entry(&store) {
         if !arg.autorename {
@@ -187,12 +187,14 @@ fn relocate(
     if to_key.starts_with(&format!("{from_key}/")) {
         return Err(ApiError::Route(tag("cant_move_folder_into_itself")));
     }
-    check_writable(&store, &to).map_err(to_error)?;
-    let case_only_rename = kind == Relocation::Move
-        && from_key == to_key
-        && source.components().last() != to.components.last();
+    check_writable(&store, &to, &state.realism.get()).map_err(to_error)?;
+    if kind == Relocation::Move && from_key == to_key {
+        // A case-only rename (or a move onto itself): to Dropbox both paths are one, and
+        // move_v2 answers OK having changed nothing (see docs/dropbox-api.md).
+        return Ok(json!({ "metadata": render_at(&store, &from, true) }));
+    }
     let mut to = canonical(&store, &to);
-    if let Some(existing) = to.entry(&store).filter(|_| !case_only_rename) {
+    if let Some(existing) = to.entry(&store) {
         if !arg.autorename {
             let conflict = if existing.is_folder() {
                 "folder"

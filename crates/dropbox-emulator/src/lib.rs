@@ -84,6 +84,12 @@
 //!     `burst` calls at once, refilled at `per_second`, over every API route; the call that
 //!     finds the budget spent, and every call of that user for `retry_after_secs` after it,
 //!     gets a 429 with `Retry-After` and the RateLimitError body.
+//!   - `"refuse_non_bmp_names": {}` refuses names with characters beyond U+FFFF (emoji) in
+//!     written paths as `malformed_path`, as Dropbox does for some accounts.
+//!   - `"lag_ms": N`: for N ms after an entry is written, get_metadata, move_v2, copy_v2 and
+//!     delete_v2 by path answer `not_found` for it (listings and ids see it at once).
+//!   - `"session_lifetime_secs": N`: upload sessions expire N s after their start (Dropbox: 7
+//!     days, the default); an expired session is `not_found`.
 
 mod accounts;
 mod caller;
@@ -99,6 +105,7 @@ mod files_read;
 mod files_write;
 mod lag;
 mod locate;
+mod non_bmp_names;
 mod oauth;
 mod paths;
 mod rate_limit;
@@ -126,6 +133,7 @@ use anyhow::Context;
 
 pub use cli::EmulatorArgs;
 pub use content_hash::{content_hash, ContentHasher};
+pub use non_bmp_names::RefuseNonBmpNames;
 pub use rate_limit::RateLimit;
 pub use realism::{Profile, Realism};
 

@@ -4,7 +4,12 @@
 //! a value outside the pattern is a 400, while a value inside it that still breaks Dropbox's path
 //! rules (empty or `.`/`..` components, trailing `/` or space, `\`, components over 255
 //! characters) is the route error `malformed_path`. Paths are case-insensitive and
-//! case-preserving: components keep their case here and are lowered by the store.
+//! case-preserving: components keep their case here and are lowered by the store. Components
+//! are normalised to NFC here, the one door every path argument comes through, as Dropbox
+//! stores names NFC: a name sent in NFD (as macOS spells it) is stored and listed in NFC, and
+//! either spelling finds it. The length limit counts characters of the NFC form.
+
+use unicode_normalization::UnicodeNormalization;
 
 /// Which forms a path argument may take, after the spec's path aliases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,8 +131,9 @@ fn components_of(path: &str) -> Result<Vec<String>, PathProblem> {
     inner
         .split('/')
         .map(|component| {
-            if is_valid_component(component) {
-                Ok(component.to_string())
+            let component: String = component.nfc().collect();
+            if is_valid_component(&component) {
+                Ok(component)
             } else {
                 Err(PathProblem::Malformed)
             }
@@ -230,6 +236,25 @@ mod tests {
                 "{raw:?}"
             );
         }
+    }
+
+    #[test]
+    fn components_are_stored_nfc_and_limited_in_characters() {
+        assert_eq!(
+            parse_path("/Cafe\u{301}/a\u{308}.txt", "path", PathKind::Write),
+            Ok(path(&["Caf\u{e9}", "\u{e4}.txt"]))
+        );
+        let japanese = format!("/{}", "日".repeat(255));
+        assert!(japanese.len() > 256, "more than 255 bytes");
+        assert!(parse_path(&japanese, "path", PathKind::Write).is_ok());
+        let too_long = format!("/{}", "日".repeat(256));
+        assert_eq!(
+            parse_path(&too_long, "path", PathKind::Write),
+            Err(PathProblem::Malformed)
+        );
+        // 255 characters once composed, though 510 code points as sent.
+        let decomposed = format!("/{}", "e\u{301}".repeat(255));
+        assert!(parse_path(&decomposed, "path", PathKind::Write).is_ok());
     }
 
     #[test]

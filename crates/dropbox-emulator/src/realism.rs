@@ -15,6 +15,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::non_bmp_names::RefuseNonBmpNames;
 use super::rate_limit::RateLimit;
 use super::server::AppState;
 use super::write_lock::WriteLock;
@@ -34,6 +35,9 @@ pub struct Realism {
     /// A budget of calls per user over every route; 429 with `Retry-After` once it is spent
     /// ([`RateLimit`]).
     pub rate_limit: Option<RateLimit>,
+    /// Names with characters beyond U+FFFF (emoji) are refused as `malformed_path`
+    /// (the model is in the module `non_bmp_names`).
+    pub refuse_non_bmp_names: Option<RefuseNonBmpNames>,
 }
 
 /// The named profiles of `--profile`.
@@ -66,6 +70,7 @@ impl Realism {
                 per_second: 100.0,
                 retry_after_secs: 1,
             }),
+            refuse_non_bmp_names: Some(RefuseNonBmpNames {}),
         }
     }
 }

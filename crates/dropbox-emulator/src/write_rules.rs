@@ -11,6 +11,7 @@ use super::disk::new_id;
 use super::error::{tag, write_conflict};
 use super::locate::Located;
 use super::paths::{is_disallowed_name, lower_key};
+use super::realism::Realism;
 use super::store::{Entry, Store};
 
 /// Now as a DropboxTimestamp: `YYYY-MM-DDTHH:MM:SSZ`, UTC, whole seconds.
@@ -19,13 +20,19 @@ pub fn now_timestamp() -> String {
 }
 
 /// Checks that something may be written at `place`; the error is a WriteError value.
-pub fn check_writable(store: &Store, place: &Located) -> Result<(), Value> {
+/// `realism` holds the models of account-specific name rules.
+pub fn check_writable(store: &Store, place: &Located, realism: &Realism) -> Result<(), Value> {
     if place.is_namespace_root() {
         return Err(write_conflict("folder"));
     }
     let name = place.components.last().map(String::as_str).unwrap_or("");
     if is_disallowed_name(name) {
         return Err(tag("disallowed_name"));
+    }
+    if let Some(model) = &realism.refuse_non_bmp_names {
+        if model.refuses(&place.components) {
+            return Err(tag("malformed_path"));
+        }
     }
     for end in 1..place.components.len() {
         let ancestor = store.get(&place.tree, &lower_key(&place.components[..end]));

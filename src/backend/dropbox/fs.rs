@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::api::{DropboxClient, Metadata};
+use super::case_rename::CaseRename;
 use super::listing::DropboxLister;
 use super::lookup::Lookup;
 use super::reader::DropboxReader;
@@ -18,11 +19,15 @@ use super::writer::{self, DropboxWriter, OpenUploads, RESUME_REFUSED};
 use super::{file_info, map_error, not_found};
 use crate::log_safe::Untrusted;
 use crate::vfs::{
-    Capabilities, FileInfo, FileKind, Renamed, SpaceUsage, VPath, Vfs, VfsError, VfsResult,
-    WriteOptions,
+    case_key, Capabilities, FileInfo, FileKind, Renamed, SpaceUsage, VPath, Vfs, VfsError,
+    VfsResult, WriteOptions,
 };
 
 const MTIME_REFUSED: &str = "Dropbox does not support changing a file's modification time";
+
+/// The longest name Dropbox stores, in characters (not bytes: a name of 255 Japanese characters
+/// is 765 bytes and allowed). Counted after NFC, the form Dropbox stores.
+const MAX_NAME_CHARS: usize = 255;
 
 /// Names Dropbox refuses or ignores (compared in lower case).
 const DISALLOWED_NAMES: &[&str] = &[
@@ -304,7 +309,8 @@ impl Vfs for DropboxFs {
     }
 
     /// A replacing rename never deletes the target before the source is in its place (see
-    /// `replace`); a plain one leaves an existing target alone.
+    /// `replace`); a plain one leaves an existing target alone. A rename that changes only case
+    /// names one Dropbox path twice, so it goes through a temporary name (see `case_rename`).
     async fn rename(&self, from: &VPath, to: &VPath, replace: bool) -> VfsResult<Renamed> {
         if from.is_root() || to.is_root() {
             return Err(VfsError::PermissionDenied(
@@ -312,15 +318,20 @@ impl Vfs for DropboxFs {
             ));
         }
         let (from_path, to_path) = (self.dropbox_path(from)?, self.dropbox_path(to)?);
-        let case_only = from_path.to_lowercase() == to_path.to_lowercase();
+        if case_key(&from_path) == case_key(&to_path) {
+            return CaseRename {
+                fs: self,
+                from,
+                to,
+                from_path: &from_path,
+                to_path: &to_path,
+            }
+            .run()
+            .await;
+        }
         // The source's id tells a move whose answer was lost from one that did not happen; it
         // is asked alongside the look at the target, so it costs no time.
-        let (source, target) = tokio::join!(self.metadata(from), async {
-            match case_only {
-                true => Ok(None),
-                false => self.metadata_if_any(to).await,
-            }
-        });
+        let (source, target) = tokio::join!(self.metadata(from), self.metadata_if_any(to));
         if let Some(target) = target? {
             if !replace {
                 return Err(VfsError::AlreadyExists(format!("{to} already exists")));
@@ -409,8 +420,17 @@ fn root_info() -> FileInfo {
     }
 }
 
-/// Dropbox's naming rules that a client could otherwise only learn from a failed request.
+/// Dropbox's naming rules that a client could otherwise only learn from a failed request, or
+/// worse, from a CLOSE after the whole file was sent: checked whenever a path becomes a Dropbox
+/// path, so OPEN, MKDIR and RENAME fail at once and name the rule.
 fn check_name(name: &str) -> VfsResult<()> {
+    let chars = name.chars().count();
+    if chars > MAX_NAME_CHARS {
+        return Err(VfsError::InvalidPath(format!(
+            "a name of {chars} characters: Dropbox does not allow a name longer than \
+             {MAX_NAME_CHARS} characters"
+        )));
+    }
     if name.contains('\\') {
         return Err(VfsError::InvalidPath(format!(
             "{name:?}: Dropbox does not allow \\ in names"
@@ -441,5 +461,18 @@ mod tests {
         assert!(check_name("trailing ").is_err());
         assert!(check_name("Thumbs.db").is_err());
         assert!(check_name(".DS_Store").is_err());
+    }
+
+    #[test]
+    fn the_length_limit_counts_characters_not_bytes() {
+        let japanese = "日".repeat(MAX_NAME_CHARS);
+        assert!(japanese.len() > 255);
+        assert!(check_name(&japanese).is_ok());
+        let error = check_name(&"x".repeat(MAX_NAME_CHARS + 1)).unwrap_err();
+        assert!(
+            error.to_string().contains("longer than 255 characters"),
+            "{error}"
+        );
+        assert!(check_name(&"é".repeat(MAX_NAME_CHARS + 1)).is_err());
     }
 }

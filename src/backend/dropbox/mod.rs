@@ -2,12 +2,14 @@
 //!
 //! `fs` is the [`Vfs`](crate::vfs::Vfs) (one user's jailed view of one account), with its
 //! handles: `reader` (downloads pinned to one version), `writer` (uploads and the rules of
-//! their commit), `listing`; `lookup` and `replace` serve the writer and posix-rename.
+//! their commit), `listing`; `lookup` serves the writer, `replace` posix-rename and
+//! `case_rename` a rename that changes only case.
 //! [`upload`] spools an upload and commits it (one request or an upload session); [`api`] is
 //! the HTTP client, the only code that speaks to Dropbox. Dropbox answers become vfs terms in
 //! one place, here: `file_info` and `map_error`.
 
 pub mod api;
+mod case_rename;
 #[cfg(test)]
 mod contract;
 mod fs;
@@ -63,12 +65,8 @@ pub(crate) fn map_error(error: DropboxError, path: &VPath) -> VfsError {
     if error.is_conflict() {
         return VfsError::AlreadyExists(format!("{path} already exists"));
     }
-    let tags = error.tags();
-    if tags
-        .iter()
-        .any(|t| t == "disallowed_name" || t == "malformed_path")
-    {
-        return VfsError::InvalidPath(format!("{path}: Dropbox does not accept this name"));
+    if let Some(refused) = name_refused(&error, path) {
+        return refused;
     }
     if error.is_credentials_problem() {
         log_credentials_problem(&error);
@@ -81,4 +79,62 @@ pub(crate) fn map_error(error: DropboxError, path: &VPath) -> VfsError {
 /// auth`, check the app's scopes); the client is only told that it can come back later.
 pub(crate) fn log_credentials_problem(error: &DropboxError) {
     tracing::warn!(%error, "Dropbox refused the gateway's credentials");
+}
+
+/// A name Dropbox refused, saying which rule where it can be told. The gateway checks the rules
+/// it knows before any request (`fs::check_name`); this is for the ones only Dropbox knows, such
+/// as characters outside the Basic Multilingual Plane, which some accounts refuse as
+/// `malformed_path`, and which an upload learns only at its commit.
+pub(crate) fn name_refused(error: &DropboxError, path: &VPath) -> Option<VfsError> {
+    if !error.is_disallowed_name() {
+        return None;
+    }
+    let rule = if error.tags().iter().any(|t| t == "disallowed_name") {
+        "Dropbox does not store files with this name"
+    } else if path.components().any(has_non_bmp) {
+        "Dropbox refused this name (malformed_path): it contains characters outside the Basic \
+         Multilingual Plane, such as emoji, which this Dropbox account does not accept"
+    } else {
+        "Dropbox refused this name (malformed_path)"
+    };
+    Some(VfsError::InvalidPath(format!("{path}: {rule}")))
+}
+
+/// True if the name holds a character beyond U+FFFF (emoji, rare CJK): one UTF-16 code unit
+/// cannot hold it, and some Dropbox accounts refuse such names.
+fn has_non_bmp(name: &str) -> bool {
+    name.chars().any(|c| u32::from(c) > 0xFFFF)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(error: serde_json::Value, path: &str) -> String {
+        let summary = error.to_string();
+        let error = DropboxError::Route { summary, error };
+        let path = VPath::parse(path).unwrap();
+        map_error(error, &path).to_string()
+    }
+
+    #[test]
+    fn a_refused_name_names_the_rule() {
+        let malformed = serde_json::json!({".tag": "path", "path": {".tag": "malformed_path"}});
+        let emoji = refused(malformed.clone(), "/party 🎉.txt");
+        assert!(
+            emoji.contains("outside the Basic Multilingual Plane"),
+            "{emoji}"
+        );
+        let plain = refused(malformed, "/plain.txt");
+        assert!(
+            plain.contains("malformed_path") && !plain.contains("emoji"),
+            "{plain}"
+        );
+        let disallowed = serde_json::json!({".tag": "path", "path": {".tag": "disallowed_name"}});
+        let text = refused(disallowed, "/desktop.ini");
+        assert!(
+            text.contains("does not store files with this name"),
+            "{text}"
+        );
+    }
 }

@@ -97,10 +97,8 @@ impl Replace<'_> {
             .map_err(|e| map_error(e, self.from))
     }
 
-    /// A move of the entry with `id`; an error means it did not land, or that Dropbox could not
-    /// be asked (an ambiguous error).
     async fn relocate(&self, from: &str, to: &str, id: &str) -> Result<(), DropboxError> {
-        self.fs.client.move_entry(from, to, id).await.map(drop)
+        relocate(self.fs, from, to, id).await
     }
 
     /// Whether the target (by id) is at `aside` rather than at `to` after a failed move.
@@ -115,13 +113,8 @@ impl Replace<'_> {
         }
     }
 
-    /// Whether the entry at `path` is the one with `id`; None if Dropbox could not say.
     async fn is_at(&self, path: &str, id: &str) -> Option<bool> {
-        match self.fs.client.get_metadata(path).await {
-            Ok(meta) => Some(meta.id() == Some(id)),
-            Err(e) if e.is_not_found() => Some(false),
-            Err(_) => None,
-        }
+        is_at(self.fs, path, id).await
     }
 
     /// Deletes the replaced file once the source is in place. A failure here loses nothing and
@@ -155,13 +148,33 @@ impl Replace<'_> {
     }
 }
 
+/// A move of the entry with `id`; an error means it did not land, or that Dropbox could not be
+/// asked (an ambiguous error): `api::checked` has already looked.
+pub(super) async fn relocate(
+    fs: &DropboxFs,
+    from: &str,
+    to: &str,
+    id: &str,
+) -> Result<(), DropboxError> {
+    fs.client.move_entry(from, to, id).await.map(drop)
+}
+
+/// Whether the entry at `path` is the one with `id`; None if Dropbox could not say.
+pub(super) async fn is_at(fs: &DropboxFs, path: &str, id: &str) -> Option<bool> {
+    match fs.client.get_metadata(path).await {
+        Ok(meta) => Some(meta.id() == Some(id)),
+        Err(e) if e.is_not_found() => Some(false),
+        Err(_) => None,
+    }
+}
+
 /// A hidden name in the target's folder that nothing else uses.
 fn aside_name() -> String {
     format!("{ASIDE_PREFIX}{:016x}", rand::random::<u64>())
 }
 
 /// The Dropbox path of `name` in the folder that holds `path`.
-fn sibling(path: &str, name: &str) -> String {
+pub(super) fn sibling(path: &str, name: &str) -> String {
     let folder = path.rsplit_once('/').map_or("", |(folder, _)| folder);
     format!("{folder}/{name}")
 }

@@ -28,7 +28,7 @@ use crate::backend::dropbox::api::{Metadata, WriteMode};
 use crate::backend::dropbox::upload::{CommitError, Upload, WriteError};
 use crate::log_safe::Untrusted;
 use crate::vfs::{
-    Committed, FileInfo, FileKind, FileWriter, VPath, VfsError, VfsResult, WriteOptions,
+    case_key, Committed, FileInfo, FileKind, FileWriter, VPath, VfsError, VfsResult, WriteOptions,
 };
 
 /// The message every resume attempt gets.
@@ -251,6 +251,9 @@ fn commit_error(path: &VPath, options: &WriteOptions, error: CommitError) -> Vfs
                 return refused;
             }
         }
+        if let Some(refused) = super::name_refused(dropbox, path) {
+            return refused;
+        }
     }
     if let CommitError::Dropbox(dropbox) = &error {
         if dropbox.is_credentials_problem() {
@@ -260,7 +263,7 @@ fn commit_error(path: &VPath, options: &WriteOptions, error: CommitError) -> Vfs
     VfsError::Failure(error.to_string())
 }
 
-/// Uploads in progress on one account, by Dropbox path (lower case, as Dropbox compares).
+/// Uploads in progress on one account, by Dropbox path (case-folded, as Dropbox compares).
 #[derive(Clone, Default)]
 pub struct OpenUploads {
     by_path: Arc<Mutex<HashMap<String, Arc<AtomicU64>>>>,
@@ -271,7 +274,7 @@ impl OpenUploads {
     pub fn received(&self, dropbox_path: &str) -> Option<u64> {
         let by_path = self.by_path.lock().expect("open uploads lock");
         by_path
-            .get(&dropbox_path.to_lowercase())
+            .get(&case_key(dropbox_path))
             .map(|counter| counter.load(Ordering::Relaxed))
     }
 
@@ -281,7 +284,7 @@ impl OpenUploads {
     }
 
     pub(super) fn register(&self, dropbox_path: &str) -> UploadProgress {
-        let key = dropbox_path.to_lowercase();
+        let key = case_key(dropbox_path);
         let counter = Arc::new(AtomicU64::new(0));
         self.by_path
             .lock()
@@ -318,5 +321,22 @@ impl Drop for UploadProgress {
         {
             by_path.remove(&self.key);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_open_upload_is_found_by_any_case_and_either_unicode_form() {
+        let uploads = OpenUploads::default();
+        let progress = uploads.register("/alice/Caf\u{e9}.TXT");
+        progress.counter().store(7, Ordering::Relaxed);
+        assert_eq!(uploads.received("/alice/cafe\u{301}.txt"), Some(7));
+        assert_eq!(uploads.received("/ALICE/CAF\u{c9}.txt"), Some(7));
+        assert_eq!(uploads.received("/alice/other.txt"), None);
+        drop(progress);
+        assert_eq!(uploads.received("/alice/caf\u{e9}.txt"), None);
     }
 }

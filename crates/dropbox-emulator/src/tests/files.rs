@@ -389,7 +389,11 @@ async fn delete_is_recursive_and_moves_check_conflicts() {
             json!({"from_path": "/New/Place", "to_path": "/New/PLACE"}),
         )
         .await;
-    assert_eq!(case.body["metadata"]["name"], "PLACE");
+    assert_eq!(case.status, 200, "{:?}", case.body);
+    assert_eq!(
+        case.body["metadata"]["name"], "Place",
+        "a case-only move changes nothing"
+    );
 
     let copied = h
         .rpc(

@@ -2,6 +2,7 @@
 
 mod auth;
 mod files;
+mod names;
 mod rate_limit;
 mod sessions;
 mod write_lock;
@@ -96,6 +97,18 @@ impl Harness {
             .await
             .unwrap();
         Answer::from(response).await
+    }
+
+    /// Replaces the realism models in force (`PUT /__emulator/realism`).
+    pub async fn set_realism(&self, realism: Value) {
+        let response = self
+            .http
+            .put(format!("{}/__emulator/realism", self.emulator.base_url()))
+            .json(&realism)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
     }
 
     pub async fn upload(&self, path: &str, body: &[u8]) -> Answer {
