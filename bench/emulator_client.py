@@ -4,6 +4,9 @@
   emulator_client.py seed BASE_URL TOKEN FOLDER COUNT   create COUNT empty files in FOLDER
   emulator_client.py reset-stats BASE_URL
   emulator_client.py busy-seconds BASE_URL              total handling time since the last reset
+  emulator_client.py refusals BASE_URL                  calls refused by the rate-limit and
+                                                        write-lock models since the last reset
+  emulator_client.py realism BASE_URL [JSON]            print the models in force, or set them
 
 Standard library only: the benchmark must run on a fresh machine.
 """
@@ -55,6 +58,20 @@ def stats(base, method):
     return json.loads(response.read() or b"{}")
 
 
+def realism(base, models=None):
+    conn = connect(base)
+    if models is None:
+        conn.request("GET", "/__emulator/realism")
+    else:
+        conn.request("PUT", "/__emulator/realism", body=models.encode(),
+                     headers={"Content-Type": "application/json"})
+    response = conn.getresponse()
+    body = response.read()
+    if response.status != 200:
+        raise SystemExit(f"realism: HTTP {response.status}: {body[:200]!r}")
+    return body.decode()
+
+
 def main():
     command, base = sys.argv[1], sys.argv[2]
     if command == "seed":
@@ -64,6 +81,12 @@ def main():
     elif command == "busy-seconds":
         busy = stats(base, "GET").get("busy_ms", {})
         print(f"{sum(busy.values()) / 1000.0:.3f}")
+    elif command == "refusals":
+        counts = stats(base, "GET")
+        print(f"rate_limit={counts.get('rate_limit_refusals', 0)} "
+              f"write_lock={counts.get('write_lock_refusals', 0)}")
+    elif command == "realism":
+        print(realism(base, sys.argv[3] if len(sys.argv) > 3 else None))
     else:
         raise SystemExit(f"unknown command {command}")
 

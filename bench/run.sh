@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # dropgate against OpenSSH's own sftp-server on local disk: same client, same files, same run.
 #
-#   bench/run.sh [--quick] [--runs N] [--only WORKLOAD]
+#   bench/run.sh [--quick] [--runs N] [--only WORKLOAD] [--profile plain|realistic]
 #
 # Starts the emulator and dropgate (release builds) and a private sshd (internal-sftp on a
 # local folder, its own config and host key) on loopback, then runs each workload with the same
@@ -10,6 +10,10 @@
 # (medians of N runs, default 3; ratio 1.0 = as fast as OpenSSH on local disk; emulator = the
 # emulator's own handling time for the Dropbox calls of the median dropgate run), and last
 # rss_peak_mb=<N>: dropgate's peak resident memory during parallel_50.
+# With --profile realistic the emulator runs its models of real Dropbox (rate limit, namespace
+# write lock, lag, name rules, session expiry; off while the benchmark seeds its files), and
+# each dropgate line also gives the calls those models refused (median run), e.g.
+# `refused: rate_limit=0 write_lock=12`.
 # SFTP_FLAGS (environment) adds client flags to both sides alike, e.g. SFTP_FLAGS="-c aes128-gcm@openssh.com".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,12 +22,14 @@ repo=$PWD
 quick=0
 runs=3
 only=
+profile=plain
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --runs) runs=$2; shift ;;
     --only) only=$2; shift ;;
-    *) echo "usage: bench/run.sh [--quick] [--runs N] [--only WORKLOAD]" >&2; exit 2 ;;
+    --profile) profile=$2; shift ;;
+    *) echo "usage: bench/run.sh [--quick] [--runs N] [--only WORKLOAD] [--profile plain|realistic]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -78,8 +84,11 @@ root = "/bench"
 authorized_keys_file = "$work/user.pub"
 TOML
 "$bin" emulator --root "$work/dropbox" --listen "127.0.0.1:$emu_port" --page-size 2000 \
-  2>"$work/emulator.log" & pids+=($!)
+  --profile "$profile" 2>"$work/emulator.log" & pids+=($!)
 wait_for_port "$emu_port" "$work/emulator.log"
+# The profile's models, put back once the benchmark's own files are seeded.
+models=$(python3 bench/emulator_client.py realism "$emu_url")
+python3 bench/emulator_client.py realism "$emu_url" '{}' >/dev/null
 RUST_LOG=warn "$bin" serve --config "$work/dropgate.toml" 2>"$work/gateway.log" & dg_pid=$!; pids+=($dg_pid)
 
 # ---- the baseline: a private sshd serving internal-sftp on a local folder -----------------
@@ -132,6 +141,7 @@ for i in $(seq 1 "$parallel"); do head -c "$((parallel_mib * 1024 * 1024))" /dev
 python3 bench/emulator_client.py seed "$emu_url" emu-static-personal-0000000000000000 /bench/many "$ls_count"
 mkdir -p "$work/local/many"
 (cd "$work/local/many" && for i in $(seq -w 1 "$ls_count"); do : > "entry$i.txt"; done)
+python3 bench/emulator_client.py realism "$emu_url" "$models" >/dev/null
 
 # ---- workloads: each prints the seconds it took, given the port ----------------------------
 cd "$work/files"
@@ -163,7 +173,7 @@ sample_rss() { # samples dropgate's resident memory until killed
 for workload in put_1g get_1g small_1000 ls_10k parallel_50; do
   # get_1g needs put_1g's file on both sides.
   case "$only" in ""|"$workload") ;; get_1g) [ "$workload" = put_1g ] || continue ;; *) continue ;; esac
-  dg_times=(); base_times=(); emu_times=()
+  dg_times=(); base_times=(); emu_times=(); refusals=()
   for run in $(seq 1 "$runs"); do
     sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
     python3 "$repo/bench/emulator_client.py" reset-stats "$emu_url"
@@ -171,14 +181,19 @@ for workload in put_1g get_1g small_1000 ls_10k parallel_50; do
     dg_times+=("$($workload "$dg_port")")
     if [ "$workload" = parallel_50 ]; then kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true; fi
     emu_times+=("$(python3 "$repo/bench/emulator_client.py" busy-seconds "$emu_url")")
+    refusals+=("$(python3 "$repo/bench/emulator_client.py" refusals "$emu_url")")
     sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
     base_times+=("$($workload "$sshd_port")")
   done
   dg=$(printf '%s\n' "${dg_times[@]}" | median)
   base=$(printf '%s\n' "${base_times[@]}" | median)
   emu=$(printf '%s\n' "${emu_times[@]}" | median)
-  printf '%s dropgate=%.3f baseline=%.3f ratio=%.2f emulator=%.3f\n' \
-    "$workload" "$dg" "$base" "$(echo "$base / $dg" | bc -l)" "$emu"
+  refused=""
+  if [ "$profile" != plain ]; then
+    for i in "${!dg_times[@]}"; do [ "${dg_times[$i]}" = "$dg" ] && refused=" refused: ${refusals[$i]}"; done
+  fi
+  printf '%s dropgate=%.3f baseline=%.3f ratio=%.2f emulator=%.3f%s\n' \
+    "$workload" "$dg" "$base" "$(echo "$base / $dg" | bc -l)" "$emu" "$refused"
 done
 [ -z "$only" ] || [ "$only" = parallel_50 ] || exit 0
 echo "rss_peak_mb=$(( $(cat "$work/rss_peak_kb" 2>/dev/null || echo 0) / 1024 ))"

@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use dropbox_emulator::{demo_credentials, Emulator, EmulatorConfig};
+use dropbox_emulator::{demo_credentials, Emulator, EmulatorConfig, Realism};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -24,10 +24,22 @@ pub async fn start_emulator_at(dir: &Path, listen: SocketAddr, page_size: usize)
         root: dir.join("dropbox"),
         listen,
         page_size,
-        realism: Default::default(),
+        realism: suite_realism(),
     })
     .await
     .unwrap()
+}
+
+/// The models of real Dropbox behaviour every emulator of this run starts with: none, or with
+/// `DROPGATE_TEST_PROFILE=realistic` the emulator's realistic profile (rate limits, the
+/// namespace write lock, lag, name rules, session expiry), so that a suite can be run against
+/// a Dropbox as unkind as the real one (`.ci/run` does this for the data-path tests).
+pub fn suite_realism() -> Realism {
+    match std::env::var("DROPGATE_TEST_PROFILE").as_deref() {
+        Err(_) | Ok("") | Ok("plain") => Realism::default(),
+        Ok("realistic") => Realism::realistic(),
+        Ok(other) => panic!("DROPGATE_TEST_PROFILE={other}: expected plain or realistic"),
+    }
 }
 
 /// An emulator of its own, storing under `dir/dropbox`, on a free port.
@@ -240,6 +252,14 @@ impl UploadRequests {
 /// How many requests of `route` (e.g. `files/upload`) a stats answer counts.
 pub fn request_count(stats: &Value, route: &str) -> u64 {
     stats["requests"][route].as_u64().unwrap_or(0)
+}
+
+/// Requests over every route in emulator stats.
+pub fn total_requests(stats: &Value) -> u64 {
+    stats["requests"]
+        .as_object()
+        .map(|routes| routes.values().filter_map(Value::as_u64).sum())
+        .unwrap_or(0)
 }
 
 /// JSON for an HTTP header: every non-ASCII character as \uXXXX (UTF-16, surrogate pairs).

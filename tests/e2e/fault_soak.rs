@@ -205,10 +205,3 @@ async fn soak() {
         .expect("the clean upload after the soak is stored");
     assert_eq!(stored["content_hash"], json!(content_hash(&data)));
 }
-
-fn total_requests(stats: &Value) -> u64 {
-    stats["requests"]
-        .as_object()
-        .map(|routes| routes.values().filter_map(Value::as_u64).sum())
-        .unwrap_or(0)
-}

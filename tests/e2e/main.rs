@@ -33,6 +33,7 @@ mod other_clients;
 mod permissions;
 mod proxy_protocol;
 mod rate_limits;
+mod realistic_soak;
 mod reload;
 mod round_trips;
 mod secrets;

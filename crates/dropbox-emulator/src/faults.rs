@@ -18,14 +18,14 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::error::{error_body, json_response, tag, ApiError};
 use super::server::AppState;
 
 /// What a fault does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 pub enum FaultKind {
     #[serde(rename = "status_429")]
     Status429,
@@ -122,6 +122,8 @@ impl Faults {
 pub struct Stats {
     counts: Mutex<BTreeMap<String, u64>>,
     busy_micros: Mutex<BTreeMap<String, u64>>,
+    /// Faults injected, by kind (`status_503`, ...), so a soak can say what it rode through.
+    injected: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Stats {
@@ -131,6 +133,18 @@ impl Stats {
 
     fn busy_micros(&self) -> MutexGuard<'_, BTreeMap<String, u64>> {
         self.busy_micros.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn injected(&self) -> MutexGuard<'_, BTreeMap<String, u64>> {
+        self.injected.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn count_injected(&self, kind: FaultKind) {
+        let name = serde_json::to_value(kind)
+            .ok()
+            .and_then(|name| name.as_str().map(str::to_string))
+            .unwrap_or_default();
+        *self.injected().entry(name).or_default() += 1;
     }
 }
 
@@ -177,6 +191,7 @@ pub async fn fault_layer(
     let Some(rule) = state.faults.take(&route) else {
         return timed(&state, &route, next.run(request)).await;
     };
+    state.stats.count_injected(rule.kind);
     match rule.kind {
         FaultKind::Status429 => ApiError::RateLimited {
             reason: "too_many_requests",
@@ -228,15 +243,23 @@ pub async fn get_stats(State(state): State<Arc<AppState>>) -> Response {
         .iter()
         .map(|(route, micros)| (route.clone(), *micros as f64 / 1000.0))
         .collect();
-    let refused = state.write_locks.refusals();
-    Json(json!({ "requests": counts, "busy_ms": busy_ms, "write_lock_refusals": refused }))
-        .into_response()
+    let injected = state.stats.injected().clone();
+    Json(json!({
+        "requests": counts,
+        "busy_ms": busy_ms,
+        "write_lock_refusals": state.write_locks.refusals(),
+        "rate_limit_refusals": state.rate_limits.refusals(),
+        "faults_injected": injected,
+    }))
+    .into_response()
 }
 
 pub async fn reset_stats(State(state): State<Arc<AppState>>) -> Response {
     state.stats.counts().clear();
     state.stats.busy_micros().clear();
+    state.stats.injected().clear();
     state.write_locks.reset_count();
+    state.rate_limits.reset_count();
     Json(json!({})).into_response()
 }
 

@@ -67,8 +67,9 @@
 //!   applies it and then closes without a response, `delay_after` applies it and holds the
 //!   answer back for `delay_ms`.
 //! * `GET /__emulator/stats` → `{"requests": {"files/upload": 3, ...}, "busy_ms": {"files/upload": 12.5, ...},
-//!   "write_lock_refusals": 0}` (handling time per route, up to the response head; commits
-//!   refused by the `write_lock` model); `DELETE` resets.
+//!   "write_lock_refusals": 0, "rate_limit_refusals": 0, "faults_injected": {"status_503": 2}}`
+//!   (handling time per route, up to the response head; calls refused by the `write_lock` and
+//!   `rate_limit` models; faults injected by kind); `DELETE` resets.
 //! * `POST /__emulator/expire_tokens` expires every issued (non-static) access token.
 //! * `PUT /__emulator/realism` `{...}` replaces the models of real Dropbox behaviour in force
 //!   (see [`Realism`]; a missing field is off); `GET` shows them. The models:

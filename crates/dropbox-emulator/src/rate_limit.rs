@@ -10,6 +10,7 @@
 //! does not know whose budget they would be).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -57,6 +58,8 @@ struct Bucket {
 #[derive(Default)]
 pub struct RateLimiter {
     buckets: Mutex<HashMap<String, Bucket>>,
+    /// Calls refused so far, for `GET /__emulator/stats`.
+    refusals: AtomicU64,
 }
 
 impl RateLimiter {
@@ -64,8 +67,24 @@ impl RateLimiter {
         self.buckets.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    pub fn refusals(&self) -> u64 {
+        self.refusals.load(Ordering::Relaxed)
+    }
+
+    pub fn reset_count(&self) {
+        self.refusals.store(0, Ordering::Relaxed);
+    }
+
     /// Spends one call of `key`'s budget, or refuses it with the 429 Dropbox would send.
     pub fn admit(&self, limit: &RateLimit, key: &str, now: Instant) -> Result<(), ApiError> {
+        let admitted = self.spend(limit, key, now);
+        if admitted.is_err() {
+            self.refusals.fetch_add(1, Ordering::Relaxed);
+        }
+        admitted
+    }
+
+    fn spend(&self, limit: &RateLimit, key: &str, now: Instant) -> Result<(), ApiError> {
         let mut buckets = self.buckets();
         let capacity = f64::from(limit.burst);
         let bucket = buckets.entry(key.to_string()).or_insert(Bucket {
