@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -122,6 +123,8 @@ impl Faults {
 pub struct Stats {
     counts: Mutex<BTreeMap<String, u64>>,
     busy_micros: Mutex<BTreeMap<String, u64>>,
+    /// Entries committed by finish_batch routes (whatever each entry's outcome).
+    batch_entries: AtomicU64,
 }
 
 impl Stats {
@@ -131,6 +134,11 @@ impl Stats {
 
     fn busy_micros(&self) -> MutexGuard<'_, BTreeMap<String, u64>> {
         self.busy_micros.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts the entries of one applied finish_batch call.
+    pub fn count_batch_entries(&self, entries: u64) {
+        self.batch_entries.fetch_add(entries, Ordering::Relaxed);
     }
 }
 
@@ -235,13 +243,20 @@ pub async fn get_stats(State(state): State<Arc<AppState>>) -> Response {
         .map(|(route, micros)| (route.clone(), *micros as f64 / 1000.0))
         .collect();
     let refused = state.write_locks.refusals();
-    Json(json!({ "requests": counts, "busy_ms": busy_ms, "write_lock_refusals": refused }))
-        .into_response()
+    let batch_entries = state.stats.batch_entries.load(Ordering::Relaxed);
+    Json(json!({
+        "requests": counts,
+        "busy_ms": busy_ms,
+        "write_lock_refusals": refused,
+        "batch_entries": batch_entries,
+    }))
+    .into_response()
 }
 
 pub async fn reset_stats(State(state): State<Arc<AppState>>) -> Response {
     state.stats.counts().clear();
     state.stats.busy_micros().clear();
+    state.stats.batch_entries.store(0, Ordering::Relaxed);
     state.write_locks.reset_count();
     Json(json!({})).into_response()
 }

@@ -2,6 +2,7 @@
 
 mod auth;
 mod files;
+mod finish_batch;
 mod sessions;
 mod write_lock;
 
