@@ -16,6 +16,7 @@
 
 pub mod arg;
 mod auth;
+mod batch;
 pub mod body;
 mod checked;
 pub mod client;
@@ -35,6 +36,7 @@ pub mod upload_args;
 mod watchdog;
 
 pub use arg::to_header_json;
+pub use batch::{CommitInFlight, MAX_BATCH};
 pub use body::{BodyFactory, UploadBody};
 pub use client::DropboxClient;
 pub use content_hash::{content_hash, ContentHasher};

@@ -7,6 +7,7 @@
 //! so a success means Dropbox holds exactly these bytes. An [`Upload`] dropped without commit
 //! sends nothing more and leaves nothing behind.
 
+mod batch;
 mod commit;
 mod pipeline;
 mod spool;
