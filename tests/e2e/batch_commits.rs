@@ -68,12 +68,13 @@ async fn put_in_parallel(bench: &Arc<Bench>, files: &[Vec<u8>]) -> Vec<std::proc
     outputs
 }
 
-/// Sizes: mostly small files (one files/upload, or one closed session start), and two that
-/// go up as sessions of a chunk and a tail.
+/// Sizes: mostly small files (one files/upload, or one closed session start), two that go up
+/// as sessions of a chunk and a tail, and one of exactly a chunk (its closing append is empty).
 fn files(count: usize) -> Vec<Vec<u8>> {
     (0..count)
         .map(|i| match i {
             3 | 8 => random_bytes(5 * MIB + i),
+            5 => random_bytes(4 * MIB),
             _ => random_bytes(20_000 + i),
         })
         .collect()
