@@ -16,6 +16,7 @@ mod access;
 mod accounts;
 mod ambiguous_failures;
 mod audit;
+mod batch_commits;
 mod certificates;
 mod commit_rules;
 mod dropbox_lag;

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -124,6 +125,8 @@ pub struct Stats {
     busy_micros: Mutex<BTreeMap<String, u64>>,
     /// Faults injected, by kind (`status_503`, ...), so a soak can say what it rode through.
     injected: Mutex<BTreeMap<String, u64>>,
+    /// Entries committed by finish_batch routes (whatever each entry's outcome).
+    batch_entries: AtomicU64,
 }
 
 impl Stats {
@@ -145,6 +148,11 @@ impl Stats {
             .and_then(|name| name.as_str().map(str::to_string))
             .unwrap_or_default();
         *self.injected().entry(name).or_default() += 1;
+    }
+
+    /// Counts the entries of one applied finish_batch call.
+    pub fn count_batch_entries(&self, entries: u64) {
+        self.batch_entries.fetch_add(entries, Ordering::Relaxed);
     }
 }
 
@@ -244,11 +252,13 @@ pub async fn get_stats(State(state): State<Arc<AppState>>) -> Response {
         .map(|(route, micros)| (route.clone(), *micros as f64 / 1000.0))
         .collect();
     let injected = state.stats.injected().clone();
+    let batch_entries = state.stats.batch_entries.load(Ordering::Relaxed);
     Json(json!({
         "requests": counts,
         "busy_ms": busy_ms,
         "write_lock_refusals": state.write_locks.refusals(),
         "rate_limit_refusals": state.rate_limits.refusals(),
+        "batch_entries": batch_entries,
         "faults_injected": injected,
     }))
     .into_response()
@@ -258,6 +268,7 @@ pub async fn reset_stats(State(state): State<Arc<AppState>>) -> Response {
     state.stats.counts().clear();
     state.stats.busy_micros().clear();
     state.stats.injected().clear();
+    state.stats.batch_entries.store(0, Ordering::Relaxed);
     state.write_locks.reset_count();
     state.rate_limits.reset_count();
     Json(json!({})).into_response()

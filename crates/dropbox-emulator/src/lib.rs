@@ -9,7 +9,8 @@
 //! serves the api, content and oauth routes:
 //!
 //! * `POST /2/files/{get_metadata, list_folder, list_folder/continue, create_folder_v2,
-//!   delete_v2, move_v2, copy_v2}` (RPC), `files/upload`, `files/upload_session/{start,
+//!   delete_v2, move_v2, copy_v2, upload_session/finish_batch_v2, upload_session/finish_batch,
+//!   upload_session/finish_batch/check}` (RPC), `files/upload`, `files/upload_session/{start,
 //!   append_v2, finish}` (upload), `files/download` (download, POST or GET),
 //!   `users/{get_current_account, get_space_usage}`, `team/members/get_info_v2`;
 //! * `GET /oauth2/authorize` (approves at once), `POST /oauth2/token`.
@@ -67,15 +68,16 @@
 //!   applies it and then closes without a response, `delay_after` applies it and holds the
 //!   answer back for `delay_ms`.
 //! * `GET /__emulator/stats` → `{"requests": {"files/upload": 3, ...}, "busy_ms": {"files/upload": 12.5, ...},
-//!   "write_lock_refusals": 0, "rate_limit_refusals": 0, "faults_injected": {"status_503": 2}}`
-//!   (handling time per route, up to the response head; calls refused by the `write_lock` and
-//!   `rate_limit` models; faults injected by kind); `DELETE` resets.
+//!   "write_lock_refusals": 0, "rate_limit_refusals": 0, "batch_entries": 0,
+//!   "faults_injected": {"status_503": 2}}` (handling time per route, up to the response head;
+//!   calls refused by the `write_lock` and `rate_limit` models; entries applied by the
+//!   finish_batch routes; faults injected by kind); `DELETE` resets.
 //! * `POST /__emulator/expire_tokens` expires every issued (non-static) access token.
 //! * `PUT /__emulator/realism` `{...}` replaces the models of real Dropbox behaviour in force
 //!   (see [`Realism`]; a missing field is off); `GET` shows them. The models:
 //!   - `"write_lock": {"hold_ms": 200, "shape": "route_error"|"rate_limit"|"alternate",
-//!     "retry_after": N}`: each commit (files/upload, upload_session/finish, create_folder_v2,
-//!     delete_v2, move_v2, copy_v2) holds its namespace's lock for `hold_ms` before it answers,
+//!     "retry_after": N}`: each commit (files/upload, upload_session/finish, a whole
+//!     finish_batch, create_folder_v2, delete_v2, move_v2, copy_v2) holds its namespace's lock for `hold_ms` before it answers,
 //!     and a commit overlapping it in the same namespace is refused with
 //!     `too_many_write_operations`, as a 409 in the route's own error union (`route_error`),
 //!     as a 429 RateLimitError (`rate_limit`, with `retry_after` and `Retry-After` only if
@@ -104,6 +106,7 @@ mod error;
 mod faults;
 mod files_read;
 mod files_write;
+mod finish_batch;
 mod lag;
 mod locate;
 mod non_bmp_names;
@@ -235,6 +238,7 @@ fn open_state(config: &EmulatorConfig) -> anyhow::Result<server::AppState> {
         realism: realism::RealismSwitch::new(config.realism.clone()),
         write_locks: Default::default(),
         rate_limits: Default::default(),
+        batch_jobs: Default::default(),
         page_size: config.page_size.max(1),
     })
 }

@@ -19,6 +19,7 @@ use super::caller::{authenticate, team_caller, user_caller, Caller, Directory};
 use super::disk::Layout;
 use super::error::{json_response, ApiError, ApiResult};
 use super::faults::{self, Faults, Stats};
+use super::finish_batch::{self, BatchJobs};
 use super::rate_limit::{self, RateLimiter};
 use super::realism::{self, RealismSwitch};
 use super::sessions::Sessions;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub write_locks: WriteLocks,
     /// Each caller's budget of calls, for the rate-limit model.
     pub rate_limits: RateLimiter,
+    /// Results of finish_batch (v1) jobs ([`finish_batch`]).
+    pub batch_jobs: BatchJobs,
     pub page_size: usize,
 }
 
@@ -155,6 +158,11 @@ async fn dispatch(state: &Shared, call: Call) -> ApiResult<Response> {
         "files/upload_session/start" => upload::session_start(state, call).await,
         "files/upload_session/append_v2" => upload::session_append(state, call).await,
         "files/upload_session/finish" => upload::session_finish(state, call).await,
+        "files/upload_session/finish_batch_v2" => finish_batch::finish_batch_v2(state, call).await,
+        "files/upload_session/finish_batch" => finish_batch::finish_batch(state, call).await,
+        "files/upload_session/finish_batch/check" => {
+            rpc(state, call, finish_batch::finish_batch_check).await
+        }
         "files/download" => download::download(state, call).await,
         "users/get_current_account" => rpc_void(state, call, users::get_current_account).await,
         "users/get_space_usage" => rpc_void(state, call, users::get_space_usage).await,

@@ -269,8 +269,8 @@ pub async fn session_start(state: &AppState, call: Call) -> ApiResult<Response> 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Cursor {
-    session_id: String,
-    offset: u64,
+    pub session_id: String,
+    pub offset: u64,
 }
 
 #[derive(Deserialize)]
@@ -497,23 +497,7 @@ pub async fn session_finish(state: &AppState, call: Call) -> ApiResult<Response>
         if !check_call_hash(&arg.content_hash, Some(&content_hash(b""))) {
             return Err(ApiError::Route(tag("content_hash_mismatch")));
         }
-        if !session.closed {
-            return Err(ApiError::Route(tag("concurrent_session_not_closed")));
-        }
-        let size = session
-            .assembled_size()
-            .ok_or(ApiError::Route(tag("concurrent_session_missing_data")))?;
-        if arg.cursor.offset != size {
-            return Err(lookup_failed(incorrect_offset(size)));
-        }
-        let parts = session
-            .pieces
-            .keys()
-            .filter_map(|offset| state.sessions.piece_path(&id, *offset))
-            .collect();
-        let assembled = state.sessions.temp_in(&id)?.into_temp_path();
-        let whole = concatenate(parts, assembled.to_path_buf()).await?;
-        (Staged::Temp(assembled), whole)
+        assemble_concurrent(state, &id, &session, arg.cursor.offset).await?
     } else {
         if arg.cursor.offset != session.size {
             return Err(lookup_failed(incorrect_offset(session.size)));
@@ -528,18 +512,7 @@ pub async fn session_finish(state: &AppState, call: Call) -> ApiResult<Response>
         session.size += received.size;
         session.closed = true;
         state.sessions.save(&id, &session)?;
-        let data = state
-            .sessions
-            .data_path(&id)
-            .ok_or(std::io::ErrorKind::NotFound)?;
-        let whole = match state.sessions.running_hash(&id, session.size) {
-            Some(hasher) => Received {
-                size: session.size,
-                content_hash: hasher.finish(),
-            },
-            None => hash_file(&data).await?,
-        };
-        (Staged::Data(data), whole)
+        sequential_whole(state, &id, &session).await?
     };
     if malformed {
         return Err(ApiError::Route(nested("path", tag("malformed_path"))));
@@ -556,8 +529,82 @@ pub async fn session_finish(state: &AppState, call: Call) -> ApiResult<Response>
     }
 }
 
+/// A concurrent session's pieces joined into one file, once it is closed and complete and
+/// `offset` is its size (UploadSessionFinishError otherwise).
+async fn assemble_concurrent(
+    state: &AppState,
+    id: &str,
+    session: &SessionState,
+    offset: u64,
+) -> ApiResult<(Staged, Received)> {
+    if !session.closed {
+        return Err(ApiError::Route(tag("concurrent_session_not_closed")));
+    }
+    let size = session
+        .assembled_size()
+        .ok_or(ApiError::Route(tag("concurrent_session_missing_data")))?;
+    if offset != size {
+        return Err(ApiError::Route(nested(
+            "lookup_failed",
+            incorrect_offset(size),
+        )));
+    }
+    let parts = session
+        .pieces
+        .keys()
+        .filter_map(|offset| state.sessions.piece_path(id, *offset))
+        .collect();
+    let assembled = state.sessions.temp_in(id)?.into_temp_path();
+    let whole = concatenate(parts, assembled.to_path_buf()).await?;
+    Ok((Staged::Temp(assembled), whole))
+}
+
+/// A sequential session's data file and the whole content's size and hash.
+async fn sequential_whole(
+    state: &AppState,
+    id: &str,
+    session: &SessionState,
+) -> ApiResult<(Staged, Received)> {
+    let data = state
+        .sessions
+        .data_path(id)
+        .ok_or(std::io::ErrorKind::NotFound)?;
+    let whole = match state.sessions.running_hash(id, session.size) {
+        Some(hasher) => Received {
+            size: session.size,
+            content_hash: hasher.finish(),
+        },
+        None => hash_file(&data).await?,
+    };
+    Ok((Staged::Data(data), whole))
+}
+
+/// A session that must be complete already (an entry of finish_batch, which carries no data):
+/// its content and hash, or the entry's UploadSessionFinishError as a route error. The
+/// caller holds the session's lock.
+pub async fn stage_closed(
+    state: &AppState,
+    caller: &Caller,
+    cursor: &Cursor,
+) -> ApiResult<(Staged, Received)> {
+    let lookup_failed = |error: Value| ApiError::Route(nested("lookup_failed", error));
+    let id = &cursor.session_id;
+    let session =
+        owned_session(state, caller, id).ok_or_else(|| lookup_failed(tag("not_found")))?;
+    if session.concurrent {
+        return assemble_concurrent(state, id, &session, cursor.offset).await;
+    }
+    if !session.closed {
+        return Err(lookup_failed(tag("not_closed")));
+    }
+    if cursor.offset != session.size {
+        return Err(lookup_failed(incorrect_offset(session.size)));
+    }
+    sequential_whole(state, id, &session).await
+}
+
 /// The complete content waiting for its commit.
-enum Staged {
+pub enum Staged {
     /// Assembled from concurrent pieces (deleted if the commit does not take it).
     Temp(tempfile::TempPath),
     /// A sequential session's data file (kept for a retried finish).
@@ -565,7 +612,7 @@ enum Staged {
 }
 
 impl Staged {
-    fn path(&self) -> &std::path::Path {
+    pub fn path(&self) -> &std::path::Path {
         match self {
             Staged::Temp(temp) => temp,
             Staged::Data(path) => path,

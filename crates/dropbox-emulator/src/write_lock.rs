@@ -3,8 +3,8 @@
 //! `too_many_write_operations` (Dropbox did nothing; the client should try again later).
 //!
 //! A real commit takes time, and a client that waits for its answer never meets its own lock.
-//! So each commit (files/upload, upload_session/finish, create_folder_v2, delete_v2, move_v2,
-//! copy_v2) takes its namespace's lock before it is applied and keeps it for `hold_ms` before
+//! So each commit (files/upload, upload_session/finish, a whole finish_batch, create_folder_v2,
+//! delete_v2, move_v2, copy_v2) takes its namespace's lock before it is applied and keeps it for `hold_ms` before
 //! it answers; a commit arriving meanwhile is refused. Without the hold, commits in the emulator
 //! take microseconds and would almost never overlap, so a test could not show what a client
 //! does about the lock.

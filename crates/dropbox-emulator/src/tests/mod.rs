@@ -2,6 +2,7 @@
 
 mod auth;
 mod files;
+mod finish_batch;
 mod names;
 mod rate_limit;
 mod sessions;

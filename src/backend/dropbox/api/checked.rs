@@ -31,7 +31,7 @@ use super::types::{FileMetadata, FolderMetadata, Metadata};
 use super::upload_args::{UploadArg, UploadSessionFinishArg};
 
 /// What a look after a failed try found.
-enum Look<T> {
+pub(super) enum Look<T> {
     /// The change is in Dropbox; this is its result.
     Applied(T),
     /// It is not: sending it again is as safe as the first time.
@@ -200,6 +200,8 @@ impl DropboxClient {
         LookFn: Fn() -> LookFut,
         LookFut: Future<Output = Result<Look<T>, DropboxError>>,
     {
+        // The namespace lock sees this change: a file commit arriving meanwhile is batched.
+        let _in_flight = self.commits.begin();
         let mut attempts = Attempts::new(self.retry_policy());
         let mut may_have_landed = false;
         loop {
@@ -244,7 +246,7 @@ impl DropboxClient {
     }
 
     /// Applied if Dropbox holds a file at `path` with exactly `content_hash`.
-    async fn look_for_file(
+    pub(super) async fn look_for_file(
         &self,
         path: &str,
         content_hash: &str,

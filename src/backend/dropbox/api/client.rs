@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::auth::TokenSource;
+use super::batch::Commits;
 use super::body::UploadBody;
 use super::download::{self, ByteRange, Download};
 use super::error::{self, DropboxError};
@@ -43,6 +44,7 @@ pub(super) mod routes {
     pub const SESSION_START: Route = Route::upload("files/upload_session/start");
     pub const SESSION_APPEND: Route = Route::upload("files/upload_session/append_v2");
     pub const SESSION_FINISH: Route = Route::upload("files/upload_session/finish");
+    pub const SESSION_FINISH_BATCH: Route = Route::rpc("files/upload_session/finish_batch_v2");
     pub const CREATE_FOLDER: Route = Route::rpc("files/create_folder_v2");
     pub const DELETE: Route = Route::rpc("files/delete_v2");
     pub const MOVE: Route = Route::rpc("files/move_v2");
@@ -60,6 +62,8 @@ pub struct DropboxClient {
     idle_timeout: Duration,
     /// Paths written lately, whose `not_found` is doubted (`lag`).
     pub(super) recent: Arc<RecentWrites>,
+    /// The changes in flight and the commits waiting for a batch (`batch`).
+    pub(super) commits: Arc<Commits>,
 }
 
 impl std::fmt::Debug for DropboxClient {
@@ -95,6 +99,7 @@ impl DropboxClient {
             transport: Arc::new(Transport::new(requests, tokens, retry)),
             idle_timeout: options.request_timeout,
             recent: Arc::default(),
+            commits: Arc::default(),
         })
     }
 
@@ -320,7 +325,7 @@ impl DropboxClient {
     /// An RPC call with a JSON result. Only read-only routes are repeated after an ambiguous
     /// failure: creating, deleting, moving or copying twice could report a conflict for what
     /// in fact succeeded, so those are repeated by `checked`, after a look.
-    async fn rpc<A, R>(&self, route: &Route, arg: &A) -> Result<R, DropboxError>
+    pub(super) async fn rpc<A, R>(&self, route: &Route, arg: &A) -> Result<R, DropboxError>
     where
         A: Serialize + Sync + ?Sized,
         R: DeserializeOwned,

@@ -20,7 +20,7 @@ pub const UNAVAILABLE: &str = "Dropbox is unavailable; try again later";
 const MAX_TEXT: usize = 500;
 
 /// A failed Dropbox call.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum DropboxError {
     /// 400: Dropbox could not make sense of the request (a bug on our side or a bad argument).
     #[error("Dropbox refused the request as malformed: {0}")]
@@ -270,6 +270,17 @@ pub(crate) async fn from_token_response(response: reqwest::Response, grant: Gran
             description: field("error_description").unwrap_or_default(),
         },
         _ => from_parts(status, retry_after_header, &text),
+    }
+}
+
+/// A route error that came inside a 2xx answer (an entry of a batch), as if it had been the
+/// 409 of its own call.
+pub(crate) fn route_error(error: Value) -> DropboxError {
+    let mut tags = union_tags(&error);
+    tags.push("..".into());
+    DropboxError::Route {
+        summary: tags.join("/"),
+        error,
     }
 }
 

@@ -5,7 +5,7 @@
 //! (tokens, timeouts, logging), [`retry`] (the one place that decides what is sent again),
 //! [`body`] (upload bodies that can be made again for a retry), `watchdog` (uploads never
 //! hang), `checked` (every change to Dropbox, tried again only after a look at what the
-//! last try did), `lag` (a path written just now
+//! last try did), `batch` (file commits that meet, committed together), `lag` (a path written just now
 //! that Dropbox does not find yet), `auth` (access tokens from
 //! refresh tokens), [`error`] (the one place failures are decoded), [`types`] and [`upload_args`] (the spec's data types),
 //! [`arg`] (the `Dropbox-API-Arg` header encoding), [`content_hash`](mod@content_hash), [`time`] (timestamps),
@@ -16,6 +16,7 @@
 
 pub mod arg;
 mod auth;
+mod batch;
 pub mod body;
 mod checked;
 pub mod client;
@@ -35,6 +36,7 @@ pub mod upload_args;
 mod watchdog;
 
 pub use arg::to_header_json;
+pub use batch::{CommitInFlight, MAX_BATCH};
 pub use body::{BodyFactory, UploadBody};
 pub use client::DropboxClient;
 pub use content_hash::{content_hash, ContentHasher};

@@ -2,6 +2,7 @@
 //! routes, streaming downloads, upload sessions, token refresh, retries and team headers.
 //! How the client rides out injected faults is in [`retries`].
 
+mod batch;
 mod retries;
 
 use std::time::Duration;

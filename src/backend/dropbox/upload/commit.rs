@@ -1,7 +1,9 @@
 //! Committing a spooled file to Dropbox, and checking that Dropbox holds exactly our bytes.
 //!
-//! Up to the single-upload limit the file goes as one `files/upload`. Above it the file goes
-//! as a sequential upload session: the one the pipeline has been appending while the client
+//! A commit that is alone (nothing else of its client on the way to Dropbox) goes as it always
+//! has; one that meets others is committed in a batch (`batch`). Alone, up to the
+//! single-upload limit the file goes as one `files/upload`. Above it the file goes as a
+//! sequential upload session: the one the pipeline has been appending while the client
 //! sent, or, if that was abandoned (a write changed bytes already sent) or failed, a fresh one.
 //! Either way the hash Dropbox answers with must equal ours (a single upload also sends it, so
 //! Dropbox itself refuses a mismatch).
@@ -21,6 +23,7 @@ use crate::backend::dropbox::api::{
     UploadSessionCursor, UploadSessionFinishArg, WriteMode,
 };
 
+use super::batch;
 use super::pipeline::{self, Appended, SessionPipeline};
 use super::spool::SpoolReader;
 use super::UploadSettings;
@@ -48,16 +51,15 @@ pub(super) struct Target<'a> {
     pub settings: &'a UploadSettings,
 }
 
-/// Commits `target`, finishing the session `pipeline` has been appending to, if there is one.
+/// Commits `target`, finishing the session `pipeline` has been appending to, if there is one:
+/// alone if nothing else of this client is being committed, else in the next batch (`batch`).
 pub(super) async fn commit(
     target: &Target<'_>,
     pipeline: Option<SessionPipeline>,
 ) -> Result<FileMetadata, CommitError> {
-    let settings = target.settings;
-    let stored = if target.len <= settings.single_upload_limit {
-        upload_whole(target).await?
-    } else {
-        upload_in_session(target, pipeline, settings.chunk_size).await?
+    let stored = match target.client.commit_alone() {
+        Some(_alone) => commit_alone(target, pipeline).await?,
+        None => batch::commit(target, pipeline).await?,
     };
     match stored.content_hash.as_deref() {
         Some(hash) if hash == target.content_hash => Ok(stored),
@@ -68,44 +70,77 @@ pub(super) async fn commit(
     }
 }
 
+/// One files/upload, or the session and its finish.
+async fn commit_alone(
+    target: &Target<'_>,
+    pipeline: Option<SessionPipeline>,
+) -> Result<FileMetadata, CommitError> {
+    if target.len <= target.settings.single_upload_limit {
+        return upload_whole(target).await;
+    }
+    let cursor = fill_session(target, pipeline, false).await?;
+    finish(target, cursor).await
+}
+
+/// The spool read afresh from the start for every try.
+pub(super) fn whole_body(target: &Target<'_>) -> Arc<dyn BodyFactory> {
+    let spool = target.spool.clone();
+    let len = target.len;
+    Arc::new(move || {
+        let spool = spool.clone();
+        async move { spool.body(0, len).await }
+    })
+}
+
 async fn upload_whole(target: &Target<'_>) -> Result<FileMetadata, CommitError> {
     let arg = UploadArg {
         client_modified: target.client_modified.clone(),
         content_hash: Some(target.content_hash.clone()),
         ..UploadArg::new(target.path, target.mode.clone())
     };
-    let spool = target.spool.clone();
-    let len = target.len;
-    // Each try streams the spool from the start.
-    let body: Arc<dyn BodyFactory> = Arc::new(move || {
-        let spool = spool.clone();
-        async move { spool.body(0, len).await }
-    });
     // Whatever the mode, a try is repeated only once Dropbox has been asked whether the last
     // one landed.
     Ok(target
         .client
-        .upload_checked(&arg, body, &target.content_hash)
+        .upload_checked(&arg, whole_body(target), &target.content_hash)
         .await?)
 }
 
-async fn upload_in_session(
+/// Every byte of the file in an upload session: the one the pipeline has been appending, or
+/// a fresh one if that failed; the tail that did not fill a chunk goes last, as the closing
+/// append if `close`. Returns where the session stands.
+pub(super) async fn fill_session(
     target: &Target<'_>,
     pipeline: Option<SessionPipeline>,
-    chunk_size: u64,
-) -> Result<FileMetadata, CommitError> {
-    if let Some(pipeline) = pipeline {
-        match pipeline.finish().await {
-            Ok(appended) => return finish(target, appended).await,
+    close: bool,
+) -> Result<UploadSessionCursor, CommitError> {
+    let appended = match pipeline.map(SessionPipeline::finish) {
+        Some(finishing) => match finishing.await {
+            Ok(appended) => Some(appended),
             // The background appends failed; one fresh session from the spool gets a second
             // chance (a transient failure should not cost the client its upload).
             Err(e) => {
-                tracing::warn!(path = target.path, error = %e, "session upload failed; starting over")
+                tracing::warn!(path = target.path, error = %e, "session upload failed; starting over");
+                None
             }
+        },
+        None => None,
+    };
+    let Appended {
+        session_id,
+        mut offset,
+    } = match appended {
+        Some(appended) => appended,
+        None => {
+            let fresh = SessionPipeline::start(target.client.clone(), target.spool.clone());
+            append_all(fresh, target.len, target.settings.chunk_size).await?
         }
+    };
+    if target.len > offset || close {
+        let tail = (offset, target.len - offset);
+        offset = pipeline::append(target.client, &target.spool, &session_id, tail, close).await?;
     }
-    let fresh = SessionPipeline::start(target.client.clone(), target.spool.clone());
-    finish(target, append_all(fresh, target.len, chunk_size).await?).await
+    Ok(UploadSessionCursor { session_id, offset })
 }
 
 /// Appends every full chunk of the file through a new pipeline.
@@ -118,29 +153,23 @@ async fn append_all(
     Ok(pipeline.finish().await?)
 }
 
-/// Appends the tail that did not fill a chunk, then commits the session (finish carries no
-/// data, so a failed finish can be retried without resending anything).
-async fn finish(target: &Target<'_>, appended: Appended) -> Result<FileMetadata, CommitError> {
-    let Appended {
-        session_id,
-        mut offset,
-    } = appended;
-    if target.len > offset {
-        offset = pipeline::append(
-            target.client,
-            &target.spool,
-            &session_id,
-            offset,
-            target.len - offset,
-        )
-        .await?;
+/// Where and how the file is committed: the write mode and the client's mtime.
+pub(super) fn commit_info(target: &Target<'_>) -> CommitInfo {
+    CommitInfo {
+        client_modified: target.client_modified.clone(),
+        ..CommitInfo::new(target.path, target.mode.clone())
     }
+}
+
+/// Commits the session alone (finish carries no data, so a failed finish can be retried
+/// without resending anything).
+async fn finish(
+    target: &Target<'_>,
+    cursor: UploadSessionCursor,
+) -> Result<FileMetadata, CommitError> {
     let arg = UploadSessionFinishArg {
-        cursor: UploadSessionCursor { session_id, offset },
-        commit: CommitInfo {
-            client_modified: target.client_modified.clone(),
-            ..CommitInfo::new(target.path, target.mode.clone())
-        },
+        cursor,
+        commit: commit_info(target),
         // Dropbox's content_hash argument covers only this call's data (none here); the whole
         // file's hash is checked against the metadata Dropbox answers with.
         content_hash: None,

@@ -4,9 +4,11 @@
 //! [`Spool`] (a temp file, never memory) and committed at CLOSE: one `files/upload` up to the
 //! single-upload limit, an upload session above it, appended while the client is still sending
 //! (`pipeline`). The commit carries our content_hash and checks the one Dropbox answers with,
-//! so a success means Dropbox holds exactly these bytes. An [`Upload`] dropped without commit
-//! sends nothing more and leaves nothing behind.
+//! so a success means Dropbox holds exactly these bytes. A commit that meets another commit of
+//! its account is sent as a closed session and committed with others in one batch (`batch`).
+//! An [`Upload`] dropped without commit sends nothing more and leaves nothing behind.
 
+mod batch;
 mod commit;
 mod pipeline;
 mod spool;

@@ -90,7 +90,7 @@ async fn append_chunks(
     let mut offset = 0;
     while let Some((chunk_offset, len)) = queue.recv().await {
         debug_assert_eq!(chunk_offset, offset);
-        offset = append(&client, &spool, &session_id, offset, len).await?;
+        offset = append(&client, &spool, &session_id, (offset, len), false).await?;
     }
     Ok(Appended { session_id, offset })
 }
@@ -98,28 +98,34 @@ async fn append_chunks(
 /// How often one append may be moved to where Dropbox says the session stands.
 const MAX_RESYNCS: u32 = 3;
 
-/// Appends bytes `offset..offset + len` of the spool; returns the new offset.
+/// Appends bytes `offset..offset + len` of the spool; returns the new offset. With `close`
+/// the append is the session's last (it may carry no bytes), as a batch commit needs.
 ///
 /// The client repeats an append after a lost answer or a server error with a fresh body from
 /// the spool (Dropbox checks the offset, so a repeat cannot add bytes twice). When Dropbox
 /// answers `incorrect_offset`, its `correct_offset` says where the session stands: at the end
 /// of this chunk means an earlier try had landed (success); anywhere before it, the rest is
-/// sent from there (the spool still holds every byte).
+/// sent from there (the spool still holds every byte). A closing append repeated after its
+/// first try landed is told `closed`: only this upload appends to its session, so that is
+/// the first try's success (the commit checks the offset and the hash in any case).
 pub async fn append(
     client: &DropboxClient,
     spool: &SpoolReader,
     session_id: &str,
-    offset: u64,
-    len: u64,
+    (offset, len): (u64, u64),
+    close: bool,
 ) -> Result<u64, DropboxError> {
     let end = offset + len;
     let mut from = offset;
     let mut resyncs = 0;
-    while from < end {
-        let error = match append_once(client, spool, session_id, from, end - from).await {
+    loop {
+        let error = match append_once(client, spool, session_id, (from, end - from), close).await {
             Ok(()) => return Ok(end),
             Err(error) => error,
         };
+        if close && error.has_tag("closed") {
+            return Ok(end);
+        }
         match error.correct_offset() {
             Some(correct) if correct == end => return Ok(end),
             Some(correct) if correct < end && resyncs < MAX_RESYNCS => {
@@ -135,22 +141,21 @@ pub async fn append(
             _ => return Err(error),
         }
     }
-    Ok(end)
 }
 
 async fn append_once(
     client: &DropboxClient,
     spool: &SpoolReader,
     session_id: &str,
-    offset: u64,
-    len: u64,
+    (offset, len): (u64, u64),
+    close: bool,
 ) -> Result<(), DropboxError> {
     let arg = UploadSessionAppendArg {
         cursor: UploadSessionCursor {
             session_id: session_id.to_string(),
             offset,
         },
-        close: false,
+        close,
         content_hash: None,
     };
     let spool = spool.clone();
