@@ -7,6 +7,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use dropbox_emulator::{demo_credentials, Emulator, EmulatorConfig, Realism};
 use serde_json::{json, Value};
@@ -47,6 +48,31 @@ pub async fn start_emulator(dir: &Path) -> Emulator {
     start_emulator_paged(dir, 500).await
 }
 
+/// Sends the request `make` builds as a patient Dropbox client would, and returns the status
+/// and body: a 429 is sent again after its Retry-After, a `too_many_write_operations` after a
+/// short wait, since the realistic profile's rate limit and write lock refuse the tests' own
+/// calls too (they did nothing, so sending them again is safe).
+async fn patiently(make: impl Fn() -> reqwest::RequestBuilder) -> (u16, bytes::Bytes) {
+    let give_up = Instant::now() + Duration::from_secs(120);
+    loop {
+        let response = make().send().await.unwrap();
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+        let body = response.bytes().await.unwrap();
+        let busy = String::from_utf8_lossy(&body).contains("too_many_write_operations");
+        let wait = match status {
+            429 => Duration::from_secs(retry_after.unwrap_or(1)),
+            409 if busy => Duration::from_millis(100),
+            _ => return (status, body),
+        };
+        assert!(Instant::now() < give_up, "Dropbox refused for two minutes");
+        tokio::time::sleep(wait).await;
+    }
+}
+
 /// A client of one emulator's API and hooks.
 #[derive(Clone)]
 pub struct DropboxView {
@@ -63,59 +89,75 @@ impl DropboxView {
     }
 
     async fn rpc(&self, route: &str, arg: Value) -> (u16, Value) {
-        let response = self
-            .http
-            .post(format!("{}/2/{route}", self.base_url))
-            .bearer_auth(demo_credentials::ACCESS_TOKEN)
-            .json(&arg)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        let url = format!("{}/2/{route}", self.base_url);
+        let (status, body) = patiently(|| {
+            self.http
+                .post(&url)
+                .bearer_auth(demo_credentials::ACCESS_TOKEN)
+                .json(&arg)
+        })
+        .await;
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
     }
 
-    /// files/get_metadata, or None if the path does not exist.
+    /// files/get_metadata, or None if the path does not exist. Under the suite's lag model a
+    /// path written just now may not be found yet, so a `not_found` is believed only once the
+    /// lag is over, as a careful Dropbox client does.
     pub async fn metadata(&self, path: &str) -> Option<Value> {
-        let (status, body) = self
-            .rpc("files/get_metadata", json!({ "path": path }))
-            .await;
-        match status {
-            200 => Some(body),
-            409 => None,
-            other => panic!("get_metadata {path}: HTTP {other}: {body}"),
+        let lag = Duration::from_millis(suite_realism().lag_ms.unwrap_or(0));
+        let believed_after = Instant::now() + lag;
+        loop {
+            let (status, body) = self
+                .rpc("files/get_metadata", json!({ "path": path }))
+                .await;
+            match status {
+                200 => return Some(body),
+                409 if Instant::now() >= believed_after => return None,
+                409 => tokio::time::sleep(Duration::from_millis(50)).await,
+                other => panic!("get_metadata {path}: HTTP {other}: {body}"),
+            }
         }
     }
 
     /// The bytes stored at `path`.
     pub async fn download(&self, path: &str) -> Vec<u8> {
         let arg = serde_json::to_string(&json!({ "path": path })).unwrap();
-        let response = self
-            .http
-            .post(format!("{}/2/files/download", self.base_url))
-            .bearer_auth(demo_credentials::ACCESS_TOKEN)
-            .header("Dropbox-API-Arg", ascii_json(&arg))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200, "download {path}");
-        response.bytes().await.unwrap().to_vec()
+        let url = format!("{}/2/files/download", self.base_url);
+        let (status, body) = patiently(|| {
+            self.http
+                .post(&url)
+                .bearer_auth(demo_credentials::ACCESS_TOKEN)
+                .header("Dropbox-API-Arg", ascii_json(&arg))
+        })
+        .await;
+        assert_eq!(status, 200, "download {path}");
+        body.to_vec()
     }
 
     /// Stores a file directly (test setup that bypasses the gateway).
     pub async fn upload(&self, path: &str, data: Vec<u8>) {
         let arg = serde_json::to_string(&json!({ "path": path, "mode": "overwrite" })).unwrap();
-        let response = self
-            .http
-            .post(format!("{}/2/files/upload", self.base_url))
-            .bearer_auth(demo_credentials::ACCESS_TOKEN)
-            .header("Dropbox-API-Arg", ascii_json(&arg))
-            .header("Content-Type", "application/octet-stream")
-            .body(data)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200, "upload {path}");
+        let url = format!("{}/2/files/upload", self.base_url);
+        let (status, body) = patiently(|| {
+            self.http
+                .post(&url)
+                .bearer_auth(demo_credentials::ACCESS_TOKEN)
+                .header("Dropbox-API-Arg", ascii_json(&arg))
+                .header("Content-Type", "application/octet-stream")
+                .body(data.clone())
+        })
+        .await;
+        assert_eq!(
+            status,
+            200,
+            "upload {path}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        // A test's setup means "this file is in Dropbox": under the suite's lag model that
+        // holds once it can be found by path.
+        if suite_realism().lag_ms.is_some() {
+            self.metadata(path).await;
+        }
     }
 
     /// Names in a folder, following every page.

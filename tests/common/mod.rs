@@ -31,8 +31,8 @@ pub use clients::{
 };
 pub use config::{write_key_options, Account, GatewayConfig, Limits, Metrics, Permissions, User};
 pub use dropbox::{
-    content_hash, request_count, start_emulator, total_requests, write_random_file, DropboxView,
-    UploadRequests,
+    content_hash, request_count, start_emulator, suite_realism, total_requests, write_random_file,
+    DropboxView, UploadRequests,
 };
 pub use process::{
     dropgate_binary, finish_command, free_port, open_fds, resident_kib, send_signal,
