@@ -3,7 +3,10 @@
 //!
 //! The point is to find a wrong token, an unknown team member or a missing key file before the
 //! partners do, so every account is tried even when an earlier one failed, and the answer is a
-//! short table an admin can read at a glance.
+//! short table an admin can read at a glance. A token that lacks a scope the gateway needs
+//! signs in fine and fails only at the first upload or team lookup, so the scopes its token
+//! file records are compared with what the account's use needs, and a missing one is a warning
+//! in the table.
 
 use std::fmt::Write;
 use std::path::Path;
@@ -37,7 +40,19 @@ pub async fn check_config(config: &Config) -> CheckReport {
     let mut rows = Vec::new();
     for account in &config.accounts {
         let status = match accounts::connect(account, &config.server, Unreachable::Fail).await {
-            Ok(connected) => describe(&connected.facts),
+            Ok(connected) => {
+                let mut status = describe(&connected.facts);
+                let missing = missing_scopes(&connected.facts);
+                if !missing.is_empty() {
+                    let _ = write!(
+                        status,
+                        "; WARNING: the token lacks the scope(s) {} (add them to the Dropbox \
+                         app's permissions, then re-run dropgate auth)",
+                        missing.join(", ")
+                    );
+                }
+                status
+            }
             Err(e) => {
                 ok = false;
                 // The account name is already in the first column.
@@ -87,6 +102,32 @@ fn describe(facts: &AccountFacts) -> String {
     text
 }
 
+/// What every account needs: its own identity, and to read and write files.
+const FILE_SCOPES: &[&str] = &[
+    "account_info.read",
+    "files.metadata.read",
+    "files.content.read",
+    "files.content.write",
+];
+/// What a team token acting as a member needs as well: finding the member, acting as them.
+const TEAM_MEMBER_SCOPES: &[&str] = &["members.read", "team_data.member"];
+
+/// The scopes the account's use needs that its token was not granted; none if the token file
+/// does not record them.
+fn missing_scopes(facts: &AccountFacts) -> Vec<&'static str> {
+    let Some(granted) = &facts.granted_scopes else {
+        return Vec::new();
+    };
+    let granted: Vec<&str> = granted.split_whitespace().collect();
+    let team = facts.team_member_id.is_some().then_some(TEAM_MEMBER_SCOPES);
+    FILE_SCOPES
+        .iter()
+        .chain(team.into_iter().flatten())
+        .copied()
+        .filter(|scope| !granted.contains(scope))
+        .collect()
+}
+
 fn display_root(root: &str) -> String {
     let trimmed = root.trim_matches('/');
     format!("/{trimmed}")
@@ -120,6 +161,22 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_scope_is_named_and_an_unrecorded_one_is_not_guessed() {
+        let mut facts = AccountFacts {
+            granted_scopes: Some("account_info.read files.metadata.read files.content.read".into()),
+            ..AccountFacts::default()
+        };
+        assert_eq!(missing_scopes(&facts), ["files.content.write"]);
+        facts.team_member_id = Some("dbmid:x".into());
+        assert_eq!(
+            missing_scopes(&facts),
+            ["files.content.write", "members.read", "team_data.member"]
+        );
+        facts.granted_scopes = None;
+        assert!(missing_scopes(&facts).is_empty());
+    }
 
     #[test]
     fn tables_align() {

@@ -29,6 +29,9 @@ pub struct AccountFacts {
     pub team_member_id: Option<String>,
     /// The namespace paths start at when `team_space` is on.
     pub team_space_root: Option<String>,
+    /// The scopes Dropbox granted the token, as its token file recorded them (None when the
+    /// credentials are in the config, which does not say).
+    pub granted_scopes: Option<String>,
 }
 
 /// A configured account ready for use.
@@ -62,7 +65,7 @@ async fn connect_inner(
     server: &ServerConfig,
     unreachable: Unreachable,
 ) -> anyhow::Result<Connected> {
-    let (credentials, team_token) = credentials(account)?;
+    let (credentials, team_token, granted_scopes) = credentials(account)?;
     let mut options = ClientOptions::new(endpoints(account)?, credentials);
     options.proxy = account.effective_proxy(server).map(str::to_string);
     options.request_timeout = Duration::from_secs(120);
@@ -71,7 +74,10 @@ async fn connect_inner(
         ..RetryPolicy::default()
     };
     let client_of = |options: &ClientOptions| DropboxClient::with_retry(options.clone(), retry);
-    let mut facts = AccountFacts::default();
+    let mut facts = AccountFacts {
+        granted_scopes,
+        ..AccountFacts::default()
+    };
 
     match (&account.team_member_email, team_token) {
         (Some(email), _) => {
@@ -118,8 +124,9 @@ fn endpoints(account: &AccountConfig) -> anyhow::Result<Endpoints> {
     }
 }
 
-/// The account's credentials, and whether they are a team token (known from a token file).
-fn credentials(account: &AccountConfig) -> anyhow::Result<(Credentials, bool)> {
+/// The account's credentials, whether they are a team token, and the scopes granted (both
+/// known only from a token file).
+fn credentials(account: &AccountConfig) -> anyhow::Result<(Credentials, bool, Option<String>)> {
     if let Some(path) = &account.token_file {
         let file = TokenFile::read(path)?;
         let credentials = Credentials::Refresh {
@@ -127,7 +134,7 @@ fn credentials(account: &AccountConfig) -> anyhow::Result<(Credentials, bool)> {
             app_secret: account.app_secret.clone().unwrap_or(file.app_secret),
             refresh_token: file.refresh_token,
         };
-        return Ok((credentials, file.team));
+        return Ok((credentials, file.team, file.scope));
     }
     let credentials = match (
         &account.app_key,
@@ -146,7 +153,7 @@ fn credentials(account: &AccountConfig) -> anyhow::Result<(Credentials, bool)> {
                 .context("the account has no credentials")?,
         ),
     };
-    Ok((credentials, false))
+    Ok((credentials, false, None))
 }
 
 async fn team_member_id(team: &DropboxClient, email: &str) -> anyhow::Result<String> {

@@ -238,12 +238,34 @@ async fn auth_flow_end_to_end_writes_a_private_token_file_the_gateway_uses() {
     config
         .users
         .push(User::with_bench_key(&dir, "alice", "main", "/alice"));
-    let (_, config) = load_config(&dir, &config);
+    let (config_path, config) = load_config(&dir, &config);
     let gateway = Gateway::start(&config).await.unwrap();
     replace_gateway(&mut bench, gateway).await;
     std::fs::write(bench.path("hello.txt"), "hello").unwrap();
     bench.sftp_ok(&bench.user("alice"), "put hello.txt\n").await;
     assert_eq!(bench.dropbox_download("/alice/hello.txt").await, b"hello");
+
+    // check-config is content with the scopes the flow granted, and warns about a missing one
+    // (an app whose permissions lack files.content.write signs in, then fails every upload).
+    let (ok, stdout, stderr) = check_config(&config_path, &[]).await;
+    assert!(ok && !stdout.contains("WARNING"), "{stdout}\n{stderr}");
+    let mut narrowed = read_token_file(&token_file);
+    let scopes = narrowed["scope"]
+        .as_str()
+        .unwrap()
+        .replace("files.content.write", "");
+    narrowed.insert("scope".into(), toml::Value::String(scopes));
+    std::fs::write(&token_file, toml::to_string(&narrowed).unwrap()).unwrap();
+    let (ok, stdout, stderr) = check_config(&config_path, &[]).await;
+    assert!(
+        ok,
+        "a missing scope is a warning, not a failure: {stdout}\n{stderr}"
+    );
+    let main = line_containing(&stdout, "main");
+    assert!(
+        main.contains("WARNING") && main.contains("files.content.write"),
+        "{stdout}"
+    );
 }
 
 /// Puts `gateway` (same host key, new port) in place of the bench's own.
