@@ -69,8 +69,11 @@ host_key = "$work/dg_host_key"
 [upload]
 spool_dir = "$work/spool"
 [limits]
-# Every benchmark connection comes from 127.0.0.1: the per-address cap must admit 50 at once.
+# Every benchmark connection comes from 127.0.0.1: the per-address caps must admit 50 at once,
+# logged in or not (the baseline sshd gets the same room: MaxStartups below).
 max_connections_per_address = 200
+max_unauthenticated_connections = 400
+max_unauthenticated_per_address = 200
 [[accounts]]
 name = "bench"
 api_url = "$emu_url"
