@@ -44,7 +44,7 @@ impl DropboxClient {
     /// Creates a folder (and missing parents); a conflict if something was already there.
     pub async fn create_folder(&self, path: &str) -> Result<FolderMetadata, DropboxError> {
         let look = || async move {
-            Ok(match self.look_up(path).await? {
+            Ok(match self.look_up_landed(path).await? {
                 Some(Metadata::Folder(folder)) => Look::Applied(folder),
                 _ => Look::Absent,
             })
@@ -104,7 +104,7 @@ impl DropboxClient {
     ) -> Result<Metadata, DropboxError> {
         let name = to.rsplit('/').next().unwrap_or(to);
         let look = || async move {
-            Ok(match self.look_up(to).await? {
+            Ok(match self.look_up_landed(to).await? {
                 Some(entry) if entry.id() == Some(id) && entry.name() == name => {
                     Look::Applied(entry)
                 }
@@ -123,7 +123,7 @@ impl DropboxClient {
     /// file with the source's content_hash and size.
     pub async fn copy_entry(&self, from: &str, to: &str) -> Result<Metadata, DropboxError> {
         let look = || async move {
-            let (source, target) = tokio::try_join!(self.look_up(from), self.look_up(to))?;
+            let (source, target) = tokio::try_join!(self.look_up(from), self.look_up_landed(to))?;
             Ok(match (source, target) {
                 (Some(Metadata::File(source)), Some(Metadata::File(copy)))
                     if copy.content_hash.is_some()
@@ -235,6 +235,16 @@ impl DropboxClient {
         }
     }
 
+    /// What is at `path`, where a try that may have landed would have put something. Dropbox
+    /// may not find a fresh entry by path for a moment (its lag), which would pass a landed
+    /// change off as absent, and its repeat then fails for good (a finished session is gone, a
+    /// moved source too): so `path` counts as written by us, and a `not_found` is asked again
+    /// for a while, as for any path this client wrote.
+    async fn look_up_landed(&self, path: &str) -> Result<Option<Metadata>, DropboxError> {
+        self.recent.wrote(path);
+        self.look_up(path).await
+    }
+
     /// What is at `path` now; None if nothing is.
     async fn look_up(&self, path: &str) -> Result<Option<Metadata>, DropboxError> {
         match self.get_metadata(path).await {
@@ -251,7 +261,7 @@ impl DropboxClient {
         path: &str,
         content_hash: &str,
     ) -> Result<Look<FileMetadata>, DropboxError> {
-        Ok(match self.look_up(path).await? {
+        Ok(match self.look_up_landed(path).await? {
             Some(Metadata::File(file)) if file.content_hash.as_deref() == Some(content_hash) => {
                 Look::Applied(file)
             }

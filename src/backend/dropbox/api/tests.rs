@@ -335,13 +335,14 @@ async fn rate_limits_and_server_errors_are_retried_when_safe() {
         .await;
     client.list_folder("", None).await.unwrap();
 
-    // A change is sent again after a server error only once a look found it absent.
+    // A change is sent again after a server error only once a look found it absent (the look
+    // asks more than once: Dropbox's lag could hide a folder that had landed).
     h.faults(json!([{ "kind": "status_503", "route": "files/create_folder_v2", "count": 1 }]))
         .await;
     let looks = h.count("files/get_metadata").await;
     client.create_folder("/new").await.unwrap();
     assert_eq!(h.count("files/create_folder_v2").await, 2);
-    assert_eq!(h.count("files/get_metadata").await, looks + 1);
+    assert!(h.count("files/get_metadata").await > looks);
 
     // A Retry-After longer than we are willing to wait goes to the caller.
     h.faults(json!([{ "kind": "status_429", "route": "files/get_metadata", "count": 1, "retry_after": 60 }]))
