@@ -27,6 +27,7 @@ const MIB: u64 = 1024 * 1024;
 const FAULT_PROBABILITY: f64 = 0.02;
 const FAULT_KINDS: [&str; 4] = ["status_429", "status_503", "drop_before", "drop_after"];
 const SOAK_LIMIT: Duration = Duration::from_secs(420);
+const WORKERS_LIMIT: Duration = Duration::from_secs(330);
 
 struct Planned {
     local: PathBuf,
@@ -136,7 +137,22 @@ async fn soak() {
     let started = Instant::now();
     let mut command = paramiko_as(&bench, &alice, WORKERS_SCRIPT);
     command.arg(&plan_file);
-    let told = paramiko_json(command).await;
+    // Longer than one client's usual limit: 600 uploads through every fault and wait.
+    command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(WORKERS_LIMIT, command.output())
+        .await
+        .expect("the paramiko workers did not finish in time")
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "paramiko workers failed:\n{}",
+        output_text(&out)
+    );
+    let told: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     let elapsed = started.elapsed();
     let retries = retries_made() - retries_before;
     let stats = bench.emulator_stats().await;

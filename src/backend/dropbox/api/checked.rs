@@ -30,6 +30,11 @@ use super::retry::{record_retry, Attempts, Failure, Safety};
 use super::types::{FileMetadata, FolderMetadata, Metadata};
 use super::upload_args::{UploadArg, UploadSessionFinishArg};
 
+/// How long a look that found nothing waits before it asks again (see
+/// `look_up_landed`): longer than Dropbox's usual lag, short enough for a client waiting on a
+/// change whose try truly did nothing.
+const LANDED_LOOK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What a look after a failed try found.
 pub(super) enum Look<T> {
     /// The change is in Dropbox; this is its result.
@@ -237,11 +242,13 @@ impl DropboxClient {
 
     /// What is at `path`, where a try that may have landed would have put something. Dropbox
     /// may not find a fresh entry by path for a moment (its lag), which would pass a landed
-    /// change off as absent, and its repeat then fails for good (a finished session is gone, a
-    /// moved source too): so `path` counts as written by us, and a `not_found` is asked again
-    /// for a while, as for any path this client wrote.
+    /// change off as absent, and its repeat would then fail for good (a finished session is
+    /// gone, a moved source too): so nothing found is asked once more after `LANDED_LOOK_WAIT`.
     async fn look_up_landed(&self, path: &str) -> Result<Option<Metadata>, DropboxError> {
-        self.recent.wrote(path);
+        if let Some(found) = self.look_up(path).await? {
+            return Ok(Some(found));
+        }
+        tokio::time::sleep(LANDED_LOOK_WAIT).await;
         self.look_up(path).await
     }
 
