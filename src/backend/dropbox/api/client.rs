@@ -21,7 +21,7 @@ use super::download::{self, ByteRange, Download};
 use super::error::{self, DropboxError};
 use super::lag::RecentWrites;
 use super::options::{ClientOptions, NO_PROXY};
-use super::request::{RequestFactory, Route};
+use super::request::{HttpClients, RequestFactory, Route};
 use super::retry::{RetryPolicy, Safety};
 use super::secret::scrub;
 use super::transport::Transport;
@@ -82,7 +82,7 @@ impl DropboxClient {
     /// Like [`DropboxClient::new`] with a chosen retry policy (the gateway's configured
     /// rate-limit wait; tests use short backoffs).
     pub fn with_retry(options: ClientOptions, retry: RetryPolicy) -> Result<Self, DropboxError> {
-        let http = http_client(
+        let http = http_clients(
             options.connect_timeout,
             options.request_timeout,
             options.proxy.as_deref(),
@@ -402,7 +402,13 @@ async fn read_json<R: DeserializeOwned>(
     error::decode_json(route.name, &bytes)
 }
 
-/// The one HTTP client: keep-alive pool, connect timeout, optional proxy.
+/// The HTTP clients: keep-alive pools, connect timeout, optional proxy.
+///
+/// Two pools from the same settings. RPCs may share one HTTP/2 connection; bytes of files go
+/// over HTTP/1.1 only, where every transfer in flight has a TCP connection of its own. Across
+/// a long distance one connection carries far less than the gateway's own links, so the
+/// parallel appends of one upload and the parallel ranges of one download must not be
+/// multiplexed onto one connection (nor share its window with every other transfer).
 ///
 /// No client-wide read timeout: reqwest starts that clock when a request is sent, so it would
 /// also limit how long an upload may take to send. RPCs get a total timeout per request;
@@ -411,11 +417,24 @@ async fn read_json<R: DeserializeOwned>(
 ///
 /// `proxy` None keeps reqwest's default, which honours HTTPS_PROXY / ALL_PROXY / NO_PROXY;
 /// [`NO_PROXY`] turns every proxy off, the environment's included.
-pub(super) fn http_client(
+pub(super) fn http_clients(
     connect_timeout: Duration,
     request_timeout: Duration,
     proxy: Option<&str>,
-) -> Result<reqwest::Client, DropboxError> {
+) -> Result<HttpClients, DropboxError> {
+    let rpc = http_builder(connect_timeout, request_timeout, proxy)?;
+    let transfers = http_builder(connect_timeout, request_timeout, proxy)?.http1_only();
+    Ok(HttpClients {
+        rpc: build_client(rpc)?,
+        transfers: build_client(transfers)?,
+    })
+}
+
+fn http_builder(
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    proxy: Option<&str>,
+) -> Result<reqwest::ClientBuilder, DropboxError> {
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("dropgate/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(connect_timeout)
@@ -434,6 +453,10 @@ pub(super) fn http_client(
             builder = builder.proxy(proxy);
         }
     }
+    Ok(builder)
+}
+
+fn build_client(builder: reqwest::ClientBuilder) -> Result<reqwest::Client, DropboxError> {
     builder.build().map_err(|e| {
         DropboxError::Config(format!("could not set up HTTPS: {}", scrub(&e.to_string())))
     })

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::auth::call_token_endpoint;
-use super::client::http_client;
+use super::client::http_clients;
 use super::error::{DropboxError, Grant};
 use super::options::{join, Endpoints};
 use super::request::RequestFactory;
@@ -101,7 +101,7 @@ pub async fn exchange_code(
     exchange: &CodeExchange<'_>,
 ) -> Result<IssuedTokens, DropboxError> {
     let timeout = Duration::from_secs(60);
-    let http = http_client(Duration::from_secs(10), timeout, proxy)?;
+    let http = http_clients(Duration::from_secs(10), timeout, proxy)?;
     let requests = RequestFactory::new(http, endpoints.clone(), None, None, timeout)?;
     let request = requests.token_exchange(
         exchange.app_key,

@@ -98,9 +98,29 @@ impl Route {
     }
 }
 
+/// The connection pools requests go out on (see `client::http_clients`).
+#[derive(Clone)]
+pub struct HttpClients {
+    /// JSON calls: small, may share connections (HTTP/2 where the server offers it).
+    pub rpc: Client,
+    /// Bytes of files: HTTP/1.1, a connection of its own for every transfer in flight.
+    pub transfers: Client,
+}
+
+#[cfg(test)]
+impl HttpClients {
+    /// One pool for everything.
+    pub fn single(client: Client) -> Self {
+        Self {
+            rpc: client.clone(),
+            transfers: client,
+        }
+    }
+}
+
 /// Builds requests for one client: its endpoints and its fixed team headers.
 pub struct RequestFactory {
-    http: Client,
+    http: HttpClients,
     endpoints: Endpoints,
     select_user: Option<HeaderValue>,
     path_root: Option<HeaderValue>,
@@ -110,7 +130,7 @@ pub struct RequestFactory {
 impl RequestFactory {
     /// Validates the team header values once, so building a request later cannot fail on them.
     pub fn new(
-        http: Client,
+        http: HttpClients,
         endpoints: Endpoints,
         select_user: Option<&str>,
         path_root: Option<&str>,
@@ -135,9 +155,17 @@ impl RequestFactory {
         })
     }
 
-    /// The shared HTTP client (one connection pool with keep-alive).
+    /// The pool for RPCs (and the token endpoint).
     pub fn http(&self) -> &Client {
-        &self.http
+        &self.http.rpc
+    }
+
+    /// The pool a route's requests go out on.
+    pub fn http_for(&self, route: &Route) -> &Client {
+        match route.style {
+            Style::Rpc => &self.http.rpc,
+            Style::Upload | Style::Download => &self.http.transfers,
+        }
     }
 
     pub fn endpoints(&self) -> &Endpoints {
@@ -157,7 +185,7 @@ impl RequestFactory {
         range: Option<ByteRange>,
     ) -> Result<Request, DropboxError> {
         let url = self.url(route);
-        let mut builder = self.http.post(url);
+        let mut builder = self.http_for(route).post(url);
         match route.style {
             Style::Rpc => {
                 let json = serde_json::to_vec(arg).map_err(|e| encode_error(route, e))?;
@@ -203,6 +231,7 @@ impl RequestFactory {
             ("refresh_token", refresh_token.expose()),
         ];
         self.http
+            .rpc
             .post(self.endpoints.token_url())
             .basic_auth(app_key, Some(app_secret.expose()))
             .form(&form)
@@ -232,6 +261,7 @@ impl RequestFactory {
             form.push(("redirect_uri", redirect_uri));
         }
         self.http
+            .rpc
             .post(self.endpoints.token_url())
             .basic_auth(app_key, Some(app_secret.expose()))
             .form(&form)
@@ -289,7 +319,7 @@ mod tests {
 
     fn factory(select_user: Option<&str>, path_root: Option<&str>) -> RequestFactory {
         RequestFactory::new(
-            Client::new(),
+            HttpClients::single(Client::new()),
             Endpoints::all("http://127.0.0.1:9/").unwrap(),
             select_user,
             path_root,

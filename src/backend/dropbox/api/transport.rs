@@ -129,9 +129,11 @@ impl Transport {
         let limit = self.requests.rpc_timeout();
         let outcome = match route.style {
             // The total timeout was set when the request was built.
-            Style::Rpc => self.requests.http().execute(request).await,
+            Style::Rpc => self.requests.http_for(route).execute(request).await,
             Style::Download => {
-                match tokio::time::timeout(limit, self.requests.http().execute(request)).await {
+                match tokio::time::timeout(limit, self.requests.http_for(route).execute(request))
+                    .await
+                {
                     Ok(outcome) => outcome,
                     Err(_) => {
                         crate::metrics::dropbox_request(route.name, None);
@@ -151,7 +153,7 @@ impl Transport {
                     }
                     None => None,
                 };
-                let sending = self.requests.http().execute(request);
+                let sending = self.requests.http_for(route).execute(request);
                 match progress {
                     None => sending.await,
                     Some(progress) => tokio::select! {
