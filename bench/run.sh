@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # dropgate against OpenSSH's own sftp-server on local disk: same client, same files, same run.
 #
-#   bench/run.sh [--quick] [--runs N] [--only WORKLOAD] [--profile plain|realistic]
+#   bench/run.sh [--quick] [--runs N] [--only WORKLOAD] [--profile plain|realistic|wan]
+#                [--latency-ms N] [--connection-rate BYTES_PER_SEC]
 #
 # Starts the emulator and dropgate (release builds) and a private sshd (internal-sftp on a
 # local folder, its own config and host key) on loopback, then runs each workload with the same
@@ -14,6 +15,16 @@
 # write lock, lag, name rules, session expiry; off while the benchmark seeds its files), and
 # each dropgate line also gives the calls those models refused (median run), e.g.
 # `refused: rate_limit=0 write_lock=12`.
+# With --profile wan the emulator is far away (40 ms added to every answer, 25 MB/s per TCP
+# connection; --latency-ms and --connection-rate change them) while the baseline stays on local
+# disk, so the ratio shows what distance costs. Each line then reads
+#   <workload> dropgate=<s> baseline=<s> ratio=<r> floor=<s> x_floor=<dropgate/floor>
+# where floor is what physics allows: the network's own time (a transfer of S bytes over the
+# gateway's C connections per file needs S / (C x rate) + one round trip; small_1000 needs a
+# round trip per file plus two, for the mkdir and the client's stat of the folder; ls_10k one
+# per page of 2,000 plus the client's stat), and the client's own work, taken from the
+# baseline: added to the network time where the two cannot overlap (small_1000, ls_10k: the
+# client waits for every answer), the larger of the two where they can (the transfers).
 # SFTP_FLAGS (environment) adds client flags to both sides alike, e.g. SFTP_FLAGS="-c aes128-gcm@openssh.com".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,16 +34,21 @@ quick=0
 runs=3
 only=
 profile=plain
+distance_flags=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --runs) runs=$2; shift ;;
     --only) only=$2; shift ;;
     --profile) profile=$2; shift ;;
-    *) echo "usage: bench/run.sh [--quick] [--runs N] [--only WORKLOAD] [--profile plain|realistic]" >&2; exit 2 ;;
+    --latency-ms|--connection-rate) distance_flags+=("$1" "$2"); shift ;;
+    *) echo "usage: bench/run.sh [--quick] [--runs N] [--only WORKLOAD] [--profile plain|realistic|wan]" \
+         "[--latency-ms N] [--connection-rate BYTES_PER_SEC]" >&2; exit 2 ;;
   esac
   shift
 done
+# The gateway's connections per file to Dropbox (uploads and downloads), also the floor's C.
+transfer_connections=4
 if [ "$quick" = 1 ]; then
   big_mib=64; small_count=100; ls_count=1000; parallel=10; parallel_mib=2
 else
@@ -87,11 +103,13 @@ root = "/bench"
 authorized_keys_file = "$work/user.pub"
 TOML
 "$bin" emulator --root "$work/dropbox" --listen "127.0.0.1:$emu_port" --page-size 2000 \
-  --profile "$profile" 2>"$work/emulator.log" & pids+=($!)
+  --profile "$profile" "${distance_flags[@]}" 2>"$work/emulator.log" & pids+=($!)
 wait_for_port "$emu_port" "$work/emulator.log"
-# The profile's models, put back once the benchmark's own files are seeded.
+# The profile's models and distance, put back once the benchmark's own files are seeded.
 models=$(python3 bench/emulator_client.py realism "$emu_url")
+distance=$(python3 bench/emulator_client.py distance "$emu_url")
 python3 bench/emulator_client.py realism "$emu_url" '{}' >/dev/null
+python3 bench/emulator_client.py distance "$emu_url" '{}' >/dev/null
 RUST_LOG=warn "$bin" serve --config "$work/dropgate.toml" 2>"$work/gateway.log" & dg_pid=$!; pids+=($dg_pid)
 
 # ---- the baseline: a private sshd serving internal-sftp on a local folder -----------------
@@ -145,6 +163,7 @@ python3 bench/emulator_client.py seed "$emu_url" emu-static-personal-00000000000
 mkdir -p "$work/local/many"
 (cd "$work/local/many" && for i in $(seq -w 1 "$ls_count"); do : > "entry$i.txt"; done)
 python3 bench/emulator_client.py realism "$emu_url" "$models" >/dev/null
+python3 bench/emulator_client.py distance "$emu_url" "$distance" >/dev/null
 
 # ---- workloads: each prints the seconds it took, given the port ----------------------------
 cd "$work/files"
@@ -161,6 +180,24 @@ parallel_50() {
   done
   for p in "${ps[@]}"; do wait "$p" || { echo "a parallel session failed" >&2; kill -TERM $$; exit 1; }; done
   echo "$(now) - $t" | bc
+}
+
+# What physics allows for a workload at the distance in force (see the header), given the
+# baseline's time for the client's own work.
+wan_floor() { # workload baseline_seconds
+  local count=0 size=0 network
+  case "$1" in
+    put_1g|get_1g) size=$((big_mib * 1024 * 1024)) ;;
+    parallel_50) size=$((parallel_mib * 1024 * 1024)) ;;
+    small_1000) count=$small_count ;;
+    ls_10k) count=$ls_count ;;
+  esac
+  network=$(python3 "$repo/bench/emulator_client.py" floor "$emu_url" "$1" "$count" "$size" \
+    "$transfer_connections")
+  case "$1" in
+    small_1000|ls_10k) echo "$network + $2" | bc -l ;;
+    *) echo "if ($network > $2) $network else $2" | bc -l ;;
+  esac
 }
 
 rss_peak_kb=0
@@ -195,8 +232,15 @@ for workload in put_1g get_1g small_1000 ls_10k parallel_50; do
   if [ "$profile" != plain ]; then
     for i in "${!dg_times[@]}"; do [ "${dg_times[$i]}" = "$dg" ] && refused=" refused: ${refusals[$i]}"; done
   fi
-  printf '%s dropgate=%.3f baseline=%.3f ratio=%.2f emulator=%.3f%s\n' \
-    "$workload" "$dg" "$base" "$(echo "$base / $dg" | bc -l)" "$emu" "$refused"
+  ratio=$(echo "$base / $dg" | bc -l)
+  if [ "$profile" = wan ]; then
+    floor=$(wan_floor "$workload" "$base")
+    printf '%s dropgate=%.3f baseline=%.3f ratio=%.2f floor=%.3f x_floor=%.2f\n' \
+      "$workload" "$dg" "$base" "$ratio" "$floor" "$(echo "$dg / $floor" | bc -l)"
+  else
+    printf '%s dropgate=%.3f baseline=%.3f ratio=%.2f emulator=%.3f%s\n' \
+      "$workload" "$dg" "$base" "$ratio" "$emu" "$refused"
+  fi
 done
 [ -z "$only" ] || [ "$only" = parallel_50 ] || exit 0
 echo "rss_peak_mb=$(( $(cat "$work/rss_peak_kb" 2>/dev/null || echo 0) / 1024 ))"

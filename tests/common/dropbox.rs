@@ -26,6 +26,7 @@ pub async fn start_emulator_at(dir: &Path, listen: SocketAddr, page_size: usize)
         listen,
         page_size,
         realism: suite_realism(),
+        distance: Default::default(),
     })
     .await
     .unwrap()

@@ -93,6 +93,10 @@
 //!     delete_v2 by path answer `not_found` for it (listings and ids see it at once).
 //!   - `"session_lifetime_secs": N`: upload sessions expire N s after their start (Dropbox: 7
 //!     days, the default); an expired session is `not_found`.
+//! * `PUT /__emulator/distance` `{"latency_ms": 40, "connection_bytes_per_sec": 25000000}`
+//!   replaces how far away the emulator pretends to be ([`Distance`]: a round trip added to
+//!   every answer and to each new connection, a cap on each connection's throughput per
+//!   direction; a missing field is off); `GET` shows it.
 
 mod accounts;
 mod caller;
@@ -101,6 +105,7 @@ mod commit;
 mod content_hash;
 pub mod demo_credentials;
 mod disk;
+mod distance;
 mod download;
 mod error;
 mod faults;
@@ -137,6 +142,7 @@ use anyhow::Context;
 
 pub use cli::EmulatorArgs;
 pub use content_hash::{content_hash, ContentHasher};
+pub use distance::Distance;
 pub use non_bmp_names::RefuseNonBmpNames;
 pub use rate_limit::RateLimit;
 pub use realism::{Profile, Realism};
@@ -152,6 +158,8 @@ pub struct EmulatorConfig {
     pub page_size: usize,
     /// Which models of real Dropbox behaviour are on at start (all off by default).
     pub realism: Realism,
+    /// How far away the emulator pretends to be at start (nowhere by default).
+    pub distance: Distance,
 }
 
 impl Default for EmulatorConfig {
@@ -161,6 +169,7 @@ impl Default for EmulatorConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8700)),
             page_size: 500,
             realism: Realism::default(),
+            distance: Distance::default(),
         }
     }
 }
@@ -183,6 +192,7 @@ impl Emulator {
             .await
             .with_context(|| format!("binding the emulator to {}", config.listen))?;
         let addr = listener.local_addr()?;
+        let listener = distance::FarListener::new(listener, state.distance.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let app = server::router(state);
         let task = tokio::spawn(async move {
@@ -236,6 +246,7 @@ fn open_state(config: &EmulatorConfig) -> anyhow::Result<server::AppState> {
         faults: Default::default(),
         stats: Default::default(),
         realism: realism::RealismSwitch::new(config.realism.clone()),
+        distance: Arc::new(distance::DistanceSwitch::new(config.distance)),
         write_locks: Default::default(),
         rate_limits: Default::default(),
         batch_jobs: Default::default(),

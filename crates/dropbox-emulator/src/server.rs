@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use super::caller::{authenticate, team_caller, user_caller, Caller, Directory};
 use super::disk::Layout;
+use super::distance::{self, DistanceSwitch};
 use super::error::{json_response, ApiError, ApiResult};
 use super::faults::{self, Faults, Stats};
 use super::finish_batch::{self, BatchJobs};
@@ -42,6 +43,8 @@ pub struct AppState {
     pub stats: Stats,
     /// Which models of real Dropbox behaviour are on ([`realism`]).
     pub realism: RealismSwitch,
+    /// How far away the emulator pretends to be ([`distance`]).
+    pub distance: Arc<DistanceSwitch>,
     /// The namespaces with a commit under way ([`write_lock`]).
     pub write_locks: WriteLocks,
     /// Each caller's budget of calls, for the rate-limit model.
@@ -215,9 +218,18 @@ pub fn router(state: Shared) -> Router {
             "/__emulator/realism",
             get(realism::get_realism).put(realism::put_realism),
         )
+        .route(
+            "/__emulator/distance",
+            get(distance::get_distance).put(distance::put_distance),
+        )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             faults::fault_layer,
+        ))
+        // Outermost: the round trip is added to what the client sees, faults included.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            distance::delay_answers,
         ))
         .with_state(state)
 }

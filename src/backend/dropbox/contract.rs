@@ -24,6 +24,7 @@ async fn home() -> (DropboxFs, Keep) {
         listen: "127.0.0.1:0".parse().unwrap(),
         page_size: 3,
         realism: Default::default(),
+        distance: Default::default(),
     })
     .await
     .unwrap();

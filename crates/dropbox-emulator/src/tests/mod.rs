@@ -1,6 +1,7 @@
 //! Tests of the emulator over real sockets, with reqwest as the client.
 
 mod auth;
+mod distance;
 mod files;
 mod finish_batch;
 mod names;
@@ -32,6 +33,7 @@ pub async fn start_with(root: TempDir, page_size: usize) -> Harness {
         listen: "127.0.0.1:0".parse().unwrap(),
         page_size,
         realism: Default::default(),
+        distance: Default::default(),
     };
     let emulator = Emulator::start(config).await.unwrap();
     Harness {

@@ -29,6 +29,7 @@ impl Harness {
             listen: "127.0.0.1:0".parse().unwrap(),
             page_size,
             realism: Default::default(),
+            distance: Default::default(),
         };
         let emulator = Emulator::start(config).await.unwrap();
         Self {
