@@ -24,6 +24,7 @@ use serde_json::{json, Value};
 
 use super::error::{error_body, json_response, tag, ApiError};
 use super::server::AppState;
+use super::wire;
 
 /// What a fault does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -229,6 +230,15 @@ fn route_of(path: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The session an append names, if the request is one.
+fn appended_session(route: &str, request: &Request) -> Option<String> {
+    if route != "files/upload_session/append_v2" {
+        return None;
+    }
+    let arg: Value = wire::header_arg(route, request.headers(), request.uri().query()).ok()?;
+    arg["cursor"]["session_id"].as_str().map(str::to_string)
+}
+
 /// Ends the request's task without a response, so the connection is dropped.
 fn drop_connection() -> ! {
     std::panic::resume_unwind(Box::new("emulator fault: connection dropped"))
@@ -243,6 +253,8 @@ pub async fn fault_layer(
         return next.run(request).await;
     };
     *state.stats.counts().entry(route.clone()).or_default() += 1;
+    // From arrival to answer (a held-back answer included): in flight as a client sees it.
+    let _in_flight = appended_session(&route, &request).map(|id| state.stats.append_arriving(&id));
     let Some(rule) = state.faults.take(&route) else {
         return timed(&state, &route, next.run(request)).await;
     };

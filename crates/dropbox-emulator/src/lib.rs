@@ -73,7 +73,8 @@
 //!   "faults_injected": {"status_503": 2}}` (handling time per route, up to the response head;
 //!   calls refused by the `write_lock` and `rate_limit` models; entries applied by the
 //!   finish_batch routes; concurrent upload sessions started; the most appends one session
-//!   had being received at once; faults injected by kind); `DELETE` resets.
+//!   has had in flight at once, from arrival to answer; faults injected by kind); `DELETE`
+//!   resets.
 //! * `POST /__emulator/expire_tokens` expires every issued (non-static) access token.
 //! * `PUT /__emulator/realism` `{...}` replaces the models of real Dropbox behaviour in force
 //!   (see [`Realism`]; a missing field is off); `GET` shows them. The models:

@@ -326,7 +326,6 @@ pub async fn session_append(state: &AppState, call: Call) -> ApiResult<Response>
     check_upload_call(&call, tag("payload_too_large"))?;
     let id = arg.cursor.session_id.clone();
     let session = owned_session(state, &caller, &id).ok_or(ApiError::Route(tag("not_found")))?;
-    let _in_flight = state.stats.append_arriving(&id);
     if session.concurrent {
         append_concurrent(state, &caller, call, arg).await?;
     } else {
