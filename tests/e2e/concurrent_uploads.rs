@@ -214,8 +214,8 @@ async fn appends_that_cannot_land_fail_the_close_and_store_nothing() {
 }
 
 /// A write into bytes already appended, and a truncation that leaves no byte for the closing
-/// append, make the session stale: the commit starts a fresh one from the spool, and Dropbox
-/// holds exactly what the client wrote.
+/// append, make the session stale: a fresh one is appended from the spool, and Dropbox holds
+/// exactly what the client wrote.
 #[tokio::test(flavor = "multi_thread")]
 async fn changing_bytes_already_sent_starts_a_fresh_session() {
     let bench = bench_with_connections(4).await;

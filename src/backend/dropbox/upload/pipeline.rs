@@ -320,3 +320,31 @@ fn spool_body(spool: &SpoolReader, (offset, len): (u64, u64)) -> Arc<dyn BodyFac
         async move { spool.body(offset, len).await }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn more_than_one_connection_makes_a_concurrent_session() {
+        assert_eq!(SessionKind::for_connections(1), SessionKind::Sequential);
+        assert_eq!(
+            SessionKind::for_connections(4),
+            SessionKind::Concurrent { connections: 4 }
+        );
+    }
+
+    #[test]
+    fn a_concurrent_session_keeps_a_byte_for_its_closing_piece() {
+        let concurrent = SessionKind::Concurrent { connections: 4 };
+        let sequential = SessionKind::Sequential;
+        // A file of exactly what was sent: a sequential session finishes as it is; a
+        // concurrent one would need an empty closing append.
+        assert!(sequential.fits(8, 8));
+        assert!(!concurrent.fits(8, 8));
+        assert!(concurrent.fits(8, 9));
+        // Cut below what was sent: neither can become that file.
+        assert!(!sequential.fits(8, 7));
+        assert!(!concurrent.fits(8, 7));
+    }
+}
