@@ -121,6 +121,10 @@ pub struct UploadConfig {
     /// below it is refused at once, instead of the upload failing at the end.
     #[serde(default = "default_min_free_space")]
     pub min_free_space: u64,
+    /// Chunk appends of one upload session in flight at once, each over a connection of its
+    /// own (a concurrent session); 1 appends one chunk after another (a sequential session).
+    #[serde(default = "default_connections")]
+    pub connections: usize,
 }
 
 /// Dropbox's limit for one files/upload request.
@@ -145,6 +149,14 @@ fn default_min_free_space() -> u64 {
     1024 * 1024 * 1024
 }
 
+/// Across a long distance one connection carries ~25 MB/s; four fill a typical uplink.
+fn default_connections() -> usize {
+    4
+}
+
+/// More connections per upload only crowd the gateway's own link and Dropbox's rate limits.
+pub const MAX_UPLOAD_CONNECTIONS: usize = 16;
+
 impl Default for UploadConfig {
     fn default() -> Self {
         UploadConfig {
@@ -153,6 +165,7 @@ impl Default for UploadConfig {
             chunk_size: default_chunk_size(),
             max_file_size: default_max_file_size(),
             min_free_space: default_min_free_space(),
+            connections: default_connections(),
         }
     }
 }
@@ -435,6 +448,9 @@ impl Config {
         }
         if self.upload.single_upload_limit > MAX_SINGLE_UPLOAD {
             bail!("upload.single_upload_limit may not exceed 150 MiB (157286400), Dropbox's limit");
+        }
+        if !(1..=MAX_UPLOAD_CONNECTIONS).contains(&self.upload.connections) {
+            bail!("upload.connections must be 1 to {MAX_UPLOAD_CONNECTIONS}");
         }
         let mut account_names = HashSet::new();
         for account in &self.accounts {
@@ -838,6 +854,22 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("chunk_size"), "{err}");
+    }
+
+    #[test]
+    fn upload_connections_are_1_to_16_and_4_by_default() {
+        let upload = |connections: &str| {
+            parse(&format!(
+                "[server]\nlisten = \"127.0.0.1:2222\"\n[upload]\n{connections}\n"
+            ))
+        };
+        assert_eq!(upload("").unwrap().upload.connections, 4);
+        assert_eq!(upload("connections = 1").unwrap().upload.connections, 1);
+        assert_eq!(upload("connections = 16").unwrap().upload.connections, 16);
+        for refused in ["connections = 0", "connections = 17"] {
+            let err = upload(refused).unwrap_err();
+            assert!(err.to_string().contains("upload.connections"), "{err}");
+        }
     }
 
     #[test]

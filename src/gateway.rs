@@ -225,6 +225,7 @@ impl DropboxHomes {
                     .unwrap_or_else(|| std::env::temp_dir().join("dropgate-spool")),
                 single_upload_limit: upload.single_upload_limit,
                 chunk_size: upload.chunk_size,
+                connections: upload.connections,
                 max_file_size: upload.max_file_size,
                 min_free_space: upload.min_free_space,
             }),

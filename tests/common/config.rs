@@ -62,6 +62,8 @@ pub struct Upload {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chunk_size: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_file_size: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub min_free_space: Option<u64>,

@@ -69,7 +69,8 @@ async fn put_in_parallel(bench: &Arc<Bench>, files: &[Vec<u8>]) -> Vec<std::proc
 }
 
 /// Sizes: mostly small files (one files/upload, or one closed session start), two that go up
-/// as sessions of a chunk and a tail, and one of exactly a chunk (its closing append is empty).
+/// as (concurrent, by default) sessions of a chunk and a tail, and one of exactly a chunk (the
+/// chunk itself is its closing append).
 fn files(count: usize) -> Vec<Vec<u8>> {
     (0..count)
         .map(|i| match i {
@@ -119,6 +120,10 @@ async fn parallel_uploads_into_one_namespace_are_committed_in_batches_and_all_la
     let batches = request_count(&stats, "files/upload_session/finish_batch_v2");
     let entries = stats["batch_entries"].as_u64().unwrap();
     assert!(batches > 0, "no batch was sent: {stats}");
+    assert_eq!(
+        stats["concurrent_sessions"], 3,
+        "large files' sessions: {stats}"
+    );
     assert!(
         entries > batches,
         "no batch held more than one file: {stats}"

@@ -8,7 +8,7 @@
 //! `delay_after` runs the real handler and holds its answer back for `delay_ms`, which opens a
 //! window a test can fill with another change (a file arriving between a check and an act).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,6 +24,7 @@ use serde_json::{json, Value};
 
 use super::error::{error_body, json_response, tag, ApiError};
 use super::server::AppState;
+use super::wire;
 
 /// What a fault does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -127,6 +128,30 @@ pub struct Stats {
     injected: Mutex<BTreeMap<String, u64>>,
     /// Entries committed by finish_batch routes (whatever each entry's outcome).
     batch_entries: AtomicU64,
+    /// Concurrent upload sessions started.
+    concurrent_sessions: AtomicU64,
+    /// Appends being received now, per session.
+    appends_in_flight: Mutex<HashMap<String, u64>>,
+    /// The most appends one session has had in flight at once.
+    peak_appends_in_flight: AtomicU64,
+}
+
+/// One append of a session being received; it is over when this is dropped.
+pub struct AppendInFlight<'a> {
+    stats: &'a Stats,
+    session_id: String,
+}
+
+impl Drop for AppendInFlight<'_> {
+    fn drop(&mut self) {
+        let mut in_flight = self.stats.appends_in_flight();
+        if let Some(count) = in_flight.get_mut(&self.session_id) {
+            *count -= 1;
+            if *count == 0 {
+                in_flight.remove(&self.session_id);
+            }
+        }
+    }
 }
 
 impl Stats {
@@ -153,6 +178,29 @@ impl Stats {
     /// Counts the entries of one applied finish_batch call.
     pub fn count_batch_entries(&self, entries: u64) {
         self.batch_entries.fetch_add(entries, Ordering::Relaxed);
+    }
+
+    pub fn count_concurrent_session(&self) {
+        self.concurrent_sessions.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn appends_in_flight(&self) -> MutexGuard<'_, HashMap<String, u64>> {
+        self.appends_in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Notes an append to `session_id` arriving, for the peak of appends in flight.
+    pub fn append_arriving(&self, session_id: &str) -> AppendInFlight<'_> {
+        let mut in_flight = self.appends_in_flight();
+        let count = in_flight.entry(session_id.to_string()).or_default();
+        *count += 1;
+        self.peak_appends_in_flight
+            .fetch_max(*count, Ordering::Relaxed);
+        AppendInFlight {
+            stats: self,
+            session_id: session_id.to_string(),
+        }
     }
 }
 
@@ -182,6 +230,15 @@ fn route_of(path: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The session an append names, if the request is one.
+fn appended_session(route: &str, request: &Request) -> Option<String> {
+    if route != "files/upload_session/append_v2" {
+        return None;
+    }
+    let arg: Value = wire::header_arg(route, request.headers(), request.uri().query()).ok()?;
+    arg["cursor"]["session_id"].as_str().map(str::to_string)
+}
+
 /// Ends the request's task without a response, so the connection is dropped.
 fn drop_connection() -> ! {
     std::panic::resume_unwind(Box::new("emulator fault: connection dropped"))
@@ -196,6 +253,8 @@ pub async fn fault_layer(
         return next.run(request).await;
     };
     *state.stats.counts().entry(route.clone()).or_default() += 1;
+    // From arrival to answer (a held-back answer included): in flight as a client sees it.
+    let _in_flight = appended_session(&route, &request).map(|id| state.stats.append_arriving(&id));
     let Some(rule) = state.faults.take(&route) else {
         return timed(&state, &route, next.run(request)).await;
     };
@@ -253,12 +312,16 @@ pub async fn get_stats(State(state): State<Arc<AppState>>) -> Response {
         .collect();
     let injected = state.stats.injected().clone();
     let batch_entries = state.stats.batch_entries.load(Ordering::Relaxed);
+    let concurrent_sessions = state.stats.concurrent_sessions.load(Ordering::Relaxed);
+    let peak_appends = state.stats.peak_appends_in_flight.load(Ordering::Relaxed);
     Json(json!({
         "requests": counts,
         "busy_ms": busy_ms,
         "write_lock_refusals": state.write_locks.refusals(),
         "rate_limit_refusals": state.rate_limits.refusals(),
         "batch_entries": batch_entries,
+        "concurrent_sessions": concurrent_sessions,
+        "peak_appends_in_flight": peak_appends,
         "faults_injected": injected,
     }))
     .into_response()
@@ -269,6 +332,11 @@ pub async fn reset_stats(State(state): State<Arc<AppState>>) -> Response {
     state.stats.busy_micros().clear();
     state.stats.injected().clear();
     state.stats.batch_entries.store(0, Ordering::Relaxed);
+    state.stats.concurrent_sessions.store(0, Ordering::Relaxed);
+    state
+        .stats
+        .peak_appends_in_flight
+        .store(0, Ordering::Relaxed);
     state.write_locks.reset_count();
     state.rate_limits.reset_count();
     Json(json!({})).into_response()

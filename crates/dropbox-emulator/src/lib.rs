@@ -69,9 +69,12 @@
 //!   answer back for `delay_ms`.
 //! * `GET /__emulator/stats` → `{"requests": {"files/upload": 3, ...}, "busy_ms": {"files/upload": 12.5, ...},
 //!   "write_lock_refusals": 0, "rate_limit_refusals": 0, "batch_entries": 0,
+//!   "concurrent_sessions": 0, "peak_appends_in_flight": 0,
 //!   "faults_injected": {"status_503": 2}}` (handling time per route, up to the response head;
 //!   calls refused by the `write_lock` and `rate_limit` models; entries applied by the
-//!   finish_batch routes; faults injected by kind); `DELETE` resets.
+//!   finish_batch routes; concurrent upload sessions started; the most appends one session
+//!   has had in flight at once, from arrival to answer; faults injected by kind); `DELETE`
+//!   resets.
 //! * `POST /__emulator/expire_tokens` expires every issued (non-static) access token.
 //! * `PUT /__emulator/realism` `{...}` replaces the models of real Dropbox behaviour in force
 //!   (see [`Realism`]; a missing field is off); `GET` shows them. The models:

@@ -65,6 +65,27 @@ impl SessionState {
         now.saturating_sub(self.started) > lifetime_secs
     }
 
+    /// Concurrent: whether bytes `start..end` overlap a piece already received (an empty
+    /// piece overlaps one that starts at its offset).
+    pub fn overlaps(&self, start: u64, end: u64) -> bool {
+        self.pieces.iter().any(|(offset, len)| {
+            let piece_end = offset + len;
+            (start < piece_end && *offset < end) || *offset == start
+        })
+    }
+
+    /// Concurrent: where the pieces received from offset 0 without a gap end.
+    pub fn contiguous_end(&self) -> u64 {
+        let mut next = 0;
+        for (offset, len) in &self.pieces {
+            if *offset != next {
+                break;
+            }
+            next += len;
+        }
+        next
+    }
+
     /// Concurrent: total size when the pieces cover 0..end without gaps.
     pub fn assembled_size(&self) -> Option<u64> {
         let end = self.end?;

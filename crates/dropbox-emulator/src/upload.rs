@@ -4,7 +4,12 @@
 //! streamed to disk and limited to 150 MiB a request. Session rules follow the spec:
 //! sequential sessions take appends in order at the exact offset (else `incorrect_offset` with
 //! the right one); concurrent sessions take 4 MiB-aligned pieces in any order, with data neither
-//! at start nor at finish. A commit that fails with a WriteError keeps the data in a session
+//! at start nor at finish. A piece that overlaps data the session already holds (a repeat whose
+//! first try landed, its answer lost) is refused with `incorrect_offset`, as the spec describes
+//! that error ("a previous request was received and processed successfully but the client did
+//! not receive the response"); its `correct_offset` is where the session's data from 0 ends,
+//! which says little about a concurrent session. Any append after the closing piece that does
+//! not fill a gap before it is `closed`. A commit that fails with a WriteError keeps the data in a session
 //! (a single upload reports that session's id in UploadWriteFailed) so finish can be retried.
 
 use axum::http::{header, HeaderMap, StatusCode};
@@ -215,6 +220,9 @@ pub async fn session_start(state: &AppState, call: Call) -> ApiResult<Response> 
         started: unix_now(),
     };
     let id = state.sessions.create(&session)?;
+    if concurrent {
+        state.stats.count_concurrent_session();
+    }
     let data = state
         .sessions
         .data_path(&id)
@@ -445,6 +453,9 @@ async fn append_concurrent(
         // After the closing piece, only the gaps before it may still arrive.
         Some(end) if arg.close || piece_end > end => return Err(ApiError::Route(tag("closed"))),
         _ => {}
+    }
+    if session.overlaps(offset, piece_end) {
+        return Err(ApiError::Route(incorrect_offset(session.contiguous_end())));
     }
     if arg.close {
         session.closed = true;

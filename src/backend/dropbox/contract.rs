@@ -40,6 +40,7 @@ async fn home() -> (DropboxFs, Keep) {
             spool_dir: spool.path().to_path_buf(),
             single_upload_limit: 64 * 1024,
             chunk_size: 4 * 1024 * 1024,
+            connections: 4,
             max_file_size: 1 << 30,
             min_free_space: 0,
         }),

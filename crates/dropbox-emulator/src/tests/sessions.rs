@@ -203,6 +203,67 @@ async fn concurrent_session_takes_aligned_pieces_in_any_order() {
     assert_eq!(content.status, 206);
 }
 
+/// A concurrent piece sent again after its first try landed (its answer lost) is refused as
+/// the spec describes `incorrect_offset`, and so is one overlapping a piece already held; the
+/// closing piece sent again is `closed`. None of them changes the session, which still
+/// finishes with exactly the first bytes.
+#[tokio::test]
+async fn a_concurrent_piece_sent_twice_is_refused_and_changes_nothing() {
+    let h = start().await;
+    let data: Vec<u8> = (0..3 * MIB4 + 5).map(|i| (i % 241) as u8).collect();
+    let start = call(
+        &h,
+        "files/upload_session/start",
+        json!({"session_type": "concurrent"}),
+        vec![],
+    )
+    .await;
+    let id = start.body["session_id"].as_str().unwrap().to_string();
+    let append = |offset: usize, body: Vec<u8>, close: bool| {
+        let arg = json!({"cursor": {"session_id": id, "offset": offset}, "close": close});
+        call(&h, "files/upload_session/append_v2", arg, body)
+    };
+    let piece = |offset: usize, end: usize| data[offset..end].to_vec();
+    assert_eq!(append(MIB4, piece(MIB4, 2 * MIB4), false).await.status, 200);
+    let again = append(MIB4, vec![0; MIB4], false).await;
+    assert_eq!(
+        again.body["error"],
+        json!({".tag": "incorrect_offset", "correct_offset": 0})
+    );
+    assert_eq!(append(0, piece(0, MIB4), false).await.status, 200);
+    let overlapping = append(0, vec![0; 2 * MIB4], false).await;
+    assert_eq!(
+        overlapping.body["error"],
+        json!({".tag": "incorrect_offset", "correct_offset": 2 * MIB4})
+    );
+    assert_eq!(
+        append(2 * MIB4, piece(2 * MIB4, 3 * MIB4), false)
+            .await
+            .status,
+        200
+    );
+    let tail = piece(3 * MIB4, data.len());
+    assert_eq!(append(3 * MIB4, tail.clone(), true).await.status, 200);
+    let closing_again = append(3 * MIB4, tail, true).await;
+    assert_eq!(closing_again.body["error"], json!({".tag": "closed"}));
+
+    let finish = call(
+        &h,
+        "files/upload_session/finish",
+        json!({"cursor": {"session_id": id, "offset": data.len()}, "commit": {"path": "/twice.bin"}}),
+        vec![],
+    )
+    .await;
+    assert_eq!(finish.status, 200, "{:?}", finish.body);
+    assert_eq!(finish.body["content_hash"], content_hash(&data));
+    let stats = h.hook(reqwest::Method::GET, "stats", None).await;
+    assert_eq!(stats["concurrent_sessions"], 1, "{stats}");
+    assert_eq!(
+        stats["peak_appends_in_flight"], 1,
+        "one append at a time: {stats}"
+    );
+}
+
 /// A finish whose data does not match its content_hash stores nothing and leaves the session
 /// as it was, so the same finish with the right bytes still succeeds.
 #[tokio::test]

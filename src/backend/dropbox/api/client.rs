@@ -198,9 +198,10 @@ impl DropboxClient {
         Ok(started.session_id)
     }
 
-    /// Appends data to an upload session at `arg.cursor.offset`. Retried freely: Dropbox
-    /// checks the offset, so a repeat of an append that had landed fails with
-    /// `incorrect_offset` and the caller resynchronises from its `correct_offset`.
+    /// Appends data to a sequential upload session at `arg.cursor.offset`. Retried freely:
+    /// Dropbox checks the offset, so a repeat of an append that had landed fails with
+    /// `incorrect_offset` and the caller resynchronises from its `correct_offset`. A concurrent
+    /// session's pieces go by [`DropboxClient::upload_session_append_piece`].
     pub async fn upload_session_append(
         &self,
         arg: &UploadSessionAppendArg,

@@ -5,7 +5,8 @@
 //! (tokens, timeouts, logging), [`retry`] (the one place that decides what is sent again),
 //! [`body`] (upload bodies that can be made again for a retry), `watchdog` (uploads never
 //! hang), `checked` (every change to Dropbox, tried again only after a look at what the
-//! last try did), `batch` (file commits that meet, committed together), `lag` (a path written just now
+//! last try did), `concurrent_append` (a piece of a concurrent upload session, repeated
+//! safely after a lost answer), `batch` (file commits that meet, committed together), `lag` (a path written just now
 //! that Dropbox does not find yet), `auth` (access tokens from
 //! refresh tokens), [`error`] (the one place failures are decoded), [`types`] and [`upload_args`] (the spec's data types),
 //! [`arg`] (the `Dropbox-API-Arg` header encoding), [`content_hash`](mod@content_hash), [`time`] (timestamps),
@@ -20,6 +21,7 @@ mod batch;
 pub mod body;
 mod checked;
 pub mod client;
+mod concurrent_append;
 pub mod content_hash;
 pub mod download;
 pub mod error;

@@ -14,8 +14,10 @@
 //!   but refused, and the refresh token itself is what needs looking at.
 //! - A 5xx or a connection lost after the request was sent leaves us not knowing whether
 //!   Dropbox acted. Only requests whose repetition is harmless ([`Safety::Idempotent`]) are
-//!   sent again: reads, session start (an unused session expires) and appends (Dropbox checks
-//!   the offset; the caller resynchronises with `incorrect_offset`). Every change (create,
+//!   sent again: reads, session start (an unused session expires) and sequential appends
+//!   (Dropbox checks the offset; the caller resynchronises with `incorrect_offset`). A piece of
+//!   a concurrent session is repeated by `concurrent_append`, which knows when a refusal of the
+//!   repeat is the earlier try's success. Every change (create,
 //!   delete, move, copy, upload, session finish) is [`Safety::Checked`]: its caller (`checked`)
 //!   looks at what the last try did before trying again.
 //! - Everything else (400, other 401s, 409, 422, ...) goes straight to the caller.

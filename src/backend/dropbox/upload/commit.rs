@@ -2,9 +2,10 @@
 //!
 //! A commit that is alone (nothing else of its client on the way to Dropbox) goes as it always
 //! has; one that meets others is committed in a batch (`batch`). Alone, up to the
-//! single-upload limit the file goes as one `files/upload`. Above it the file goes as a
-//! sequential upload session: the one the pipeline has been appending while the client
-//! sent, or, if that was abandoned (a write changed bytes already sent) or failed, a fresh one.
+//! single-upload limit the file goes as one `files/upload`. Above it the file goes as an
+//! upload session (concurrent, or sequential with one connection): the one the pipeline has
+//! been appending while the client sent, or, if that was abandoned (a write changed bytes
+//! already sent) or failed, a fresh one.
 //! Either way the hash Dropbox answers with must equal ours (a single upload also sends it, so
 //! Dropbox itself refuses a mismatch).
 //!
@@ -24,7 +25,7 @@ use crate::backend::dropbox::api::{
 };
 
 use super::batch;
-use super::pipeline::{self, Appended, SessionPipeline};
+use super::pipeline::{Appended, SessionKind, SessionPipeline};
 use super::spool::SpoolReader;
 use super::UploadSettings;
 
@@ -108,7 +109,7 @@ async fn upload_whole(target: &Target<'_>) -> Result<FileMetadata, CommitError> 
 
 /// Every byte of the file in an upload session: the one the pipeline has been appending, or
 /// a fresh one if that failed; the tail that did not fill a chunk goes last, as the closing
-/// append if `close`. Returns where the session stands.
+/// append if `close` (always for a concurrent session). Returns where the session stands.
 pub(super) async fn fill_session(
     target: &Target<'_>,
     pipeline: Option<SessionPipeline>,
@@ -126,21 +127,17 @@ pub(super) async fn fill_session(
         },
         None => None,
     };
-    let Appended {
-        session_id,
-        mut offset,
-    } = match appended {
+    let appended = match appended {
         Some(appended) => appended,
         None => {
-            let fresh = SessionPipeline::start(target.client.clone(), target.spool.clone());
+            let kind = SessionKind::for_connections(target.settings.connections);
+            let fresh = SessionPipeline::start(target.client.clone(), target.spool.clone(), kind);
             append_all(fresh, target.len, target.settings.chunk_size).await?
         }
     };
-    if target.len > offset || close {
-        let tail = (offset, target.len - offset);
-        offset = pipeline::append(target.client, &target.spool, &session_id, tail, close).await?;
-    }
-    Ok(UploadSessionCursor { session_id, offset })
+    Ok(appended
+        .append_tail(target.client, &target.spool, target.len, close)
+        .await?)
 }
 
 /// Appends every full chunk of the file through a new pipeline.

@@ -2,8 +2,8 @@
 //!
 //! Dropbox cannot write into a file at an offset, so an SFTP upload is collected in a
 //! [`Spool`] (a temp file, never memory) and committed at CLOSE: one `files/upload` up to the
-//! single-upload limit, an upload session above it, appended while the client is still sending
-//! (`pipeline`). The commit carries our content_hash and checks the one Dropbox answers with,
+//! single-upload limit, an upload session above it, appended while the client is still sending,
+//! several chunks at once over connections of their own (`pipeline`). The commit carries our content_hash and checks the one Dropbox answers with,
 //! so a success means Dropbox holds exactly these bytes. A commit that meets another commit of
 //! its account is sent as a closed session and committed with others in one batch (`batch`).
 //! An [`Upload`] dropped without commit sends nothing more and leaves nothing behind.
@@ -23,7 +23,7 @@ use crate::backend::dropbox::api::{self, DropboxClient, FileMetadata, WriteMode}
 
 pub use commit::CommitError;
 use commit::Target;
-use pipeline::SessionPipeline;
+use pipeline::{SessionKind, SessionPipeline};
 pub use spool::{remove_stale_spools, Spool};
 
 /// How uploads are spooled and committed.
@@ -34,6 +34,8 @@ pub struct UploadSettings {
     pub single_upload_limit: u64,
     /// Upload-session chunk size (a multiple of 4 MiB).
     pub chunk_size: u64,
+    /// Chunk appends of one session in flight at once; 1 makes the session sequential.
+    pub connections: usize,
     /// The largest file a client may upload.
     pub max_file_size: u64,
     /// Free space the spool's file system must keep; an upload that would go below is refused.
@@ -145,11 +147,7 @@ impl Upload {
         if size > self.spool.len() {
             self.check_space(size)?;
         }
-        if self
-            .pipeline
-            .as_ref()
-            .is_some_and(|p| size < p.dispatched())
-        {
+        if self.pipeline.as_ref().is_some_and(|p| !p.fits_length(size)) {
             self.pipeline = None;
         }
         self.spool.set_len(size).await?;
@@ -188,8 +186,9 @@ impl Upload {
         if received <= self.settings.single_upload_limit {
             return;
         }
+        let kind = SessionKind::for_connections(self.settings.connections);
         let pipeline = self.pipeline.get_or_insert_with(|| {
-            SessionPipeline::start(self.client.clone(), self.spool.reader())
+            SessionPipeline::start(self.client.clone(), self.spool.reader(), kind)
         });
         pipeline.dispatch_full_chunks(received, self.settings.chunk_size);
     }

@@ -5,17 +5,57 @@
 //! a background task, and CLOSE only has to send the tail and finish. The chunks already sent
 //! are frozen: a later write into them (or a truncation below them) makes the pipeline stale,
 //! and the commit falls back to a fresh session from the spool.
+//!
+//! With one connection the session is sequential and its chunks go one after another. With
+//! more it is concurrent: Dropbox takes its pieces in any order, so up to `connections` chunks
+//! are in flight at once, each over a TCP connection of its own (the client's transfer pool),
+//! since across a long distance one connection carries far less than the link. Every piece but
+//! the last must be a multiple of 4 MiB (as `chunk_size` is), and the last must close the
+//! session once all others are in; the spec does not say that it may be empty, so a chunk of
+//! a concurrent session is handed over only once a byte beyond it has arrived, and the tail
+//! left for CLOSE is never empty.
 
+use std::sync::Arc;
+
+use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::backend::dropbox::api::{
-    DropboxClient, DropboxError, UploadBody, UploadSessionAppendArg, UploadSessionCursor,
-    UploadSessionStartArg,
+    BodyFactory, DropboxClient, DropboxError, SessionType, UploadBody, UploadSessionAppendArg,
+    UploadSessionCursor, UploadSessionStartArg,
 };
 
 use super::spool::SpoolReader;
+
+/// How a session's chunks travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    /// One after another, in order.
+    Sequential,
+    /// Up to `connections` at once, in any order.
+    Concurrent { connections: usize },
+}
+
+impl SessionKind {
+    /// A concurrent session when more than one connection may carry an upload's chunks.
+    pub fn for_connections(connections: usize) -> SessionKind {
+        if connections > 1 {
+            SessionKind::Concurrent { connections }
+        } else {
+            SessionKind::Sequential
+        }
+    }
+
+    /// Whether a session holding `sent` bytes can become a file of `len` bytes.
+    fn fits(self, sent: u64, len: u64) -> bool {
+        match self {
+            SessionKind::Sequential => len >= sent,
+            SessionKind::Concurrent { .. } => len > sent,
+        }
+    }
+}
 
 /// A session being appended in the background.
 pub struct SessionPipeline {
@@ -24,6 +64,7 @@ pub struct SessionPipeline {
     task: JoinHandle<Result<Appended, DropboxError>>,
     /// Bytes handed to the task so far (all of them from the start of the file).
     dispatched: u64,
+    kind: SessionKind,
 }
 
 /// What the background task achieved.
@@ -31,16 +72,25 @@ pub struct Appended {
     pub session_id: String,
     /// Bytes Dropbox holds in the session, from offset 0.
     pub offset: u64,
+    pub kind: SessionKind,
 }
 
 impl SessionPipeline {
-    pub fn start(client: DropboxClient, spool: SpoolReader) -> SessionPipeline {
+    pub fn start(client: DropboxClient, spool: SpoolReader, kind: SessionKind) -> SessionPipeline {
         let (chunks, queue) = mpsc::unbounded_channel();
-        let task = tokio::spawn(append_chunks(client, spool, queue).in_current_span());
+        let task = match kind {
+            SessionKind::Sequential => {
+                tokio::spawn(append_in_order(client, spool, queue).in_current_span())
+            }
+            SessionKind::Concurrent { connections } => tokio::spawn(
+                append_concurrently(client, spool, queue, connections).in_current_span(),
+            ),
+        };
         SessionPipeline {
             chunks: Some(chunks),
             task,
             dispatched: 0,
+            kind,
         }
     }
 
@@ -49,9 +99,16 @@ impl SessionPipeline {
         self.dispatched
     }
 
-    /// Hands over every full chunk of `0..received` not yet dispatched.
+    /// Whether the session can still become a file of `len` bytes: none of the bytes handed
+    /// over is cut off, and a concurrent session keeps a byte for its closing piece.
+    pub fn fits_length(&self, len: u64) -> bool {
+        self.kind.fits(self.dispatched, len)
+    }
+
+    /// Hands over every full chunk of `0..received` not yet dispatched (for a concurrent
+    /// session, every one with a byte after it).
     pub fn dispatch_full_chunks(&mut self, received: u64, chunk_size: u64) {
-        while received - self.dispatched >= chunk_size {
+        while self.kind.fits(self.dispatched + chunk_size, received) {
             if let Some(chunks) = &self.chunks {
                 // A closed queue means the task has failed; `finish` reports why.
                 let _ = chunks.send((self.dispatched, chunk_size));
@@ -79,7 +136,38 @@ impl Drop for SessionPipeline {
     }
 }
 
-async fn append_chunks(
+impl Appended {
+    /// Sends the rest of the file's `len` bytes, as the closing append if `close` (always for
+    /// a concurrent session, which must be closed before it is finished); returns the cursor
+    /// to finish the session at.
+    pub async fn append_tail(
+        self,
+        client: &DropboxClient,
+        spool: &SpoolReader,
+        len: u64,
+        close: bool,
+    ) -> Result<UploadSessionCursor, DropboxError> {
+        let Appended {
+            session_id,
+            mut offset,
+            kind,
+        } = self;
+        let tail = (offset, len - offset);
+        match kind {
+            SessionKind::Concurrent { .. } => {
+                append_piece(client, spool, &session_id, tail, true).await?;
+                offset = len;
+            }
+            SessionKind::Sequential if len > offset || close => {
+                offset = append(client, spool, &session_id, tail, close).await?;
+            }
+            SessionKind::Sequential => {}
+        }
+        Ok(UploadSessionCursor { session_id, offset })
+    }
+}
+
+async fn append_in_order(
     client: DropboxClient,
     spool: SpoolReader,
     mut queue: mpsc::UnboundedReceiver<(u64, u64)>,
@@ -92,14 +180,66 @@ async fn append_chunks(
         debug_assert_eq!(chunk_offset, offset);
         offset = append(&client, &spool, &session_id, (offset, len), false).await?;
     }
-    Ok(Appended { session_id, offset })
+    Ok(Appended {
+        session_id,
+        offset,
+        kind: SessionKind::Sequential,
+    })
+}
+
+async fn append_concurrently(
+    client: DropboxClient,
+    spool: SpoolReader,
+    queue: mpsc::UnboundedReceiver<(u64, u64)>,
+    connections: usize,
+) -> Result<Appended, DropboxError> {
+    let arg = UploadSessionStartArg {
+        session_type: Some(SessionType::Concurrent),
+        ..UploadSessionStartArg::default()
+    };
+    let session_id = client.upload_session_start(&arg, Vec::new()).await?;
+    let offset = append_pieces(&client, &spool, &session_id, queue, connections).await?;
+    Ok(Appended {
+        session_id,
+        offset,
+        kind: SessionKind::Concurrent { connections },
+    })
+}
+
+/// Appends each chunk of `queue` as it comes, with up to `connections` in flight; returns
+/// the end of the last one once all have landed. The first failure ends the session's use
+/// (the pieces still in flight are dropped): the commit starts over from the spool.
+async fn append_pieces(
+    client: &DropboxClient,
+    spool: &SpoolReader,
+    session_id: &str,
+    mut queue: mpsc::UnboundedReceiver<(u64, u64)>,
+    connections: usize,
+) -> Result<u64, DropboxError> {
+    let mut in_flight = FuturesUnordered::new();
+    let mut end = 0;
+    let mut more = true;
+    loop {
+        tokio::select! {
+            chunk = queue.recv(), if more && in_flight.len() < connections => match chunk {
+                Some(chunk) => {
+                    end = chunk.0 + chunk.1;
+                    in_flight.push(append_piece(client, spool, session_id, chunk, false));
+                }
+                None => more = false,
+            },
+            Some(appended) = in_flight.next(), if !in_flight.is_empty() => appended?,
+            else => return Ok(end),
+        }
+    }
 }
 
 /// How often one append may be moved to where Dropbox says the session stands.
 const MAX_RESYNCS: u32 = 3;
 
-/// Appends bytes `offset..offset + len` of the spool; returns the new offset. With `close`
-/// the append is the session's last (it may carry no bytes), as a batch commit needs.
+/// Appends bytes `offset..offset + len` of the spool to a sequential session; returns the new
+/// offset. With `close` the append is the session's last (it may carry no bytes), as a batch
+/// commit needs.
 ///
 /// The client repeats an append after a lost answer or a server error with a fresh body from
 /// the spool (Dropbox checks the offset, so a repeat cannot add bytes twice). When Dropbox
@@ -108,7 +248,7 @@ const MAX_RESYNCS: u32 = 3;
 /// sent from there (the spool still holds every byte). A closing append repeated after its
 /// first try landed is told `closed`: only this upload appends to its session, so that is
 /// the first try's success (the commit checks the offset and the hash in any case).
-pub async fn append(
+async fn append(
     client: &DropboxClient,
     spool: &SpoolReader,
     session_id: &str,
@@ -119,7 +259,9 @@ pub async fn append(
     let mut from = offset;
     let mut resyncs = 0;
     loop {
-        let error = match append_once(client, spool, session_id, (from, end - from), close).await {
+        let arg = append_arg(session_id, from, close);
+        let body = UploadBody::Factory(spool_body(spool, (from, end - from)));
+        let error = match client.upload_session_append(&arg, body).await {
             Ok(()) => return Ok(end),
             Err(error) => error,
         };
@@ -143,26 +285,66 @@ pub async fn append(
     }
 }
 
-async fn append_once(
+/// Appends bytes `offset..offset + len` of the spool as one piece of a concurrent session
+/// (the client tells a repeat's refusal from a failure, see its `concurrent_append`).
+async fn append_piece(
     client: &DropboxClient,
     spool: &SpoolReader,
     session_id: &str,
-    (offset, len): (u64, u64),
+    piece: (u64, u64),
     close: bool,
 ) -> Result<(), DropboxError> {
-    let arg = UploadSessionAppendArg {
+    let arg = append_arg(session_id, piece.0, close);
+    client
+        .upload_session_append_piece(&arg, spool_body(spool, piece))
+        .await
+}
+
+fn append_arg(session_id: &str, offset: u64, close: bool) -> UploadSessionAppendArg {
+    UploadSessionAppendArg {
         cursor: UploadSessionCursor {
             session_id: session_id.to_string(),
             offset,
         },
         close,
         content_hash: None,
-    };
+    }
+}
+
+/// A fresh stream of `len` spooled bytes from `offset` for every try: the bytes are never
+/// held in memory.
+fn spool_body(spool: &SpoolReader, (offset, len): (u64, u64)) -> Arc<dyn BodyFactory> {
     let spool = spool.clone();
-    // A fresh stream from the spool for every try: the bytes are never held in memory.
-    let body = UploadBody::factory(move || {
+    Arc::new(move || {
         let spool = spool.clone();
         async move { spool.body(offset, len).await }
-    });
-    client.upload_session_append(&arg, body).await
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn more_than_one_connection_makes_a_concurrent_session() {
+        assert_eq!(SessionKind::for_connections(1), SessionKind::Sequential);
+        assert_eq!(
+            SessionKind::for_connections(4),
+            SessionKind::Concurrent { connections: 4 }
+        );
+    }
+
+    #[test]
+    fn a_concurrent_session_keeps_a_byte_for_its_closing_piece() {
+        let concurrent = SessionKind::Concurrent { connections: 4 };
+        let sequential = SessionKind::Sequential;
+        // A file of exactly what was sent: a sequential session finishes as it is; a
+        // concurrent one would need an empty closing append.
+        assert!(sequential.fits(8, 8));
+        assert!(!concurrent.fits(8, 8));
+        assert!(concurrent.fits(8, 9));
+        // Cut below what was sent: neither can become that file.
+        assert!(!sequential.fits(8, 7));
+        assert!(!concurrent.fits(8, 7));
+    }
 }

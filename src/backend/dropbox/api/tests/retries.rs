@@ -229,6 +229,81 @@ async fn a_repeated_append_that_had_landed_reports_where_the_session_stands() {
     assert_eq!(made.load(Ordering::SeqCst), 2);
 }
 
+/// A piece of a concurrent session: its first try lands but its answer is lost, so the repeat
+/// meets the piece already there (the emulator refuses it, as the spec describes
+/// `incorrect_offset`; the closing piece's repeat is `closed`): that is the first try's
+/// success. The same refusal without a try that may have landed is a failure.
+#[tokio::test]
+async fn a_concurrent_piece_whose_answer_was_lost_is_taken_as_landed_only_after_a_lost_try() {
+    const MIB4: usize = 4 * 1024 * 1024;
+    let h = Harness::start(500).await;
+    let client = h.static_client();
+    let data: &'static [u8] = Box::leak(
+        (0..MIB4 + 3)
+            .map(|i| (i % 251) as u8)
+            .collect::<Vec<_>>()
+            .into_boxed_slice(),
+    );
+    let start = UploadSessionStartArg {
+        session_type: Some(SessionType::Concurrent),
+        ..UploadSessionStartArg::default()
+    };
+    let session_id = client
+        .upload_session_start(&start, Vec::new())
+        .await
+        .unwrap();
+    let arg = |offset: usize, close: bool| UploadSessionAppendArg {
+        cursor: UploadSessionCursor {
+            session_id: session_id.clone(),
+            offset: offset as u64,
+        },
+        close,
+        content_hash: None,
+    };
+    let piece = |bytes: &'static [u8]| {
+        let (body, made) = counted_body(bytes);
+        let UploadBody::Factory(factory) = body else {
+            unreachable!("counted bodies are factories")
+        };
+        (factory, made)
+    };
+    for (offset, end, close) in [(0, MIB4, false), (MIB4, data.len(), true)] {
+        h.faults(json!([{ "kind": "drop_after", "route": "files/upload_session/append_v2", "count": 1 }]))
+            .await;
+        let (body, made) = piece(&data[offset..end]);
+        client
+            .upload_session_append_piece(&arg(offset, close), body)
+            .await
+            .unwrap_or_else(|e| panic!("piece at {offset}: {e:?}"));
+        assert_eq!(made.load(Ordering::SeqCst), 2, "piece at {offset}");
+    }
+    let (body, made) = piece(&data[..MIB4]);
+    let err = client
+        .upload_session_append_piece(&arg(0, false), body)
+        .await
+        .unwrap_err();
+    assert!(err.has_tag("incorrect_offset"), "{err:?}");
+    assert_eq!(
+        made.load(Ordering::SeqCst),
+        1,
+        "a plain refusal is not repeated"
+    );
+
+    let finish = UploadSessionFinishArg {
+        cursor: UploadSessionCursor {
+            session_id: session_id.clone(),
+            offset: data.len() as u64,
+        },
+        commit: CommitInfo::new("/pieces.bin", WriteMode::Overwrite),
+        content_hash: None,
+    };
+    let file = client
+        .upload_session_finish_checked(&finish, &content_hash(data))
+        .await
+        .unwrap();
+    assert_eq!(file.size, data.len() as u64);
+}
+
 #[tokio::test]
 async fn a_finish_whose_answer_was_lost_is_found_by_its_hash() {
     let h = Harness::start(500).await;
