@@ -19,6 +19,7 @@ mod audit;
 mod batch_commits;
 mod certificates;
 mod commit_rules;
+mod downloads;
 mod dropbox_lag;
 mod fault_soak;
 mod folders_and_renames;
