@@ -75,7 +75,8 @@ struct Feed {
 }
 
 enum Source {
-    Stream(RangeFetch),
+    /// Boxed: a download under way is large, and a feed is made once per offset.
+    Stream(Box<RangeFetch>),
     Window(ReadAhead),
 }
 
@@ -138,7 +139,11 @@ impl DropboxReader {
     fn feed_from(&self, offset: u64) -> Feed {
         let pinned = self.pinned.clone();
         let source = match self.settings.connections {
-            1 => Source::Stream(RangeFetch::new(pinned, offset, self.pinned.size())),
+            1 => Source::Stream(Box::new(RangeFetch::new(
+                pinned,
+                offset,
+                self.pinned.size(),
+            ))),
             connections => Source::Window(ReadAhead::new(
                 pinned,
                 offset,
@@ -473,8 +478,8 @@ mod tests {
         }
     }
 
-    /// Dropping the reader (CLOSE, a disconnect) stops every range it has in flight, and a READ
-    /// elsewhere stops those of the old offset.
+    /// Dropping the reader (CLOSE, a disconnect) stops every range it has in flight at once,
+    /// those still waiting for Dropbox's answer too, and no body goes on being sent.
     #[tokio::test]
     async fn dropping_the_reader_stops_its_downloads() {
         let now = Arc::new(AtomicUsize::new(0));
@@ -482,10 +487,15 @@ mod tests {
         let download = move |headers: HeaderMap| {
             let count = count.clone();
             async move {
+                let range = asked_range(&headers);
+                if range.0 > 0 {
+                    // Every range but the first waits long for its answer.
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                }
                 count.fetch_add(1, Ordering::SeqCst);
-                // A byte every 20 ms: the ranges are still being sent when the reader goes.
+                // A byte every 20 ms: the body is still being sent when the reader goes.
                 let pause = std::time::Duration::from_millis(20);
-                let answer = ranged_answer(asked_range(&headers), 1, pause, None);
+                let answer = ranged_answer(range, 1, pause, None);
                 let (parts, body) = answer.into_parts();
                 let guard = CountDown(count);
                 let body = futures::StreamExt::map(body.into_data_stream(), move |piece| {
@@ -499,8 +509,18 @@ mod tests {
         for offset in 0..4 {
             reader.read(offset, 1).await.unwrap();
         }
-        assert!(now.load(Ordering::SeqCst) >= 2, "ranges in flight");
+        let pinned = reader.pinned.clone();
+        assert_eq!(
+            Arc::strong_count(&pinned),
+            7,
+            "this, the reader, its window, 4 ranges"
+        );
         drop(reader);
+        let soon = std::time::Instant::now() + std::time::Duration::from_millis(500);
+        while Arc::strong_count(&pinned) > 1 {
+            assert!(std::time::Instant::now() < soon, "ranges still fetched");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while now.load(Ordering::SeqCst) > 0 {
             assert!(std::time::Instant::now() < deadline, "downloads still sent");
