@@ -25,7 +25,7 @@ use tracing::Instrument;
 
 use super::pinned::Pinned;
 use super::range::RangeFetch;
-use crate::vfs::VfsResult;
+use crate::vfs::{VfsError, VfsResult};
 
 pub(super) struct ReadAhead {
     pinned: Arc<Pinned>,
@@ -112,8 +112,9 @@ impl Lane {
         if self.left == 0 {
             return Ok(None);
         }
+        // The task sends every byte or its failure; ending without either means it died.
         let chunk = self.chunks.recv().await.unwrap_or_else(|| {
-            Err(crate::vfs::VfsError::Failure(
+            Err(VfsError::Failure(
                 "a download task ended before its range was fetched".into(),
             ))
         })?;
