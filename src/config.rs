@@ -15,7 +15,7 @@ use serde::Deserialize;
 use unicode_normalization::UnicodeNormalization;
 
 use crate::backend::dropbox::api::DEFAULT_RATE_LIMIT_WAIT;
-use crate::backend::dropbox::MtimeChange;
+use crate::backend::dropbox::{DownloadSettings, MtimeChange};
 use crate::users::authorized_keys::AuthorizedKey;
 use crate::users::networks::Networks;
 use crate::users::password::StoredPasswordHash;
@@ -29,6 +29,8 @@ pub struct Config {
     pub server: ServerConfig,
     #[serde(default)]
     pub upload: UploadConfig,
+    #[serde(default)]
+    pub download: DownloadConfig,
     #[serde(default, rename = "accounts")]
     pub accounts: Vec<AccountConfig>,
     #[serde(default, rename = "users")]
@@ -167,6 +169,53 @@ impl Default for UploadConfig {
             min_free_space: default_min_free_space(),
             connections: default_connections(),
         }
+    }
+}
+
+/// How files are downloaded: over how many connections at once, and how far ahead of the client.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DownloadConfig {
+    /// Ranged downloads in flight at once for one file being read sequentially; 1 = one
+    /// streaming download, as a plain HTTP client would.
+    pub connections: usize,
+    /// Bytes fetched ahead of the client per open download, shared out as `connections` ranges
+    /// of a whole number of MiB: the most one open download holds in memory.
+    pub read_ahead: u64,
+}
+
+/// More connections than this per file gain nothing and look like abuse to Dropbox.
+const MAX_DOWNLOAD_CONNECTIONS: usize = 16;
+const MIB: u64 = 1024 * 1024;
+const MAX_READ_AHEAD: u64 = 1024 * MIB;
+
+impl Default for DownloadConfig {
+    fn default() -> Self {
+        DownloadConfig {
+            connections: DownloadSettings::DEFAULT_CONNECTIONS,
+            read_ahead: DownloadSettings::DEFAULT_READ_AHEAD,
+        }
+    }
+}
+
+impl DownloadConfig {
+    pub fn settings(&self) -> DownloadSettings {
+        DownloadSettings::new(self.connections, self.read_ahead)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if !(1..=MAX_DOWNLOAD_CONNECTIONS).contains(&self.connections) {
+            bail!("download.connections must be from 1 to {MAX_DOWNLOAD_CONNECTIONS}");
+        }
+        let least = self.connections as u64 * MIB;
+        if !(least..=MAX_READ_AHEAD).contains(&self.read_ahead) {
+            bail!(
+                "download.read_ahead must be from 1 MiB per connection ({least} with {} \
+                 connections) up to 1 GiB ({MAX_READ_AHEAD})",
+                self.connections
+            );
+        }
+        Ok(())
     }
 }
 
@@ -452,6 +501,7 @@ impl Config {
         if !(1..=MAX_UPLOAD_CONNECTIONS).contains(&self.upload.connections) {
             bail!("upload.connections must be 1 to {MAX_UPLOAD_CONNECTIONS}");
         }
+        self.download.validate()?;
         let mut account_names = HashSet::new();
         for account in &self.accounts {
             if !account_names.insert(account.name.as_str()) {
@@ -869,6 +919,32 @@ mod tests {
         for refused in ["connections = 0", "connections = 17"] {
             let err = upload(refused).unwrap_err();
             assert!(err.to_string().contains("upload.connections"), "{err}");
+        }
+    }
+
+    #[test]
+    fn download_settings_have_defaults_and_sane_bounds() {
+        let download = |lines: &str| {
+            parse(&format!(
+                "[server]\nlisten = \"127.0.0.1:2222\"\n[download]\n{lines}"
+            ))
+        };
+        let defaults = download("").unwrap().download.settings();
+        assert_eq!(defaults.connections, 4);
+        assert_eq!(defaults.range_size, 8 * MIB);
+        let one = download("connections = 1").unwrap().download.settings();
+        assert_eq!((one.connections, one.range_size), (1, 32 * MIB));
+        // Ranges are whole MiB: 10 MiB over 3 connections gives ranges of 3 MiB.
+        let odd = download("connections = 3\nread_ahead = 10485760").unwrap();
+        assert_eq!(odd.download.settings().range_size, 3 * MIB);
+        for wrong in [
+            "connections = 0",
+            "connections = 17",
+            "connections = 4\nread_ahead = 3145728",
+            "read_ahead = 2147483648",
+        ] {
+            let err = format!("{:#}", download(wrong).unwrap_err());
+            assert!(err.contains("download."), "{wrong}: {err}");
         }
     }
 

@@ -229,6 +229,7 @@ impl DropboxHomes {
                 max_file_size: upload.max_file_size,
                 min_free_space: upload.min_free_space,
             }),
+            download: config.download.settings(),
             mtime_change: config.server.mtime_change,
         };
         Ok(DropboxHomes {

@@ -12,12 +12,14 @@ use serde::Serialize;
 
 use super::{Permission, USERS};
 
-/// The whole file: `[server]`, `[upload]`, `[limits]`, `[audit]`, `[metrics]`,
+/// The whole file: `[server]`, `[upload]`, `[download]`, `[limits]`, `[audit]`, `[metrics]`,
 /// `[[accounts]]` and `[[users]]`.
 #[derive(Debug, Clone, Serialize)]
 pub struct GatewayConfig {
     pub server: Server,
     pub upload: Upload,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub download: Option<Download>,
     #[serde(skip_serializing_if = "Limits::is_unset")]
     pub limits: Limits,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -76,6 +78,13 @@ impl Upload {
         self.single_upload_limit = Some(single_upload_limit);
         self.chunk_size = Some(chunk_size);
     }
+}
+
+/// `[download]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Download {
+    pub connections: u64,
+    pub read_ahead: u64,
 }
 
 /// `[limits]`: only what some test sets; the rest keeps the gateway's defaults.
@@ -282,6 +291,7 @@ impl GatewayConfig {
                 spool_dir: Some(dir.join("spool")),
                 ..Upload::default()
             },
+            download: None,
             limits: Limits::default(),
             audit: None,
             metrics: None,

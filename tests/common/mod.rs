@@ -29,7 +29,9 @@ pub use clients::{
     paramiko_with_password, python_with_paramiko, run_bounded, ssh_keygen, stderr, stdout,
     wait_for_client, PARAMIKO_PRELUDE,
 };
-pub use config::{write_key_options, Account, GatewayConfig, Limits, Metrics, Permissions, User};
+pub use config::{
+    write_key_options, Account, Download, GatewayConfig, Limits, Metrics, Permissions, User,
+};
 pub use dropbox::{
     content_hash, request_count, start_emulator, suite_realism, total_requests, write_random_file,
     DropboxView, UploadRequests,

@@ -20,6 +20,7 @@ mod batch_commits;
 mod certificates;
 mod commit_rules;
 mod concurrent_uploads;
+mod downloads;
 mod dropbox_lag;
 mod fault_soak;
 mod folders_and_renames;

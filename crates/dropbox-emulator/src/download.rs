@@ -3,15 +3,19 @@
 //! Byte ranges (`bytes=a-b`, `bytes=a-`, `bytes=-n`) give 206 with `Content-Range`; a range that
 //! starts past the end gives 416. The blob is opened under the store lock, so a concurrent
 //! overwrite cannot pull the content away mid-download (the open handle keeps it readable).
+//! Each body counts as one download in flight until it is sent or dropped (`GET
+//! /__emulator/stats`), so a test can see a client's parallel ranges overlap.
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
 use super::error::{lookup, ApiError, ApiResult};
+use super::faults::DownloadGauge;
 use super::files_read::parse_arg;
 use super::locate::{locate, render};
 use super::paths::PathKind;
@@ -83,7 +87,12 @@ pub async fn download(state: &AppState, call: Call) -> ApiResult<Response> {
     };
     let mut file = tokio::fs::File::from_std(file);
     file.seek(std::io::SeekFrom::Start(start)).await?;
-    let stream = ReaderStream::with_capacity(file.take(end - start), 256 * 1024);
+    let in_flight = DownloadGauge::enter(&state.stats.downloads);
+    let stream =
+        ReaderStream::with_capacity(file.take(end - start), 256 * 1024).map(move |piece| {
+            let _counted_until_dropped = &in_flight;
+            piece
+        });
     let mut response = Response::new(Body::from_stream(stream));
     let headers = response.headers_mut();
     let result = HeaderValue::from_str(&ascii_json(&metadata))

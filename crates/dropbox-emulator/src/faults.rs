@@ -7,12 +7,16 @@
 //! cut-off server would. With HTTP/2 that resets the stream rather than the whole connection.
 //! `delay_after` runs the real handler and holds its answer back for `delay_ms`, which opens a
 //! window a test can fill with another change (a file arriving between a check and an act).
+//! `cut_body` sends the answer's head and the first `after_bytes` of its body, then drops the
+//! connection: a transfer broken half way, as a reset or a dying proxy would leave it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
+
+use futures::StreamExt;
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -43,6 +47,8 @@ pub enum FaultKind {
     Error,
     #[serde(rename = "delay_after")]
     DelayAfter,
+    #[serde(rename = "cut_body")]
+    CutBody,
 }
 
 /// One rule of `POST /__emulator/faults`.
@@ -74,6 +80,9 @@ pub struct FaultRule {
     /// Milliseconds a `delay_after` fault holds the answer back; default 1000.
     #[serde(default)]
     pub delay_ms: Option<u64>,
+    /// Bytes of the body a `cut_body` fault lets through before the cut; default 64 KiB.
+    #[serde(default)]
+    pub after_bytes: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -134,6 +143,8 @@ pub struct Stats {
     appends_in_flight: Mutex<HashMap<String, u64>>,
     /// The most appends one session has had in flight at once.
     peak_appends_in_flight: AtomicU64,
+    /// Downloads whose body is being sent, now and at most at once.
+    pub downloads: Arc<DownloadGauge>,
 }
 
 /// One append of a session being received; it is over when this is dropped.
@@ -151,6 +162,36 @@ impl Drop for AppendInFlight<'_> {
                 in_flight.remove(&self.session_id);
             }
         }
+    }
+}
+
+/// How many download bodies are being sent at once, and the most there were since the last
+/// reset: a client that fetches one file over several connections shows up here.
+#[derive(Default)]
+pub struct DownloadGauge {
+    now: AtomicU64,
+    peak: AtomicU64,
+}
+
+/// One download body being sent; it counts until it is dropped (sent, or its connection gone).
+pub struct DownloadInFlight(Arc<DownloadGauge>);
+
+impl DownloadGauge {
+    pub fn enter(gauge: &Arc<DownloadGauge>) -> DownloadInFlight {
+        let now = gauge.now.fetch_add(1, Ordering::SeqCst) + 1;
+        gauge.peak.fetch_max(now, Ordering::SeqCst);
+        DownloadInFlight(gauge.clone())
+    }
+
+    fn reset_peak(&self) {
+        self.peak
+            .store(self.now.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+}
+
+impl Drop for DownloadInFlight {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -289,7 +330,37 @@ pub async fn fault_layer(
             tokio::time::sleep(delay).await;
             response
         }
+        FaultKind::CutBody => {
+            let response = timed(&state, &route, next.run(request)).await;
+            cut_body(response, rule.after_bytes.unwrap_or(64 * 1024))
+        }
     }
+}
+
+/// `response` with its body cut after `after` bytes: the stream then fails, and hyper drops the
+/// connection short of the promised Content-Length.
+fn cut_body(response: Response, after: u64) -> Response {
+    let (parts, body) = response.into_parts();
+    let body = body.into_data_stream();
+    let cut = futures::stream::unfold(Some((body, after)), |state| async move {
+        let (mut body, left) = state?;
+        if left == 0 {
+            // A pause first, so that hyper flushes what went before instead of dropping it
+            // with the connection.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            let cut = std::io::Error::other("emulator fault: body cut");
+            return Some((Err(cut), None));
+        }
+        match body.next().await? {
+            Ok(mut chunk) => {
+                chunk.truncate(left.min(chunk.len() as u64) as usize);
+                let left = left - chunk.len() as u64;
+                Some((Ok(chunk), Some((body, left))))
+            }
+            Err(e) => Some((Err(std::io::Error::other(e)), None)),
+        }
+    });
+    Response::from_parts(parts, axum::body::Body::from_stream(cut))
 }
 
 pub async fn set_faults(State(state): State<Arc<AppState>>, Json(set): Json<FaultSet>) -> Response {
@@ -314,6 +385,7 @@ pub async fn get_stats(State(state): State<Arc<AppState>>) -> Response {
     let batch_entries = state.stats.batch_entries.load(Ordering::Relaxed);
     let concurrent_sessions = state.stats.concurrent_sessions.load(Ordering::Relaxed);
     let peak_appends = state.stats.peak_appends_in_flight.load(Ordering::Relaxed);
+    let downloads = &state.stats.downloads;
     Json(json!({
         "requests": counts,
         "busy_ms": busy_ms,
@@ -323,6 +395,8 @@ pub async fn get_stats(State(state): State<Arc<AppState>>) -> Response {
         "concurrent_sessions": concurrent_sessions,
         "peak_appends_in_flight": peak_appends,
         "faults_injected": injected,
+        "downloads_in_flight": downloads.now.load(Ordering::SeqCst),
+        "peak_downloads_in_flight": downloads.peak.load(Ordering::SeqCst),
     }))
     .into_response()
 }
@@ -337,6 +411,7 @@ pub async fn reset_stats(State(state): State<Arc<AppState>>) -> Response {
         .stats
         .peak_appends_in_flight
         .store(0, Ordering::Relaxed);
+    state.stats.downloads.reset_peak();
     state.write_locks.reset_count();
     state.rate_limits.reset_count();
     Json(json!({})).into_response()

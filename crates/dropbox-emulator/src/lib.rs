@@ -59,22 +59,25 @@
 //!
 //! # Test hooks (`/__emulator/`, not part of Dropbox)
 //! * `POST /__emulator/faults` `{"rules":[{"kind": "status_429"|"status_503"|"expired_token"|
-//!   "drop_before"|"drop_after"|"error"|"delay_after", "route": "files/upload", "count": N,
-//!   "skip": N, "probability": 0.2, "retry_after": 1, "status": 409, "body": {...},
-//!   "delay_ms": 1000}]}` replaces the rules;
+//!   "drop_before"|"drop_after"|"error"|"delay_after"|"cut_body", "route": "files/upload",
+//!   "count": N, "skip": N, "probability": 0.2, "retry_after": 1, "status": 409, "body": {...},
+//!   "delay_ms": 1000, "after_bytes": 65536}]}` replaces the rules;
 //!   `DELETE` clears them. Without `route` a rule matches every `/2/` and `/oauth2/` request;
 //!   without `count` it stays until cleared; with `skip` the first N matching requests pass
 //!   untouched. `drop_before` closes the connection without applying the request, `drop_after`
 //!   applies it and then closes without a response, `delay_after` applies it and holds the
-//!   answer back for `delay_ms`.
+//!   answer back for `delay_ms`, `cut_body` sends the answer's head and `after_bytes` of its
+//!   body, then closes the connection.
 //! * `GET /__emulator/stats` → `{"requests": {"files/upload": 3, ...}, "busy_ms": {"files/upload": 12.5, ...},
 //!   "write_lock_refusals": 0, "rate_limit_refusals": 0, "batch_entries": 0,
 //!   "concurrent_sessions": 0, "peak_appends_in_flight": 0,
-//!   "faults_injected": {"status_503": 2}}` (handling time per route, up to the response head;
+//!   "faults_injected": {"status_503": 2}, "downloads_in_flight": 0,
+//!   "peak_downloads_in_flight": 4}` (handling time per route, up to the response head;
 //!   calls refused by the `write_lock` and `rate_limit` models; entries applied by the
 //!   finish_batch routes; concurrent upload sessions started; the most appends one session
-//!   has had in flight at once, from arrival to answer; faults injected by kind); `DELETE`
-//!   resets.
+//!   has had in flight at once, from arrival to answer; faults injected by kind; download
+//!   bodies being sent now and at most at once); `DELETE` resets (the download peak to the
+//!   downloads in flight then).
 //! * `POST /__emulator/expire_tokens` expires every issued (non-static) access token.
 //! * `PUT /__emulator/realism` `{...}` replaces the models of real Dropbox behaviour in force
 //!   (see [`Realism`]; a missing field is off); `GET` shows them. The models:

@@ -9,7 +9,7 @@ use tempfile::TempDir;
 
 use super::api::{ClientOptions, Credentials, DropboxClient, Endpoints};
 use super::upload::UploadSettings;
-use super::{DropboxFs, FsSettings, MtimeChange, OpenUploads};
+use super::{DownloadSettings, DropboxFs, FsSettings, MtimeChange, OpenUploads};
 
 /// What must outlive the filesystem: the emulator and the folders it and the spool use.
 type Keep = (Emulator, TempDir, TempDir);
@@ -44,6 +44,7 @@ async fn home() -> (DropboxFs, Keep) {
             max_file_size: 1 << 30,
             min_free_space: 0,
         }),
+        download: DownloadSettings::default(),
         mtime_change: MtimeChange::Reject,
     };
     let fs = DropboxFs::new(

@@ -12,7 +12,7 @@ use super::api::{DropboxClient, Metadata};
 use super::case_rename::CaseRename;
 use super::listing::DropboxLister;
 use super::lookup::Lookup;
-use super::reader::DropboxReader;
+use super::reader::{DownloadSettings, DropboxReader};
 use super::replace;
 use super::upload::{Upload, UploadSettings};
 use super::writer::{self, DropboxWriter, OpenUploads, RESUME_REFUSED};
@@ -55,6 +55,7 @@ pub enum MtimeChange {
 #[derive(Debug, Clone)]
 pub struct FsSettings {
     pub upload: Arc<UploadSettings>,
+    pub download: DownloadSettings,
     pub mtime_change: MtimeChange,
 }
 
@@ -210,6 +211,7 @@ impl Vfs for DropboxFs {
             self.client.clone(),
             path.clone(),
             file,
+            self.settings.download,
         ))
     }
 

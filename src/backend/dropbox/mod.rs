@@ -26,7 +26,7 @@ use api::{DropboxError, Metadata};
 
 pub use fs::{DropboxFs, FsSettings, MtimeChange};
 pub use listing::DropboxLister;
-pub use reader::DropboxReader;
+pub use reader::{DownloadSettings, DropboxReader};
 pub use writer::{DropboxWriter, OpenUploads};
 
 /// Listing attributes: a file's mtime is its client_modified (what the uploader said).

@@ -531,3 +531,72 @@ async fn fresh_entries_lag_behind_for_path_lookups_when_the_model_is_on() {
         .await;
     assert_eq!(moved.status, 200, "{:?}", moved.body);
 }
+
+/// A download ranged request whose body is left unread.
+async fn start_download(h: &Harness, path: &str, range: &str) -> reqwest::Response {
+    h.http
+        .post(h.url("files/download"))
+        .bearer_auth(&h.token)
+        .header("Dropbox-API-Arg", json!({ "path": path }).to_string())
+        .header("Range", range)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Download bodies count as in flight until they are sent or dropped; the peak says how many
+/// overlapped, and a reset starts it again from those in flight.
+#[tokio::test]
+async fn downloads_in_flight_and_their_peak_are_counted() {
+    let h = start().await;
+    // Far more than loopback socket buffers hold, so an unread body stays in flight.
+    h.upload("/big.bin", &vec![1u8; 48 * 1024 * 1024]).await;
+    let stats = |h| Harness::hook(h, reqwest::Method::GET, "stats", None);
+    let first = start_download(&h, "/big.bin", "bytes=0-").await;
+    let second = start_download(&h, "/big.bin", "bytes=1000-").await;
+    let during = stats(&h).await;
+    assert_eq!(during["downloads_in_flight"], 2, "{during}");
+    assert_eq!(during["peak_downloads_in_flight"], 2, "{during}");
+
+    drop((first, second));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while stats(&h).await["downloads_in_flight"] != 0 {
+        assert!(std::time::Instant::now() < deadline, "bodies never ended");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(stats(&h).await["peak_downloads_in_flight"], 2);
+    h.hook(reqwest::Method::DELETE, "stats", None).await;
+    assert_eq!(stats(&h).await["peak_downloads_in_flight"], 0);
+}
+
+/// `cut_body` lets the head and `after_bytes` of the body through, then breaks the connection:
+/// the client sees a transfer fail half way, not a short success.
+#[tokio::test]
+async fn a_cut_body_fault_breaks_the_transfer_after_the_given_bytes() {
+    let h = start().await;
+    h.upload("/cut.bin", &vec![2u8; 1024 * 1024]).await;
+    let rule =
+        json!({"kind": "cut_body", "route": "files/download", "count": 1, "after_bytes": 1000});
+    h.hook(
+        reqwest::Method::POST,
+        "faults",
+        Some(json!({ "rules": [rule] })),
+    )
+    .await;
+
+    let mut response = start_download(&h, "/cut.bin", "bytes=0-").await;
+    assert_eq!(response.status(), 206);
+    let mut received = 0;
+    let failure = loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => received += chunk.len(),
+            Ok(None) => panic!("the body ended cleanly after {received} bytes"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(received, 1000, "{failure}");
+    // The rule was used up: the next download is whole.
+    let (whole, _) = h.download("/cut.bin", Some("bytes=0-")).await;
+    assert_eq!(whole.status, 206);
+    assert_eq!(whole.headers["content-length"], "1048576");
+}
