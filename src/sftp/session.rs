@@ -104,7 +104,9 @@ where
 
 /// Request bytes (mostly WRITE data) a session holds at most, queued or being handled: with
 /// 50 parallel uploads, 4 MiB each measured 261 MB resident; 1 MiB keeps a 255 KiB-write
-/// pipeline four requests deep, enough to keep the spool busy.
+/// pipeline four requests deep, enough to keep the spool busy. (512 KiB saved little more and
+/// stalled the reader of a client whose replies pile up before its FIN could be seen:
+/// tests/e2e/session_bounds.rs.)
 const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 
 /// How long the reader waits for room in [`MAX_REQUEST_BYTES`] while not one byte of the

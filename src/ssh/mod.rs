@@ -342,8 +342,10 @@ fn russh_config(host_key: PrivateKey, any_password: bool) -> RusshConfig {
         window_size: 2 * 1024 * 1024,
         maximum_packet_size: 32 * 1024,
         // Channel messages (up to 32 KiB each) queued between the connection and the SFTP
-        // reader: 32 instead of russh's 100 keeps a busy session's buffers near 1 MiB.
-        channel_buffer_size: 32,
+        // reader, 256 KiB a session: what the client sends beyond that waits in the socket
+        // (the kernel's memory, bounded by the window), not in ours. 32 (1 MiB a session) made
+        // 50 parallel uploads peak at 83-91 MB; 8 at 57-69 MB, no slower.
+        channel_buffer_size: 8,
         nodelay: true,
         ..Default::default()
     }

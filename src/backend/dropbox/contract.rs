@@ -12,17 +12,22 @@ use super::upload::UploadSettings;
 use super::{DownloadSettings, DropboxFs, FsSettings, MtimeChange, OpenUploads};
 
 /// What must outlive the filesystem: the emulator and the folders it and the spool use.
-type Keep = (Emulator, TempDir, TempDir);
+pub(super) type Keep = (Emulator, TempDir, TempDir);
 
 /// A user jailed in `/home` of a fresh emulator that lists three entries a page; uploads above
 /// 64 KiB go through an upload session.
 async fn home() -> (DropboxFs, Keep) {
+    home_paged(3).await
+}
+
+/// As [`home`], with an emulator that lists at most `page_size` entries a page.
+pub(super) async fn home_paged(page_size: usize) -> (DropboxFs, Keep) {
     let storage = TempDir::new().unwrap();
     let spool = TempDir::new().unwrap();
     let emulator = Emulator::start(EmulatorConfig {
         root: storage.path().to_path_buf(),
         listen: "127.0.0.1:0".parse().unwrap(),
-        page_size: 3,
+        page_size,
         realism: Default::default(),
         distance: Default::default(),
     })

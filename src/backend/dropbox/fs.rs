@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::api::{DropboxClient, Metadata};
 use super::case_rename::CaseRename;
-use super::listing::DropboxLister;
+use super::listing::{DropboxLister, PAGE_LIMIT};
 use super::lookup::Lookup;
 use super::reader::{DownloadSettings, DropboxReader};
 use super::replace;
@@ -191,11 +191,19 @@ impl Vfs for DropboxFs {
 
     async fn open_dir(&self, path: &VPath) -> VfsResult<DropboxLister> {
         let dropbox_path = self.dropbox_path(path)?;
-        match self.client.list_folder(&dropbox_path, None).await {
-            Ok(first) => Ok(DropboxLister::new(self.client.clone(), Some(first))),
+        let first = self
+            .client
+            .list_folder(&dropbox_path, Some(PAGE_LIMIT))
+            .await;
+        match first {
+            Ok(first) => Ok(DropboxLister::new(
+                self.client.clone(),
+                path.clone(),
+                Some(first),
+            )),
             // A user's root folder that Dropbox has not seen yet is simply empty.
             Err(e) if path.is_root() && e.is_not_found() => {
-                Ok(DropboxLister::new(self.client.clone(), None))
+                Ok(DropboxLister::new(self.client.clone(), path.clone(), None))
             }
             Err(e) => Err(map_error(e, path)),
         }
