@@ -85,6 +85,8 @@ host_key = "$work/dg_host_key"
 [upload]
 spool_dir = "$work/spool"
 connections = $transfer_connections
+[download]
+connections = $transfer_connections
 [limits]
 # Every benchmark connection comes from 127.0.0.1: the per-address caps must admit 50 at once,
 # logged in or not (the baseline sshd gets the same room: MaxStartups below).
