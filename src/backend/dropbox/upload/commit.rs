@@ -108,14 +108,20 @@ async fn upload_whole(target: &Target<'_>) -> Result<FileMetadata, CommitError> 
 }
 
 /// Every byte of the file in an upload session: the one the pipeline has been appending, or
-/// a fresh one if that failed; the tail that did not fill a chunk goes last, as the closing
-/// append if `close` (always for a concurrent session). Returns where the session stands.
+/// a fresh one if that failed; the tail that did not fill a chunk goes last (a concurrent
+/// session's spread over its connections first, all but a closing piece of at most 4 MiB), as
+/// the closing append if `close` (always for a concurrent session). Returns where the session
+/// stands.
 pub(super) async fn fill_session(
     target: &Target<'_>,
     pipeline: Option<SessionPipeline>,
     close: bool,
 ) -> Result<UploadSessionCursor, CommitError> {
-    let appended = match pipeline.map(SessionPipeline::finish) {
+    let finishing = pipeline.map(|mut pipeline| {
+        pipeline.dispatch_rest(target.len);
+        pipeline.finish()
+    });
+    let appended = match finishing {
         Some(finishing) => match finishing.await {
             Ok(appended) => Some(appended),
             // The background appends failed; one fresh session from the spool gets a second
@@ -147,6 +153,7 @@ async fn append_all(
     chunk_size: u64,
 ) -> Result<Appended, CommitError> {
     pipeline.dispatch_full_chunks(len, chunk_size);
+    pipeline.dispatch_rest(len);
     Ok(pipeline.finish().await?)
 }
 

@@ -29,6 +29,9 @@ use crate::backend::dropbox::api::{
 
 use super::spool::SpoolReader;
 
+/// Every piece of a concurrent session but the closing one is a whole number of these.
+const PIECE_BLOCK: u64 = 4 * 1024 * 1024;
+
 /// How a session's chunks travel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionKind {
@@ -117,6 +120,22 @@ impl SessionPipeline {
         }
     }
 
+    /// At CLOSE, hands over what is left of a concurrent session's `len` bytes but its closing
+    /// piece, cut so that the connections carry it at once: the rest of a chunk sent as one
+    /// closing piece would cross the distance on one connection while the others stand idle.
+    /// The closing piece left for [`Appended::append_tail`] is at most 4 MiB (at least a byte).
+    pub fn dispatch_rest(&mut self, len: u64) {
+        let SessionKind::Concurrent { connections } = self.kind else {
+            return;
+        };
+        for piece in rest_pieces(self.dispatched, len, connections) {
+            if let Some(chunks) = &self.chunks {
+                let _ = chunks.send(piece);
+            }
+            self.dispatched = piece.0 + piece.1;
+        }
+    }
+
     /// Waits for every dispatched chunk to be appended.
     pub async fn finish(mut self) -> Result<Appended, DropboxError> {
         self.chunks = None;
@@ -165,6 +184,23 @@ impl Appended {
         }
         Ok(UploadSessionCursor { session_id, offset })
     }
+}
+
+/// The pieces, as (offset, len), that carry bytes `dispatched..len` of a concurrent session
+/// but the closing piece over `connections` at once: whole blocks, as even as blocks allow.
+/// `dispatched` is a whole number of chunks, so of blocks, and below `len`.
+fn rest_pieces(dispatched: u64, len: u64, connections: usize) -> Vec<(u64, u64)> {
+    let closing_start = (len.max(1) - 1) / PIECE_BLOCK * PIECE_BLOCK;
+    let blocks = closing_start.saturating_sub(dispatched) / PIECE_BLOCK;
+    let piece = blocks.div_ceil(connections as u64).max(1) * PIECE_BLOCK;
+    let mut pieces = Vec::new();
+    let mut offset = dispatched;
+    while offset < closing_start {
+        let this = piece.min(closing_start - offset);
+        pieces.push((offset, this));
+        offset += this;
+    }
+    pieces
 }
 
 async fn append_in_order(
@@ -346,5 +382,39 @@ mod tests {
         // Cut below what was sent: neither can become that file.
         assert!(!sequential.fits(8, 7));
         assert!(!concurrent.fits(8, 7));
+    }
+
+    #[test]
+    fn the_rest_at_close_is_spread_over_the_connections_in_whole_blocks() {
+        const B: u64 = PIECE_BLOCK;
+        // 32 MiB sent, 28 MiB + 5 bytes left: 7 blocks before the closing piece, in pieces of
+        // 2 blocks over 4 connections; the closing piece is the last 5 bytes' block.
+        assert_eq!(
+            rest_pieces(8 * B, 15 * B + 5, 4),
+            vec![
+                (8 * B, 2 * B),
+                (10 * B, 2 * B),
+                (12 * B, 2 * B),
+                (14 * B, B)
+            ]
+        );
+        // An exact multiple of the block: the last whole block is the closing piece.
+        assert_eq!(rest_pieces(0, 3 * B, 4), vec![(0, B), (B, B)]);
+        // Nothing but the closing piece left.
+        assert!(rest_pieces(8 * B, 8 * B + 1, 4).is_empty());
+        assert!(rest_pieces(8 * B, 9 * B, 4).is_empty());
+        // Every byte but the closing piece is covered, once, in order.
+        for (sent, len, connections) in [(0, 100 * B + 1, 3), (4 * B, 37 * B, 4), (0, 1, 2)] {
+            let pieces = rest_pieces(sent, len, connections);
+            let mut at = sent;
+            for (offset, piece) in &pieces {
+                assert_eq!((*offset, piece % B), (at, 0));
+                at += piece;
+            }
+            assert!(
+                at < len && len - at <= B,
+                "{sent} {len}: closing piece {at}..{len}"
+            );
+        }
     }
 }
