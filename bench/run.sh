@@ -50,7 +50,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 # The gateway's connections per file to Dropbox (uploads and downloads), also the floor's C.
-transfer_connections=4
+transfer_connections=${TRANSFER_CONNECTIONS:-4}
 if [ "$quick" = 1 ]; then
   big_mib=64; small_count=100; ls_count=1000; parallel=10; parallel_mib=2
 else

@@ -20,7 +20,12 @@ pub struct ContentHasher {
     block_len: usize,
     /// Hash over the digests of all completed blocks.
     overall: Sha256,
+    /// The digests of the completed blocks, for [`ContentHasher::finish_with_blocks`].
+    blocks: Vec<BlockDigest>,
 }
+
+/// The SHA-256 of one 4 MiB block.
+pub type BlockDigest = [u8; 32];
 
 impl ContentHasher {
     pub fn new() -> Self {
@@ -44,7 +49,19 @@ impl ContentHasher {
     fn close_block(&mut self) {
         let digest = std::mem::take(&mut self.block).finalize();
         self.overall.update(digest);
+        self.blocks.push(digest.into());
         self.block_len = 0;
+    }
+
+    /// The content hash and the digest of every block: content that starts on a block
+    /// boundary (a concurrent session's piece) can be joined into a larger one's hash by
+    /// [`content_hash_of_blocks`] without reading it again.
+    pub fn finish_with_blocks(mut self) -> (String, Vec<BlockDigest>) {
+        if self.block_len > 0 {
+            self.close_block();
+        }
+        let blocks = std::mem::take(&mut self.blocks);
+        (hex::encode(self.overall.finalize()), blocks)
     }
 
     /// The lowercase-hex content hash of everything fed so far.
@@ -54,6 +71,15 @@ impl ContentHasher {
         }
         hex::encode(self.overall.finalize())
     }
+}
+
+/// The content hash of content made of these blocks, in order.
+pub fn content_hash_of_blocks<'a>(blocks: impl IntoIterator<Item = &'a BlockDigest>) -> String {
+    let mut overall = Sha256::new();
+    for block in blocks {
+        overall.update(block);
+    }
+    hex::encode(overall.finalize())
 }
 
 /// Content hash of a whole in-memory buffer.
@@ -108,5 +134,23 @@ mod tests {
             content_hash(one_block),
             sha256_hex(&Sha256::digest(one_block))
         );
+    }
+
+    #[test]
+    fn pieces_on_block_boundaries_join_into_the_whole_hash() {
+        let data: Vec<u8> = (0..BLOCK_SIZE * 3 + 1234).map(|i| (i % 251) as u8).collect();
+        let mut blocks = Vec::new();
+        for piece in [&data[..BLOCK_SIZE * 2], &data[BLOCK_SIZE * 2..]] {
+            let mut hasher = ContentHasher::new();
+            hasher.update(piece);
+            let (piece_hash, piece_blocks) = hasher.finish_with_blocks();
+            assert_eq!(piece_hash, content_hash(piece));
+            blocks.extend(piece_blocks);
+        }
+        assert_eq!(blocks.len(), 4);
+        assert_eq!(content_hash_of_blocks(&blocks), content_hash(&data));
+        // Joined in another order, the hash is another's.
+        blocks.swap(0, 1);
+        assert_ne!(content_hash_of_blocks(&blocks), content_hash(&data));
     }
 }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use super::content_hash::ContentHasher;
+use super::content_hash::{content_hash_of_blocks, BlockDigest, ContentHasher};
 use super::disk::{self, random_token, Layout};
 
 /// Concurrent sessions take pieces at multiples of this (4 MiB).
@@ -107,6 +107,10 @@ pub struct Sessions {
     /// Sequential sessions' content hash so far, with the size it covers. Kept in memory only:
     /// after a restart a session's file is hashed from disk at finish instead.
     running_hashes: Mutex<HashMap<String, (u64, ContentHasher)>>,
+    /// Concurrent sessions' block digests, per session and piece offset, so that finishing
+    /// one joins its pieces' hashes instead of reading them all again. In memory only, like
+    /// the running hashes: after a restart the pieces are hashed at finish.
+    piece_blocks: Mutex<HashMap<String, BTreeMap<u64, Vec<BlockDigest>>>>,
 }
 
 /// Prefix of session ids, like Dropbox's.
@@ -118,6 +122,7 @@ impl Sessions {
             layout: layout.clone(),
             locks: Mutex::new(HashMap::new()),
             running_hashes: Mutex::new(HashMap::new()),
+            piece_blocks: Mutex::new(HashMap::new()),
         }
     }
 
@@ -178,6 +183,33 @@ impl Sessions {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(id);
+        self.piece_blocks().remove(id);
+    }
+
+    fn piece_blocks(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, BTreeMap<u64, Vec<BlockDigest>>>> {
+        self.piece_blocks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Remembers the block digests of the piece of session `id` at `offset`.
+    pub fn set_piece_blocks(&self, id: &str, offset: u64, blocks: Vec<BlockDigest>) {
+        self.piece_blocks()
+            .entry(id.to_string())
+            .or_default()
+            .insert(offset, blocks);
+    }
+
+    /// The content hash of a concurrent session's pieces at `offsets`, in order, if the
+    /// digests of every one of them are known.
+    pub fn joined_hash(&self, id: &str, offsets: &[u64]) -> Option<String> {
+        let known = self.piece_blocks();
+        let pieces = known.get(id)?;
+        let mut blocks = Vec::new();
+        for offset in offsets {
+            blocks.extend(pieces.get(offset)?.iter());
+        }
+        Some(content_hash_of_blocks(blocks))
     }
 
     /// The running hash of a sequential session if it covers exactly `size` bytes.

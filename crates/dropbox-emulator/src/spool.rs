@@ -18,7 +18,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio::task::JoinHandle;
 
-use super::content_hash::ContentHasher;
+use super::content_hash::{BlockDigest, ContentHasher};
 
 /// Largest body of one upload request (150 MiB).
 pub const REQUEST_LIMIT: u64 = 150 * 1024 * 1024;
@@ -48,12 +48,23 @@ impl From<std::io::Error> for ReceiveError {
 
 /// Streams `body` into `file` from its start, hashing it, refusing more than `limit` bytes.
 pub async fn receive(body: Body, file: File, limit: u64) -> Result<Received, ReceiveError> {
+    Ok(receive_with_blocks(body, file, limit).await?.0)
+}
+
+/// [`receive`], with the digest of every 4 MiB block of what was received.
+pub async fn receive_with_blocks(
+    body: Body,
+    file: File,
+    limit: u64,
+) -> Result<(Received, Vec<BlockDigest>), ReceiveError> {
     let (continued, hasher) =
         receive_continuing(body, file, 0, limit, ContentHasher::new(), false).await?;
-    Ok(Received {
+    let (content_hash, blocks) = hasher.finish_with_blocks();
+    let received = Received {
         size: continued.size,
-        content_hash: hasher.finish(),
-    })
+        content_hash,
+    };
+    Ok((received, blocks))
 }
 
 /// What a body added to a sequential session.
@@ -216,6 +227,24 @@ pub async fn hash_file(path: &Path) -> std::io::Result<Received> {
 }
 
 /// Concatenates `parts` into `out`, hashing the result, off the async workers.
+/// Joins `parts` into `out` whose content hash is already known: an in-kernel copy
+/// (`copy_file_range`), with no pass through SHA-256.
+pub async fn join_hashed(
+    parts: Vec<std::path::PathBuf>,
+    out: std::path::PathBuf,
+    whole: Received,
+) -> std::io::Result<Received> {
+    tokio::task::spawn_blocking(move || {
+        let mut output = std::fs::File::create(&out)?;
+        for part in parts {
+            std::io::copy(&mut std::fs::File::open(part)?, &mut output)?;
+        }
+        Ok(whole)
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
 pub async fn concatenate(
     parts: Vec<std::path::PathBuf>,
     out: std::path::PathBuf,

@@ -26,8 +26,8 @@ use super::sessions::{
     unix_now, within_max_size, SessionState, CONCURRENT_UNIT, SESSION_LIFETIME_SECS,
 };
 use super::spool::{
-    concatenate, hash_file, receive, receive_continuing, Continued, ReceiveError, Received,
-    REQUEST_LIMIT,
+    concatenate, hash_file, join_hashed, receive, receive_continuing, receive_with_blocks,
+    Continued, ReceiveError, Received, REQUEST_LIMIT,
 };
 use super::wire::check_upload_content_type;
 use super::write_lock::{self, Busy};
@@ -433,7 +433,7 @@ async fn append_concurrent(
     }
     let temp = state.sessions.temp_in(&id)?;
     let (file, temp_path) = temp.into_parts();
-    let received = receive(call.body, file, REQUEST_LIMIT)
+    let (received, blocks) = receive_with_blocks(call.body, file, REQUEST_LIMIT)
         .await
         .map_err(|err| receive_failed(&call.route, err, tag("payload_too_large")))?;
     if !arg.close && (received.size == 0 || !received.size.is_multiple_of(CONCURRENT_UNIT)) {
@@ -466,6 +466,7 @@ async fn append_concurrent(
         .piece_path(&id, offset)
         .ok_or(std::io::ErrorKind::NotFound)?;
     temp_path.persist(piece).map_err(|err| err.error)?;
+    state.sessions.set_piece_blocks(&id, offset, blocks);
     session.pieces.insert(offset, received.size);
     state.sessions.save(&id, &session)?;
     Ok(())
@@ -560,13 +561,21 @@ async fn assemble_concurrent(
             incorrect_offset(size),
         )));
     }
-    let parts = session
-        .pieces
-        .keys()
+    let offsets: Vec<u64> = session.pieces.keys().copied().collect();
+    let parts = offsets
+        .iter()
         .filter_map(|offset| state.sessions.piece_path(id, *offset))
         .collect();
     let assembled = state.sessions.temp_in(id)?.into_temp_path();
-    let whole = concatenate(parts, assembled.to_path_buf()).await?;
+    // Every piece but the closing one is whole blocks, so the pieces' block digests, joined,
+    // are the file's: finishing a large file costs a copy, not another pass of SHA-256.
+    let whole = match state.sessions.joined_hash(id, &offsets) {
+        Some(content_hash) => {
+            let whole = Received { size, content_hash };
+            join_hashed(parts, assembled.to_path_buf(), whole).await?
+        }
+        None => concatenate(parts, assembled.to_path_buf()).await?,
+    };
     Ok((Staged::Temp(assembled), whole))
 }
 
