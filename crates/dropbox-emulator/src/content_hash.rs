@@ -138,7 +138,9 @@ mod tests {
 
     #[test]
     fn pieces_on_block_boundaries_join_into_the_whole_hash() {
-        let data: Vec<u8> = (0..BLOCK_SIZE * 3 + 1234).map(|i| (i % 251) as u8).collect();
+        let data: Vec<u8> = (0..BLOCK_SIZE * 3 + 1234)
+            .map(|i| (i % 251) as u8)
+            .collect();
         let mut blocks = Vec::new();
         for piece in [&data[..BLOCK_SIZE * 2], &data[BLOCK_SIZE * 2..]] {
             let mut hasher = ContentHasher::new();

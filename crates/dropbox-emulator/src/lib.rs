@@ -22,7 +22,7 @@
 //! issued_refresh_tokens.json  refresh tokens issued by the code flow
 //! meta/<tree>/<id>.json       one metadata file per file or folder (atomic temp + rename)
 //! blobs/<blob>                content of each stored file version
-//! sessions/<id>/              upload sessions: state.json, data or piece-<offset> files
+//! sessions/<id>/              upload sessions: state.json and data
 //! tmp/                        uploads in flight
 //! ```
 //! A *tree* is the storage of one personal account or one team, named by its root namespace id.

@@ -1,8 +1,9 @@
 //! Upload sessions on disk: their state and their received data.
 //!
 //! `sessions/<id>/state.json` holds the session's type, owner tree, whether it is closed and
-//! what was received; sequential sessions append to `sessions/<id>/data`, concurrent ones keep
-//! each append as `sessions/<id>/piece-<offset>` until finish assembles them. Everything is on
+//! what was received; sequential sessions append to `sessions/<id>/data`, concurrent ones write
+//! each piece in place there once it is checked (received into a temp file first, so a refused
+//! piece touches nothing). Everything is on
 //! disk, so sessions survive a restart like Dropbox's (which live 7 days). A per-session async
 //! lock orders the state changes of one session; concurrent appends stream their data unlocked.
 
@@ -138,10 +139,6 @@ impl Sessions {
 
     pub fn data_path(&self, id: &str) -> Option<PathBuf> {
         Some(self.dir(id)?.join("data"))
-    }
-
-    pub fn piece_path(&self, id: &str, offset: u64) -> Option<PathBuf> {
-        Some(self.dir(id)?.join(format!("piece-{offset}")))
     }
 
     /// A temp file inside the session's directory (same file system as its pieces).

@@ -26,8 +26,8 @@ use super::sessions::{
     unix_now, within_max_size, SessionState, CONCURRENT_UNIT, SESSION_LIFETIME_SECS,
 };
 use super::spool::{
-    concatenate, hash_file, join_hashed, receive, receive_continuing, receive_with_blocks,
-    Continued, ReceiveError, Received, REQUEST_LIMIT,
+    hash_file, receive, receive_continuing, receive_with_blocks, Continued, ReceiveError, Received,
+    REQUEST_LIMIT,
 };
 use super::wire::check_upload_content_type;
 use super::write_lock::{self, Busy};
@@ -461,11 +461,11 @@ async fn append_concurrent(
         session.closed = true;
         session.end = Some(piece_end);
     }
-    let piece = state
+    let data = state
         .sessions
-        .piece_path(&id, offset)
+        .data_path(&id)
         .ok_or(std::io::ErrorKind::NotFound)?;
-    temp_path.persist(piece).map_err(|err| err.error)?;
+    write_piece(temp_path, data, offset).await?;
     state.sessions.set_piece_blocks(&id, offset, blocks);
     session.pieces.insert(offset, received.size);
     state.sessions.save(&id, &session)?;
@@ -561,22 +561,46 @@ async fn assemble_concurrent(
             incorrect_offset(size),
         )));
     }
+    let data = state
+        .sessions
+        .data_path(id)
+        .ok_or(std::io::ErrorKind::NotFound)?;
     let offsets: Vec<u64> = session.pieces.keys().copied().collect();
-    let parts = offsets
-        .iter()
-        .filter_map(|offset| state.sessions.piece_path(id, *offset))
-        .collect();
-    let assembled = state.sessions.temp_in(id)?.into_temp_path();
     // Every piece but the closing one is whole blocks, so the pieces' block digests, joined,
-    // are the file's: finishing a large file costs a copy, not another pass of SHA-256.
+    // are the file's: finishing a large file costs no pass of SHA-256 (after a restart,
+    // which forgets the digests, the file is hashed once).
     let whole = match state.sessions.joined_hash(id, &offsets) {
-        Some(content_hash) => {
-            let whole = Received { size, content_hash };
-            join_hashed(parts, assembled.to_path_buf(), whole).await?
-        }
-        None => concatenate(parts, assembled.to_path_buf()).await?,
+        Some(content_hash) => Received { size, content_hash },
+        None => hash_file(&data).await?,
     };
-    Ok((Staged::Temp(assembled), whole))
+    Ok((Staged(data), whole))
+}
+
+/// Puts a received piece (checked, and not overlapping any other) in place in the session's
+/// data file: the file is whole when the pieces are, and finishing moves it, with no copy.
+/// Only ranges that no recorded piece holds are written, so a refused or repeated piece can
+/// never change bytes already accepted.
+async fn write_piece(
+    piece: tempfile::TempPath,
+    data: std::path::PathBuf,
+    offset: u64,
+) -> std::io::Result<()> {
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Seek, SeekFrom};
+        let mut input = std::fs::File::open(&piece)?;
+        let mut output = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(data)?;
+        output.seek(SeekFrom::Start(offset))?;
+        // An in-kernel copy (copy_file_range) from the piece's temp file.
+        std::io::copy(&mut input, &mut output)?;
+        drop(piece);
+        Ok(())
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 /// A sequential session's data file and the whole content's size and hash.
@@ -596,7 +620,7 @@ async fn sequential_whole(
         },
         None => hash_file(&data).await?,
     };
-    Ok((Staged::Data(data), whole))
+    Ok((Staged(data), whole))
 }
 
 /// A session that must be complete already (an entry of finish_batch, which carries no data):
@@ -623,19 +647,12 @@ pub async fn stage_closed(
     sequential_whole(state, id, &session).await
 }
 
-/// The complete content waiting for its commit.
-pub enum Staged {
-    /// Assembled from concurrent pieces (deleted if the commit does not take it).
-    Temp(tempfile::TempPath),
-    /// A sequential session's data file (kept for a retried finish).
-    Data(std::path::PathBuf),
-}
+/// The complete content waiting for its commit: a session's data file (kept for a retried
+/// finish).
+pub struct Staged(std::path::PathBuf);
 
 impl Staged {
     pub fn path(&self) -> &std::path::Path {
-        match self {
-            Staged::Temp(temp) => temp,
-            Staged::Data(path) => path,
-        }
+        &self.0
     }
 }
