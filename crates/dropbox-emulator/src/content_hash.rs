@@ -55,7 +55,7 @@ impl ContentHasher {
 
     /// The content hash and the digest of every block: content that starts on a block
     /// boundary (a concurrent session's piece) can be joined into a larger one's hash by
-    /// [`content_hash_of_blocks`] without reading it again.
+    /// `content_hash_of_blocks` without reading it again.
     pub fn finish_with_blocks(mut self) -> (String, Vec<BlockDigest>) {
         if self.block_len > 0 {
             self.close_block();
