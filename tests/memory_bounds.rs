@@ -16,7 +16,8 @@ const MIB: u64 = 1024 * 1024;
 #[tokio::test(flavor = "multi_thread")]
 async fn a_prefetching_get_of_a_large_file_keeps_memory_bounded() {
     let bench = Bench::start().await;
-    let size = 96 * MIB;
+    // As large as one files/upload can store, so that it is well above the bound below.
+    let size = 144 * MIB;
     let hash = write_random_file(&bench.path("source.bin"), size);
     let data = std::fs::read(bench.path("source.bin")).unwrap();
     bench.dropbox_upload("/alice/big.bin", data).await;
@@ -55,9 +56,12 @@ result["get"] = attempt(lambda: sftp.get("big.bin", "copy.bin"))
         std::fs::read(bench.path("copy.bin")).unwrap(),
         std::fs::read(bench.path("source.bin")).unwrap()
     );
+    // The gateway's read-ahead window (32 MiB by default) and the emulator's four range
+    // answers live in this process: measured 61-64 MiB for a 96 or a 144 MiB file alike. A
+    // gateway that buffered the file would pass the file's size.
     let grew_mib = (peak.load(std::sync::atomic::Ordering::Relaxed) - before) / 1024;
     assert!(
-        grew_mib < 48,
+        grew_mib < 96,
         "serving a {} MiB prefetching get grew the gateway's memory by {grew_mib} MiB",
         size / MIB
     );
