@@ -260,6 +260,22 @@ impl DropboxView {
     }
 }
 
+/// A fault rule for [`DropboxView::set_faults`]: every `files/upload` fails as for a full
+/// Dropbox (UploadError.path: UploadWriteFailed), so a commit fails after the client sent it all.
+pub fn insufficient_space_fault() -> Value {
+    json!([{
+        "kind": "error", "route": "files/upload", "status": 409,
+        "body": {
+            "error_summary": "path/insufficient_space/..",
+            "error": {
+                ".tag": "path",
+                "reason": { ".tag": "insufficient_space" },
+                "upload_session_id": "pid_upload_session:emulator-fault"
+            }
+        }
+    }])
+}
+
 /// Upload-related request counts, read from `GET /__emulator/stats`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UploadRequests {

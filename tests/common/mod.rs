@@ -7,6 +7,7 @@
 //!
 //! - `bench`: the in-process emulator + gateway a test starts, and its files (spool, audit log);
 //! - `clients`: OpenSSH and paramiko runs against it;
+//! - `partner`: the clients partners run (Java JSch, PuTTY's pscp), as they run them;
 //! - `dropbox`: the emulator's API and hooks, Dropbox's content_hash;
 //! - `config`: the typed config file;
 //! - `process`: `dropgate` run as a process of its own, /proc readings, and the lock on the
@@ -21,6 +22,7 @@ pub mod bench;
 pub mod clients;
 pub mod config;
 pub mod dropbox;
+pub mod partner;
 pub mod process;
 
 pub use bench::{Bench, BenchOptions, TestUser, USERS};
@@ -33,8 +35,12 @@ pub use config::{
     write_key_options, Account, Download, GatewayConfig, Limits, Metrics, Permissions, User,
 };
 pub use dropbox::{
-    content_hash, request_count, start_emulator, suite_realism, total_requests, write_random_file,
-    DropboxView, UploadRequests,
+    content_hash, insufficient_space_fault, request_count, start_emulator, suite_realism,
+    total_requests, write_random_file, DropboxView, UploadRequests,
+};
+pub use partner::{
+    give_a_jsch_key, jsch, jsch_trusting, pscp, pscp_trusting, serve_a_host_key_jsch_verifies,
+    ssh_keygen_ecdsa, JschOp, PscpProtocol,
 };
 pub use process::{
     dropgate_binary, finish_command, free_port, open_fds, resident_kib, send_signal,

@@ -4,30 +4,15 @@
 //! message that says how to install it, it never skips.
 
 use crate::common::{
-    content_hash, lftp, output_text, paramiko_as, paramiko_json, random_bytes, set_local_mtime,
-    write_random_file, Bench,
+    content_hash, insufficient_space_fault, lftp, output_text, paramiko_as, paramiko_json,
+    random_bytes, set_local_mtime, write_random_file, Bench,
 };
-use serde_json::{json, Value};
+use serde_json::Value;
 
 const MIB: u64 = 1024 * 1024;
 /// 2001-02-03T04:05:06Z
 const PAST_MTIME: u64 = 981_173_106;
 const PAST_MTIME_TEXT: &str = "2001-02-03T04:05:06Z";
-
-/// `files/upload`'s error for a full Dropbox (UploadError.path: UploadWriteFailed).
-fn insufficient_space_fault() -> Value {
-    json!([{
-        "kind": "error", "route": "files/upload", "status": 409,
-        "body": {
-            "error_summary": "path/insufficient_space/..",
-            "error": {
-                ".tag": "path",
-                "reason": { ".tag": "insufficient_space" },
-                "upload_session_id": "pid_upload_session:emulator-fault"
-            }
-        }
-    }])
-}
 
 // ---- lftp ----
 
