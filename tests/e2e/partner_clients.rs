@@ -8,9 +8,10 @@
 //! missing one fails the test saying what to install, it never skips.
 
 use crate::common::{
-    content_hash, give_a_jsch_key, insufficient_space_fault, jsch, jsch_trusting, output_text,
-    pscp, pscp_trusting, random_bytes, serve_a_host_key_jsch_verifies, ssh_keygen_ecdsa, stderr,
-    write_random_file, Bench, GatewayConfig, JschOp, Permission, Permissions, PscpProtocol,
+    content_hash, give_a_jsch_key, host_key, insufficient_space_fault, jsch, jsch_trusting,
+    output_text, pscp, pscp_trusting, random_bytes, serve_a_host_key_jsch_verifies,
+    ssh_keygen_ecdsa, stderr, stdout, write_random_file, Bench, GatewayConfig, JschOp, Permission,
+    Permissions, PscpProtocol,
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -54,7 +55,7 @@ async fn jsch_puts_a_file_and_gets_it_back() {
     assert!(out.status.success(), "JSch:\n{}", output_text(&out));
     // JSch verified the key the gateway serves for it (not one it skipped checking).
     assert!(
-        crate::common::stdout(&out).contains("host_key ecdsa-sha2-nistp256"),
+        stdout(&out).contains("host_key ecdsa-sha2-nistp256"),
         "{}",
         output_text(&out)
     );
@@ -95,10 +96,8 @@ async fn jsch_puts_a_large_file_as_an_upload_session() {
 
     assert!(out.status.success(), "JSch:\n{}", output_text(&out));
     let meta = bench.dropbox_stored("/alice/big.bin").await;
-    assert_eq!(
-        (&meta["size"], &meta["content_hash"]),
-        (&size.into(), &hash.clone().into())
-    );
+    assert_eq!(meta["size"], size, "{meta}");
+    assert_eq!(meta["content_hash"], hash, "{meta}");
     let requests = bench.upload_requests().await;
     assert_eq!(
         (
@@ -323,7 +322,7 @@ async fn pscp_refuses_a_host_key_whose_fingerprint_was_not_published() {
     let bench = Bench::start().await;
     let alice = bench.user("alice");
     std::fs::write(bench.path("up.bin"), random_bytes(10_000)).unwrap();
-    let other = crate::common::host_key::fingerprint(&crate::common::host_key::generate());
+    let other = host_key::fingerprint(&host_key::generate());
 
     let args = [local(&bench, "up.bin"), bench.remote(&alice, "up.bin")];
     let out = pscp_trusting(&bench, &alice, PscpProtocol::Sftp, &other, &args).await;
