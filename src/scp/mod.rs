@@ -123,7 +123,7 @@ fn resolve(path: &str) -> VfsResult<VPath> {
 fn described(path: &VPath, error: &VfsError) -> String {
     let message = error.to_string();
     let shown = path.to_string();
-    if message.starts_with(&shown) {
+    if message.starts_with(&format!("{shown}:")) {
         message
     } else {
         format!("{shown}: {message}")
