@@ -127,6 +127,40 @@ async fn a_large_file_goes_up_as_an_upload_session() {
     assert!(std::fs::read(bench.path("large-back.bin")).unwrap() == data);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn several_files_go_into_a_folder_and_not_into_a_file() {
+    let bench = Bench::start().await;
+    let alice = bench.user("alice");
+    bench
+        .dropbox_upload("/alice/in/keep.txt", b"k".to_vec())
+        .await;
+    bench
+        .dropbox_upload("/alice/plain.txt", b"p".to_vec())
+        .await;
+    std::fs::write(bench.path("one.txt"), b"one").unwrap();
+    std::fs::write(bench.path("two.txt"), b"two").unwrap();
+
+    // Several sources: OpenSSH asks for a folder (`scp -d -t in`).
+    let into = scp_legacy(
+        &bench,
+        &alice,
+        &["one.txt", "two.txt", &bench.remote(&alice, "in")],
+    )
+    .await;
+    assert_ok(&into, "scp -O of two files into a folder");
+    assert_eq!(bench.dropbox_download("/alice/in/one.txt").await, b"one");
+    assert_eq!(bench.dropbox_download("/alice/in/two.txt").await, b"two");
+
+    let onto = scp_legacy(
+        &bench,
+        &alice,
+        &["one.txt", "two.txt", &bench.remote(&alice, "plain.txt")],
+    )
+    .await;
+    assert_failed_saying(&onto, "not a folder", "two files onto a file");
+    assert_eq!(bench.dropbox_download("/alice/plain.txt").await, b"p");
+}
+
 /// tree/a.txt, tree/sub/b.bin, tree/sub/deeper/c.txt, tree/empty/
 fn make_tree(root: &Path) -> Vec<(&'static str, Vec<u8>)> {
     let files = vec![
@@ -473,4 +507,58 @@ async fn bad_names_malformed_records_and_a_vanished_sender_end_only_their_channe
     assert_eq!(bench.dropbox_download("/alice/good.txt").await, b"abc");
     assert!(bench.dropbox_metadata("/evil").await.is_none());
     assert!(bench.dropbox_metadata("/alice/half.txt").await.is_none());
+}
+
+/// Holds an SFTP session, tries an scp upload beside it, then again once the SFTP session ended.
+const SCP_BESIDE_SFTP: &str = r#"
+import time
+host, port, user, key, known_hosts = sys.argv[1:6]
+client = connect(host, port, user, known_hosts, key=key)
+transport = client.get_transport()
+result = {}
+
+def scp_upload(name):
+    chan = transport.open_session()
+    try:
+        chan.exec_command("scp -t " + name)
+    except Exception as e:
+        stderr = chan.recv_stderr(4096).decode()
+        chan.close()
+        return "refused: " + stderr
+    chan.recv(1)
+    chan.sendall(b"C0644 2 " + name.encode() + b"\nhi\0")
+    chan.recv(1)
+    answer = chan.recv(1)
+    chan.shutdown_write()
+    status = chan.recv_exit_status()
+    chan.close()
+    return "answer %s status %d" % (answer.hex(), status)
+
+sftp = client.open_sftp()
+result["beside"] = scp_upload("beside.txt")
+sftp.close()
+for _ in range(100):
+    result["after"] = scp_upload("after.txt")
+    if not result["after"].startswith("refused"):
+        break
+    time.sleep(0.05)
+print(json.dumps(result))
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_scp_transfer_takes_a_place_in_the_users_session_quota() {
+    let bench =
+        Bench::configured(|config, _| config.limits.max_sftp_sessions_per_user = Some(1)).await;
+    let alice = bench.user("alice");
+
+    let result = paramiko_json(paramiko_as(&bench, &alice, SCP_BESIDE_SFTP)).await;
+
+    let beside = result["beside"].as_str().unwrap();
+    assert!(
+        beside.starts_with("refused") && beside.contains("too many SFTP sessions"),
+        "{result}"
+    );
+    assert!(bench.dropbox_metadata("/alice/beside.txt").await.is_none());
+    assert_eq!(result["after"], "answer 00 status 0", "{result}");
+    assert_eq!(bench.dropbox_download("/alice/after.txt").await, b"hi");
 }
