@@ -137,28 +137,30 @@ where
             truncate: true,
             ..WriteOptions::default()
         };
-        let mut writer = match self.fs.open_write(&path, options).await {
+        let writer = match self.fs.open_write(&path, options).await {
             Ok(writer) => writer,
             // Refused before the content: the client does not send it.
             Err(error) => return self.refuse(&path, &error).await,
         };
         self.link.send_ok().await?;
-        let written = self.take_content(&mut writer, size).await?;
-        let sent = match self.link.read_ack().await? {
-            Ack::Ok => Ok(()),
-            Ack::Error(message) => Err(VfsError::Failure(format!(
-                "the client could not send the whole file ({message}); nothing was stored"
-            ))),
+        let mut upload = Ok(writer);
+        self.take_content(&mut upload, size).await?;
+        match self.link.read_ack().await? {
+            Ack::Ok => {}
+            Ack::Error(message) => {
+                upload = Err(VfsError::Failure(format!(
+                    "the client could not send the whole file ({message}); nothing was stored"
+                )));
+            }
             Ack::Fatal(message) => return Err(Broken::ClientGaveUp(message)),
-        };
-        let stored = match written.and(sent) {
-            Ok(()) => {
+        }
+        let stored = match upload {
+            Ok(mut writer) => {
                 if let Some(mtime) = mtime.filter(|_| self.command.preserve_times) {
                     writer.set_mtime(mtime);
                 }
                 commit(writer).await
             }
-            // Dropping the writer uncommitted stores nothing.
             Err(error) => Err(error),
         };
         match stored {
@@ -167,25 +169,27 @@ where
         }
     }
 
-    /// Reads `size` bytes of content into `writer`. After a failed write the rest is still read
-    /// (and dropped), so that the next record is where the client puts it.
+    /// Reads `size` bytes of content into the upload. A failed write replaces the writer with
+    /// its error (dropped uncommitted, it stores nothing and gives its spool back at once); the
+    /// rest is still read, and dropped, so that the next record is where the client puts it.
     async fn take_content(
         &mut self,
-        writer: &mut F::Writer,
+        upload: &mut VfsResult<F::Writer>,
         size: u64,
-    ) -> WireResult<VfsResult<()>> {
-        let mut result = Ok(());
+    ) -> WireResult<()> {
         let mut offset = 0u64;
         while offset < size {
             let len = (size - offset).min(CHUNK as u64) as usize;
             let mut buf = vec![0u8; len];
             self.link.read_content(&mut buf).await?;
-            if result.is_ok() {
-                result = writer.write(offset, Bytes::from(buf)).await;
+            if let Ok(writer) = upload {
+                if let Err(error) = writer.write(offset, Bytes::from(buf)).await {
+                    *upload = Err(error);
+                }
             }
             offset += len as u64;
         }
-        Ok(result)
+        Ok(())
     }
 
     /// A D record: the folder is created unless it exists. `None` if refused (the client then

@@ -196,3 +196,17 @@ async fn a_download_the_client_refuses_counts_as_a_failure() {
     assert_eq!(text(&server), "C0644 3 a.txt\n");
     assert!(!ok);
 }
+
+#[tokio::test]
+async fn after_a_failed_write_the_rest_is_read_and_the_next_file_still_lands() {
+    let fs = MemFs::new();
+    fs.max_file_size(4);
+    let client = b"C0644 6 big\nabcdef\0C0644 2 small\nok\0";
+    let (server, ok) = exchange(&fs, "scp -t .", client).await;
+    let answers = text(&server);
+    assert!(answers.starts_with("\0\0\u{1}scp: /big: "), "{answers}");
+    assert!(answers.ends_with("\n\0\0"), "{answers}");
+    assert!(!ok);
+    assert!(!fs.exists("/big"));
+    assert_eq!(fs.file("/small").unwrap().0, b"ok");
+}
