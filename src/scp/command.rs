@@ -39,14 +39,39 @@ pub struct ScpCommand {
     pub paths: Vec<String>,
 }
 
-/// Parses an exec command; `Err` says why it is not an SCP command we serve.
-pub fn parse(command: &[u8]) -> Result<ScpCommand, String> {
-    let text = std::str::from_utf8(command).map_err(|_| "not UTF-8".to_string())?;
-    let words = shell_words::split(text).map_err(|e| format!("cannot split the words: {e}"))?;
-    let (program, arguments) = words.split_first().ok_or("empty command")?;
-    if program != "scp" && !program.ends_with("/scp") {
-        return Err("not an scp command".to_string());
+/// Why an exec command is not served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// Not scp at all (`echo`, a shell construct, ...).
+    NotScp(String),
+    /// An scp command we cannot serve; the client is told why.
+    Unsupported(String),
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::NotScp(why) | Refused::Unsupported(why) => f.write_str(why),
+        }
     }
+}
+
+/// Parses an exec command; `Err` says why it is not an SCP command we serve.
+pub fn parse(command: &[u8]) -> Result<ScpCommand, Refused> {
+    let not_scp = |why: &str| Refused::NotScp(why.to_string());
+    let text = std::str::from_utf8(command).map_err(|_| not_scp("not UTF-8"))?;
+    let words = shell_words::split(text)
+        .map_err(|e| Refused::NotScp(format!("cannot split the words: {e}")))?;
+    let (program, arguments) = words
+        .split_first()
+        .ok_or_else(|| not_scp("empty command"))?;
+    if program != "scp" && !program.ends_with("/scp") {
+        return Err(not_scp("not an scp command"));
+    }
+    parse_arguments(arguments).map_err(Refused::Unsupported)
+}
+
+fn parse_arguments(arguments: &[String]) -> Result<ScpCommand, String> {
     let mut direction = None;
     let mut command = ScpCommand {
         direction: Direction::Upload,
@@ -73,7 +98,7 @@ pub fn parse(command: &[u8]) -> Result<ScpCommand, String> {
                 'd' => command.target_must_be_folder = true,
                 // Verbose and quiet only change what a real scp prints on its stderr.
                 'v' | 'q' => {}
-                other => return Err(format!("unsupported scp option -{other}")),
+                other => return Err(format!("the scp option -{other} is not supported")),
             }
         }
     }
@@ -81,7 +106,9 @@ pub fn parse(command: &[u8]) -> Result<ScpCommand, String> {
     command.direction = direction.ok_or("neither -t nor -f")?;
     match (command.direction, command.paths.len()) {
         (_, 0) => Err("no path".to_string()),
-        (Direction::Upload, n) if n > 1 => Err("more than one upload target".to_string()),
+        (Direction::Upload, n) if n > 1 => Err(format!(
+            "{n} upload targets (a path with spaces must be quoted, e.g. host:'a b.txt')"
+        )),
         _ => Ok(command),
     }
 }
@@ -158,6 +185,12 @@ mod tests {
                 String::from_utf8_lossy(refused)
             );
         }
+    }
+
+    #[test]
+    fn only_scp_commands_are_told_why() {
+        assert!(matches!(parse(b"echo hi"), Err(Refused::NotScp(_))));
+        assert!(matches!(parse(b"scp -t a b"), Err(Refused::Unsupported(_))));
     }
 
     #[test]

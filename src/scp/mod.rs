@@ -25,7 +25,7 @@ use russh::server::Msg;
 use russh::Channel;
 use tokio::io::{AsyncBufRead, AsyncWrite, BufReader};
 
-pub use command::{parse, Direction, ScpCommand};
+pub use command::{parse, Direction, Refused, ScpCommand};
 
 use crate::log_safe::Untrusted;
 use crate::vfs::{VPath, Vfs, VfsError, VfsResult};

@@ -599,16 +599,21 @@ impl<B: UserFilesystems> Handler for Connection<B> {
     ) -> Result<(), Self::Error> {
         let span = self.span.clone();
         async {
-            match scp::parse(data) {
-                Ok(command) => self.start_scp(channel, command, session),
-                Err(reason) => {
-                    tracing::info!(
-                        command = %Untrusted(String::from_utf8_lossy(data)),
-                        %reason,
-                        "exec refused: only scp -t and scp -f are served"
-                    );
-                    self.refuse_channel(channel, session)
+            let refused = match scp::parse(data) {
+                Ok(command) => return self.start_scp(channel, command, session),
+                Err(refused) => refused,
+            };
+            tracing::info!(
+                command = %Untrusted(String::from_utf8_lossy(data)),
+                reason = %refused,
+                "exec refused: only scp -t and scp -f are served"
+            );
+            match refused {
+                scp::Refused::Unsupported(reason) => {
+                    self.channels.remove(&channel);
+                    fail_command(channel, &format!("scp: {reason}"), session)
                 }
+                scp::Refused::NotScp(_) => self.refuse_channel(channel, session),
             }
         }
         .instrument(span)
@@ -654,6 +659,18 @@ fn refuse_with_reason(
     let line = format!("dropgate: {reason}\r\n");
     session.extended_data(channel, 1, line.into_bytes())?;
     session.channel_failure(channel)?;
+    session.close(channel)?;
+    Ok(())
+}
+
+/// Ends an exec request the way a command that rejects its arguments does: `message` on stderr,
+/// exit status 1. OpenSSH's ssh prints that stderr; a refused request it would only report as
+/// "exec request failed".
+fn fail_command(channel: ChannelId, message: &str, session: &mut Session) -> anyhow::Result<()> {
+    session.channel_success(channel)?;
+    session.extended_data(channel, 1, format!("{message}\n").into_bytes())?;
+    session.exit_status_request(channel, 1)?;
+    session.eof(channel)?;
     session.close(channel)?;
     Ok(())
 }

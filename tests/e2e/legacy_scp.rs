@@ -430,6 +430,13 @@ async fn other_commands_and_shells_are_still_refused() {
         assert!(!out.status.success(), "{command}: {}", output_text(&out));
         assert!(!stdout(&out).contains("hi"), "{}", output_text(&out));
     }
+    // An scp command we cannot serve says why, on stderr.
+    let unquoted = bench.ssh(&alice, "scp -t with space.txt").await;
+    assert_failed_saying(
+        &unquoted,
+        "2 upload targets (a path with spaces must be quoted",
+        "an unquoted path with a space",
+    );
     assert!(started.elapsed() < Duration::from_secs(30));
 }
 
