@@ -514,6 +514,8 @@ async fn bad_names_malformed_records_and_a_vanished_sender_end_only_their_channe
     assert_eq!(bench.dropbox_download("/alice/good.txt").await, b"abc");
     assert!(bench.dropbox_metadata("/evil").await.is_none());
     assert!(bench.dropbox_metadata("/alice/half.txt").await.is_none());
+    // The half upload's spool file is gone with it.
+    bench.wait_for_empty_spool(Duration::from_secs(10)).await;
 }
 
 /// Holds an SFTP session, tries an scp upload beside it, then again once the SFTP session ended.
