@@ -1,11 +1,12 @@
 //! dropgate: an SSH/SFTP server that serves Dropbox.
 //!
-//! Data flows one way: SSH connection ([`ssh`]) → SFTP packet ([`sftp`] dispatcher) → the
-//! [`vfs`] seam (permissions, audit) → a [`backend`] (Dropbox: spool, commit, HTTP client) →
-//! Dropbox. The SFTP layer never sees a Dropbox type and the Dropbox client never sees an SFTP
-//! type. Beside the data path: [`config`] reads the TOML file and builds the [`users`];
-//! [`gateway`] wires accounts, users and the SSH server together; [`cli`] holds one module per
-//! command; [`metrics`], [`audit_log`] and [`log_safe`] serve every layer and depend on none.
+//! Data flows one way: SSH connection ([`ssh`]) → SFTP packet ([`sftp`] dispatcher) or legacy
+//! SCP record ([`scp`]) → the [`vfs`] seam (permissions, audit) → a [`backend`] (Dropbox: spool,
+//! commit, HTTP client) → Dropbox. The SFTP layer never sees a Dropbox type and the Dropbox
+//! client never sees an SFTP type. Beside the data path: [`config`] reads the TOML file and
+//! builds the [`users`]; [`gateway`] wires accounts, users and the SSH server together; [`cli`]
+//! holds one module per command; [`metrics`], [`audit_log`] and [`log_safe`] serve every layer
+//! and depend on none.
 //! The Dropbox API v2 emulator (`dropgate demo`'s Dropbox and the tests' backend) is its own
 //! crate, `dropbox-emulator`, used only behind the default `demo` feature.
 
@@ -16,6 +17,7 @@ pub mod config;
 pub mod gateway;
 pub mod log_safe;
 pub mod metrics;
+pub mod scp;
 pub mod sftp;
 pub mod ssh;
 pub mod users;

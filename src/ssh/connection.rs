@@ -1,7 +1,10 @@
-//! One SSH connection: who logged in, and which channel runs the SFTP subsystem.
+//! One SSH connection: who logged in, and which channel runs the SFTP subsystem or a legacy SCP
+//! transfer.
 //!
 //! The russh handler callbacks run on the connection's own task, so nothing here may wait on
-//! SFTP work: the subsystem runs on a task of its own, and the callbacks only start it.
+//! SFTP or SCP work: each session runs on a task of its own, and the callbacks only start it.
+//! The exec request starts [`scp`] for `scp -t`/`scp -f` and is refused at once for any other
+//! command; a shell request always fails.
 //!
 //! Login: public keys for every user (with their authorized_keys options, [`authorized_keys`]),
 //! user certificates signed by a trusted CA ([`certificate`]), a password only for users with
@@ -11,16 +14,16 @@
 //! several keys is one attempt, not several). A banned address is disconnected at its next
 //! attempt. Logins, good and bad, go to the audit log.
 //!
-//! What a connection opens ends with it: the handler owns its SFTP sessions' tasks, and russh
+//! What a connection opens ends with it: the handler owns its sessions' tasks, and russh
 //! drops the handler when the connection ends, which aborts them; a session also ends when the
 //! client closes its channel. Ending a session drops its open uploads uncommitted (spool files
 //! removed, names released), even if its writer was waiting for window the client will never
-//! grant. Channels per connection and SFTP sessions per user are capped ([`super::quotas`]); a
-//! refusal says why, to the client and in the log.
+//! grant. Channels per connection and sessions per user (SFTP and SCP together) are capped
+//! ([`super::quotas`]); a refusal says why, to the client and in the log.
 //!
 //! russh runs the handler on a task of its own, so every callback enters the connection's
-//! tracing span itself (see [`super`]), and each SFTP session's task enters a span of its own
-//! below it.
+//! tracing span itself (see [`super`]), and each session's task enters a span of its own below
+//! it (`sftp` or `scp`).
 //!
 //! [`authorized_keys`]: crate::users::authorized_keys
 
@@ -43,6 +46,7 @@ use super::quotas::UserQuotas;
 use super::{ServerContext, UserFilesystems};
 use crate::audit_log::AuditSession;
 use crate::log_safe::Untrusted;
+use crate::scp;
 use crate::sftp::{self, SessionLimits};
 use crate::users::User;
 use crate::vfs::audited::Audited;
@@ -69,12 +73,12 @@ pub struct Connection<B> {
     channels: HashMap<ChannelId, Channel<Msg>>,
     /// Channels running the SFTP subsystem that still owe the client an exit status.
     sftp_channels: HashSet<ChannelId>,
-    /// The SFTP sessions running (each returns its channel when it ends); dropping the set, as
-    /// russh does with this handler when the connection ends, aborts them.
+    /// The SFTP and SCP sessions running (each returns its channel when it ends); dropping the
+    /// set, as russh does with this handler when the connection ends, aborts them.
     sftp_sessions: JoinSet<ChannelId>,
-    /// SFTP sessions started so far; numbers them within the connection, from 1.
+    /// SFTP and SCP sessions started so far; numbers them within the connection, from 1.
     sftp_sessions_started: u64,
-    /// Ends one SFTP session, when the client closes its channel.
+    /// Ends one SFTP or SCP session, when the client closes its channel.
     session_ends: HashMap<ChannelId, CancellationToken>,
 }
 
@@ -125,7 +129,7 @@ impl<B: UserFilesystems> Connection<B> {
         }
     }
 
-    /// Channels open now: unbound ones and those running an SFTP session.
+    /// Channels open now: unbound ones and those running an SFTP or SCP session.
     fn open_channels(&mut self) -> usize {
         while let Some(ended) = self.sftp_sessions.try_join_next() {
             if let Ok(channel) = ended {
@@ -257,18 +261,27 @@ impl<B: UserFilesystems> Connection<B> {
         }
     }
 
-    fn start_sftp(&mut self, channel_id: ChannelId, session: &mut Session) -> anyhow::Result<()> {
+    /// What every session channel (SFTP or SCP) needs before it starts: the channel, a place in
+    /// the user's session quota and the user's filesystem behind their permissions and the audit
+    /// log. `None` if refused; the client has been told.
+    fn open_session(
+        &mut self,
+        channel_id: ChannelId,
+        kind: &str,
+        session: &mut Session,
+    ) -> anyhow::Result<Option<OpenedSession<B::Fs>>> {
         let channel = self.channels.remove(&channel_id);
         let (Some(user), Some(channel)) = (self.user.clone(), channel) else {
             session.channel_failure(channel_id)?;
-            return Ok(());
+            return Ok(None);
         };
         let quota = self.quotas.for_user(&user.name);
         let slot = match quota.start_session() {
             Ok(slot) => slot,
             Err(reason) => {
-                tracing::warn!(%reason, "sftp session refused");
-                return refuse_with_reason(channel_id, &reason, session);
+                tracing::warn!(%reason, "{kind} session refused");
+                refuse_with_reason(channel_id, &reason, session)?;
+                return Ok(None);
             }
         };
         let fs = match self.context.filesystems.filesystem_for(&user) {
@@ -276,29 +289,49 @@ impl<B: UserFilesystems> Connection<B> {
             Err(e) => {
                 tracing::warn!(error = %e, "cannot open the user's filesystem");
                 session.channel_failure(channel_id)?;
-                return Ok(());
+                return Ok(None);
             }
         };
         session.channel_success(channel_id)?;
-        self.sftp_channels.insert(channel_id);
         self.sftp_sessions_started += 1;
-        let span = tracing::info_span!(
-            parent: &self.span,
-            "sftp",
-            session = self.sftp_sessions_started
-        );
         let fs = Audited::new(
             Permissioned::new(fs, user.permissions),
             self.audit.for_user(&user.name),
         );
+        let end = CancellationToken::new();
+        self.session_ends.insert(channel_id, end.clone());
+        Ok(Some(OpenedSession {
+            user,
+            channel,
+            slot,
+            handles: quota.handles,
+            fs,
+            number: self.sftp_sessions_started,
+            end,
+        }))
+    }
+
+    fn start_sftp(&mut self, channel_id: ChannelId, session: &mut Session) -> anyhow::Result<()> {
+        let Some(opened) = self.open_session(channel_id, "sftp", session)? else {
+            return Ok(());
+        };
+        self.sftp_channels.insert(channel_id);
+        let OpenedSession {
+            user,
+            channel,
+            slot,
+            handles,
+            fs,
+            number,
+            end,
+        } = opened;
+        let span = tracing::info_span!(parent: &self.span, "sftp", session = number);
         let limits = SessionLimits {
             user: user.name.clone(),
             max_handles: self.context.limits.max_handles_per_session,
-            user_handles: Some(quota.handles),
+            user_handles: Some(handles),
             ..SessionLimits::default()
         };
-        let end = CancellationToken::new();
-        self.session_ends.insert(channel_id, end.clone());
         let session = async move {
             // The user's place is given back however the session ends.
             let _slot = slot;
@@ -319,6 +352,62 @@ impl<B: UserFilesystems> Connection<B> {
         self.sftp_sessions.spawn(session.instrument(span));
         Ok(())
     }
+
+    /// A legacy SCP transfer on an exec channel; it sends its own exit status when done.
+    fn start_scp(
+        &mut self,
+        channel_id: ChannelId,
+        command: scp::ScpCommand,
+        session: &mut Session,
+    ) -> anyhow::Result<()> {
+        let Some(opened) = self.open_session(channel_id, "scp", session)? else {
+            return Ok(());
+        };
+        let OpenedSession {
+            user,
+            channel,
+            slot,
+            fs,
+            number,
+            end,
+            ..
+        } = opened;
+        let span = tracing::info_span!(parent: &self.span, "scp", session = number);
+        let session = async move {
+            let _slot = slot;
+            tracing::info!(
+                mode = command.direction.name(),
+                path = %Untrusted(command.paths.join(" ")),
+                recursive = command.recursive,
+                preserve_times = command.preserve_times,
+                permissions = %user.permissions,
+                "scp started"
+            );
+            tokio::select! {
+                () = scp::serve(channel, fs, command) => {}
+                () = end.cancelled() => {
+                    tracing::info!("scp ended: the client closed its channel");
+                }
+            }
+            channel_id
+        };
+        self.sftp_sessions.spawn(session.instrument(span));
+        Ok(())
+    }
+}
+
+/// A session channel accepted by [`Connection::open_session`].
+struct OpenedSession<Fs> {
+    user: User,
+    channel: Channel<Msg>,
+    /// The user's place in their session quota, held for as long as the session runs.
+    slot: tokio::sync::OwnedSemaphorePermit,
+    handles: sftp::HandleQuota,
+    fs: Audited<Permissioned<Fs>>,
+    /// The session's number within the connection, from 1 (SFTP and SCP alike).
+    number: u64,
+    /// Cancelled when the client closes the channel.
+    end: CancellationToken,
 }
 
 impl<B: UserFilesystems> Handler for Connection<B> {
@@ -505,13 +594,27 @@ impl<B: UserFilesystems> Handler for Connection<B> {
     async fn exec_request(
         &mut self,
         channel: ChannelId,
-        _data: &[u8],
+        data: &[u8],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
         let span = self.span.clone();
         async {
-            tracing::info!("exec refused: only the sftp subsystem is offered");
-            self.refuse_channel(channel, session)
+            let refused = match scp::parse(data) {
+                Ok(command) => return self.start_scp(channel, command, session),
+                Err(refused) => refused,
+            };
+            tracing::info!(
+                command = %Untrusted(String::from_utf8_lossy(data)),
+                reason = %refused,
+                "exec refused: only scp -t and scp -f are served"
+            );
+            match refused {
+                scp::Refused::Unsupported(reason) => {
+                    self.channels.remove(&channel);
+                    fail_command(channel, &format!("scp: {reason}"), session)
+                }
+                scp::Refused::NotScp(_) => self.refuse_channel(channel, session),
+            }
         }
         .instrument(span)
         .await
@@ -556,6 +659,18 @@ fn refuse_with_reason(
     let line = format!("dropgate: {reason}\r\n");
     session.extended_data(channel, 1, line.into_bytes())?;
     session.channel_failure(channel)?;
+    session.close(channel)?;
+    Ok(())
+}
+
+/// Ends an exec request the way a command that rejects its arguments does: `message` on stderr,
+/// exit status 1. OpenSSH's ssh prints that stderr; a refused request it would only report as
+/// "exec request failed".
+fn fail_command(channel: ChannelId, message: &str, session: &mut Session) -> anyhow::Result<()> {
+    session.channel_success(channel)?;
+    session.extended_data(channel, 1, format!("{message}\n").into_bytes())?;
+    session.exit_status_request(channel, 1)?;
+    session.eof(channel)?;
     session.close(channel)?;
     Ok(())
 }

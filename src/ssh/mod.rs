@@ -1,16 +1,18 @@
-//! The SSH front door: host key, public-key login, and the `sftp` subsystem.
+//! The SSH front door: host key, public-key login, the `sftp` subsystem and legacy SCP.
 //!
 //! Each TCP connection gets its own `connection::Connection` handler; an error ends that one
-//! connection, never the listener. Only the `sftp` subsystem is offered: exec and shell requests
-//! are refused at once, so a client probing for a shell (rclone does) fails fast and cleanly.
+//! connection, never the listener. The `sftp` subsystem is offered, and the exec request serves
+//! only the two commands of the legacy SCP protocol, `scp -t` and `scp -f` ([`crate::scp`]);
+//! any other command and every shell request are refused at once, so a client probing for a
+//! shell (rclone does) fails fast and cleanly.
 //! What a user sees once logged in comes from a [`UserFilesystems`], which turns a [`User`] into a
 //! filesystem; this module knows nothing about Dropbox. It wraps that filesystem in the user's
 //! permissions and the audit log, so every backend gets both.
 //!
 //! Abuse limits live here too (`guard`): a banned address or one over a connection cap is
 //! closed before the SSH banner, and a connection that has not logged in within the
-//! authentication timeout is disconnected. Channels per connection, and SFTP sessions and open
-//! handles per user (`quotas`), are capped as well.
+//! authentication timeout is disconnected. Channels per connection, and sessions (SFTP and SCP)
+//! and open handles per user (`quotas`), are capped as well.
 //!
 //! Behind a load balancer ([`proxy_protocol`]), the client's real address comes from the
 //! PROXY header the balancer sends first; only balancers in `trusted_proxies` may send one,
@@ -19,7 +21,8 @@
 //!
 //! Every connection runs in a `conn` tracing span (`conn`, the connection's number in this
 //! process; `peer`, the client's address; `user`, once logged in), and each SFTP session in a
-//! `sftp` span (`session`, its number within the connection) below it. Every task started for
+//! `sftp` span (`session`, its number within the connection) below it, each SCP transfer in a
+//! `scp` span likewise. Every task started for
 //! them carries the span along, so a log line from deep below (a vfs call, the Dropbox client,
 //! an upload's commit) still says which connection and user it served.
 

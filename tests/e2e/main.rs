@@ -26,6 +26,7 @@ mod fault_soak;
 mod folders_and_renames;
 mod handle_limits;
 mod hostile_paths;
+mod legacy_scp;
 mod listing;
 mod log_spans;
 mod login_limits;
