@@ -10,8 +10,8 @@
 use crate::common::{
     content_hash, give_a_jsch_key, host_key, insufficient_space_fault, jsch, jsch_trusting,
     output_text, pscp, pscp_trusting, random_bytes, serve_a_host_key_jsch_verifies,
-    ssh_keygen_ecdsa, stderr, stdout, write_random_file, Bench, GatewayConfig, JschOp, Permission,
-    Permissions, PscpProtocol,
+    set_local_mtime, ssh_keygen_ecdsa, stderr, stdout, write_random_file, Bench, GatewayConfig,
+    JschOp, Permission, Permissions, PscpProtocol,
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -216,6 +216,15 @@ fn local(bench: &Bench, name: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pscp_uploads_and_downloads_over_sftp() {
+    pscp_uploads_and_downloads(PscpProtocol::Sftp).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pscp_uploads_and_downloads_over_scp() {
+    pscp_uploads_and_downloads(PscpProtocol::Scp).await;
+}
+
+async fn pscp_uploads_and_downloads(protocol: PscpProtocol) {
     let bench = Bench::start().await;
     let alice = bench.user("alice");
     let data = random_bytes(300_000);
@@ -226,7 +235,7 @@ async fn pscp_uploads_and_downloads_over_sftp() {
         .await;
 
     let up = [local(&bench, "up.bin"), bench.remote(&alice, "up.bin")];
-    let out = pscp(&bench, &alice, PscpProtocol::Sftp, &up).await;
+    let out = pscp(&bench, &alice, protocol, &up).await;
     assert!(out.status.success(), "pscp upload:\n{}", output_text(&out));
     let meta = bench.dropbox_stored("/alice/up.bin").await;
     assert_eq!(meta["content_hash"], content_hash(&data), "{meta}");
@@ -235,7 +244,7 @@ async fn pscp_uploads_and_downloads_over_sftp() {
         bench.remote(&alice, "stored.bin"),
         local(&bench, "down.bin"),
     ];
-    let out = pscp(&bench, &alice, PscpProtocol::Sftp, &down).await;
+    let out = pscp(&bench, &alice, protocol, &down).await;
     assert!(
         out.status.success(),
         "pscp download:\n{}",
@@ -245,7 +254,16 @@ async fn pscp_uploads_and_downloads_over_sftp() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn pscp_overwrites_a_larger_file_with_a_smaller_one() {
+async fn pscp_overwrites_a_larger_file_with_a_smaller_one_over_sftp() {
+    pscp_overwrites_a_larger_file_with_a_smaller_one(PscpProtocol::Sftp).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pscp_overwrites_a_larger_file_with_a_smaller_one_over_scp() {
+    pscp_overwrites_a_larger_file_with_a_smaller_one(PscpProtocol::Scp).await;
+}
+
+async fn pscp_overwrites_a_larger_file_with_a_smaller_one(protocol: PscpProtocol) {
     let bench = Bench::start().await;
     let alice = bench.user("alice");
     bench
@@ -258,7 +276,7 @@ async fn pscp_overwrites_a_larger_file_with_a_smaller_one() {
         local(&bench, "daily.csv"),
         bench.remote(&alice, "daily.csv"),
     ];
-    let out = pscp(&bench, &alice, PscpProtocol::Sftp, &args).await;
+    let out = pscp(&bench, &alice, protocol, &args).await;
 
     assert!(out.status.success(), "pscp:\n{}", output_text(&out));
     let meta = bench.dropbox_stored("/alice/daily.csv").await;
@@ -267,7 +285,16 @@ async fn pscp_overwrites_a_larger_file_with_a_smaller_one() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn pscp_fails_when_a_permission_is_missing_and_nothing_changes() {
+async fn pscp_fails_when_a_permission_is_missing_and_nothing_changes_over_sftp() {
+    pscp_fails_when_a_permission_is_missing_and_nothing_changes(PscpProtocol::Sftp).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pscp_fails_when_a_permission_is_missing_and_nothing_changes_over_scp() {
+    pscp_fails_when_a_permission_is_missing_and_nothing_changes(PscpProtocol::Scp).await;
+}
+
+async fn pscp_fails_when_a_permission_is_missing_and_nothing_changes(protocol: PscpProtocol) {
     let bench = Bench::configured(|config, _| {
         config.user("alice").permissions = Some(Permissions::preset("upload-only"))
     })
@@ -283,7 +310,7 @@ async fn pscp_fails_when_a_permission_is_missing_and_nothing_changes() {
         local(&bench, "daily.csv"),
         bench.remote(&alice, "daily.csv"),
     ];
-    let out = pscp(&bench, &alice, PscpProtocol::Sftp, &replace).await;
+    let out = pscp(&bench, &alice, protocol, &replace).await;
     assert!(
         !out.status.success(),
         "pscp overwrite:\n{}",
@@ -302,7 +329,7 @@ async fn pscp_fails_when_a_permission_is_missing_and_nothing_changes() {
         bench.remote(&alice, "daily.csv"),
         local(&bench, "fetched.csv"),
     ];
-    let out = pscp(&bench, &alice, PscpProtocol::Sftp, &fetch).await;
+    let out = pscp(&bench, &alice, protocol, &fetch).await;
     assert!(
         !out.status.success(),
         "pscp download:\n{}",
@@ -334,4 +361,37 @@ async fn pscp_refuses_a_host_key_whose_fingerprint_was_not_published() {
         output_text(&out)
     );
     assert!(bench.dropbox_metadata("/alice/up.bin").await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pscp_over_scp_sends_a_tree_with_its_times() {
+    let bench = Bench::start().await;
+    let alice = bench.user("alice");
+    let tree = bench.path("batch");
+    std::fs::create_dir_all(tree.join("inner")).unwrap();
+    let top = random_bytes(5_000);
+    let nested = random_bytes(70_000);
+    std::fs::write(tree.join("top.csv"), &top).unwrap();
+    std::fs::write(tree.join("inner/nested.csv"), &nested).unwrap();
+    let when = 1_600_000_000;
+    set_local_mtime(&tree.join("inner/nested.csv"), when);
+
+    let args = [
+        "-r".to_string(),
+        "-p".to_string(),
+        local(&bench, "batch"),
+        bench.remote(&alice, "/"),
+    ];
+    let out = pscp(&bench, &alice, PscpProtocol::Scp, &args).await;
+
+    assert!(
+        out.status.success(),
+        "pscp -scp -r -p:\n{}",
+        output_text(&out)
+    );
+    let meta = bench.dropbox_stored("/alice/batch/top.csv").await;
+    assert_eq!(meta["content_hash"], content_hash(&top), "{meta}");
+    let meta = bench.dropbox_stored("/alice/batch/inner/nested.csv").await;
+    assert_eq!(meta["content_hash"], content_hash(&nested), "{meta}");
+    assert_eq!(meta["client_modified"], "2020-09-13T12:26:40Z", "{meta}");
 }
