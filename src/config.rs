@@ -674,8 +674,9 @@ fn user_networks(user: &UserConfig, server: &ServerConfig) -> anyhow::Result<Opt
     match &user.allowed_networks {
         Some(own) => allowed_networks(Some(own))
             .with_context(|| format!("users.{}.allowed_networks", user.name)),
-        None => allowed_networks(server.allowed_networks.as_deref())
-            .context("server.allowed_networks"),
+        None => {
+            allowed_networks(server.allowed_networks.as_deref()).context("server.allowed_networks")
+        }
     }
 }
 
@@ -919,6 +920,68 @@ mod tests {
         assert!(
             !err.contains("AAAAC3"),
             "the key itself is not quoted: {err}"
+        );
+    }
+
+    #[test]
+    fn allowed_networks_default_to_the_servers_and_bad_entries_are_named() {
+        let config = |server: &str, alice: &str| {
+            parse(&format!(
+                "[server]\nlisten = \"127.0.0.1:2222\"\n{server}\n[[accounts]]\nname = \"main\"\n\
+                 access_token = \"t\"\n[[users]]\nname = \"alice\"\naccount = \"main\"\n{alice}\n\
+                 [[users]]\nname = \"bob\"\naccount = \"main\"\nmtime_change = \"ignore\"\n"
+            ))
+        };
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let users = config(
+            "allowed_networks = [\"10.0.0.0/8\"]",
+            "allowed_networks = [\"203.0.113.0/24\", \"2001:db8::/32\", \"198.51.100.7\"]",
+        )
+        .unwrap()
+        .resolve_users(Path::new("."))
+        .unwrap();
+        let (alice, bob) = (&users[0], &users[1]);
+        assert!(alice.check_address(ip("203.0.113.9")).is_ok());
+        assert!(alice.check_address(ip("2001:db8::1")).is_ok());
+        assert!(alice.check_address(ip("::ffff:198.51.100.7")).is_ok());
+        let refused = alice.check_address(ip("10.1.1.1")).unwrap_err();
+        assert_eq!(
+            refused,
+            "address 10.1.1.1 not in the user's allowed_networks"
+        );
+        assert!(bob.check_address(ip("10.1.1.1")).is_ok(), "the default");
+        assert!(bob.check_address(ip("203.0.113.9")).is_err());
+        assert_eq!(
+            (alice.mtime_change, bob.mtime_change),
+            (None, Some(MtimeChange::Ignore))
+        );
+
+        let anywhere = config("", "")
+            .unwrap()
+            .resolve_users(Path::new("."))
+            .unwrap();
+        assert!(anywhere[0].check_address(ip("192.0.2.1")).is_ok());
+
+        let err = format!(
+            "{:#}",
+            config("", "allowed_networks = [\"10.0.0.0/8\", \"10.0.0.0/33\"]").unwrap_err()
+        );
+        assert!(
+            err.contains("users.alice.allowed_networks") && err.contains("\"10.0.0.0/33\""),
+            "{err}"
+        );
+        let err = format!(
+            "{:#}",
+            config("allowed_networks = [\"office\"]", "").unwrap_err()
+        );
+        assert!(
+            err.contains("server.allowed_networks") && err.contains("\"office\""),
+            "{err}"
+        );
+        let err = format!("{:#}", config("", "allowed_networks = []").unwrap_err());
+        assert!(
+            err.contains("users.alice.allowed_networks") && err.contains("empty"),
+            "{err}"
         );
     }
 

@@ -367,7 +367,9 @@ impl Vfs for DropboxFs {
             return Ok(());
         }
         match self.settings.mtime_change {
-            MtimeChange::Reject => Err(VfsError::PermissionDenied(format!("{path}: {MTIME_REFUSED}"))),
+            MtimeChange::Reject => Err(VfsError::PermissionDenied(format!(
+                "{path}: {MTIME_REFUSED}"
+            ))),
             MtimeChange::Ignore => {
                 tracing::info!(path = %Untrusted(path), mtime, "mtime change ignored: Dropbox cannot change it");
                 Ok(())
