@@ -1,8 +1,8 @@
 //! Password login and the abuse limits end to end: a right and a wrong password
 //! (paramiko), no password login for a user without a hash, a ban after repeated failed logins
 //! and its expiry, the per-address connection cap, the authentication timeout, and users'
-//! `allowed_networks` (their own and the default, refusing even the right key or password). The limits
-//! are set very short here so the tests run in seconds.
+//! `allowed_networks` (their own and the default, refusing even the right key or password).
+//! The limits are set very short here so the tests run in seconds.
 
 use std::time::Duration;
 

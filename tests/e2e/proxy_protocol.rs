@@ -1,7 +1,8 @@
 //! PROXY protocol end to end: OpenSSH `sftp` reaches the gateway through a tiny
 //! Python load balancer (its ProxyCommand) that writes a PROXY header with a made-up client
 //! address, then pipes the SSH bytes. The audit log, the ban logic, key options and users'
-//! `allowed_networks` see that address; the same header from an address not in `trusted_proxies` is refused, and so is a malformed one.
+//! `allowed_networks` see that address; the same header from an address not in
+//! `trusted_proxies` is refused, and so is a malformed one.
 
 use std::time::Duration;
 
