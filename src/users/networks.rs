@@ -1,7 +1,8 @@
 //! Address ranges as operators and certificates write them: `192.0.2.0/24`, `2001:db8::/32`,
 //! or a bare address meaning just that one. Used for `trusted_proxies`, a user's
-//! `allowed_networks` and a certificate's `source-address` option; [`AddressPatterns`] adds the wildcards and negations of an
-//! authorized_keys `from=` option on top, so every "which client addresses" check is here.
+//! `allowed_networks` and a certificate's `source-address` option; [`AddressPatterns`] adds
+//! the wildcards and negations of an authorized_keys `from=` option on top, so every "which
+//! client addresses" check is here.
 
 use std::net::IpAddr;
 
