@@ -33,6 +33,7 @@ mod metrics;
 mod names;
 mod nothing_lost;
 mod other_clients;
+mod partner_uploads;
 mod permissions;
 mod proxy_protocol;
 mod rate_limits;
