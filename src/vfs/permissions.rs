@@ -87,11 +87,15 @@ impl<F: Vfs> Permissioned<F> {
         )
     }
 
-    /// For a user without "mkdir": the folder a rename moves into must exist already.
-    async fn target_folder_exists(&self, to: &VPath) -> VfsResult<()> {
+    /// For a user without "mkdir": the folder a rename moves into must exist already. The
+    /// source's own folder does (WinSCP's rename stays in it), so only another one is looked at.
+    async fn target_folder_exists(&self, from: &VPath, to: &VPath) -> VfsResult<()> {
         let Some(error) = self.missing_parent_error(to) else {
             return Ok(());
         };
+        if from.parent() == to.parent() {
+            return Ok(());
+        }
         let parent = to.parent().unwrap_or_else(VPath::root);
         match self.inner.stat(&parent).await {
             Ok(info) if info.is_dir() => Ok(()),
@@ -212,7 +216,7 @@ impl<F: Vfs> Vfs for Permissioned<F> {
             self.granted
                 .require(Permission::Overwrite, "renaming onto an existing file", to)?;
         }
-        self.target_folder_exists(to).await?;
+        self.target_folder_exists(from, to).await?;
         let renamed = self.inner.rename(from, to, replace && may_replace).await?;
         self.uploads.renamed(from, to);
         Ok(renamed)
