@@ -67,8 +67,8 @@ pub struct Connection<B> {
     user: Option<User>,
     /// Whether this connection's refused keys have been counted as a failed login yet.
     key_failure_counted: bool,
-    /// Why the last key was refused, when it was the user's `allowed_networks`: the reason
-    /// the failed login is audited with.
+    /// Why the last look-up refused the user, when it was their `allowed_networks`: the
+    /// reason the failed login is audited with.
     address_refusal: Option<String>,
     quotas: Arc<UserQuotas>,
     /// Session channels opened but not yet bound to a subsystem.
@@ -208,6 +208,8 @@ impl<B: UserFilesystems> Connection<B> {
     /// The configured user `name`, if they may log in from this connection's address; a
     /// refusal is logged and kept for the audit line of the failed login.
     fn user_here(&mut self, name: &str) -> Option<User> {
+        // Only this look-up's refusal may reach the audit line of this attempt.
+        self.address_refusal = None;
         let user = self.context.users.current().users.get(name)?.clone();
         match user.check_address(self.peer.ip()) {
             Ok(()) => Some(user),
@@ -567,8 +569,7 @@ impl<B> Connection<B> {
     }
 }
 
-/// The audit error of a failed login whose reason is not the client's business nor the log's
-/// (a wrong key or password).
+/// The audit error of a failed login by a wrong key or password (which one is not said).
 const REFUSED: &str = "refused";
 
 /// SSH_OPEN_RESOURCE_SHORTAGE (RFC 4254, 5.1), sent with a reason of our own.
