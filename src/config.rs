@@ -15,12 +15,12 @@ use serde::Deserialize;
 use unicode_normalization::UnicodeNormalization;
 
 use crate::backend::dropbox::api::DEFAULT_RATE_LIMIT_WAIT;
-use crate::backend::dropbox::{DownloadSettings, MtimeChange};
+use crate::backend::dropbox::DownloadSettings;
 use crate::users::authorized_keys::AuthorizedKey;
 use crate::users::networks::Networks;
 use crate::users::password::StoredPasswordHash;
 use crate::users::permissions::{Permission, Permissions, PRESETS};
-use crate::users::User;
+use crate::users::{MtimeChange, User};
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
@@ -51,9 +51,13 @@ pub struct ServerConfig {
     /// The ed25519 host key; created (mode 0600) on first start if missing.
     #[serde(default = "default_host_key")]
     pub host_key: PathBuf,
-    /// What SETSTAT does when asked to change the mtime of a file already in Dropbox.
+    /// What SETSTAT does when asked to change the mtime of a file already in Dropbox; a user's
+    /// own `mtime_change` overrides it.
     #[serde(default)]
     pub mtime_change: MtimeChange,
+    /// Where users may log in from, for every user without `allowed_networks` of their own;
+    /// unset = from anywhere.
+    pub allowed_networks: Option<Vec<String>>,
     /// Outbound proxy for every account that sets none of its own (`http://host:port`, or
     /// `"none"` to ignore HTTPS_PROXY); unset = HTTPS_PROXY from the environment.
     pub proxy: Option<String>,
@@ -302,6 +306,11 @@ pub struct UserConfig {
     pub permissions: Option<PermissionsSetting>,
     /// An argon2id hash from `dropgate hash-password`; password login is off without one.
     pub password_hash: Option<StoredPasswordHash>,
+    /// Addresses and ranges the user may log in from, checked before any key or password;
+    /// replaces `[server] allowed_networks`.
+    pub allowed_networks: Option<Vec<String>>,
+    /// The user's own `[server] mtime_change`.
+    pub mtime_change: Option<MtimeChange>,
 }
 
 /// `permissions = "upload-only"` or `permissions = ["upload", "mkdir"]`.
@@ -524,6 +533,8 @@ impl Config {
             );
         }
         self.limits.validate()?;
+        allowed_networks(self.server.allowed_networks.as_deref())
+            .context("server.allowed_networks")?;
         let mut user_names = HashSet::new();
         for user in &self.users {
             if !user_names.insert(user.name.as_str()) {
@@ -541,6 +552,8 @@ impl Config {
                     .resolve()
                     .with_context(|| format!("users.{}.permissions", user.name))?;
             }
+            allowed_networks(user.allowed_networks.as_deref())
+                .with_context(|| format!("users.{}.allowed_networks", user.name))?;
         }
         Ok(())
     }
@@ -568,7 +581,10 @@ impl Config {
 
     /// Users with their keys read and parsed. `base` is the config file's folder.
     pub fn resolve_users(&self, base: &Path) -> anyhow::Result<Vec<User>> {
-        self.users.iter().map(|u| resolve_user(u, base)).collect()
+        self.users
+            .iter()
+            .map(|u| resolve_user(u, &self.server, base))
+            .collect()
     }
 }
 
@@ -623,7 +639,7 @@ fn check_proxy(proxy: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn resolve_user(user: &UserConfig, base: &Path) -> anyhow::Result<User> {
+fn resolve_user(user: &UserConfig, server: &ServerConfig, base: &Path) -> anyhow::Result<User> {
     let mut keys = parse_user_keys(&user.authorized_keys)
         .with_context(|| format!("users.{}.authorized_keys", user.name))?;
     if let Some(file) = &user.authorized_keys_file {
@@ -648,7 +664,37 @@ fn resolve_user(user: &UserConfig, base: &Path) -> anyhow::Result<User> {
         keys,
         permissions: user_permissions(user)?,
         password_hash: user.password_hash.clone(),
+        allowed_networks: user_networks(user, server)?,
+        mtime_change: user.mtime_change,
     })
+}
+
+/// The user's own `allowed_networks`, else the server's default; None = from anywhere.
+fn user_networks(user: &UserConfig, server: &ServerConfig) -> anyhow::Result<Option<Networks>> {
+    match &user.allowed_networks {
+        Some(own) => allowed_networks(Some(own))
+            .with_context(|| format!("users.{}.allowed_networks", user.name)),
+        None => {
+            allowed_networks(server.allowed_networks.as_deref()).context("server.allowed_networks")
+        }
+    }
+}
+
+/// An `allowed_networks` list parsed. An empty list is refused rather than read as "nowhere"
+/// or "anywhere": either reading would surprise someone.
+fn allowed_networks(entries: Option<&[String]>) -> anyhow::Result<Option<Networks>> {
+    let Some(entries) = entries else {
+        return Ok(None);
+    };
+    if entries.is_empty() {
+        bail!(
+            "the list is empty: leave it out to allow every address, or list ranges \
+             (\"0.0.0.0/0\" and \"::/0\" are everywhere)"
+        );
+    }
+    Networks::parse(entries.iter().map(String::as_str))
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!(e))
 }
 
 /// A user's authorized_keys lines with their options; the error names the line (counted from
@@ -874,6 +920,68 @@ mod tests {
         assert!(
             !err.contains("AAAAC3"),
             "the key itself is not quoted: {err}"
+        );
+    }
+
+    #[test]
+    fn allowed_networks_default_to_the_servers_and_bad_entries_are_named() {
+        let config = |server: &str, alice: &str| {
+            parse(&format!(
+                "[server]\nlisten = \"127.0.0.1:2222\"\n{server}\n[[accounts]]\nname = \"main\"\n\
+                 access_token = \"t\"\n[[users]]\nname = \"alice\"\naccount = \"main\"\n{alice}\n\
+                 [[users]]\nname = \"bob\"\naccount = \"main\"\nmtime_change = \"ignore\"\n"
+            ))
+        };
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let users = config(
+            "allowed_networks = [\"10.0.0.0/8\"]",
+            "allowed_networks = [\"203.0.113.0/24\", \"2001:db8::/32\", \"198.51.100.7\"]",
+        )
+        .unwrap()
+        .resolve_users(Path::new("."))
+        .unwrap();
+        let (alice, bob) = (&users[0], &users[1]);
+        assert!(alice.check_address(ip("203.0.113.9")).is_ok());
+        assert!(alice.check_address(ip("2001:db8::1")).is_ok());
+        assert!(alice.check_address(ip("::ffff:198.51.100.7")).is_ok());
+        let refused = alice.check_address(ip("10.1.1.1")).unwrap_err();
+        assert_eq!(
+            refused,
+            "address 10.1.1.1 not in the user's allowed_networks"
+        );
+        assert!(bob.check_address(ip("10.1.1.1")).is_ok(), "the default");
+        assert!(bob.check_address(ip("203.0.113.9")).is_err());
+        assert_eq!(
+            (alice.mtime_change, bob.mtime_change),
+            (None, Some(MtimeChange::Ignore))
+        );
+
+        let anywhere = config("", "")
+            .unwrap()
+            .resolve_users(Path::new("."))
+            .unwrap();
+        assert!(anywhere[0].check_address(ip("192.0.2.1")).is_ok());
+
+        let err = format!(
+            "{:#}",
+            config("", "allowed_networks = [\"10.0.0.0/8\", \"10.0.0.0/33\"]").unwrap_err()
+        );
+        assert!(
+            err.contains("users.alice.allowed_networks") && err.contains("\"10.0.0.0/33\""),
+            "{err}"
+        );
+        let err = format!(
+            "{:#}",
+            config("allowed_networks = [\"office\"]", "").unwrap_err()
+        );
+        assert!(
+            err.contains("server.allowed_networks") && err.contains("\"office\""),
+            "{err}"
+        );
+        let err = format!("{:#}", config("", "allowed_networks = []").unwrap_err());
+        assert!(
+            err.contains("users.alice.allowed_networks") && err.contains("empty"),
+            "{err}"
         );
     }
 

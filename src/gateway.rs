@@ -250,8 +250,22 @@ impl UserFilesystems for DropboxHomes {
         Ok(DropboxFs::new(
             account.client.clone(),
             user.dropbox_root.clone(),
-            self.settings.clone(),
+            self.settings_for(user),
             account.open_uploads.clone(),
         ))
+    }
+}
+
+impl DropboxHomes {
+    /// The gateway's settings, with the user's own `mtime_change` where they set one (read at
+    /// each login, so a reload changes it for the next session).
+    fn settings_for(&self, user: &User) -> Arc<FsSettings> {
+        match user.mtime_change {
+            Some(own) if own != self.settings.mtime_change => Arc::new(FsSettings {
+                mtime_change: own,
+                ..(*self.settings).clone()
+            }),
+            _ => self.settings.clone(),
+        }
     }
 }

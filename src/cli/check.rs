@@ -73,6 +73,7 @@ pub async fn check_config(config: &Config) -> CheckReport {
             crate::config::user_permissions(user)
                 .map(|p| p.to_string())
                 .unwrap_or_else(|e| format!("FAILED: {e:#}")),
+            allowed_from(user, config),
         ]);
     }
     // Reads and parses every user's keys, as the gateway does at start.
@@ -81,8 +82,20 @@ pub async fn check_config(config: &Config) -> CheckReport {
         rows.push(vec![format!("FAILED: {e:#}")]);
     }
     text.push('\n');
-    text.push_str(&table(&["USER", "ACCOUNT", "ROOT", "PERMISSIONS"], &rows));
+    text.push_str(&table(
+        &["USER", "ACCOUNT", "ROOT", "PERMISSIONS", "FROM"],
+        &rows,
+    ));
     CheckReport { text, ok }
+}
+
+/// Where the user may log in from, as configured (the load already checked the entries).
+fn allowed_from(user: &crate::config::UserConfig, config: &Config) -> String {
+    let own = user.allowed_networks.as_ref();
+    match own.or(config.server.allowed_networks.as_ref()) {
+        Some(networks) => networks.join(","),
+        None => "anywhere".to_string(),
+    }
 }
 
 fn describe(facts: &AccountFacts) -> String {

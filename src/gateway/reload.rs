@@ -1,7 +1,8 @@
 //! Reloading who may log in (SIGHUP) without a restart and without dropping anyone.
 //!
 //! A reload reads the config file again and replaces the users (keys, passwords, roots,
-//! permissions) and the trusted user CAs in one step. Sessions already logged in keep the
+//! permissions, `allowed_networks` with their `[server]` default, `mtime_change`) and the
+//! trusted user CAs in one step. Sessions already logged in keep the
 //! user they logged in as until they disconnect; the next login sees the new settings. The
 //! rest of the config (listener, accounts, limits, PROXY protocol, metrics, audit log) is read
 //! only at start: changing it needs a restart, and a reload says which of those it ignored.

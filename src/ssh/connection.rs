@@ -8,7 +8,10 @@
 //!
 //! Login: public keys for every user (with their authorized_keys options, [`authorized_keys`]),
 //! user certificates signed by a trusted CA ([`certificate`]), a password only for users with
-//! a `password_hash`. The methods offered are the same for every user name, known or not, so
+//! a `password_hash`. A user's `allowed_networks` are checked first, against the client's
+//! address (the PROXY header's, behind a balancer): from elsewhere no key is looked at and no
+//! password checked (a decoy check keeps the timing), and the client sees the same refusal as
+//! for a wrong key. The methods offered are the same for every user name, known or not, so
 //! they reveal nothing about who exists. Failed logins count towards the address's ban: every
 //! wrong password, and one per connection whose keys were all refused (a client offering
 //! several keys is one attempt, not several). A banned address is disconnected at its next
@@ -68,6 +71,9 @@ pub struct Connection<B> {
     user: Option<User>,
     /// Whether this connection's refused keys have been counted as a failed login yet.
     key_failure_counted: bool,
+    /// Why the last look-up refused the user, when it was their `allowed_networks`: the
+    /// reason the failed login is audited with.
+    address_refusal: Option<String>,
     quotas: Arc<UserQuotas>,
     /// Session channels opened but not yet bound to a subsystem.
     channels: HashMap<ChannelId, Channel<Msg>>,
@@ -120,6 +126,7 @@ impl<B: UserFilesystems> Connection<B> {
             logged_in,
             user: None,
             key_failure_counted: false,
+            address_refusal: None,
             quotas,
             channels: HashMap::new(),
             sftp_channels: HashSet::new(),
@@ -178,9 +185,9 @@ impl<B: UserFilesystems> Connection<B> {
     }
 
     /// Logs and counts a failed login; an error if it got the address banned.
-    fn fail_login(&mut self, name: &str, method: Method) -> anyhow::Result<Auth> {
+    fn fail_login(&mut self, name: &str, method: Method, reason: &str) -> anyhow::Result<Auth> {
         tracing::info!(user = name, method = method.name(), "login refused");
-        self.record_login(name, method, Some("refused"));
+        self.record_login(name, method, Some(reason));
         if self.guard.record_failure(self.peer.ip()) {
             tracing::warn!(
                 ban_secs = self.context.limits.ban_secs,
@@ -193,11 +200,29 @@ impl<B: UserFilesystems> Connection<B> {
 
     /// A refused key: the first one of a connection counts as a failed login.
     fn refuse_key(&mut self, name: &str) -> anyhow::Result<Auth> {
+        let reason = self.address_refusal.take();
         if self.key_failure_counted {
             return Ok(self.reject());
         }
         self.key_failure_counted = true;
-        self.fail_login(name, Method::PublicKey)
+        let reason = reason.as_deref().unwrap_or(REFUSED);
+        self.fail_login(name, Method::PublicKey, reason)
+    }
+
+    /// The configured user `name`, if they may log in from this connection's address; a
+    /// refusal is logged and kept for the audit line of the failed login.
+    fn user_here(&mut self, name: &str) -> Option<User> {
+        // Only this look-up's refusal may reach the audit line of this attempt.
+        self.address_refusal = None;
+        let user = self.context.users.current().users.get(name)?.clone();
+        match user.check_address(self.peer.ip()) {
+            Ok(()) => Some(user),
+            Err(reason) => {
+                tracing::info!(user = name, %reason, "login refused before any key or password");
+                self.address_refusal = Some(reason);
+                None
+            }
+        }
     }
 
     fn record_login(&self, name: &str, method: Method, error: Option<&str>) {
@@ -212,9 +237,8 @@ impl<B: UserFilesystems> Connection<B> {
 
     /// The configured user if `key` is one of their authorized keys and its options let it
     /// log in from here now; why not is logged.
-    fn user_with_key(&self, name: &str, key: &PublicKey) -> Option<User> {
-        let logins = self.context.users.current();
-        let user = logins.users.get(name)?;
+    fn user_with_key(&mut self, name: &str, key: &PublicKey) -> Option<User> {
+        let user = self.user_here(name)?;
         let now = certificate::unix_now() as i64;
         let mut refusal = None;
         for entry in user
@@ -223,7 +247,7 @@ impl<B: UserFilesystems> Connection<B> {
             .filter(|k| k.key.key_data() == key.key_data())
         {
             match entry.check(self.peer.ip(), now) {
-                Ok(()) => return Some(user.clone()),
+                Ok(()) => return Some(user),
                 Err(reason) => refusal = Some(reason),
             }
         }
@@ -234,9 +258,9 @@ impl<B: UserFilesystems> Connection<B> {
     }
 
     /// The configured user if `cert` vouches for them; the reason is logged otherwise.
-    fn user_with_certificate(&self, name: &str, cert: &Certificate) -> Option<User> {
+    fn user_with_certificate(&mut self, name: &str, cert: &Certificate) -> Option<User> {
+        let user = self.user_here(name)?;
         let logins = self.context.users.current();
-        let user = logins.users.get(name)?;
         let checked = certificate::check(
             cert,
             name,
@@ -252,7 +276,7 @@ impl<B: UserFilesystems> Connection<B> {
                     serial = cert.serial(),
                     "certificate accepted"
                 );
-                Some(user.clone())
+                Some(user)
             }
             Err(reason) => {
                 tracing::info!(user = name, key_id = cert.key_id(), reason = %Untrusted(&reason), "certificate refused");
@@ -488,7 +512,8 @@ impl<B: UserFilesystems> Handler for Connection<B> {
         let span = self.span.clone();
         async {
             self.refuse_if_banned()?;
-            let found = self.context.users.current().users.get(user).cloned();
+            // From outside the user's networks the decoy is checked instead of their hash.
+            let found = self.user_here(user);
             let hash = found.as_ref().and_then(|u| u.password_hash.clone());
             let checks = self.guard.password_checks();
             if checks.check(hash, password.to_string()).await {
@@ -496,7 +521,8 @@ impl<B: UserFilesystems> Handler for Connection<B> {
                     return Ok(self.accept_login(found, Method::Password));
                 }
             }
-            self.fail_login(user, Method::Password)
+            let reason = self.address_refusal.take();
+            self.fail_login(user, Method::Password, reason.as_deref().unwrap_or(REFUSED))
         }
         .instrument(span)
         .await
@@ -645,6 +671,9 @@ impl<B> Connection<B> {
         Ok(())
     }
 }
+
+/// The audit error of a failed login by a wrong key or password (which one is not said).
+const REFUSED: &str = "refused";
 
 /// SSH_OPEN_RESOURCE_SHORTAGE (RFC 4254, 5.1), sent with a reason of our own.
 const RESOURCE_SHORTAGE: u32 = 4;

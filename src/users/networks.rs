@@ -1,7 +1,8 @@
 //! Address ranges as operators and certificates write them: `192.0.2.0/24`, `2001:db8::/32`,
-//! or a bare address meaning just that one. Used for `trusted_proxies` and for a certificate's
-//! `source-address` option; [`AddressPatterns`] adds the wildcards and negations of an
-//! authorized_keys `from=` option on top, so every "which client addresses" check is here.
+//! or a bare address meaning just that one. Used for `trusted_proxies`, a user's
+//! `allowed_networks` and a certificate's `source-address` option; [`AddressPatterns`] adds
+//! the wildcards and negations of an authorized_keys `from=` option on top, so every "which
+//! client addresses" check is here.
 
 use std::net::IpAddr;
 
@@ -137,7 +138,7 @@ fn wildcard_match(pattern: &[u8], text: &[u8]) -> bool {
 
 /// An IPv4 client on a dual-stack socket shows up as `::ffff:a.b.c.d`; ranges are written
 /// with the IPv4 address.
-fn canonical(ip: IpAddr) -> IpAddr {
+pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,

@@ -17,6 +17,7 @@ pub(crate) mod contract;
 #[cfg(any(test, feature = "testing"))]
 pub mod memory;
 pub mod permissions;
+pub mod session_uploads;
 
 use std::future::Future;
 

@@ -52,6 +52,9 @@ pub struct Server {
     pub proxy_protocol: Option<bool>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub trusted_proxies: Vec<String>,
+    /// The default for users without `allowed_networks` of their own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_networks: Option<Vec<String>>,
 }
 
 /// `[upload]`.
@@ -214,6 +217,11 @@ pub struct User {
     pub password_hash: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub permissions: Option<Permissions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_networks: Option<Vec<String>>,
+    /// `"reject"` or `"ignore"`: the user's own `[server] mtime_change`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mtime_change: Option<String>,
 }
 
 impl User {
@@ -228,6 +236,8 @@ impl User {
             authorized_keys: Vec::new(),
             password_hash: None,
             permissions: None,
+            allowed_networks: None,
+            mtime_change: None,
         }
     }
 }
@@ -286,6 +296,7 @@ impl GatewayConfig {
                 trusted_user_ca_keys: Vec::new(),
                 proxy_protocol: None,
                 trusted_proxies: Vec::new(),
+                allowed_networks: None,
             },
             upload: Upload {
                 spool_dir: Some(dir.join("spool")),

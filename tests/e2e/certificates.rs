@@ -1,7 +1,8 @@
 //! SSH user certificates end to end: a CA trusted in `[server] trusted_user_ca_keys`
 //! signs user keys with `ssh-keygen -s`, and the real OpenSSH `sftp` logs in with
 //! `-o CertificateFile=`. A certificate for the user, valid now, gets in; one whose principals
-//! name someone else, one that has expired, and one from a CA nobody trusts are refused.
+//! name someone else, one that has expired, one from a CA nobody trusts, and one used from
+//! outside the user's `allowed_networks` are refused.
 //!
 //! The keys used here are in nobody's authorized_keys: only the certificate can let them in.
 
@@ -133,4 +134,42 @@ async fn wrong_principal_expired_and_untrusted_certificates_are_refused() {
         );
     }
     assert!(audit_logins(&bench).iter().all(|l| l["result"] != "ok"));
+}
+
+/// A valid certificate, like a key, is refused from outside the user's `allowed_networks`
+/// (checked before the certificate is looked at), and the audit log says why. With CAs trusted
+/// every key offer is taken up, so alice's plain key goes the same way.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_valid_certificate_is_refused_outside_the_users_allowed_networks() {
+    let ca = Authority::new();
+    let ca_key = ca.public_line();
+    let bench = Bench::audited(move |config, _| {
+        config.server.trusted_user_ca_keys = vec![ca_key];
+        config.user("alice").allowed_networks = Some(vec!["203.0.113.0/24".into()]);
+    })
+    .await;
+    let key = ca.issue("good", "ca", &["-n", "alice", "-V", "-5m:+1h"]);
+    let out = sftp_as_alice(&bench, &key, "ls\n").await;
+    assert!(!out.status.success(), "{}", output_text(&out));
+    let out = bench.sftp(&bench.user("alice"), "ls\n").await;
+    assert!(!out.status.success(), "{}", output_text(&out));
+    bench.sftp_ok(&bench.user("bob"), "ls\n").await;
+
+    let logins = audit_logins(&bench);
+    let refused: Vec<_> = logins
+        .iter()
+        .filter(|l| l["user"] == "alice")
+        .map(|l| {
+            (
+                l["result"].as_str().unwrap(),
+                l["error"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    let reason = "address 127.0.0.1 not in the user's allowed_networks";
+    assert_eq!(
+        refused,
+        [("failed", reason), ("failed", reason)],
+        "{logins:#?}"
+    );
 }

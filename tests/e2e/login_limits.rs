@@ -1,7 +1,8 @@
 //! Password login and the abuse limits end to end: a right and a wrong password
 //! (paramiko), no password login for a user without a hash, a ban after repeated failed logins
-//! and its expiry, the per-address connection cap, and the authentication timeout. The limits
-//! are set very short here so the tests run in seconds.
+//! and its expiry, the per-address connection cap, the authentication timeout, and users'
+//! `allowed_networks` (their own and the default, refusing even the right key or password).
+//! The limits are set very short here so the tests run in seconds.
 
 use std::time::Duration;
 
@@ -196,4 +197,101 @@ async fn a_keys_from_and_expiry_time_options_are_honoured() {
     bench.sftp_ok(&bench.user("alice"), "ls\n").await;
     let out = bench.sftp(&bench.user("bob"), "ls\n").await;
     assert!(!out.status.success(), "{}", output_text(&out));
+}
+
+/// The failed login lines of the audit log: (user, method, error).
+fn failed_logins(bench: &Bench) -> Vec<(String, String, String)> {
+    bench
+        .audit_lines()
+        .iter()
+        .filter(|l| l["event"] == "login" && l["result"] == "failed")
+        .map(|l| {
+            let field = |name: &str| l[name].as_str().unwrap_or_default().to_string();
+            (field("user"), field("method"), field("error"))
+        })
+        .collect()
+}
+
+/// alice may log in only from 203.0.113.0/24 (her own list); bob, without a list, from the
+/// default, which holds the loopback. From 127.0.0.1 alice's right key and right password are
+/// refused as a wrong one would be (the client learns nothing more), the audit log says why,
+/// and each refused connection counts towards the ban.
+#[tokio::test(flavor = "multi_thread")]
+async fn allowed_networks_refuse_the_right_key_and_password_from_elsewhere() {
+    let hash = hash_password(PASSWORD).unwrap();
+    let bench = Bench::audited(move |config, _| {
+        config.server.allowed_networks = Some(vec!["127.0.0.0/8".into()]);
+        let alice = config.user("alice");
+        alice.allowed_networks = Some(vec!["203.0.113.0/24".into(), "2001:db8::/32".into()]);
+        alice.password_hash = Some(hash);
+        config.limits.max_login_failures = Some(2);
+    })
+    .await;
+
+    bench.sftp_ok(&bench.user("bob"), "ls\n").await;
+
+    let out = bench.sftp(&bench.user("alice"), "ls\n").await;
+    assert!(!out.status.success(), "{}", output_text(&out));
+    let text = output_text(&out);
+    assert!(text.contains("Permission denied"), "{text}");
+    assert!(!text.contains("allowed_networks"), "{text}");
+    let refused = "address 127.0.0.1 not in the user's allowed_networks";
+    assert_eq!(
+        failed_logins(&bench),
+        vec![("alice".into(), "publickey".into(), refused.into())]
+    );
+
+    // The second refusal (a right password, this time) reaches the ban of two failures.
+    let password = password_login(&bench, "alice", PASSWORD).await;
+    assert_eq!(password["login"], "AuthenticationException", "{password}");
+    assert_eq!(
+        failed_logins(&bench)[1],
+        ("alice".into(), "password".into(), refused.into())
+    );
+    let out = bench.sftp(&bench.user("bob"), "ls\n").await;
+    assert!(
+        !out.status.success(),
+        "banned after alice's two refused logins: {}",
+        output_text(&out)
+    );
+    assert!(!bench
+        .audit_lines()
+        .iter()
+        .any(|l| l["event"] == "login" && l["user"] == "alice" && l["result"] == "ok"));
+}
+
+/// The server's default applies to users without a list of their own, and a reload (the code
+/// SIGHUP runs) changes both for the next login.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_default_networks_apply_to_users_without_a_list_and_a_reload_changes_them() {
+    let bench = Bench::audited(|config, _| {
+        config.server.allowed_networks = Some(vec!["192.0.2.0/24".into()]);
+        config.user("alice").allowed_networks = Some(vec!["127.0.0.1".into()]);
+    })
+    .await;
+    bench.sftp_ok(&bench.user("alice"), "ls\n").await;
+    let out = bench.sftp(&bench.user("bob"), "ls\n").await;
+    assert!(!out.status.success(), "{}", output_text(&out));
+    assert_eq!(
+        failed_logins(&bench),
+        vec![(
+            "bob".into(),
+            "publickey".into(),
+            "address 127.0.0.1 not in the user's allowed_networks".into()
+        )]
+    );
+
+    let path = bench.path("dropgate.toml");
+    let before = std::fs::read_to_string(&path).unwrap();
+    let after = before
+        .replace("\"192.0.2.0/24\"", "\"127.0.0.0/8\"")
+        .replace("[\"127.0.0.1\"]", "[\"198.51.100.7\"]");
+    assert_eq!(after.matches("127.0.0.0/8").count(), 1, "{after}");
+    assert_eq!(after.matches("198.51.100.7").count(), 1, "{after}");
+    std::fs::write(&path, after).unwrap();
+    bench.gateway.reloader().reload_file(&path);
+    bench.sftp_ok(&bench.user("bob"), "ls\n").await;
+    let out = bench.sftp(&bench.user("alice"), "ls\n").await;
+    assert!(!out.status.success(), "{}", output_text(&out));
+    assert_eq!(failed_logins(&bench).len(), 2);
 }

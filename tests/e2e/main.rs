@@ -35,6 +35,7 @@ mod names;
 mod nothing_lost;
 mod other_clients;
 mod partner_clients;
+mod partner_uploads;
 mod permissions;
 mod proxy_protocol;
 mod rate_limits;

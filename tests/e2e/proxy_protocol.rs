@@ -1,7 +1,8 @@
 //! PROXY protocol end to end: OpenSSH `sftp` reaches the gateway through a tiny
 //! Python load balancer (its ProxyCommand) that writes a PROXY header with a made-up client
-//! address, then pipes the SSH bytes. The audit log and the ban logic see that address; the
-//! same header from an address not in `trusted_proxies` is refused, and so is a malformed one.
+//! address, then pipes the SSH bytes. The audit log, the ban logic, key options and users'
+//! `allowed_networks` see that address; the same header from an address not in
+//! `trusted_proxies` is refused, and so is a malformed one.
 
 use std::time::Duration;
 
@@ -260,4 +261,58 @@ fn mallory(bench: &Bench) -> TestUser {
 
 async fn bench_trusting_loopback() -> Bench {
     bench("127.0.0.0/8").await
+}
+
+/// A user's `allowed_networks` are checked against the client's address from the PROXY header,
+/// never the balancer's: alice may log in from 198.51.100.0/24 only, and the balancer itself is
+/// on the loopback. Each refused attempt comes from an address of its own (one failure bans).
+#[tokio::test(flavor = "multi_thread")]
+async fn allowed_networks_see_the_address_in_the_proxy_header() {
+    let bench = Bench::audited(|config, _| {
+        config.server.proxy_protocol = Some(true);
+        config.server.trusted_proxies = vec!["127.0.0.1/32".into()];
+        config.limits.max_login_failures = Some(1);
+        config.user("alice").allowed_networks = Some(vec!["198.51.100.0/24".into()]);
+    })
+    .await;
+    std::fs::write(bench.path("balancer.py"), BALANCER).unwrap();
+    let login = |ip: &'static str| {
+        let bench = &bench;
+        async move {
+            let out = sftp_via(bench, bench.user("alice"), "v2", (ip, 4000), "ls\n").await;
+            (out.status.success(), output_text(&out))
+        }
+    };
+    let (ok, text) = login("198.51.100.7").await;
+    assert!(ok, "inside allowed_networks: {text}");
+    let (ok, text) = login("203.0.113.7").await;
+    assert!(!ok, "outside allowed_networks: {text}");
+    let (ok, text) = login("127.0.0.1").await;
+    assert!(!ok, "the balancer's own address: {text}");
+
+    let lines = bench.audit_lines();
+    let logins: Vec<_> = lines
+        .iter()
+        .filter(|l| l["event"] == "login")
+        .map(|l| {
+            let field = |name: &str| l[name].as_str().unwrap_or_default();
+            (field("remote"), field("result"), field("error"))
+        })
+        .collect();
+    assert_eq!(
+        logins,
+        vec![
+            ("198.51.100.7:4000", "ok", ""),
+            (
+                "203.0.113.7:4000",
+                "failed",
+                "address 203.0.113.7 not in the user's allowed_networks"
+            ),
+            (
+                "127.0.0.1:4000",
+                "failed",
+                "address 127.0.0.1 not in the user's allowed_networks"
+            ),
+        ]
+    );
 }

@@ -6,8 +6,6 @@
 
 use std::sync::Arc;
 
-use serde::Deserialize;
-
 use super::api::{DropboxClient, Metadata};
 use super::case_rename::CaseRename;
 use super::listing::{DropboxLister, PAGE_LIMIT};
@@ -18,11 +16,14 @@ use super::upload::{Upload, UploadSettings};
 use super::writer::{self, DropboxWriter, OpenUploads, RESUME_REFUSED};
 use super::{file_info, map_error, not_found};
 use crate::log_safe::Untrusted;
+pub use crate::users::MtimeChange;
 use crate::vfs::{
     case_key, Capabilities, FileInfo, FileKind, Renamed, SpaceUsage, VPath, Vfs, VfsError,
     VfsResult, WriteOptions,
 };
 
+/// The reason of a refused mtime change; the message starts with the path, so a client's log
+/// of a batch of uploads says which file it was.
 const MTIME_REFUSED: &str = "Dropbox does not support changing a file's modification time";
 
 /// The longest name Dropbox stores, in characters (not bytes: a name of 255 Japanese characters
@@ -39,19 +40,8 @@ const DISALLOWED_NAMES: &[&str] = &[
     ".dropbox.attr",
 ];
 
-/// What a SETSTAT that would change a stored file's mtime gets: Dropbox cannot change it
-/// (`[server] mtime_change`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MtimeChange {
-    /// SSH_FX_PERMISSION_DENIED with a message saying why.
-    #[default]
-    Reject,
-    /// Answer OK and log it.
-    Ignore,
-}
-
-/// Settings shared by every user of the gateway.
+/// The gateway's settings for one user's filesystem: the same for every user but
+/// `mtime_change`, which a user may set for themselves.
 #[derive(Debug, Clone)]
 pub struct FsSettings {
     pub upload: Arc<UploadSettings>,
@@ -377,7 +367,9 @@ impl Vfs for DropboxFs {
             return Ok(());
         }
         match self.settings.mtime_change {
-            MtimeChange::Reject => Err(VfsError::PermissionDenied(MTIME_REFUSED.to_string())),
+            MtimeChange::Reject => Err(VfsError::PermissionDenied(format!(
+                "{path}: {MTIME_REFUSED}"
+            ))),
             MtimeChange::Ignore => {
                 tracing::info!(path = %Untrusted(path), mtime, "mtime change ignored: Dropbox cannot change it");
                 Ok(())
