@@ -7,11 +7,11 @@
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::common::{
-    content_hash, output_text, paramiko_as, paramiko_json, random_bytes, set_local_mtime, stdout,
-    Bench, Permission, Permissions, TestUser,
+    content_hash, insufficient_space_fault, output_text, paramiko_as, paramiko_json, random_bytes,
+    set_local_mtime, stdout, Bench, Permission, Permissions, TestUser,
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -358,29 +358,12 @@ async fn r_needs_the_mkdir_permission_for_a_new_folder_but_not_for_an_existing_o
     assert_eq!(bench.dropbox_download("/alice/flat/new.txt").await, b"new");
 }
 
-/// `files/upload`'s error for a full Dropbox (UploadError.path: UploadWriteFailed).
-fn insufficient_space_on_upload() -> Value {
-    json!([{
-        "kind": "error", "route": "files/upload", "status": 409,
-        "body": {
-            "error_summary": "path/insufficient_space/..",
-            "error": {
-                ".tag": "path",
-                "reason": { ".tag": "insufficient_space" },
-                "upload_session_id": "pid_upload_session:emulator-fault"
-            }
-        }
-    }])
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_commit_is_an_error_and_stores_nothing() {
     let bench = Bench::start().await;
     let alice = bench.user("alice");
     std::fs::write(bench.path("full.bin"), random_bytes(50_000)).unwrap();
-    bench
-        .set_emulator_faults(insufficient_space_on_upload())
-        .await;
+    bench.set_emulator_faults(insufficient_space_fault()).await;
 
     let out = scp_legacy(
         &bench,

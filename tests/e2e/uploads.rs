@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use crate::common::{
-    content_hash, output_text, random_bytes, set_local_mtime, stderr, write_random_file, Bench,
-    UploadRequests,
+    content_hash, insufficient_space_fault, output_text, random_bytes, set_local_mtime, stderr,
+    write_random_file, Bench, UploadRequests,
 };
 use serde_json::{json, Value};
 
@@ -283,14 +283,7 @@ async fn scp_overwriting_a_larger_file_leaves_exactly_the_new_bytes() {
 
 /// `files/upload`'s error for a full Dropbox (UploadError.path: UploadWriteFailed).
 fn insufficient_space_on_upload() -> Value {
-    json!({
-        "error_summary": "path/insufficient_space/..",
-        "error": {
-            ".tag": "path",
-            "reason": { ".tag": "insufficient_space" },
-            "upload_session_id": "pid_upload_session:emulator-fault"
-        }
-    })
+    insufficient_space_fault()[0]["body"].clone()
 }
 
 #[tokio::test(flavor = "multi_thread")]
