@@ -87,6 +87,19 @@ pub struct AuditEvent {
     /// Login: publickey or password.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<&'static str>,
+    /// Login: the client's SSH version line, as it sent it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_version: Option<String>,
+    /// Login: the negotiated key exchange, cipher, MAC (none with an AEAD cipher) and host
+    /// key signature algorithms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kex: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cipher: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_key_alg: Option<String>,
     /// Operation: upload, download, list, mkdir, rmdir, remove, rename, setstat.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub op: Option<&'static str>,

@@ -49,8 +49,16 @@ pub struct ServerConfig {
     /// Where the SSH server listens.
     pub listen: SocketAddr,
     /// The ed25519 host key; created (mode 0600) on first start if missing.
-    #[serde(default = "default_host_key")]
+    #[serde(default = "default_host_key", alias = "host_key_ed25519")]
     pub host_key: PathBuf,
+    /// The RSA host key (3072 bits when created); unset: `ssh_host_rsa_key` beside `host_key`.
+    pub host_key_rsa: Option<PathBuf>,
+    /// The ECDSA P-256 host key; unset: `ssh_host_ecdsa_key` beside `host_key`.
+    pub host_key_ecdsa: Option<PathBuf>,
+    /// Which key exchanges, ciphers, MACs and host key signatures are offered: a policy name
+    /// or explicit lists (`crate::ssh::algorithms`).
+    #[serde(default)]
+    pub algorithms: AlgorithmsConfig,
     /// What SETSTAT does when asked to change the mtime of a file already in Dropbox.
     #[serde(default)]
     pub mtime_change: MtimeChange,
@@ -102,6 +110,30 @@ fn default_rate_limit_wait_secs() -> u64 {
 
 fn default_host_key() -> PathBuf {
     PathBuf::from("keys/ssh_host_ed25519_key")
+}
+
+/// `[server] algorithms`: `"modern"`, `"compatible"`, `"fips-like"`, or a table of lists.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum AlgorithmsConfig {
+    Named(String),
+    Lists(AlgorithmLists),
+}
+
+impl Default for AlgorithmsConfig {
+    fn default() -> Self {
+        AlgorithmsConfig::Named("modern".into())
+    }
+}
+
+/// Explicit algorithm lists, most preferred first; a list left out is the `modern` one.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlgorithmLists {
+    pub kex: Option<Vec<String>>,
+    pub ciphers: Option<Vec<String>>,
+    pub macs: Option<Vec<String>>,
+    pub host_keys: Option<Vec<String>>,
 }
 
 /// Spooling and commit settings.

@@ -23,7 +23,9 @@
 //! them carries the span along, so a log line from deep below (a vfs call, the Dropbox client,
 //! an upload's commit) still says which connection and user it served.
 
+pub mod algorithms;
 mod certificate;
+pub mod client_hello;
 mod connection;
 /// Entry points for the fuzz targets in `fuzz/`; feature `testing`. Not a stable API.
 #[cfg(any(test, feature = "testing"))]
@@ -39,7 +41,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use russh::keys::PrivateKey;
+use russh::keys::{Algorithm, PrivateKey};
 use russh::server::Config as RusshConfig;
 use russh::{MethodKind, MethodSet};
 use tokio::net::TcpListener;
@@ -48,7 +50,10 @@ use tracing::Instrument;
 
 use crate::audit_log::{AuditLog, AuditSession};
 use crate::config::LimitsConfig;
+use crate::log_safe::Untrusted;
 use crate::metrics;
+use algorithms::{Handshake, Policy};
+use client_hello::{ClientHello, HelloRecorder};
 use crate::users::networks::Networks;
 use crate::users::registry::Registry;
 use crate::users::User;
@@ -77,11 +82,16 @@ pub struct ServerContext<B> {
 /// Serves SSH on `listener` until `shutdown` is cancelled.
 pub async fn serve<B: UserFilesystems>(
     listener: TcpListener,
-    host_key: PrivateKey,
+    host_keys: Vec<PrivateKey>,
+    policy: Policy,
     context: Arc<ServerContext<B>>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let configs = RusshConfigs::new(host_key);
+    let configs = RusshConfigs::new(&host_keys, &policy);
+    let key_exchange = Arc::new(KeyExchange {
+        key_algorithms: host_keys.iter().map(PrivateKey::algorithm).collect(),
+        policy,
+    });
     let guard = AddressGuard::new(context.limits.clone());
     let quotas = UserQuotas::new(&context.limits);
     let next_id = AtomicU64::new(1);
@@ -109,6 +119,7 @@ pub async fn serve<B: UserFilesystems>(
             // Users may have been reloaded since the last connection: offer password login
             // only if someone now has a password.
             config: configs.pick(context.users.current().any_password()),
+            key_exchange: key_exchange.clone(),
         };
         tokio::spawn(incoming.admit_and_run(context.clone()).instrument(span));
     }
@@ -134,6 +145,44 @@ struct Incoming {
     guard: Arc<AddressGuard>,
     quotas: Arc<UserQuotas>,
     config: Arc<RusshConfig>,
+    key_exchange: Arc<KeyExchange>,
+}
+
+/// The algorithm policy and the host keys' algorithms: what a client's hello is judged by.
+struct KeyExchange {
+    policy: Policy,
+    key_algorithms: Vec<Algorithm>,
+}
+
+impl KeyExchange {
+    /// Settles what the client's hello negotiates and says so in the log: a failure (russh
+    /// then ends the connection) and any legacy algorithm the policy let through.
+    fn observe(&self, hello: ClientHello) -> Handshake {
+        let negotiated = self
+            .policy
+            .negotiate(&hello.algorithms, &self.key_algorithms);
+        let client = Untrusted(&hello.version);
+        match &negotiated {
+            Err(no_common) => {
+                tracing::warn!(client = %client, "key exchange refused: {no_common}");
+            }
+            Ok(chosen) => {
+                let legacy = chosen.legacy();
+                if !legacy.is_empty() {
+                    tracing::warn!(
+                        client = %client,
+                        legacy = legacy.join(","),
+                        "legacy algorithms negotiated (server.algorithms = {})",
+                        self.policy.name
+                    );
+                }
+            }
+        }
+        Handshake {
+            client_version: hello.version,
+            negotiated,
+        }
+    }
 }
 
 impl Incoming {
@@ -161,6 +210,7 @@ impl Incoming {
         };
         let connection = Accepted {
             socket: self.socket,
+            key_exchange: self.key_exchange,
             audit,
             slot,
             pre_login,
@@ -206,6 +256,7 @@ fn refuse(audit: &AuditSession, reason: &str) {
 /// An admitted TCP connection and what it carries along.
 struct Accepted {
     socket: tokio::net::TcpStream,
+    key_exchange: Arc<KeyExchange>,
     audit: AuditSession,
     /// Held until the connection ends: its place in the connection caps.
     slot: ConnectionSlot,
@@ -222,6 +273,7 @@ async fn run_connection<B: UserFilesystems>(
 ) {
     let Accepted {
         socket,
+        key_exchange,
         audit,
         slot,
         pre_login,
@@ -238,6 +290,8 @@ async fn run_connection<B: UserFilesystems>(
     let started = std::time::Instant::now();
     let auth_timeout = context.limits.auth_timeout();
     let logged_in = Arc::new(std::sync::OnceLock::new());
+    let handshake = Arc::new(std::sync::OnceLock::new());
+    let socket = record_hello(socket, key_exchange, handshake.clone());
     // russh drops the handler when the connection ends, and with it the SFTP sessions it runs.
     let handler = connection::Connection::new(
         context,
@@ -246,6 +300,7 @@ async fn run_connection<B: UserFilesystems>(
         pre_login,
         audit.clone(),
         logged_in.clone(),
+        handshake.clone(),
         tracing::Span::current(),
     );
     let result = run_until_closed(config, socket, handler, auth_timeout, &logged_in).await;
@@ -257,17 +312,39 @@ async fn run_connection<B: UserFilesystems>(
     line.user = logged_in.get().cloned();
     line.duration_ms = Some(started.elapsed().as_millis() as u64);
     line.result = Some(if result.is_ok() { "ok" } else { "failed" });
-    line.error = result.err().map(|e| e.to_string());
+    line.error = result.err().map(|e| match handshake.get() {
+        // russh's own words list every name in Rust syntax; ours say which policy refused.
+        Some(Handshake {
+            negotiated: Err(no_common),
+            ..
+        }) => no_common.to_string(),
+        _ => e.to_string(),
+    });
     audit.record(&line);
     metrics::connection_closed();
     drop(slot);
+}
+
+/// The socket with a recorder in front that settles the connection's [`Handshake`] once the
+/// client's hello has passed (see [`client_hello`]).
+fn record_hello(
+    socket: tokio::net::TcpStream,
+    key_exchange: Arc<KeyExchange>,
+    handshake: Arc<std::sync::OnceLock<Handshake>>,
+) -> HelloRecorder<tokio::net::TcpStream> {
+    // russh reads on a task of its own, outside the connection's span.
+    let span = tracing::Span::current();
+    HelloRecorder::new(socket, move |hello| {
+        let _entered = span.enter();
+        let _ = handshake.set(key_exchange.observe(hello));
+    })
 }
 
 /// Runs the SSH session to its end; one that has not logged in within `auth_timeout` (counted
 /// from the first byte, the version exchange included) is disconnected.
 async fn run_until_closed<B: UserFilesystems>(
     config: Arc<RusshConfig>,
-    socket: tokio::net::TcpStream,
+    socket: HelloRecorder<tokio::net::TcpStream>,
     handler: connection::Connection<B>,
     auth_timeout: Duration,
     logged_in: &std::sync::OnceLock<String>,
@@ -306,10 +383,10 @@ struct RusshConfigs {
 }
 
 impl RusshConfigs {
-    fn new(host_key: PrivateKey) -> Self {
+    fn new(host_keys: &[PrivateKey], policy: &Policy) -> Self {
         RusshConfigs {
-            keys_only: Arc::new(russh_config(host_key.clone(), false)),
-            with_password: Arc::new(russh_config(host_key, true)),
+            keys_only: Arc::new(russh_config(host_keys, policy, false)),
+            with_password: Arc::new(russh_config(host_keys, policy, true)),
         }
     }
 
@@ -322,7 +399,7 @@ impl RusshConfigs {
     }
 }
 
-fn russh_config(host_key: PrivateKey, any_password: bool) -> RusshConfig {
+fn russh_config(host_keys: &[PrivateKey], policy: &Policy, any_password: bool) -> RusshConfig {
     let mut methods = vec![MethodKind::PublicKey];
     if any_password {
         methods.push(MethodKind::Password);
@@ -334,7 +411,8 @@ fn russh_config(host_key: PrivateKey, any_password: bool) -> RusshConfig {
         methods: MethodSet::from(&methods[..]),
         auth_rejection_time: Duration::from_millis(300),
         auth_rejection_time_initial: Some(Duration::from_millis(0)),
-        keys: vec![host_key],
+        keys: host_keys.to_vec(),
+        preferred: policy.preferred(),
         inactivity_timeout: Some(Duration::from_secs(3600)),
         keepalive_interval: Some(Duration::from_secs(60)),
         // What a client may send ahead per channel, and so what a session can hold in memory:
