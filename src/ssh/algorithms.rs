@@ -20,7 +20,7 @@ use std::fmt;
 use russh::keys::{Algorithm, EcdsaCurve, HashAlg};
 use russh::{cipher, kex, mac, Preferred};
 
-use crate::audit_log::AuditEvent;
+use crate::audit_log::Negotiation;
 use crate::config::AlgorithmsConfig;
 
 /// The policy the server runs with: its name and its four lists, most preferred first.
@@ -223,7 +223,9 @@ impl Policy {
 
     /// Whether the policy lets a client use any algorithm of the legacy set.
     pub fn allows_legacy(&self) -> bool {
-        self.kex.iter().any(|k| LEGACY_KEX.contains(k) || *k == kex::DH_G1_SHA1)
+        self.kex
+            .iter()
+            .any(|k| LEGACY_KEX.contains(k) || *k == kex::DH_G1_SHA1)
             || self.ciphers.iter().any(is_legacy_cipher)
             || self.macs.iter().any(|m| LEGACY_MACS.contains(m))
             || self.host_keys.contains(&RSA_SHA1)
@@ -345,14 +347,15 @@ pub struct Handshake {
 }
 
 impl Handshake {
-    /// Puts the client's version and the negotiated algorithms on an audit line.
-    pub fn annotate(&self, line: &mut AuditEvent) {
-        line.client_version = Some(self.client_version.clone());
-        if let Ok(chosen) = &self.negotiated {
-            line.kex = Some(chosen.kex.clone());
-            line.cipher = Some(chosen.cipher.clone());
-            line.mac = chosen.mac.clone();
-            line.host_key_alg = Some(chosen.host_key.clone());
+    /// The client's version and the negotiated algorithms, as the login lines carry them.
+    pub fn for_audit(&self) -> Negotiation {
+        let chosen = self.negotiated.as_ref().ok();
+        Negotiation {
+            client_version: self.client_version.clone(),
+            kex: chosen.map(|c| c.kex.clone()),
+            cipher: chosen.map(|c| c.cipher.clone()),
+            mac: chosen.and_then(|c| c.mac.clone()),
+            host_key_alg: chosen.map(|c| c.host_key.clone()),
         }
     }
 }
@@ -415,9 +418,13 @@ fn same_key_type(key: &Algorithm, algorithm: &Algorithm) -> bool {
 }
 
 fn is_aead(cipher: &str) -> bool {
-    [cipher::CHACHA20_POLY1305, cipher::AES_256_GCM, cipher::AES_128_GCM]
-        .iter()
-        .any(|c| c.as_ref() == cipher)
+    [
+        cipher::CHACHA20_POLY1305,
+        cipher::AES_256_GCM,
+        cipher::AES_128_GCM,
+    ]
+    .iter()
+    .any(|c| c.as_ref() == cipher)
 }
 
 fn is_legacy_cipher(cipher: &cipher::Name) -> bool {
@@ -551,7 +558,10 @@ mod tests {
         let modern = Policy::modern();
         assert!(compatible.allows_legacy());
         assert_eq!(compatible.kex[..modern.kex.len()], modern.kex[..]);
-        for name in ["diffie-hellman-group14-sha1", "diffie-hellman-group-exchange-sha1"] {
+        for name in [
+            "diffie-hellman-group14-sha1",
+            "diffie-hellman-group-exchange-sha1",
+        ] {
             assert!(names(&compatible.kex).contains(&name.to_string()), "{name}");
         }
         assert!(names(&compatible.host_keys).contains(&"ssh-rsa".to_string()));
@@ -599,7 +609,10 @@ mod tests {
     #[test]
     fn an_unknown_policy_or_algorithm_is_refused_by_name() {
         let err = Policy::named("strong").unwrap_err();
-        assert!(err.0.contains("\"strong\"") && err.0.contains("fips-like"), "{err}");
+        assert!(
+            err.0.contains("\"strong\"") && err.0.contains("fips-like"),
+            "{err}"
+        );
         let lists = AlgorithmLists {
             ciphers: Some(vec!["aes256-ctr".into(), "rot13".into()]),
             ..AlgorithmLists::default()
@@ -662,7 +675,12 @@ mod tests {
         assert_eq!(got.mac.as_deref(), Some("hmac-sha1"));
         assert_eq!(
             got.legacy(),
-            ["diffie-hellman-group14-sha1", "ssh-rsa", "aes128-cbc", "hmac-sha1"]
+            [
+                "diffie-hellman-group14-sha1",
+                "ssh-rsa",
+                "aes128-cbc",
+                "hmac-sha1"
+            ]
         );
 
         let err = Policy::modern().negotiate(&old, &keys).unwrap_err();

@@ -216,12 +216,16 @@ mod tests {
     fn kexinit_packet(kex: &str, keys: &str, ciphers: &str, macs: &str) -> Vec<u8> {
         let mut payload = vec![KEXINIT];
         payload.extend_from_slice(&[7; 16]);
-        for names in [kex, keys, ciphers, ciphers, macs, macs, "none", "none", "", ""] {
+        for names in [
+            kex, keys, ciphers, ciphers, macs, macs, "none", "none", "", "",
+        ] {
             payload.extend(list(names));
         }
         payload.extend_from_slice(&[0, 0, 0, 0, 0]);
         let padding = 8 - (payload.len() + 5) % 8 + 4;
-        let mut packet = ((payload.len() + padding + 1) as u32).to_be_bytes().to_vec();
+        let mut packet = ((payload.len() + padding + 1) as u32)
+            .to_be_bytes()
+            .to_vec();
         packet.push(padding as u8);
         packet.extend(payload);
         packet.extend(vec![0; padding]);
@@ -266,10 +270,7 @@ mod tests {
             let hello = hello.expect("recorded");
             assert_eq!(hello.version, "SSH-2.0-OpenSSH_9.6 Ubuntu");
             assert_eq!(hello.algorithms.kex, ["curve25519-sha256", "ext-info-c"]);
-            assert_eq!(
-                hello.algorithms.host_keys,
-                ["ssh-ed25519", "rsa-sha2-256"]
-            );
+            assert_eq!(hello.algorithms.host_keys, ["ssh-ed25519", "rsa-sha2-256"]);
             assert_eq!(hello.algorithms.ciphers, ["aes128-ctr"]);
             assert_eq!(hello.algorithms.macs, ["hmac-sha2-256"]);
         }

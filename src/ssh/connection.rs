@@ -37,7 +37,6 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::algorithms::Handshake;
 use super::certificate;
 use super::guard::{AddressGuard, PreLoginSlot};
 use super::quotas::UserQuotas;
@@ -61,8 +60,6 @@ pub struct Connection<B> {
     /// The user's name once logged in, shared with the code that runs the connection (for the
     /// authentication timeout and the disconnect line).
     logged_in: Arc<OnceLock<String>>,
-    /// What the key exchange negotiated, for the login line (`super::client_hello`).
-    handshake: Arc<OnceLock<Handshake>>,
     /// Set once authentication succeeds.
     user: Option<User>,
     /// Whether this connection's refused keys have been counted as a failed login yet.
@@ -107,7 +104,6 @@ impl<B: UserFilesystems> Connection<B> {
         pre_login: PreLoginSlot,
         audit: AuditSession,
         logged_in: Arc<OnceLock<String>>,
-        handshake: Arc<OnceLock<Handshake>>,
         span: tracing::Span,
     ) -> Self {
         Connection {
@@ -118,7 +114,6 @@ impl<B: UserFilesystems> Connection<B> {
             pre_login: Some(pre_login),
             audit,
             logged_in,
-            handshake,
             user: None,
             key_failure_counted: false,
             quotas,
@@ -207,9 +202,6 @@ impl<B: UserFilesystems> Connection<B> {
         line.method = Some(method.name());
         line.result = Some(if error.is_none() { "ok" } else { "failed" });
         line.error = error.map(str::to_string);
-        if let Some(handshake) = self.handshake.get() {
-            handshake.annotate(&mut line);
-        }
         self.audit.record(&line);
         crate::metrics::login(method.name(), if error.is_none() { "ok" } else { "failed" });
     }

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use rand::RngCore;
-use russh::keys::ssh_key::private::{Ed25519Keypair, EcdsaKeypair, KeypairData, RsaKeypair};
+use russh::keys::ssh_key::private::{EcdsaKeypair, Ed25519Keypair, KeypairData, RsaKeypair};
 use russh::keys::ssh_key::LineEnding;
 use russh::keys::{EcdsaCurve, HashAlg, PrivateKey};
 
@@ -260,12 +260,14 @@ mod tests {
             assert_eq!(KeyKind::of(&created), Some(kind));
             assert_eq!(fingerprint(&file.load().unwrap()), fingerprint(&created));
         }
-        assert!(describe(&HostKeyFile {
-            kind: KeyKind::Rsa,
-            path: dir.path().join("RSA")
-        }
-        .load()
-        .unwrap())
+        assert!(describe(
+            &HostKeyFile {
+                kind: KeyKind::Rsa,
+                path: dir.path().join("RSA")
+            }
+            .load()
+            .unwrap()
+        )
         .starts_with("3072 SHA256:"));
         let wrong = HostKeyFile {
             kind: KeyKind::Rsa,

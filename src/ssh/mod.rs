@@ -52,12 +52,12 @@ use crate::audit_log::{AuditLog, AuditSession};
 use crate::config::LimitsConfig;
 use crate::log_safe::Untrusted;
 use crate::metrics;
-use algorithms::{Handshake, Policy};
-use client_hello::{ClientHello, HelloRecorder};
 use crate::users::networks::Networks;
 use crate::users::registry::Registry;
 use crate::users::User;
 use crate::vfs::Vfs;
+use algorithms::{Handshake, Policy};
+use client_hello::{ClientHello, HelloRecorder};
 use guard::{AddressGuard, ConnectionSlot, PreLoginSlot};
 use quotas::UserQuotas;
 
@@ -194,6 +194,7 @@ impl Incoming {
             conn: id,
             remote,
             user: None,
+            negotiation: Arc::default(),
         };
         let client = match self.client_address(&context).await {
             Ok(client) => client,
@@ -291,7 +292,7 @@ async fn run_connection<B: UserFilesystems>(
     let auth_timeout = context.limits.auth_timeout();
     let logged_in = Arc::new(std::sync::OnceLock::new());
     let handshake = Arc::new(std::sync::OnceLock::new());
-    let socket = record_hello(socket, key_exchange, handshake.clone());
+    let socket = record_hello(socket, key_exchange, handshake.clone(), &audit);
     // russh drops the handler when the connection ends, and with it the SFTP sessions it runs.
     let handler = connection::Connection::new(
         context,
@@ -300,7 +301,6 @@ async fn run_connection<B: UserFilesystems>(
         pre_login,
         audit.clone(),
         logged_in.clone(),
-        handshake.clone(),
         tracing::Span::current(),
     );
     let result = run_until_closed(config, socket, handler, auth_timeout, &logged_in).await;
@@ -326,17 +326,22 @@ async fn run_connection<B: UserFilesystems>(
 }
 
 /// The socket with a recorder in front that settles the connection's [`Handshake`] once the
-/// client's hello has passed (see [`client_hello`]).
+/// client's hello has passed (see [`client_hello`]), and hands it to the audit session for
+/// the login lines.
 fn record_hello(
     socket: tokio::net::TcpStream,
     key_exchange: Arc<KeyExchange>,
     handshake: Arc<std::sync::OnceLock<Handshake>>,
+    audit: &AuditSession,
 ) -> HelloRecorder<tokio::net::TcpStream> {
     // russh reads on a task of its own, outside the connection's span.
     let span = tracing::Span::current();
+    let negotiation = audit.negotiation.clone();
     HelloRecorder::new(socket, move |hello| {
         let _entered = span.enter();
-        let _ = handshake.set(key_exchange.observe(hello));
+        let settled = key_exchange.observe(hello);
+        let _ = negotiation.set(settled.for_audit());
+        let _ = handshake.set(settled);
     })
 }
 
