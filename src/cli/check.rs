@@ -120,7 +120,10 @@ fn host_keys_and_algorithms(config: &Config, text: &mut String) -> bool {
     text.push('\n');
     match Policy::from_config(&config.server.algorithms) {
         Ok(policy) => {
-            let _ = writeln!(text, "ALGORITHMS  {}", policy.describe());
+            let _ = writeln!(text, "ALGORITHMS  {}", policy.name);
+            for (category, names) in policy.lists() {
+                let _ = writeln!(text, "  {category:<10} {names}");
+            }
             if policy.allows_legacy() {
                 let _ = writeln!(
                     text,

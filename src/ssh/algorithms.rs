@@ -107,12 +107,6 @@ const LEGACY_MACS: &[mac::Name] = &[mac::HMAC_SHA1_ETM, mac::HMAC_SHA1];
 const ECDSA_P256: Algorithm = Algorithm::Ecdsa {
     curve: EcdsaCurve::NistP256,
 };
-const ECDSA_P384: Algorithm = Algorithm::Ecdsa {
-    curve: EcdsaCurve::NistP384,
-};
-const ECDSA_P521: Algorithm = Algorithm::Ecdsa {
-    curve: EcdsaCurve::NistP521,
-};
 const RSA_SHA512: Algorithm = Algorithm::Rsa {
     hash: Some(HashAlg::Sha512),
 };
@@ -122,18 +116,14 @@ const RSA_SHA256: Algorithm = Algorithm::Rsa {
 /// `ssh-rsa`: an RSA key signing with SHA-1.
 const RSA_SHA1: Algorithm = Algorithm::Rsa { hash: None };
 
-const MODERN_HOST_KEYS: &[Algorithm] = &[
-    Algorithm::Ed25519,
-    ECDSA_P256,
-    ECDSA_P384,
-    ECDSA_P521,
-    RSA_SHA512,
-    RSA_SHA256,
-];
-const FIPS_HOST_KEYS: &[Algorithm] = &[ECDSA_P256, ECDSA_P384, ECDSA_P521, RSA_SHA512, RSA_SHA256];
+/// Host key signatures: only those the gateway's three keys can make (russh would leave out
+/// the others anyway, so listing them would only mislead).
+const MODERN_HOST_KEYS: &[Algorithm] = &[Algorithm::Ed25519, ECDSA_P256, RSA_SHA512, RSA_SHA256];
+const FIPS_HOST_KEYS: &[Algorithm] = &[ECDSA_P256, RSA_SHA512, RSA_SHA256];
 
 impl Policy {
-    /// russh's default set without `ssh-rsa` (SHA-1): what the gateway always offered.
+    /// russh's default set without `ssh-rsa` (SHA-1) and the ECDSA curves the gateway has no
+    /// key for: what the gateway always offered.
     pub fn modern() -> Policy {
         Policy {
             name: "modern".into(),
@@ -265,20 +255,25 @@ impl Policy {
         })
     }
 
-    /// A line for logs and check-config: the policy and its lists.
+    /// The four lists by category, each as the comma-separated names SSH uses.
+    pub fn lists(&self) -> [(&'static str, String); 4] {
+        let host_keys: Vec<String> = self.host_keys.iter().map(|a| a.to_string()).collect();
+        [
+            ("kex", join(&self.kex)),
+            ("ciphers", join(&self.ciphers)),
+            ("macs", join(&self.macs)),
+            ("host keys", host_keys.join(",")),
+        ]
+    }
+
+    /// One line for the log: the policy and its lists.
     pub fn describe(&self) -> String {
-        format!(
-            "{}: kex {}; ciphers {}; macs {}; host keys {}",
-            self.name,
-            join(&self.kex),
-            join(&self.ciphers),
-            join(&self.macs),
-            self.host_keys
-                .iter()
-                .map(|a| a.to_string())
-                .collect::<Vec<_>>()
-                .join(","),
-        )
+        let lists: Vec<String> = self
+            .lists()
+            .iter()
+            .map(|(category, names)| format!("{category} {names}"))
+            .collect();
+        format!("{}: {}", self.name, lists.join("; "))
     }
 }
 
@@ -542,13 +537,14 @@ mod tests {
         assert_eq!(modern.kex, default_kex);
         assert_eq!(modern.ciphers, default.cipher.to_vec());
         assert_eq!(modern.macs, default.mac.to_vec());
-        let without_sha1: Vec<_> = default
+        let servable: Vec<_> = default
             .key
             .iter()
             .filter(|a| **a != RSA_SHA1)
+            .filter(|a| !matches!(a, Algorithm::Ecdsa { curve } if *curve != EcdsaCurve::NistP256))
             .cloned()
             .collect();
-        assert_eq!(modern.host_keys, without_sha1);
+        assert_eq!(modern.host_keys, servable);
         assert!(!modern.allows_legacy());
     }
 

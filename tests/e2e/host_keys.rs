@@ -312,7 +312,10 @@ async fn keys_are_created_private_and_check_config_prints_their_fingerprints() {
             "{line} vs {fingerprint}"
         );
     }
-    assert!(stdout.contains("ALGORITHMS  modern: kex "), "{stdout}");
+    assert!(
+        stdout.contains("ALGORITHMS  modern\n  kex        mlkem768x25519-sha256,"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test]
