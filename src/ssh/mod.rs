@@ -1,4 +1,5 @@
-//! The SSH front door: host key, public-key login, and the `sftp` subsystem.
+//! The SSH front door: host keys, algorithm policies, public-key login, and the `sftp`
+//! subsystem.
 //!
 //! Each TCP connection gets its own `connection::Connection` handler; an error ends that one
 //! connection, never the listener. Only the `sftp` subsystem is offered: exec and shell requests
@@ -11,6 +12,11 @@
 //! closed before the SSH banner, and a connection that has not logged in within the
 //! authentication timeout is disconnected. Channels per connection, and SFTP sessions and open
 //! handles per user (`quotas`), are capped as well.
+//!
+//! The server offers three host keys (ed25519, RSA, ECDSA; [`host_key`]) and the algorithms
+//! of the configured policy ([`algorithms`]). What each connection negotiated is settled from
+//! its client's cleartext hello (`negotiation`, [`client_hello`]), since russh does not report
+//! it: logged when it fails or uses a legacy algorithm, and written on the login audit lines.
 //!
 //! Behind a load balancer ([`proxy_protocol`]), the client's real address comes from the
 //! PROXY header the balancer sends first; only balancers in `trusted_proxies` may send one,
@@ -33,6 +39,7 @@ mod connection;
 pub mod fuzzing;
 mod guard;
 pub mod host_key;
+mod negotiation;
 pub mod proxy_protocol;
 mod quotas;
 
@@ -41,7 +48,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use russh::keys::{Algorithm, PrivateKey};
+use russh::keys::PrivateKey;
 use russh::server::Config as RusshConfig;
 use russh::{MethodKind, MethodSet};
 use tokio::net::TcpListener;
@@ -50,15 +57,15 @@ use tracing::Instrument;
 
 use crate::audit_log::{AuditLog, AuditSession};
 use crate::config::LimitsConfig;
-use crate::log_safe::Untrusted;
 use crate::metrics;
 use crate::users::networks::Networks;
 use crate::users::registry::Registry;
 use crate::users::User;
 use crate::vfs::Vfs;
 use algorithms::{Handshake, Policy};
-use client_hello::{ClientHello, HelloRecorder};
+use client_hello::HelloRecorder;
 use guard::{AddressGuard, ConnectionSlot, PreLoginSlot};
+use negotiation::{record_hello, KeyExchange};
 use quotas::UserQuotas;
 
 /// Turns a logged-in user into the filesystem their SFTP session sees.
@@ -88,10 +95,7 @@ pub async fn serve<B: UserFilesystems>(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let configs = RusshConfigs::new(&host_keys, &policy);
-    let key_exchange = Arc::new(KeyExchange {
-        key_algorithms: host_keys.iter().map(PrivateKey::algorithm).collect(),
-        policy,
-    });
+    let key_exchange = Arc::new(KeyExchange::new(policy, &host_keys));
     let guard = AddressGuard::new(context.limits.clone());
     let quotas = UserQuotas::new(&context.limits);
     let next_id = AtomicU64::new(1);
@@ -146,43 +150,6 @@ struct Incoming {
     quotas: Arc<UserQuotas>,
     config: Arc<RusshConfig>,
     key_exchange: Arc<KeyExchange>,
-}
-
-/// The algorithm policy and the host keys' algorithms: what a client's hello is judged by.
-struct KeyExchange {
-    policy: Policy,
-    key_algorithms: Vec<Algorithm>,
-}
-
-impl KeyExchange {
-    /// Settles what the client's hello negotiates and says so in the log: a failure (russh
-    /// then ends the connection) and any legacy algorithm the policy let through.
-    fn observe(&self, hello: ClientHello) -> Handshake {
-        let negotiated = self
-            .policy
-            .negotiate(&hello.algorithms, &self.key_algorithms);
-        let client = Untrusted(&hello.version);
-        match &negotiated {
-            Err(no_common) => {
-                tracing::warn!(client = %client, "key exchange refused: {no_common}");
-            }
-            Ok(chosen) => {
-                let legacy = chosen.legacy();
-                if !legacy.is_empty() {
-                    tracing::warn!(
-                        client = %client,
-                        legacy = legacy.join(","),
-                        "legacy algorithms negotiated (server.algorithms = {})",
-                        self.policy.name
-                    );
-                }
-            }
-        }
-        Handshake {
-            client_version: hello.version,
-            negotiated,
-        }
-    }
 }
 
 impl Incoming {
@@ -323,26 +290,6 @@ async fn run_connection<B: UserFilesystems>(
     audit.record(&line);
     metrics::connection_closed();
     drop(slot);
-}
-
-/// The socket with a recorder in front that settles the connection's [`Handshake`] once the
-/// client's hello has passed (see [`client_hello`]), and hands it to the audit session for
-/// the login lines.
-fn record_hello(
-    socket: tokio::net::TcpStream,
-    key_exchange: Arc<KeyExchange>,
-    handshake: Arc<std::sync::OnceLock<Handshake>>,
-    audit: &AuditSession,
-) -> HelloRecorder<tokio::net::TcpStream> {
-    // russh reads on a task of its own, outside the connection's span.
-    let span = tracing::Span::current();
-    let negotiation = audit.negotiation.clone();
-    HelloRecorder::new(socket, move |hello| {
-        let _entered = span.enter();
-        let settled = key_exchange.observe(hello);
-        let _ = negotiation.set(settled.for_audit());
-        let _ = handshake.set(settled);
-    })
 }
 
 /// Runs the SSH session to its end; one that has not logged in within `auth_timeout` (counted
