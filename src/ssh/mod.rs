@@ -15,7 +15,7 @@
 //!
 //! The server offers three host keys (ed25519, RSA, ECDSA; [`host_key`]) and the algorithms
 //! of the configured policy ([`algorithms`]). What each connection negotiated is settled from
-//! its client's cleartext hello (`negotiation`, [`client_hello`]), since russh does not report
+//! its client's cleartext hello (`negotiation`, `client_hello`), since russh does not report
 //! it: logged when it fails or uses a legacy algorithm, and written on the login audit lines.
 //!
 //! Behind a load balancer ([`proxy_protocol`]), the client's real address comes from the
@@ -31,7 +31,7 @@
 
 pub mod algorithms;
 mod certificate;
-pub mod client_hello;
+mod client_hello;
 mod connection;
 /// Entry points for the fuzz targets in `fuzz/`; feature `testing`. Not a stable API.
 #[cfg(any(test, feature = "testing"))]
