@@ -5,7 +5,7 @@
 //! the `modern` policy with a log line that says why, and let in by `compatible` with a
 //! warning and the algorithms on its audit login line. `dropgate check-config` prints the
 //! three fingerprints `ssh-keygen -lf` shows, keys are created 0600, and an unknown algorithm
-//! name is refused.
+//! name, a short RSA key or a key of the wrong kind is refused.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -387,4 +387,37 @@ async fn fips_like_serves_ecdsa_and_refuses_curve25519_only_clients() {
     let chacha = options(&["-o", "Ciphers=chacha20-poly1305@openssh.com"]);
     let out = bench.sftp_with(&alice, &chacha, "ls\n").await;
     assert!(!out.status.success(), "fips-like accepted chacha20");
+}
+
+#[tokio::test]
+async fn a_short_rsa_key_or_a_key_of_another_kind_is_refused_at_start() {
+    let serve = ServeDir::new().await;
+    let short = serve.path("short_rsa");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "rsa", "-b", "1024", "-N", "", "-f"])
+        .arg(&short)
+        .status()
+        .expect("ssh-keygen (openssh-client)");
+    assert!(made.success());
+    let mut config = serve.config();
+    config.server.host_key_rsa = Some(short.clone());
+    config.write(&serve.config_path());
+    let err = Gateway::start(&Config::load(&serve.config_path()).unwrap())
+        .await
+        .err()
+        .expect("started with a 1024-bit RSA host key");
+    assert!(
+        err.to_string()
+            .contains("is a 1024-bit RSA key; use at least 2048 bits"),
+        "{err:#}"
+    );
+
+    // The ECDSA key named as the RSA one.
+    config.server.host_key_rsa = Some(serve.path("ssh_host_ecdsa_key"));
+    config.write(&serve.config_path());
+    let err = Gateway::start(&Config::load(&serve.config_path()).unwrap())
+        .await
+        .err()
+        .expect("started with an ECDSA key as the RSA one");
+    assert!(err.to_string().contains("not RSA"), "{err:#}");
 }
