@@ -213,9 +213,7 @@ impl Policy {
 
     /// Whether the policy lets a client use any algorithm of the legacy set.
     pub fn allows_legacy(&self) -> bool {
-        self.kex
-            .iter()
-            .any(|k| LEGACY_KEX.contains(k) || *k == kex::DH_G1_SHA1)
+        self.kex.iter().any(|k| LEGACY_KEX.contains(k))
             || self.ciphers.iter().any(is_legacy_cipher)
             || self.macs.iter().any(|m| LEGACY_MACS.contains(m))
             || self.host_keys.contains(&RSA_SHA1)
@@ -312,9 +310,7 @@ impl Negotiated {
     /// The legacy algorithms among those negotiated (SHA-1, CBC), for the warning.
     pub fn legacy(&self) -> Vec<&str> {
         let mut found = Vec::new();
-        if kex::Name::try_from(self.kex.as_str())
-            .is_ok_and(|k| LEGACY_KEX.contains(&k) || k == kex::DH_G1_SHA1)
-        {
+        if kex::Name::try_from(self.kex.as_str()).is_ok_and(|k| LEGACY_KEX.contains(&k)) {
             found.push(self.kex.as_str());
         }
         if self.host_key == RSA_SHA1.to_string() {
