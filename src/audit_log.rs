@@ -10,7 +10,7 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::Context;
 use serde::Serialize;
@@ -87,6 +87,19 @@ pub struct AuditEvent {
     /// Login: publickey or password.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<&'static str>,
+    /// Login: the client's SSH version line, as it sent it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_version: Option<String>,
+    /// Login: the negotiated key exchange, cipher, MAC (none with an AEAD cipher) and host
+    /// key signature algorithms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kex: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cipher: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_key_alg: Option<String>,
     /// Operation: upload, download, list, mkdir, rmdir, remove, rename, setstat.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub op: Option<&'static str>,
@@ -124,19 +137,43 @@ pub struct AuditSession {
     pub conn: u64,
     pub remote: SocketAddr,
     pub user: Option<String>,
+    /// How the connection's SSH session was set up, once its key exchange has been seen; its
+    /// login lines carry it.
+    pub negotiation: Arc<OnceLock<Negotiation>>,
+}
+
+/// A connection's client version and negotiated algorithms, for its login lines.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Negotiation {
+    pub client_version: String,
+    /// None when nothing could be agreed (the connection then ends before any login).
+    pub kex: Option<String>,
+    pub cipher: Option<String>,
+    pub mac: Option<String>,
+    pub host_key_alg: Option<String>,
 }
 
 impl AuditSession {
     /// A line of `event` with the connection's fields and the current time filled in.
     pub fn event(&self, event: &'static str) -> AuditEvent {
-        AuditEvent {
+        let mut line = AuditEvent {
             time: now(),
             event,
             conn: self.conn,
             remote: self.remote.to_string(),
             user: self.user.clone(),
             ..AuditEvent::default()
+        };
+        if event == "login" {
+            if let Some(negotiation) = self.negotiation.get() {
+                line.client_version = Some(negotiation.client_version.clone());
+                line.kex = negotiation.kex.clone();
+                line.cipher = negotiation.cipher.clone();
+                line.mac = negotiation.mac.clone();
+                line.host_key_alg = negotiation.host_key_alg.clone();
+            }
         }
+        line
     }
 
     pub fn record(&self, event: &AuditEvent) {
@@ -169,9 +206,19 @@ mod tests {
             conn: 7,
             remote: "192.0.2.1:5000".parse().unwrap(),
             user: None,
+            negotiation: Arc::default(),
         };
         session.record(&session.event("connect"));
+        let _ = session.negotiation.set(Negotiation {
+            client_version: "SSH-2.0-test".into(),
+            kex: Some("curve25519-sha256".into()),
+            ..Negotiation::default()
+        });
+        let login = session.for_user("alice").event("login");
+        assert_eq!(login.client_version.as_deref(), Some("SSH-2.0-test"));
+        assert_eq!(login.kex.as_deref(), Some("curve25519-sha256"));
         let mut op = session.for_user("alice").event("operation");
+        assert_eq!(op.kex, None, "only login lines carry the negotiation");
         op.op = Some("mkdir");
         op.path = Some("/x".into());
         op.result = Some("ok");

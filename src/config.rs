@@ -49,8 +49,16 @@ pub struct ServerConfig {
     /// Where the SSH server listens.
     pub listen: SocketAddr,
     /// The ed25519 host key; created (mode 0600) on first start if missing.
-    #[serde(default = "default_host_key")]
+    #[serde(default = "default_host_key", alias = "host_key_ed25519")]
     pub host_key: PathBuf,
+    /// The RSA host key (3072 bits when created); unset: `ssh_host_rsa_key` beside `host_key`.
+    pub host_key_rsa: Option<PathBuf>,
+    /// The ECDSA P-256 host key; unset: `ssh_host_ecdsa_key` beside `host_key`.
+    pub host_key_ecdsa: Option<PathBuf>,
+    /// Which key exchanges, ciphers, MACs and host key signatures are offered: a policy name
+    /// or explicit lists (`crate::ssh::algorithms`).
+    #[serde(default)]
+    pub algorithms: AlgorithmsConfig,
     /// What SETSTAT does when asked to change the mtime of a file already in Dropbox; a user's
     /// own `mtime_change` overrides it.
     #[serde(default)]
@@ -106,6 +114,58 @@ fn default_rate_limit_wait_secs() -> u64 {
 
 fn default_host_key() -> PathBuf {
     PathBuf::from("keys/ssh_host_ed25519_key")
+}
+
+/// `[server] algorithms`: `"modern"`, `"compatible"`, `"fips-like"`, or a table of lists.
+/// (The names are checked by `crate::ssh::algorithms`.)
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlgorithmsConfig {
+    Named(String),
+    Lists(AlgorithmLists),
+}
+
+/// A string or a table; written out rather than `untagged` so that a misspelt list name is
+/// reported as such instead of as "did not match any variant".
+impl<'de> Deserialize<'de> for AlgorithmsConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NameOrLists;
+        impl<'de> serde::de::Visitor<'de> for NameOrLists {
+            type Value = AlgorithmsConfig;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a policy name or a table of kex, ciphers, macs and host_keys lists")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Self::Value, E> {
+                Ok(AlgorithmsConfig::Named(name.to_string()))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let deserializer = serde::de::value::MapAccessDeserializer::new(map);
+                AlgorithmLists::deserialize(deserializer).map(AlgorithmsConfig::Lists)
+            }
+        }
+        deserializer.deserialize_any(NameOrLists)
+    }
+}
+
+impl Default for AlgorithmsConfig {
+    fn default() -> Self {
+        AlgorithmsConfig::Named("modern".into())
+    }
+}
+
+/// Explicit algorithm lists, most preferred first; a list left out is the `modern` one.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlgorithmLists {
+    pub kex: Option<Vec<String>>,
+    pub ciphers: Option<Vec<String>>,
+    pub macs: Option<Vec<String>>,
+    pub host_keys: Option<Vec<String>>,
 }
 
 /// Spooling and commit settings.
@@ -1174,5 +1234,38 @@ mod tests {
         assert!(err.contains("not an email"), "{err}");
         let err = account_error("access_token = \"t\"\nproxy = \"proxy:3128\"");
         assert!(err.contains("proxy"), "{err}");
+    }
+
+    #[test]
+    fn algorithms_are_a_policy_name_or_lists_and_a_misspelt_list_is_named() {
+        let server = |line: &str| format!("[server]\nlisten = \"127.0.0.1:2222\"\n{line}\n");
+        let default = parse(&server("")).unwrap();
+        assert_eq!(
+            default.server.algorithms,
+            AlgorithmsConfig::Named("modern".into())
+        );
+        let named = parse(&server("algorithms = \"compatible\"")).unwrap();
+        assert_eq!(
+            named.server.algorithms,
+            AlgorithmsConfig::Named("compatible".into())
+        );
+        let lists = parse(&server("algorithms = { kex = [\"ecdh-sha2-nistp256\"] }")).unwrap();
+        assert_eq!(
+            lists.server.algorithms,
+            AlgorithmsConfig::Lists(AlgorithmLists {
+                kex: Some(vec!["ecdh-sha2-nistp256".into()]),
+                ..AlgorithmLists::default()
+            })
+        );
+        let err = format!(
+            "{:#}",
+            parse(&server("algorithms = { cipher = [\"aes256-ctr\"] }")).unwrap_err()
+        );
+        assert!(err.contains("unknown field `cipher`"), "{err}");
+        let with_paths = parse(&server("host_key_rsa = \"/etc/dropgate/rsa\"")).unwrap();
+        assert_eq!(
+            with_paths.server.host_key_rsa.as_deref(),
+            Some(Path::new("/etc/dropgate/rsa"))
+        );
     }
 }

@@ -31,6 +31,7 @@ use crate::backend::dropbox::upload::{self, UploadSettings};
 use crate::backend::dropbox::{DropboxFs, FsSettings, OpenUploads};
 use crate::config::Config;
 use crate::metrics;
+use crate::ssh::algorithms::Policy;
 use crate::ssh::{self, host_key, ServerContext, UserFilesystems};
 use crate::users::registry::{Logins, Registry};
 use crate::users::User;
@@ -50,9 +51,10 @@ pub struct Gateway {
 impl Gateway {
     /// Starts serving `config`. Relative paths in it are taken from the working directory.
     pub async fn start(config: &Config) -> anyhow::Result<Gateway> {
-        let host_key = host_key::load_or_create(&config.server.host_key)?;
-        let host_key_fingerprint = host_key::fingerprint(&host_key);
-        tracing::info!(fingerprint = %host_key_fingerprint, "host key");
+        let policy = Policy::from_config(&config.server.algorithms)?;
+        let host_keys = load_host_keys(config)?;
+        announce_policy(&policy);
+        let host_key_fingerprint = host_key::fingerprint(&host_keys[0]);
 
         let homes = DropboxHomes::new(config).await?;
         let removed = upload::remove_stale_spools(&homes.settings.upload.spool_dir)
@@ -91,7 +93,8 @@ impl Gateway {
         };
         let task = tokio::spawn(ssh::serve(
             listener,
-            host_key,
+            host_keys,
+            policy,
             context.clone(),
             shutdown.clone(),
         ));
@@ -129,6 +132,7 @@ impl Gateway {
         self.metrics_addr
     }
 
+    /// The ed25519 host key's fingerprint.
     pub fn host_key_fingerprint(&self) -> &str {
         &self.host_key_fingerprint
     }
@@ -142,6 +146,33 @@ impl Gateway {
     /// Runs until the listener fails.
     pub async fn wait(self) -> anyhow::Result<()> {
         self.task.await?
+    }
+}
+
+/// Every configured host key (ed25519 first), created where missing; each fingerprint is
+/// logged so an admin can publish them.
+fn load_host_keys(config: &Config) -> anyhow::Result<Vec<russh::keys::PrivateKey>> {
+    let mut keys = Vec::new();
+    for file in host_key::configured_files(&config.server) {
+        let key = file.load_or_create()?;
+        tracing::info!(
+            key = %host_key::describe(&key),
+            path = %file.path.display(),
+            "host key"
+        );
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
+fn announce_policy(policy: &Policy) {
+    tracing::info!(policy = %policy.describe(), "algorithms");
+    if policy.allows_legacy() {
+        tracing::warn!(
+            policy = %policy.name,
+            "server.algorithms allows legacy algorithms (SHA-1, CBC); each connection that \
+             uses one is logged"
+        );
     }
 }
 

@@ -7,12 +7,17 @@
 //! signs in fine and fails only at the first upload or team lookup, so the scopes its token
 //! file records are compared with what the account's use needs, and a missing one is a warning
 //! in the table.
+//!
+//! It also lists the host keys' fingerprints (what partners are told to expect) and the
+//! algorithm policy, so an unknown algorithm name fails here rather than at start.
 
 use std::fmt::Write;
 use std::path::Path;
 
 use crate::config::Config;
 use crate::gateway::accounts::{self, AccountFacts, Unreachable};
+use crate::ssh::algorithms::Policy;
+use crate::ssh::host_key;
 
 /// Prints the report; fails if any account or user failed.
 pub async fn run(config_path: &Path) -> anyhow::Result<()> {
@@ -21,7 +26,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     print!("{}", report.text);
     if !report.ok {
         anyhow::bail!(
-            "{}: some accounts or users failed the check",
+            "{}: some accounts, users, host keys or algorithms failed the check",
             config_path.display()
         );
     }
@@ -86,7 +91,57 @@ pub async fn check_config(config: &Config) -> CheckReport {
         &["USER", "ACCOUNT", "ROOT", "PERMISSIONS", "FROM"],
         &rows,
     ));
+    text.push('\n');
+    ok &= host_keys_and_algorithms(config, &mut text);
     CheckReport { text, ok }
+}
+
+/// The host keys' fingerprints, for the admin to publish to partners, and the algorithm
+/// policy; false if a key file or the policy is unusable. A key not created yet is no
+/// failure: `dropgate serve` creates it at first start.
+fn host_keys_and_algorithms(config: &Config, text: &mut String) -> bool {
+    let mut ok = true;
+    let mut rows = Vec::new();
+    for file in host_key::configured_files(&config.server) {
+        let status = if !file.path.exists() {
+            "not created yet (dropgate serve creates it at first start)".to_string()
+        } else {
+            match file.load() {
+                Ok(key) => host_key::describe(&key),
+                Err(e) => {
+                    ok = false;
+                    format!("FAILED: {e:#}")
+                }
+            }
+        };
+        rows.push(vec![
+            file.kind.label().to_string(),
+            file.path.display().to_string(),
+            status,
+        ]);
+    }
+    text.push_str(&table(&["HOST KEY", "FILE", "FINGERPRINT"], &rows));
+    text.push('\n');
+    match Policy::from_config(&config.server.algorithms) {
+        Ok(policy) => {
+            let _ = writeln!(text, "ALGORITHMS  {}", policy.name);
+            for (category, names) in policy.lists() {
+                let _ = writeln!(text, "  {category:<10} {names}");
+            }
+            if policy.allows_legacy() {
+                let _ = writeln!(
+                    text,
+                    "WARNING: the policy allows legacy algorithms (SHA-1, CBC); connections \
+                     that use them are logged"
+                );
+            }
+        }
+        Err(e) => {
+            ok = false;
+            let _ = writeln!(text, "ALGORITHMS  FAILED: {e}");
+        }
+    }
+    ok
 }
 
 /// Where the user may log in from, as configured (the load already checked the entries).

@@ -1,4 +1,5 @@
-//! The SSH front door: host key, public-key login, the `sftp` subsystem and legacy SCP.
+//! The SSH front door: host keys, algorithm policies, public-key login, the `sftp` subsystem
+//! and legacy SCP.
 //!
 //! Each TCP connection gets its own `connection::Connection` handler; an error ends that one
 //! connection, never the listener. The `sftp` subsystem is offered, and the exec request serves
@@ -14,6 +15,11 @@
 //! authentication timeout is disconnected. Channels per connection, and sessions (SFTP and SCP)
 //! and open handles per user (`quotas`), are capped as well.
 //!
+//! The server offers three host keys (ed25519, RSA, ECDSA; [`host_key`]) and the algorithms
+//! of the configured policy ([`algorithms`]). What each connection negotiated is settled from
+//! its client's cleartext hello (`negotiation`, `client_hello`), since russh does not report
+//! it: logged when it fails or uses a legacy algorithm, and written on the login audit lines.
+//!
 //! Behind a load balancer ([`proxy_protocol`]), the client's real address comes from the
 //! PROXY header the balancer sends first; only balancers in `trusted_proxies` may send one,
 //! and a connection from anywhere else is refused, since a client that could connect directly
@@ -26,7 +32,9 @@
 //! them carries the span along, so a log line from deep below (a vfs call, the Dropbox client,
 //! an upload's commit) still says which connection and user it served.
 
+pub mod algorithms;
 mod certificate;
+mod client_hello;
 mod connection;
 /// Entry points for the fuzz targets in `fuzz/`; feature `testing`. Not a stable API.
 #[cfg(any(test, feature = "testing"))]
@@ -34,6 +42,7 @@ mod connection;
 pub mod fuzzing;
 mod guard;
 pub mod host_key;
+mod negotiation;
 pub mod proxy_protocol;
 mod quotas;
 
@@ -56,7 +65,10 @@ use crate::users::networks::Networks;
 use crate::users::registry::Registry;
 use crate::users::User;
 use crate::vfs::Vfs;
+use algorithms::{Handshake, Policy};
+use client_hello::HelloRecorder;
 use guard::{AddressGuard, ConnectionSlot, PreLoginSlot};
+use negotiation::{record_hello, KeyExchange};
 use quotas::UserQuotas;
 
 /// Turns a logged-in user into the filesystem their SFTP session sees.
@@ -80,11 +92,13 @@ pub struct ServerContext<B> {
 /// Serves SSH on `listener` until `shutdown` is cancelled.
 pub async fn serve<B: UserFilesystems>(
     listener: TcpListener,
-    host_key: PrivateKey,
+    host_keys: Vec<PrivateKey>,
+    policy: Policy,
     context: Arc<ServerContext<B>>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let configs = RusshConfigs::new(host_key);
+    let configs = RusshConfigs::new(&host_keys, &policy);
+    let key_exchange = Arc::new(KeyExchange::new(policy, &host_keys));
     let guard = AddressGuard::new(context.limits.clone());
     let quotas = UserQuotas::new(&context.limits);
     let next_id = AtomicU64::new(1);
@@ -112,6 +126,7 @@ pub async fn serve<B: UserFilesystems>(
             // Users may have been reloaded since the last connection: offer password login
             // only if someone now has a password.
             config: configs.pick(context.users.current().any_password()),
+            key_exchange: key_exchange.clone(),
         };
         tokio::spawn(incoming.admit_and_run(context.clone()).instrument(span));
     }
@@ -137,6 +152,7 @@ struct Incoming {
     guard: Arc<AddressGuard>,
     quotas: Arc<UserQuotas>,
     config: Arc<RusshConfig>,
+    key_exchange: Arc<KeyExchange>,
 }
 
 impl Incoming {
@@ -148,6 +164,7 @@ impl Incoming {
             conn: id,
             remote,
             user: None,
+            negotiation: Arc::default(),
         };
         let client = match self.client_address(&context).await {
             Ok(client) => client,
@@ -164,6 +181,7 @@ impl Incoming {
         };
         let connection = Accepted {
             socket: self.socket,
+            key_exchange: self.key_exchange,
             audit,
             slot,
             pre_login,
@@ -209,6 +227,7 @@ fn refuse(audit: &AuditSession, reason: &str) {
 /// An admitted TCP connection and what it carries along.
 struct Accepted {
     socket: tokio::net::TcpStream,
+    key_exchange: Arc<KeyExchange>,
     audit: AuditSession,
     /// Held until the connection ends: its place in the connection caps.
     slot: ConnectionSlot,
@@ -225,6 +244,7 @@ async fn run_connection<B: UserFilesystems>(
 ) {
     let Accepted {
         socket,
+        key_exchange,
         audit,
         slot,
         pre_login,
@@ -241,6 +261,8 @@ async fn run_connection<B: UserFilesystems>(
     let started = std::time::Instant::now();
     let auth_timeout = context.limits.auth_timeout();
     let logged_in = Arc::new(std::sync::OnceLock::new());
+    let handshake = Arc::new(std::sync::OnceLock::new());
+    let socket = record_hello(socket, key_exchange, handshake.clone(), &audit);
     // russh drops the handler when the connection ends, and with it the SFTP sessions it runs.
     let handler = connection::Connection::new(
         context,
@@ -260,7 +282,14 @@ async fn run_connection<B: UserFilesystems>(
     line.user = logged_in.get().cloned();
     line.duration_ms = Some(started.elapsed().as_millis() as u64);
     line.result = Some(if result.is_ok() { "ok" } else { "failed" });
-    line.error = result.err().map(|e| e.to_string());
+    line.error = result.err().map(|e| match handshake.get() {
+        // russh's own words list every name in Rust syntax; ours say which policy refused.
+        Some(Handshake {
+            negotiated: Err(no_common),
+            ..
+        }) => no_common.to_string(),
+        _ => e.to_string(),
+    });
     audit.record(&line);
     metrics::connection_closed();
     drop(slot);
@@ -270,7 +299,7 @@ async fn run_connection<B: UserFilesystems>(
 /// from the first byte, the version exchange included) is disconnected.
 async fn run_until_closed<B: UserFilesystems>(
     config: Arc<RusshConfig>,
-    socket: tokio::net::TcpStream,
+    socket: HelloRecorder<tokio::net::TcpStream>,
     handler: connection::Connection<B>,
     auth_timeout: Duration,
     logged_in: &std::sync::OnceLock<String>,
@@ -309,10 +338,10 @@ struct RusshConfigs {
 }
 
 impl RusshConfigs {
-    fn new(host_key: PrivateKey) -> Self {
+    fn new(host_keys: &[PrivateKey], policy: &Policy) -> Self {
         RusshConfigs {
-            keys_only: Arc::new(russh_config(host_key.clone(), false)),
-            with_password: Arc::new(russh_config(host_key, true)),
+            keys_only: Arc::new(russh_config(host_keys, policy, false)),
+            with_password: Arc::new(russh_config(host_keys, policy, true)),
         }
     }
 
@@ -325,7 +354,7 @@ impl RusshConfigs {
     }
 }
 
-fn russh_config(host_key: PrivateKey, any_password: bool) -> RusshConfig {
+fn russh_config(host_keys: &[PrivateKey], policy: &Policy, any_password: bool) -> RusshConfig {
     let mut methods = vec![MethodKind::PublicKey];
     if any_password {
         methods.push(MethodKind::Password);
@@ -337,7 +366,8 @@ fn russh_config(host_key: PrivateKey, any_password: bool) -> RusshConfig {
         methods: MethodSet::from(&methods[..]),
         auth_rejection_time: Duration::from_millis(300),
         auth_rejection_time_initial: Some(Duration::from_millis(0)),
-        keys: vec![host_key],
+        keys: host_keys.to_vec(),
+        preferred: policy.preferred(),
         inactivity_timeout: Some(Duration::from_secs(3600)),
         keepalive_interval: Some(Duration::from_secs(60)),
         // What a client may send ahead per channel, and so what a session can hold in memory:

@@ -6,6 +6,10 @@
 //! the line. [`GatewayConfig::bench`] is the config every bench starts from.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use dropgate::ssh::host_key::{self, KeyKind};
+use russh::keys::PrivateKey;
 
 use dropbox_emulator::demo_credentials as demo;
 use serde::Serialize;
@@ -37,6 +41,13 @@ pub struct GatewayConfig {
 pub struct Server {
     pub listen: String,
     pub host_key: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_key_rsa: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_key_ecdsa: Option<PathBuf>,
+    /// A policy name, or a table of lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub algorithms: Option<toml::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy: Option<String>,
     /// `"reject"` or `"ignore"`.
@@ -283,12 +294,18 @@ impl GatewayConfig {
         config
     }
 
-    /// Only `[server]` and `[upload]` (host key and spool in `dir`): no account, no user.
+    /// Only `[server]` and `[upload]` (host keys and spool in `dir`): no account, no user.
+    /// The RSA and ECDSA host keys are written into `dir` already ([`provide_host_keys`]);
+    /// the ed25519 one is left for the gateway to create.
     pub fn without_accounts(dir: &Path) -> GatewayConfig {
+        provide_host_keys(dir);
         GatewayConfig {
             server: Server {
                 listen: "127.0.0.1:0".into(),
                 host_key: dir.join("host_key"),
+                host_key_rsa: None,
+                host_key_ecdsa: None,
+                algorithms: None,
                 proxy: None,
                 mtime_change: None,
                 shutdown_timeout_secs: None,
@@ -359,4 +376,30 @@ pub fn write_key_options(dir: &Path, user: &str, options: &str) {
     // With a comment, as ssh-keygen writes keys.
     let line = format!("{options} {} {user}@test\n", key.trim());
     std::fs::write(&path, line).unwrap();
+}
+
+/// Where the gateway looks for its RSA and ECDSA host keys when the config names none: beside
+/// `host_key`.
+pub const DEFAULT_HOST_KEY_FILES: [(KeyKind, &str); 2] = [
+    (KeyKind::Rsa, "ssh_host_rsa_key"),
+    (KeyKind::Ecdsa, "ssh_host_ecdsa_key"),
+];
+
+/// Writes the RSA and ECDSA host keys into `dir` where the gateway looks for them, unless
+/// there already. They are generated once per test process: an RSA-3072 key takes a moment in
+/// a debug build, and hundreds of benches start a gateway.
+pub fn provide_host_keys(dir: &Path) {
+    static KEYS: OnceLock<Vec<PrivateKey>> = OnceLock::new();
+    let keys = KEYS.get_or_init(|| {
+        DEFAULT_HOST_KEY_FILES
+            .iter()
+            .map(|(kind, _)| kind.generate().unwrap())
+            .collect()
+    });
+    for (key, (_, name)) in keys.iter().zip(DEFAULT_HOST_KEY_FILES) {
+        let path = dir.join(name);
+        if !path.exists() {
+            host_key::write_key_pair(key, &path).unwrap();
+        }
+    }
 }

@@ -39,8 +39,8 @@ pub use dropbox::{
     total_requests, write_random_file, DropboxView, UploadRequests,
 };
 pub use partner::{
-    give_a_jsch_key, jsch, jsch_trusting, pscp, pscp_trusting, serve_a_host_key_jsch_verifies,
-    ssh_keygen_ecdsa, JschOp, PscpProtocol,
+    give_a_jsch_key, jsch, jsch_trusting, pscp, pscp_trusting, ssh_keygen_ecdsa, JschOp,
+    PscpProtocol,
 };
 pub use process::{
     dropgate_binary, finish_command, free_port, open_fds, resident_kib, send_signal,

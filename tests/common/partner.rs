@@ -26,14 +26,6 @@ const JSCH_TRANSFER_SOURCE: &str = include_str!("../clients/JschTransfer.java");
 
 // ---- what the gateway serves ----
 
-/// Makes the gateway serve a host key JSch 0.1.55 can verify: it knows no ed25519, and signs
-/// RSA only with SHA-1 (`ssh-rsa`), so it gets an ECDSA P-256 key, written where `[server]
-/// host_key` points before the gateway starts (its `.pub` is what the bench's known_hosts
-/// trusts). The one place to change once the gateway serves such keys itself.
-pub fn serve_a_host_key_jsch_verifies(config: &mut GatewayConfig) {
-    ssh_keygen_ecdsa(&config.server.host_key, &[]);
-}
-
 /// Gives `user` a second key, one JSch can log in with: ECDSA P-256 in the PEM format (JSch
 /// 0.1.55 reads neither ed25519 keys nor OpenSSH's own private key format), at
 /// `dir/{user}.jsch`, its public half added to the user's `authorized_keys`.
@@ -82,7 +74,18 @@ pub enum JschOp<'a> {
 /// known_hosts and `ops` in order over one SFTP channel. It stops at the first failure: exit 1
 /// and the server's message on stderr (exit 2 for a refused login or host key).
 pub async fn jsch(bench: &Bench, user: &TestUser, ops: &[JschOp<'_>]) -> Output {
-    jsch_trusting(bench, user, &bench.known_hosts(), ops).await
+    jsch_trusting(bench, user, &ecdsa_known_hosts(bench), ops).await
+}
+
+/// A known_hosts file trusting the gateway's ECDSA P-256 host key, the one JSch 0.1.55 can
+/// verify: it knows no ed25519, and signs RSA only with SHA-1 (`ssh-rsa`, which the default
+/// policy does not offer). The gateway serves that key by default, beside ed25519 and RSA.
+fn ecdsa_known_hosts(bench: &Bench) -> PathBuf {
+    let key = std::fs::read_to_string(bench.path("ssh_host_ecdsa_key.pub")).unwrap();
+    let path = bench.path("jsch_known_hosts");
+    let line = format!("[127.0.0.1]:{} {}\n", bench.port(), key.trim());
+    std::fs::write(&path, line).unwrap();
+    path
 }
 
 /// Like [`jsch`], checking the host key against `known_hosts` instead of the bench's.

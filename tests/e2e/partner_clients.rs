@@ -9,20 +9,19 @@
 
 use crate::common::{
     content_hash, give_a_jsch_key, host_key, insufficient_space_fault, jsch, jsch_trusting,
-    output_text, pscp, pscp_trusting, random_bytes, serve_a_host_key_jsch_verifies,
-    set_local_mtime, ssh_keygen_ecdsa, stderr, stdout, write_random_file, Bench, GatewayConfig,
-    JschOp, Permission, Permissions, PscpProtocol,
+    output_text, pscp, pscp_trusting, random_bytes, set_local_mtime, ssh_keygen_ecdsa, stderr,
+    stdout, write_random_file, Bench, GatewayConfig, JschOp, Permission, Permissions, PscpProtocol,
 };
 
 const MIB: u64 = 1024 * 1024;
 
 // ---- JSch ----
 
-/// A bench JSch can use: a host key it verifies, and a key alice logs in with, the config
+/// A bench JSch can use: a key alice logs in with (the ECDSA host key it verifies is served by
+/// default), the config
 /// otherwise changed by `configure`.
 async fn jsch_bench(configure: impl FnOnce(&mut GatewayConfig) + Send + 'static) -> Bench {
     Bench::configured(|config, dir| {
-        serve_a_host_key_jsch_verifies(config);
         give_a_jsch_key(config, dir, "alice");
         configure(config);
     })
