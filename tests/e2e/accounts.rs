@@ -630,8 +630,8 @@ async fn check_config_prints_who_gets_what() {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    assert_eq!(line("alice "), "alice personal /partners/alice all");
-    assert_eq!(line("bob "), "bob team / all");
+    assert_eq!(line("alice "), "alice personal /partners/alice all anywhere");
+    assert_eq!(line("bob "), "bob team / all anywhere");
     assert!(line("personal ").contains(demo::PERSONAL_EMAIL));
     let team = line("team ");
     assert!(team.contains(demo::ALICE_TEAM_MEMBER_ID), "{team}");
