@@ -21,7 +21,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     print!("{}", report.text);
     if !report.ok {
         anyhow::bail!(
-            "{}: some accounts or users failed the check",
+            "{}: some accounts, users or hooks failed the check",
             config_path.display()
         );
     }
@@ -82,7 +82,31 @@ pub async fn check_config(config: &Config) -> CheckReport {
     }
     text.push('\n');
     text.push_str(&table(&["USER", "ACCOUNT", "ROOT", "PERMISSIONS"], &rows));
+    if !config.hooks.is_empty() {
+        ok &= hooks_table(config, &mut text);
+    }
     CheckReport { text, ok }
+}
+
+/// One row per hook, checked as the gateway would at start (secret file, command); true if
+/// every hook can run.
+fn hooks_table(config: &Config, text: &mut String) -> bool {
+    let mut ok = true;
+    let rows: Vec<Vec<String>> = config
+        .hooks
+        .iter()
+        .map(|hook| {
+            let (name, outcome) = crate::hooks::describe(hook);
+            let status = outcome.unwrap_or_else(|e| {
+                ok = false;
+                format!("FAILED: {e}")
+            });
+            vec![name, status]
+        })
+        .collect();
+    text.push('\n');
+    text.push_str(&table(&["HOOK", "ACTION"], &rows));
+    ok
 }
 
 fn describe(facts: &AccountFacts) -> String {

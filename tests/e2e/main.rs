@@ -25,6 +25,7 @@ mod dropbox_lag;
 mod fault_soak;
 mod folders_and_renames;
 mod handle_limits;
+mod hooks;
 mod hostile_paths;
 mod listing;
 mod log_spans;
