@@ -209,7 +209,7 @@ mod tests {
         let delivered = Arc::new(Mutex::new(Vec::new()));
         let sink = delivered.clone();
         let worker = tokio::spawn(run(
-            "h".into(),
+            "age-limit-test".into(),
             queue.clone(),
             Duration::from_secs(1),
             move |e| {
@@ -236,5 +236,12 @@ mod tests {
         worker.abort();
         assert_eq!(queue.pending(), 0, "the old event was never dropped");
         assert_eq!(*delivered.lock().unwrap(), ["id/later"]);
+        let metrics = metrics::render();
+        for (result, count) in [("dropped", 1), ("ok", 1)] {
+            let line = format!(
+                "dropgate_hook_deliveries_total{{hook=\"age-limit-test\",result=\"{result}\"}} {count}"
+            );
+            assert!(metrics.contains(&line), "no {line} in\n{metrics}");
+        }
     }
 }

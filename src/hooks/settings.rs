@@ -327,6 +327,28 @@ mod tests {
         assert!(message.contains("not an executable file"), "{message}");
     }
 
+    /// The commented example in config/dropgate.toml, uncommented, is a valid config.
+    #[test]
+    fn the_example_config_hooks_are_valid() {
+        let example = include_str!("../../config/dropgate.toml");
+        let config: crate::config::Config = toml::from_str(example).unwrap();
+        assert!(config.hooks.is_empty(), "the demo runs without hooks");
+        let start = example.find("# [[hooks]]").expect("an example hook");
+        let uncommented: String = example[start..]
+            .lines()
+            .take_while(|line| line.starts_with('#'))
+            .map(|line| line.trim_start_matches('#').trim_start())
+            .collect::<Vec<_>>()
+            .join("\n");
+        #[derive(Deserialize)]
+        struct Example {
+            hooks: Vec<HookConfig>,
+        }
+        let example: Example = toml::from_str(&uncommented).unwrap();
+        assert_eq!(example.hooks.len(), 2);
+        validate(&example.hooks).unwrap();
+    }
+
     #[test]
     fn a_secret_file_readable_by_others_is_refused() {
         let dir = tempfile::tempdir().unwrap();

@@ -17,7 +17,7 @@ use sha2::Sha256;
 
 use crate::common::{
     dropgate_binary, free_port, host_key, output_text, poll_until, wait_for_client,
-    write_random_file, Bench, GatewayConfig, Hook, HookQueue, ServeDir, TestUser,
+    write_random_file, Bench, GatewayConfig, Hook, HookQueue, Metrics, ServeDir, TestUser,
 };
 
 const SECRET: &str = "test-signing-secret";
@@ -572,7 +572,11 @@ async fn check_config_names_a_hook_that_cannot_run() {
 async fn an_event_accepted_before_a_kill_is_delivered_after_the_restart() {
     let served = ServeDir::new().await;
     let receiver_port = free_port();
+    let metrics_port = free_port();
     let mut config = served.config();
+    config.metrics = Some(Metrics {
+        listen: format!("127.0.0.1:{metrics_port}"),
+    });
     config.hook_queue = Some(HookQueue {
         dir: served.path("hooks"),
     });
@@ -619,6 +623,25 @@ async fn an_event_accepted_before_a_kill_is_delivered_after_the_restart() {
         .await;
     let restarted_at = Instant::now();
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Waiting, and failing to reach the receiver, as the metrics show.
+    let metrics = scrape(metrics_port).await;
+    assert_eq!(
+        sample(&metrics, "dropgate_hook_queue_length{hook=\"partner\"}"),
+        Some(1)
+    );
+    assert!(
+        sample(
+            &metrics,
+            "dropgate_hook_oldest_undelivered_seconds{hook=\"partner\"}"
+        ) >= Some(1)
+    );
+    assert!(
+        sample(
+            &metrics,
+            "dropgate_hook_deliveries_total{hook=\"partner\",result=\"failed\"}"
+        ) >= Some(1),
+        "{metrics}"
+    );
     let receiver = Receiver::start_on(receiver_port, &[]).await;
     let receiver_up_at = Instant::now();
     let deliveries = receiver.wait_for(1, Duration::from_secs(60)).await;
@@ -658,7 +681,35 @@ async fn an_event_accepted_before_a_kill_is_delivered_after_the_restart() {
         ))
         .await
     );
+    let metrics = scrape(metrics_port).await;
+    assert_eq!(
+        sample(&metrics, "dropgate_hook_queue_length{hook=\"partner\"}"),
+        Some(0)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "dropgate_hook_deliveries_total{hook=\"partner\",result=\"ok\"}"
+        ),
+        Some(1)
+    );
     receiver.stop();
+}
+
+async fn scrape(port: u16) -> String {
+    reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of the sample whose name and labels are `series`.
+fn sample(metrics: &str, series: &str) -> Option<u64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
 }
 
 /// The records of a queue file, parsed.
@@ -680,4 +731,60 @@ fn count_in(log: &Path, text: &str) -> usize {
 fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// The receiver example in the README's "Hooks" section, run as written: it accepts the
+/// gateway's signed delivery and refuses one signed with another secret.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readme_receiver_verifies_a_real_delivery() {
+    let readme = include_str!("../../README.md");
+    let marker = readme
+        .find("<!-- hooks-receiver-example")
+        .expect("the README's receiver example");
+    let program = readme[marker..]
+        .split("```python\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("a python block after the marker");
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("receiver.py");
+    std::fs::write(&script, program).unwrap();
+    let port = free_port();
+    let mut receiver = tokio::process::Command::new("python3")
+        .arg(&script)
+        .arg(port.to_string())
+        .env("DROPGATE_HOOK_SECRET", SECRET)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3");
+    assert!(crate::common::wait_until_listening(port).await);
+
+    let bench = bench_with(vec![
+        Hook::webhook("right", &["upload"], &url_on(port), SECRET),
+        Hook::webhook("wrong", &["upload"], &url_on(port), "another secret"),
+    ])
+    .await;
+    put(&bench, &bench.user("alice"), "orders.csv", b"1,2\n").await;
+
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(
+        receiver.stdout.take().unwrap(),
+    ));
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("the receiver printed nothing")
+        .unwrap()
+        .unwrap();
+    let words: Vec<&str> = line.split(' ').collect();
+    assert_eq!(words[1..], ["upload", "alice", "/orders.csv"], "{line}");
+    assert_eq!(words[0].len(), 32);
+    // The other hook's request was refused (401) every time: still queued, never printed.
+    let more = tokio::time::timeout(Duration::from_secs(3), lines.next_line()).await;
+    assert!(more.is_err(), "a second event was accepted: {more:?}");
+    assert_eq!(queued_events(&bench.path("hooks/wrong.queue")).len(), 1);
+    assert_eq!(
+        queued_events(&bench.path("hooks/wrong.queue"))[0]["event"]["id"],
+        words[0]
+    );
 }
