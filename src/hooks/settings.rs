@@ -1,7 +1,7 @@
 //! The `[[hooks]]` tables and `[hook_queue]`: what an operator writes, checked before anything
 //! runs.
 //!
-//! Two levels of checks, because they need different things: [`HookConfig::validate`] needs
+//! Two levels of checks, because they need different things: [`validate`] needs
 //! only the text (one action, a URL that parses, globs that compile, a secret for a webhook)
 //! and runs with the rest of the config file; [`HookConfig::resolve`] looks at the machine (the
 //! command exists and is executable, the secret file is readable by its owner alone) and runs
