@@ -85,6 +85,7 @@ impl Hooks {
                 queue,
             });
         }
+        warn_of_orphaned_queues(&state.dir, configs);
         Ok(Some(Arc::new(Hooks { hooks })))
     }
 
@@ -110,6 +111,33 @@ impl AuditListener for Hooks {
     fn audited(&self, line: &AuditEvent) {
         if let Some(event) = HookEvent::from_audit(line) {
             self.accept(&event);
+        }
+    }
+}
+
+/// A queue left by a hook that is no longer configured (removed, renamed) holds events nobody
+/// will deliver: say so at start rather than drop them silently.
+fn warn_of_orphaned_queues(dir: &std::path::Path, configs: &[HookConfig]) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(name) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".queue"))
+        else {
+            continue;
+        };
+        let bytes = entry.metadata().map_or(0, |m| m.len());
+        if bytes > 0 && !configs.iter().any(|c| c.name == name) {
+            tracing::warn!(
+                queue = %path.display(),
+                bytes,
+                "a hook queue holds events of a hook that is no longer configured; they will not \
+                 be delivered unless the hook is configured again"
+            );
         }
     }
 }

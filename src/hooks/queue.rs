@@ -72,6 +72,15 @@ impl Queue {
             .create(true)
             .mode(0o600)
             .open(&path)?;
+        // Two gateways delivering (and emptying) one queue would lose events: one owner only.
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+            |_| {
+                std::io::Error::other(format!(
+                    "{} is in use by another dropgate process",
+                    path.display()
+                ))
+            },
+        )?;
         let whole = whole_records_len(&file)?;
         if whole < file.metadata()?.len() {
             tracing::warn!(
@@ -203,7 +212,8 @@ impl State {
 
 /// The length of the file's whole records: up to the last newline.
 fn whole_records_len(file: &File) -> std::io::Result<u64> {
-    let mut reader = BufReader::new(file);
+    let len = file.metadata()?.len();
+    let mut reader = BufReader::new(std::io::Read::take(file, len));
     let mut whole = 0u64;
     let mut line = Vec::new();
     loop {
@@ -412,6 +422,20 @@ mod tests {
         std::fs::write(dir.path().join("h.delivered"), "99999").unwrap();
         let queue = Queue::open(dir.path(), "h").unwrap();
         assert_eq!(head_path(&queue).as_deref(), Some("/a"));
+    }
+
+    #[test]
+    fn one_process_owns_a_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Queue::open(dir.path(), "h").unwrap();
+        let second = Queue::open(dir.path(), "h")
+            .err()
+            .expect("a second owner is refused");
+        assert!(second
+            .to_string()
+            .contains("in use by another dropgate process"));
+        drop(first);
+        Queue::open(dir.path(), "h").unwrap();
     }
 
     #[test]

@@ -788,3 +788,32 @@ async fn the_readme_receiver_verifies_a_real_delivery() {
         words[0]
     );
 }
+
+/// A queue that cannot be written (here its file is /dev/full, whose every write fails with
+/// ENOSPC, as on a full disk): the event is counted as lost and the upload still succeeds.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_queue_disk_loses_the_event_but_not_the_upload() {
+    let receiver = Receiver::start(&[]).await;
+    let url = receiver.url();
+    let bench = Bench::configured(move |config, dir| {
+        let queues = dir.join("hooks");
+        std::fs::create_dir(&queues).unwrap();
+        std::os::unix::fs::symlink("/dev/full", queues.join("full-disk.queue")).unwrap();
+        config.hook_queue = Some(HookQueue { dir: queues });
+        config.hooks = vec![Hook::webhook("full-disk", &["upload"], &url, SECRET)];
+    })
+    .await;
+    put(&bench, &bench.user("alice"), "kept.csv", b"kept").await;
+    assert_eq!(bench.dropbox_download("/alice/kept.csv").await, b"kept");
+    let metrics = dropgate::metrics::render();
+    assert_eq!(
+        sample(
+            &metrics,
+            "dropgate_hook_deliveries_total{hook=\"full-disk\",result=\"lost\"}"
+        ),
+        Some(1),
+        "{metrics}"
+    );
+    assert!(settled(&receiver).await.is_empty());
+    receiver.stop();
+}
