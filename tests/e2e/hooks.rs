@@ -544,6 +544,23 @@ async fn check_config_names_a_hook_that_cannot_run() {
         )),
         "{stdout}"
     );
+    // The gateway itself does not start with it, rather than fail at the first event.
+    let serve = tokio::time::timeout(
+        Duration::from_secs(30),
+        dropgate_binary("error")
+            .args(["serve", "--config"])
+            .arg(&path)
+            .output(),
+    )
+    .await
+    .expect("dropgate serve started despite the missing command")
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&serve.stderr);
+    assert!(!serve.status.success());
+    assert!(
+        stderr.contains("/nonexistent/on-upload does not exist"),
+        "{stderr}"
+    );
 
     // A webhook without a secret is refused with the config file, naming the hook.
     config.hooks = vec![Hook {
