@@ -516,6 +516,9 @@ async fn a_failing_command_is_retried_until_it_succeeds() {
 async fn check_config_names_a_hook_that_cannot_run() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = GatewayConfig::without_accounts(dir.path());
+    config.hook_queue = Some(HookQueue {
+        dir: dir.path().join("hooks"),
+    });
     config.hooks = vec![
         Hook::webhook("ok-hook", &["upload"], "https://hooks.example/in", SECRET),
         Hook::command("missing", &["upload"], &["/nonexistent/on-upload"]),
