@@ -19,6 +19,14 @@ use serde::Serialize;
 #[derive(Clone, Default)]
 pub struct AuditLog {
     out: Option<Arc<Mutex<Box<dyn Write + Send>>>>,
+    /// Told every line, written or not (the event hooks).
+    listener: Option<Arc<dyn AuditListener>>,
+}
+
+/// Something that acts on audit lines as they are recorded, before the operation they
+/// describe is answered.
+pub trait AuditListener: Send + Sync {
+    fn audited(&self, event: &AuditEvent);
 }
 
 impl AuditLog {
@@ -35,7 +43,14 @@ impl AuditLog {
         };
         Ok(AuditLog {
             out: Some(Arc::new(Mutex::new(out))),
+            listener: None,
         })
+    }
+
+    /// The same log, also telling `listener` every line (even when no log is written).
+    pub fn with_listener(mut self, listener: Arc<dyn AuditListener>) -> AuditLog {
+        self.listener = Some(listener);
+        self
     }
 
     pub fn is_enabled(&self) -> bool {
@@ -45,6 +60,9 @@ impl AuditLog {
     /// Writes one line. A failing audit log is reported in the normal log; it does not stop
     /// the file transfer it describes.
     pub fn record(&self, event: &AuditEvent) {
+        if let Some(listener) = &self.listener {
+            listener.audited(event);
+        }
         let Some(out) = &self.out else { return };
         let mut line = match serde_json::to_vec(event) {
             Ok(line) => line,
@@ -128,6 +146,9 @@ pub struct AuditEvent {
     pub dropbox_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rev: Option<String>,
+    /// A committed upload's Dropbox content hash.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_hash: Option<String>,
 }
 
 /// One connection's audit context: every line it writes carries its number and address.

@@ -16,6 +16,7 @@ use unicode_normalization::UnicodeNormalization;
 
 use crate::backend::dropbox::api::DEFAULT_RATE_LIMIT_WAIT;
 use crate::backend::dropbox::DownloadSettings;
+use crate::hooks::settings::{HookConfig, HookQueueConfig};
 use crate::users::authorized_keys::AuthorizedKey;
 use crate::users::networks::Networks;
 use crate::users::password::StoredPasswordHash;
@@ -41,6 +42,11 @@ pub struct Config {
     pub audit: AuditConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Event hooks (`[[hooks]]`) and where their queues live (`[hook_queue]`).
+    #[serde(default, rename = "hooks")]
+    pub hooks: Vec<HookConfig>,
+    #[serde(default)]
+    pub hook_queue: HookQueueConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -595,6 +601,7 @@ impl Config {
         self.limits.validate()?;
         allowed_networks(self.server.allowed_networks.as_deref())
             .context("server.allowed_networks")?;
+        crate::hooks::settings::validate(&self.hooks)?;
         let mut user_names = HashSet::new();
         for user in &self.users {
             if !user_names.insert(user.name.as_str()) {

@@ -30,6 +30,7 @@ use crate::backend::dropbox::api::DropboxClient;
 use crate::backend::dropbox::upload::{self, UploadSettings};
 use crate::backend::dropbox::{DropboxFs, FsSettings, OpenUploads};
 use crate::config::Config;
+use crate::hooks::Hooks;
 use crate::metrics;
 use crate::ssh::algorithms::Policy;
 use crate::ssh::{self, host_key, ServerContext, UserFilesystems};
@@ -66,10 +67,13 @@ impl Gateway {
             config.resolve_users(Path::new(""))?,
             config.trusted_user_cas(Path::new(""))?,
         );
-        let audit = match &config.audit.output {
+        let mut audit = match &config.audit.output {
             Some(output) => AuditLog::open(output)?,
             None => AuditLog::disabled(),
         };
+        if let Some(hooks) = Hooks::start(&config.hooks, &config.hook_queue)? {
+            audit = audit.with_listener(hooks);
+        }
         let context = Arc::new(ServerContext {
             users: Registry::new(logins),
             trusted_proxies: match config.server.proxy_protocol {

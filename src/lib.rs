@@ -4,9 +4,10 @@
 //! SCP record ([`scp`]) → the [`vfs`] seam (permissions, audit) → a [`backend`] (Dropbox: spool,
 //! commit, HTTP client) → Dropbox. The SFTP layer never sees a Dropbox type and the Dropbox
 //! client never sees an SFTP type. Beside the data path: [`config`] reads the TOML file and
-//! builds the [`users`]; [`gateway`] wires accounts, users and the SSH server together; [`cli`]
-//! holds one module per command; [`metrics`], [`audit_log`] and [`log_safe`] serve every layer
-//! and depend on none.
+//! builds the [`users`]; [`gateway`] wires accounts, users and the SSH server together;
+//! [`hooks`] tell partners' automation what happened, from the audit log's lines; [`cli`] holds
+//! one module per command; [`metrics`], [`audit_log`] and [`log_safe`] serve every layer and
+//! depend on none.
 //! The Dropbox API v2 emulator (`dropgate demo`'s Dropbox and the tests' backend) is its own
 //! crate, `dropbox-emulator`, used only behind the default `demo` feature.
 
@@ -15,6 +16,7 @@ pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod gateway;
+pub mod hooks;
 pub mod log_safe;
 pub mod metrics;
 pub mod scp;

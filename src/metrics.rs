@@ -32,6 +32,10 @@ static OPERATIONS: Labelled = Labelled::new();
 static DROPBOX_REQUESTS: Labelled = Labelled::new();
 static DROPBOX_RETRIES: AtomicU64 = AtomicU64::new(0);
 static COMMIT_LATENCY: Histogram = Histogram::new();
+/// Hook deliveries by (hook, result); hook names come from the config, so the map stays small.
+static HOOK_DELIVERIES: Mutex<BTreeMap<(String, &'static str), u64>> = Mutex::new(BTreeMap::new());
+/// Per hook: undelivered events, and when the oldest of them was accepted (Unix seconds).
+static HOOK_QUEUES: Mutex<BTreeMap<String, (u64, Option<u64>)>> = Mutex::new(BTreeMap::new());
 
 /// A Dropbox request is about to be sent again after a failure.
 pub fn dropbox_retry() {
@@ -87,6 +91,19 @@ pub fn dropbox_request(route: &'static str, status: Option<u16>) {
 /// How long an upload's commit took (CLOSE until Dropbox has the file), successful or not.
 pub fn upload_commit(took: Duration) {
     COMMIT_LATENCY.observe(took);
+}
+
+/// A hook delivery ended: ok, failed (to be tried again), dropped (too old), damaged (an
+/// unreadable queue record) or lost (the queue could not be written).
+pub fn hook_delivery(hook: &str, result: &'static str) {
+    let mut counts = HOOK_DELIVERIES.lock().unwrap_or_else(|e| e.into_inner());
+    *counts.entry((hook.to_string(), result)).or_insert(0) += 1;
+}
+
+/// A hook's queue now: its length and when its oldest undelivered event was accepted.
+pub fn hook_queue(hook: &str, length: u64, oldest_accepted: Option<u64>) {
+    let mut queues = HOOK_QUEUES.lock().unwrap_or_else(|e| e.into_inner());
+    queues.insert(hook.to_string(), (length, oldest_accepted));
 }
 
 /// Every metric in the Prometheus text exposition format (version 0.0.4).
@@ -155,7 +172,57 @@ pub fn render() -> String {
         "dropgate_upload_commit_seconds",
         "Time from CLOSE until Dropbox holds the file.",
     );
+    render_hooks(&mut out);
     out
+}
+
+fn render_hooks(out: &mut String) {
+    header(
+        out,
+        "dropgate_hook_deliveries_total",
+        "counter",
+        "Hook delivery attempts and outcomes, by hook and result.",
+    );
+    let counts = HOOK_DELIVERIES.lock().unwrap_or_else(|e| e.into_inner());
+    for ((hook, result), value) in counts.iter() {
+        let _ = writeln!(
+            out,
+            "dropgate_hook_deliveries_total{{hook=\"{}\",result=\"{result}\"}} {value}",
+            escape(hook)
+        );
+    }
+    drop(counts);
+    let queues = HOOK_QUEUES.lock().unwrap_or_else(|e| e.into_inner());
+    header(
+        out,
+        "dropgate_hook_queue_length",
+        "gauge",
+        "Events accepted and not yet delivered, by hook.",
+    );
+    for (hook, (length, _)) in queues.iter() {
+        let _ = writeln!(
+            out,
+            "dropgate_hook_queue_length{{hook=\"{}\"}} {length}",
+            escape(hook)
+        );
+    }
+    header(
+        out,
+        "dropgate_hook_oldest_undelivered_seconds",
+        "gauge",
+        "Age of the oldest undelivered event, by hook (0 when none waits).",
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    for (hook, (_, oldest)) in queues.iter() {
+        let age = oldest.map_or(0, |accepted| now.saturating_sub(accepted));
+        let _ = writeln!(
+            out,
+            "dropgate_hook_oldest_undelivered_seconds{{hook=\"{}\"}} {age}",
+            escape(hook)
+        );
+    }
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -283,6 +350,29 @@ mod tests {
         assert!(sample(&after, half) > sample(&before, half));
         assert!(after.contains("# TYPE dropgate_upload_commit_seconds histogram"));
         assert!(after.contains("dropgate_upload_commit_seconds_bucket{le=\"+Inf\"}"));
+    }
+
+    #[test]
+    fn hook_metrics_render_by_hook() {
+        hook_delivery("metrics-test", "ok");
+        hook_queue("metrics-test", 3, Some(1));
+        let text = render();
+        assert!(
+            sample(
+                &text,
+                "dropgate_hook_deliveries_total{hook=\"metrics-test\",result=\"ok\"}"
+            ) >= 1
+        );
+        assert_eq!(
+            sample(&text, "dropgate_hook_queue_length{hook=\"metrics-test\"}"),
+            3
+        );
+        assert!(
+            sample(
+                &text,
+                "dropgate_hook_oldest_undelivered_seconds{hook=\"metrics-test\"}"
+            ) > 1_000_000
+        );
     }
 
     #[test]

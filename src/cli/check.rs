@@ -26,7 +26,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     print!("{}", report.text);
     if !report.ok {
         anyhow::bail!(
-            "{}: some accounts, users, host keys or algorithms failed the check",
+            "{}: some accounts, users, host keys, algorithms or hooks failed the check",
             config_path.display()
         );
     }
@@ -93,6 +93,9 @@ pub async fn check_config(config: &Config) -> CheckReport {
     ));
     text.push('\n');
     ok &= host_keys_and_algorithms(config, &mut text);
+    if !config.hooks.is_empty() {
+        ok &= hooks_table(config, &mut text);
+    }
     CheckReport { text, ok }
 }
 
@@ -151,6 +154,27 @@ fn allowed_from(user: &crate::config::UserConfig, config: &Config) -> String {
         Some(networks) => networks.join(","),
         None => "anywhere".to_string(),
     }
+}
+
+/// One row per hook, checked as the gateway would at start (secret file, command); true if
+/// every hook can run.
+fn hooks_table(config: &Config, text: &mut String) -> bool {
+    let mut ok = true;
+    let rows: Vec<Vec<String>> = config
+        .hooks
+        .iter()
+        .map(|hook| {
+            let (name, outcome) = crate::hooks::describe(hook);
+            let status = outcome.unwrap_or_else(|e| {
+                ok = false;
+                format!("FAILED: {e}")
+            });
+            vec![name, status]
+        })
+        .collect();
+    text.push('\n');
+    text.push_str(&table(&["HOOK", "ACTION"], &rows));
+    ok
 }
 
 fn describe(facts: &AccountFacts) -> String {

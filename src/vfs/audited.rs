@@ -313,6 +313,7 @@ impl<W: FileWriter> FileWriter for AuditedWriter<W> {
             line.bytes = Some(committed.info.size);
             line.dropbox_id = committed.id.clone();
             line.rev = committed.rev.clone();
+            line.content_hash = committed.content_hash.clone();
         }
         record(&self.transfer.session, &line);
         result

@@ -471,6 +471,7 @@ impl FileWriter for MemWriter {
             info,
             id: None,
             rev: None,
+            content_hash: None,
         })
     }
 }

@@ -237,4 +237,6 @@ pub struct Committed {
     pub id: Option<String>,
     /// The backend's revision of this version (Dropbox: `rev`).
     pub rev: Option<String>,
+    /// The backend's hash of the content (Dropbox: `content_hash`).
+    pub content_hash: Option<String>,
 }

@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::{Permission, USERS};
 
 /// The whole file: `[server]`, `[upload]`, `[download]`, `[limits]`, `[audit]`, `[metrics]`,
-/// `[[accounts]]` and `[[users]]`.
+/// `[[accounts]]`, `[[users]]`, `[hook_queue]` and `[[hooks]]`.
 #[derive(Debug, Clone, Serialize)]
 pub struct GatewayConfig {
     pub server: Server,
@@ -34,6 +34,10 @@ pub struct GatewayConfig {
     pub accounts: Vec<Account>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<User>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hook_queue: Option<HookQueue>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<Hook>,
 }
 
 /// `[server]`.
@@ -325,6 +329,8 @@ impl GatewayConfig {
             metrics: None,
             accounts: Vec::new(),
             users: Vec::new(),
+            hook_queue: None,
+            hooks: Vec::new(),
         }
     }
 
@@ -365,6 +371,58 @@ impl GatewayConfig {
     /// Writes the TOML text to `path`.
     pub fn write(&self, path: &Path) {
         std::fs::write(path, self.to_toml()).unwrap();
+    }
+}
+
+/// `[hook_queue]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct HookQueue {
+    pub dir: PathBuf,
+}
+
+/// One `[[hooks]]` table.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Hook {
+    pub name: String,
+    pub on: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_age_secs: Option<u64>,
+}
+
+impl Hook {
+    /// A webhook to `url` signed with `secret`, on the events `on`.
+    pub fn webhook(name: &str, on: &[&str], url: &str, secret: &str) -> Hook {
+        Hook {
+            name: name.into(),
+            on: on.iter().map(|e| e.to_string()).collect(),
+            webhook: Some(url.into()),
+            secret: Some(secret.into()),
+            ..Hook::default()
+        }
+    }
+
+    /// A command hook running `command` (program and arguments), on the events `on`.
+    pub fn command(name: &str, on: &[&str], command: &[&str]) -> Hook {
+        Hook {
+            name: name.into(),
+            on: on.iter().map(|e| e.to_string()).collect(),
+            command: Some(command.iter().map(|a| a.to_string()).collect()),
+            ..Hook::default()
+        }
     }
 }
 

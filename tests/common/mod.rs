@@ -32,7 +32,8 @@ pub use clients::{
     wait_for_client, PARAMIKO_PRELUDE,
 };
 pub use config::{
-    write_key_options, Account, Download, GatewayConfig, Limits, Metrics, Permissions, User,
+    write_key_options, Account, Download, GatewayConfig, Hook, HookQueue, Limits, Metrics,
+    Permissions, User,
 };
 pub use dropbox::{
     content_hash, insufficient_space_fault, request_count, start_emulator, suite_realism,

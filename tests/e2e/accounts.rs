@@ -630,7 +630,10 @@ async fn check_config_prints_who_gets_what() {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    assert_eq!(line("alice "), "alice personal /partners/alice all anywhere");
+    assert_eq!(
+        line("alice "),
+        "alice personal /partners/alice all anywhere"
+    );
     assert_eq!(line("bob "), "bob team / all anywhere");
     assert!(line("personal ").contains(demo::PERSONAL_EMAIL));
     let team = line("team ");

@@ -25,6 +25,7 @@ mod dropbox_lag;
 mod fault_soak;
 mod folders_and_renames;
 mod handle_limits;
+mod hooks;
 mod host_keys;
 mod hostile_paths;
 mod legacy_scp;

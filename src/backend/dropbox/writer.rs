@@ -234,6 +234,7 @@ impl FileWriter for DropboxWriter {
         Ok(Committed {
             id: Some(stored.id.clone()),
             rev: Some(stored.rev.clone()),
+            content_hash: stored.content_hash.clone(),
             info: file_info(&Metadata::File(stored)),
         })
     }
