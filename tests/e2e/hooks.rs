@@ -264,6 +264,65 @@ async fn an_upload_is_one_signed_delivery_with_the_audit_fields() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn legacy_scp_transfers_are_events_like_sftp_ones() {
+    let receiver = Receiver::start(&[]).await;
+    let bench = bench_with(vec![Hook::webhook(
+        "partner",
+        &["upload", "download"],
+        &receiver.url(),
+        SECRET,
+    )])
+    .await;
+    let alice = bench.user("alice");
+    let local = bench.path("orders.csv");
+    std::fs::write(&local, b"id,qty\n1,2\n").unwrap();
+
+    let up = [
+        "-O".to_string(),
+        local.display().to_string(),
+        bench.remote(&alice, "orders.csv"),
+    ];
+    let out = bench.scp(&alice, &up).await;
+    assert!(
+        out.status.success(),
+        "scp -O upload:\n{}",
+        output_text(&out)
+    );
+    let down = [
+        "-O".to_string(),
+        bench.remote(&alice, "orders.csv"),
+        bench.path("back.csv").display().to_string(),
+    ];
+    let out = bench.scp(&alice, &down).await;
+    assert!(
+        out.status.success(),
+        "scp -O download:\n{}",
+        output_text(&out)
+    );
+
+    receiver.wait_for(2, Duration::from_secs(20)).await;
+    let deliveries = settled(&receiver).await;
+    let events: Vec<(&str, &str)> = deliveries
+        .iter()
+        .map(|d| {
+            (
+                d.body["event"].as_str().unwrap(),
+                d.body["path"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [("upload", "/orders.csv"), ("download", "/orders.csv")],
+        "{deliveries:?}"
+    );
+    let stored = bench.dropbox_stored("/alice/orders.csv").await;
+    assert_eq!(deliveries[0].body["content_hash"], stored["content_hash"]);
+    assert!(deliveries.iter().all(|d| d.signature_ok));
+    receiver.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_500_is_retried_with_the_same_event_id() {
     let receiver = Receiver::start(&[Answer::Status(500), Answer::Status(503)]).await;
     let bench = bench_with(vec![Hook::webhook(
