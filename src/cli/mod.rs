@@ -56,10 +56,16 @@ enum Command {
     /// Print an argon2id hash of a password, for a user's `password_hash`. The password is read
     /// from the terminal (asked twice, not shown) or from the first line of stdin.
     HashPassword,
-    /// Load the config, sign in to every account, check every user; print who gets what.
+    /// Check the config before starting (or reloading) the gateway: sign in to every account,
+    /// check every user, the host keys, the spool folder, the audit log, the addresses and the
+    /// hooks; print who gets what. Exits non-zero if anything failed.
     CheckConfig {
         #[arg(long, default_value = "config/dropgate.toml")]
         config: PathBuf,
+        /// The gateway is running with this config (`systemctl reload`): its listen and
+        /// metrics addresses being in use is expected, not a failure.
+        #[arg(long)]
+        running: bool,
     },
 }
 
@@ -84,7 +90,7 @@ impl Cli {
             #[cfg(feature = "demo")]
             Command::Emulator(args) => dropbox_emulator::run(args.into()).await,
             Command::Auth(args) => auth::run(args).await,
-            Command::CheckConfig { config } => check::run(&config).await,
+            Command::CheckConfig { config, running } => check::run(&config, running).await,
             Command::HashPassword => hash_password::run(),
             Command::Keygen { path } => keygen::run(&path),
         }

@@ -1,15 +1,20 @@
-//! `dropgate check-config`: load the config, sign in to every account the way the gateway
-//! would at start, check every user, and show what each user gets.
+//! `dropgate check-config`: a preflight, like `sshd -t`. It loads the config, signs in to every
+//! account the way the gateway would at start, checks every user, the host keys, the spool
+//! folder, the audit log, the addresses to listen on and the hooks, and shows what each user
+//! gets.
 //!
-//! The point is to find a wrong token, an unknown team member or a missing key file before the
-//! partners do, so every account is tried even when an earlier one failed, and the answer is a
-//! short table an admin can read at a glance. A token that lacks a scope the gateway needs
-//! signs in fine and fails only at the first upload or team lookup, so the scopes its token
-//! file records are compared with what the account's use needs, and a missing one is a warning
-//! in the table.
+//! The point is to find a wrong token, an unknown team member, a missing key file or a folder
+//! the service cannot write before the partners do, so every check runs even when an earlier
+//! one failed, and the answer is a short table an admin can read at a glance: a failing cell
+//! says `FAILED [n]`, and the failures follow the tables, one per line, with absolute paths. A
+//! token that lacks a scope the gateway needs signs in fine and fails only at the first upload
+//! or team lookup, so the scopes its token file records are compared with what the account's
+//! use needs, and a missing one is a warning in the table.
 //!
 //! It also lists the host keys' fingerprints (what partners are told to expect) and the
 //! algorithm policy, so an unknown algorithm name fails here rather than at start.
+
+mod machine;
 
 use std::fmt::Write;
 use std::path::Path;
@@ -19,15 +24,16 @@ use crate::gateway::accounts::{self, AccountFacts, Unreachable};
 use crate::ssh::algorithms::Policy;
 use crate::ssh::host_key;
 
-/// Prints the report; fails if any account or user failed.
-pub async fn run(config_path: &Path) -> anyhow::Result<()> {
-    let config = Config::load(config_path)?;
-    let report = check_config(&config).await;
+/// Prints the report; fails if anything failed. `running`: the gateway is up with this config
+/// (`systemctl reload`), so its addresses being in use is expected.
+pub async fn run(config_path: &Path, running: bool) -> anyhow::Result<()> {
+    let config = Config::load_except_users(config_path)?;
+    let report = check_config(&config, running).await;
     print!("{}", report.text);
     if !report.ok {
         anyhow::bail!(
-            "{}: some accounts, users, host keys, algorithms or hooks failed the check",
-            config_path.display()
+            "{}: the check failed (see FAILED above)",
+            std::path::absolute(config_path)?.display()
         );
     }
     Ok(())
@@ -39,9 +45,58 @@ pub struct CheckReport {
     pub ok: bool,
 }
 
-/// Checks `config` against Dropbox (through each account's configured URLs and proxy).
-pub async fn check_config(config: &Config) -> CheckReport {
-    let mut ok = true;
+/// The tables, and the failures listed under them.
+#[derive(Default)]
+struct Report {
+    text: String,
+    failures: Vec<String>,
+}
+
+impl Report {
+    /// The cell for a failure, whose message goes under the tables (a long message in a cell
+    /// made the whole table as wide).
+    fn fail(&mut self, message: String) -> String {
+        self.failures.push(message);
+        format!("FAILED [{}]", self.failures.len())
+    }
+
+    fn table(&mut self, header: &[&str], rows: &[Vec<String>]) {
+        if !self.text.is_empty() {
+            self.text.push('\n');
+        }
+        self.text.push_str(&table(header, rows));
+    }
+
+    fn finish(mut self) -> CheckReport {
+        if !self.failures.is_empty() {
+            self.text.push('\n');
+        }
+        for (index, failure) in self.failures.iter().enumerate() {
+            let _ = writeln!(self.text, "FAILED [{}] {failure}", index + 1);
+        }
+        CheckReport {
+            ok: self.failures.is_empty(),
+            text: self.text,
+        }
+    }
+}
+
+/// Checks `config` against Dropbox (through each account's configured URLs and proxy) and
+/// this machine.
+pub async fn check_config(config: &Config, running: bool) -> CheckReport {
+    let mut report = Report::default();
+    accounts_table(config, &mut report).await;
+    users_table(config, &mut report);
+    host_keys_table(config, &mut report);
+    server_table(config, running, &mut report);
+    algorithms(config, &mut report);
+    if !config.hooks.is_empty() {
+        hooks_table(config, &mut report);
+    }
+    report.finish()
+}
+
+async fn accounts_table(config: &Config, report: &mut Report) {
     let mut rows = Vec::new();
     for account in &config.accounts {
         let status = match accounts::connect(account, &config.server, Unreachable::Fail).await {
@@ -58,64 +113,53 @@ pub async fn check_config(config: &Config) -> CheckReport {
                 }
                 status
             }
-            Err(e) => {
-                ok = false;
-                // The account name is already in the first column.
-                let chain: Vec<String> = e.chain().skip(1).map(ToString::to_string).collect();
-                format!("FAILED: {}", chain.join(": "))
-            }
+            Err(e) => report.fail(format!("accounts.{}: {e:#}", account.name)),
         };
         rows.push(vec![account.name.clone(), status]);
     }
-    let mut text = table(&["ACCOUNT", "DROPBOX"], &rows);
+    report.table(&["ACCOUNT", "DROPBOX"], &rows);
+}
 
+/// Every user, each checked and their keys read and parsed as the gateway does at start; each
+/// failing user is reported, not only the first.
+fn users_table(config: &Config, report: &mut Report) {
     let mut rows = Vec::new();
     for user in &config.users {
+        let status = match config.resolve_user(user) {
+            Ok(_) => "ok".to_string(),
+            Err(e) => report.fail(format!("{e:#}")),
+        };
         rows.push(vec![
             user.name.clone(),
             user.account.clone(),
             display_root(&user.root),
             crate::config::user_permissions(user)
                 .map(|p| p.to_string())
-                .unwrap_or_else(|e| format!("FAILED: {e:#}")),
+                .unwrap_or_else(|_| "?".into()),
             allowed_from(user, config),
+            status,
         ]);
     }
-    // Reads and parses every user's keys, as the gateway does at start.
-    if let Err(e) = config.resolve_users(Path::new("")) {
-        ok = false;
-        rows.push(vec![format!("FAILED: {e:#}")]);
-    }
-    text.push('\n');
-    text.push_str(&table(
-        &["USER", "ACCOUNT", "ROOT", "PERMISSIONS", "FROM"],
+    report.table(
+        &["USER", "ACCOUNT", "ROOT", "PERMISSIONS", "FROM", "CHECK"],
         &rows,
-    ));
-    text.push('\n');
-    ok &= host_keys_and_algorithms(config, &mut text);
-    if !config.hooks.is_empty() {
-        ok &= hooks_table(config, &mut text);
-    }
-    CheckReport { text, ok }
+    );
 }
 
-/// The host keys' fingerprints, for the admin to publish to partners, and the algorithm
-/// policy; false if a key file or the policy is unusable. A key not created yet is no
-/// failure: `dropgate serve` creates it at first start.
-fn host_keys_and_algorithms(config: &Config, text: &mut String) -> bool {
-    let mut ok = true;
+/// The host keys' fingerprints, for the admin to publish to partners. A key not created yet is
+/// no failure when `serve` would create it at first start.
+fn host_keys_table(config: &Config, report: &mut Report) {
     let mut rows = Vec::new();
     for file in host_key::configured_files(&config.server) {
-        let status = if !file.path.exists() {
-            "not created yet (dropgate serve creates it at first start)".to_string()
-        } else {
+        let status = if file.path.exists() {
             match file.load() {
                 Ok(key) => host_key::describe(&key),
-                Err(e) => {
-                    ok = false;
-                    format!("FAILED: {e:#}")
-                }
+                Err(e) => report.fail(format!("{e:#}")),
             }
+        } else if config.server.host_key_create {
+            "not created yet (dropgate serve creates it at first start)".to_string()
+        } else {
+            report.fail(format!("{:#}", file.missing()))
         };
         rows.push(vec![
             file.kind.label().to_string(),
@@ -123,28 +167,57 @@ fn host_keys_and_algorithms(config: &Config, text: &mut String) -> bool {
             status,
         ]);
     }
-    text.push_str(&table(&["HOST KEY", "FILE", "FINGERPRINT"], &rows));
-    text.push('\n');
-    match Policy::from_config(&config.server.algorithms) {
+    report.table(&["HOST KEY", "FILE", "FINGERPRINT"], &rows);
+}
+
+/// What the gateway needs of this machine: its spool folder, audit log and addresses.
+fn server_table(config: &Config, running: bool, report: &mut Report) {
+    let mut rows = Vec::new();
+    let mut row = |report: &mut Report, what: &str, at: String, result: anyhow::Result<String>| {
+        let status = result.unwrap_or_else(|e| report.fail(format!("{e:#}")));
+        rows.push(vec![what.to_string(), at, status]);
+    };
+    let spool = config.upload.spool_dir().display().to_string();
+    row(report, "spool", spool, machine::spool(config));
+    match &config.audit.output {
+        Some(output) => row(
+            report,
+            "audit log",
+            output.clone(),
+            machine::audit_log(output),
+        ),
+        None => row(report, "audit log", "-".into(), Ok("off".into())),
+    }
+    let listen = config.server.listen;
+    let result = machine::bindable("server.listen", listen, running);
+    row(report, "listen", listen.to_string(), result);
+    if let Some(metrics) = config.metrics.listen {
+        let result = machine::bindable("metrics.listen", metrics, running);
+        row(report, "metrics", metrics.to_string(), result);
+    }
+    report.table(&["SERVER", "PATH OR ADDRESS", "STATUS"], &rows);
+}
+
+/// The algorithm policy, listed, for the admin to compare with what partners need.
+fn algorithms(config: &Config, report: &mut Report) {
+    let text = match Policy::from_config(&config.server.algorithms) {
         Ok(policy) => {
-            let _ = writeln!(text, "ALGORITHMS  {}", policy.name);
+            let mut text = format!("ALGORITHMS  {}\n", policy.name);
             for (category, names) in policy.lists() {
                 let _ = writeln!(text, "  {category:<10} {names}");
             }
             if policy.allows_legacy() {
-                let _ = writeln!(
-                    text,
+                text.push_str(
                     "WARNING: the policy allows legacy algorithms (SHA-1, CBC); connections \
-                     that use them are logged"
+                     that use them are logged\n",
                 );
             }
+            text
         }
-        Err(e) => {
-            ok = false;
-            let _ = writeln!(text, "ALGORITHMS  FAILED: {e}");
-        }
-    }
-    ok
+        Err(e) => format!("ALGORITHMS  {}\n", report.fail(format!("{e:#}"))),
+    };
+    report.text.push('\n');
+    report.text.push_str(&text);
 }
 
 /// Where the user may log in from, as configured (the load already checked the entries).
@@ -156,25 +229,15 @@ fn allowed_from(user: &crate::config::UserConfig, config: &Config) -> String {
     }
 }
 
-/// One row per hook, checked as the gateway would at start (secret file, command); true if
-/// every hook can run.
-fn hooks_table(config: &Config, text: &mut String) -> bool {
-    let mut ok = true;
-    let rows: Vec<Vec<String>> = config
-        .hooks
-        .iter()
-        .map(|hook| {
-            let (name, outcome) = crate::hooks::describe(hook);
-            let status = outcome.unwrap_or_else(|e| {
-                ok = false;
-                format!("FAILED: {e}")
-            });
-            vec![name, status]
-        })
-        .collect();
-    text.push('\n');
-    text.push_str(&table(&["HOOK", "ACTION"], &rows));
-    ok
+/// One row per hook, checked as the gateway would at start (secret file, command).
+fn hooks_table(config: &Config, report: &mut Report) {
+    let mut rows = Vec::new();
+    for hook in &config.hooks {
+        let (name, outcome) = crate::hooks::describe(hook);
+        let status = outcome.unwrap_or_else(|e| report.fail(e));
+        rows.push(vec![name, status]);
+    }
+    report.table(&["HOOK", "ACTION"], &rows);
 }
 
 fn describe(facts: &AccountFacts) -> String {
