@@ -43,8 +43,9 @@ enum Command {
         #[arg(long, default_value = "demo-data")]
         data: PathBuf,
         /// The demo user's private key (created if missing; its .pub is the authorized key).
-        #[arg(long, default_value = "keys/demo_user_ed25519")]
-        user_key: PathBuf,
+        /// Default: the first user's authorized_keys_file without `.pub`.
+        #[arg(long)]
+        user_key: Option<PathBuf>,
     },
     /// Run only the Dropbox API emulator.
     #[cfg(feature = "demo")]
@@ -86,7 +87,7 @@ impl Cli {
                 config,
                 data,
                 user_key,
-            } => demo::run(&config, &data, &user_key).await,
+            } => demo::run(&config, &data, user_key.as_deref()).await,
             #[cfg(feature = "demo")]
             Command::Emulator(args) => dropbox_emulator::run(args.into()).await,
             Command::Auth(args) => auth::run(args).await,

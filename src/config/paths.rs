@@ -9,7 +9,7 @@
 //! A new path setting must be added to [`make_absolute`], or it would silently follow the
 //! working directory again (the test below sets every one).
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use super::Config;
 
@@ -19,7 +19,7 @@ const STDERR: &str = "stderr";
 /// Makes every path in `config` absolute, taking relative ones from `base` (an absolute
 /// folder: the config file's).
 pub(super) fn make_absolute(config: &mut Config, base: &Path) {
-    let join = |path: &mut PathBuf| *path = base.join(&*path);
+    let join = |path: &mut PathBuf| *path = from_folder(base, path);
     let join_some = |path: &mut Option<PathBuf>| {
         if let Some(path) = path {
             join(path)
@@ -38,7 +38,7 @@ pub(super) fn make_absolute(config: &mut Config, base: &Path) {
         join_some(&mut user.authorized_keys_file);
     }
     if let Some(output) = config.audit.output.as_mut().filter(|o| *o != STDERR) {
-        *output = base.join(&*output).display().to_string();
+        *output = from_folder(base, Path::new(output)).display().to_string();
     }
     for hook in &mut config.hooks {
         join_some(&mut hook.secret_file);
@@ -46,10 +46,30 @@ pub(super) fn make_absolute(config: &mut Config, base: &Path) {
     join(&mut config.hook_queue.dir);
 }
 
-/// The folder of the config file at `path`, absolute (from the working directory, once).
+/// `path` from `base`, with its leading `..` taken off `base` (`/etc/dropgate` and
+/// `../keys/k` make `/etc/keys/k`, as the messages should show it). That is what the kernel
+/// does too, because `base` has no symbolic links ([`folder_of`]).
+fn from_folder(base: &Path, path: &Path) -> PathBuf {
+    let mut joined = base.to_path_buf();
+    let mut rest = path.components();
+    loop {
+        let mut ahead = rest.clone();
+        match ahead.next() {
+            Some(Component::ParentDir) => {
+                joined.pop();
+            }
+            Some(Component::CurDir) => {}
+            _ => break,
+        }
+        rest = ahead;
+    }
+    joined.join(rest.as_path())
+}
+
+/// The folder of the config file at `path`: absolute, without symbolic links.
 pub(super) fn folder_of(path: &Path) -> anyhow::Result<PathBuf> {
-    let absolute = std::path::absolute(path)?;
-    Ok(absolute
+    let real = std::fs::canonicalize(path)?;
+    Ok(real
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("/")))
@@ -143,9 +163,20 @@ mod tests {
         let folder = folder_of(Path::new("config/dropgate.toml")).unwrap();
         assert!(folder.is_absolute());
         assert!(folder.ends_with("config"));
+    }
+
+    #[test]
+    fn leading_parent_folders_are_taken_off_the_base() {
+        let base = Path::new("/etc/dropgate");
+        let at = |path: &str| from_folder(base, Path::new(path));
+        assert_eq!(at("../keys/k"), Path::new("/etc/keys/k"));
+        assert_eq!(at("./k"), Path::new("/etc/dropgate/k"));
         assert_eq!(
-            folder_of(Path::new("/dropgate.toml")).unwrap(),
-            Path::new("/")
+            at("a/../k"),
+            Path::new("/etc/dropgate/a/../k"),
+            "only leading ones"
         );
+        assert_eq!(at("/abs/k"), Path::new("/abs/k"));
+        assert_eq!(at("../../../k"), Path::new("/k"));
     }
 }
