@@ -577,18 +577,20 @@ impl Config {
     /// the file's folder.
     pub fn load(path: &Path) -> anyhow::Result<Config> {
         let config = Self::load_except_users(path)?;
+        let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         config
             .validate_users()
-            .with_context(|| format!("in config file {}", path.display()))?;
+            .with_context(|| format!("in config file {}", shown.display()))?;
         Ok(config)
     }
 
     /// [`Config::load`] without checking the users, for `check-config`, which checks and
     /// reports each user on its own ([`Config::resolve_user`]).
     pub fn load_except_users(path: &Path) -> anyhow::Result<Config> {
+        let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
-        let context = || format!("in config file {}", path.display());
+            .with_context(|| format!("cannot read config file {}", shown.display()))?;
+        let context = || format!("in config file {}", shown.display());
         let mut config = parse_toml(&text).with_context(context)?;
         config.validate_settings().with_context(context)?;
         paths::make_absolute(&mut config, &paths::folder_of(path).with_context(context)?);

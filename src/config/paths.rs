@@ -66,13 +66,12 @@ fn from_folder(base: &Path, path: &Path) -> PathBuf {
     joined.join(rest.as_path())
 }
 
-/// The folder of the config file at `path`: absolute, without symbolic links.
+/// The folder the config file at `path` is named in (a symbolic link to the file is taken
+/// where it is, as the operator named it): absolute, without symbolic links in it.
 pub(super) fn folder_of(path: &Path) -> anyhow::Result<PathBuf> {
-    let real = std::fs::canonicalize(path)?;
-    Ok(real
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("/")))
+    let absolute = std::path::absolute(path)?;
+    let folder = absolute.parent().unwrap_or(Path::new("/"));
+    Ok(std::fs::canonicalize(folder)?)
 }
 
 #[cfg(test)]

@@ -113,7 +113,11 @@ async fn accounts_table(config: &Config, report: &mut Report) {
                 }
                 status
             }
-            Err(e) => report.fail(format!("accounts.{}: {e:#}", account.name)),
+            Err(e) => {
+                // Named like a config key; the chain's first link only names the account too.
+                let chain: Vec<String> = e.chain().skip(1).map(ToString::to_string).collect();
+                report.fail(format!("accounts.{}: {}", account.name, chain.join(": ")))
+            }
         };
         rows.push(vec![account.name.clone(), status]);
     }
