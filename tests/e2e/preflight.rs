@@ -144,6 +144,30 @@ async fn a_missing_host_key_fails_when_it_may_not_be_created() {
 }
 
 #[tokio::test]
+async fn a_host_key_that_serve_could_not_create_fails() {
+    // Under a regular file (ENOTDIR): root cannot create it either.
+    let (dir, path) = machine_config(|config, dir| {
+        std::fs::write(dir.join("file"), "x").unwrap();
+        config.server.host_key = dir.join("file/host_key");
+    });
+    let (ok, stdout, _) = check_config(&path, &[]).await;
+    assert!(!ok, "{stdout}");
+    let key = dir.path().join("file/host_key");
+    let failed = failures(&stdout);
+    // The RSA and ECDSA keys go beside it by default: all three fail.
+    assert_eq!(failed.len(), 3, "{stdout}");
+    assert_eq!(
+        failed[0],
+        format!(
+            "FAILED [1] host key {}: cannot be created, {}/file is not a folder",
+            key.display(),
+            dir.path().display()
+        ),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
 async fn a_spool_folder_that_cannot_be_used_fails_and_serve_refuses_it() {
     // Under a regular file: not a folder, for root too.
     let (dir, path) = machine_config(|config, dir| {

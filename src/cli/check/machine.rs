@@ -63,6 +63,31 @@ pub fn audit_log(output: &str) -> anyhow::Result<String> {
     Ok("ok: will be created".into())
 }
 
+/// A missing host key that `serve` will create: something can be created where it goes (in
+/// its folder, or, if that is missing too, in the nearest folder that exists).
+pub fn host_key_creatable(path: &Path) -> anyhow::Result<()> {
+    let folder = path.parent().unwrap_or(Path::new("/"));
+    let existing = folder
+        .ancestors()
+        .find(|a| a.exists())
+        .unwrap_or(Path::new("/"));
+    if !existing.is_dir() {
+        bail!(
+            "host key {}: cannot be created, {} is not a folder",
+            path.display(),
+            existing.display()
+        );
+    }
+    tempfile::tempdir_in(existing).with_context(|| {
+        format!(
+            "host key {}: cannot be created, nothing can be made in {}",
+            path.display(),
+            existing.display()
+        )
+    })?;
+    Ok(())
+}
+
 /// The address can be listened on: bound and released at once. `running`: the gateway is
 /// already up with this config (`systemctl reload`), so its own addresses are in use by it.
 pub fn bindable(key: &str, addr: SocketAddr, running: bool) -> anyhow::Result<String> {
@@ -98,6 +123,24 @@ mod tests {
         assert!(bindable("server.listen", addr, true).is_ok());
         drop(taken);
         assert_eq!(bindable("server.listen", addr, false).unwrap(), "ok: free");
+    }
+
+    #[test]
+    fn a_host_key_must_be_creatable_where_it_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        host_key_creatable(&dir.path().join("keys/host")).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        std::fs::write(dir.path().join("file"), "x").unwrap();
+        let err = format!(
+            "{:#}",
+            host_key_creatable(&dir.path().join("file/host")).unwrap_err()
+        );
+        assert!(err.contains("is not a folder"), "{err}");
+        let err = format!(
+            "{:#}",
+            host_key_creatable(Path::new("/proc/host")).unwrap_err()
+        );
+        assert!(err.contains("nothing can be made in /proc"), "{err}");
     }
 
     #[test]

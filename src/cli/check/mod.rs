@@ -161,7 +161,10 @@ fn host_keys_table(config: &Config, report: &mut Report) {
                 Err(e) => report.fail(format!("{e:#}")),
             }
         } else if config.server.host_key_create {
-            "not created yet (dropgate serve creates it at first start)".to_string()
+            match machine::host_key_creatable(&file.path) {
+                Ok(()) => "not created yet (dropgate serve creates it at first start)".to_string(),
+                Err(e) => report.fail(format!("{e:#}")),
+            }
         } else {
             report.fail(format!("{:#}", file.missing()))
         };
