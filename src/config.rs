@@ -2,7 +2,8 @@
 //!
 //! Parsing is serde's; validation that serde cannot express (a user naming an account that does
 //! not exist, a key that does not parse) happens in [`Config::load`], and every error names the
-//! file and the key it is about, so an operator can fix it without reading code.
+//! file and the key it is about, so an operator can fix it without reading code. Relative paths
+//! in it are made absolute from the config file's folder as it is loaded (`paths`).
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -22,6 +23,8 @@ use crate::users::networks::Networks;
 use crate::users::password::StoredPasswordHash;
 use crate::users::permissions::{Permission, Permissions, PRESETS};
 use crate::users::{MtimeChange, User};
+
+mod paths;
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
@@ -57,6 +60,10 @@ pub struct ServerConfig {
     /// The ed25519 host key; created (mode 0600) on first start if missing.
     #[serde(default = "default_host_key", alias = "host_key_ed25519")]
     pub host_key: PathBuf,
+    /// Create missing host keys at start; false refuses to start without them (a package's
+    /// config: a key that vanished must not be silently replaced by a new one).
+    #[serde(default = "default_true")]
+    pub host_key_create: bool,
     /// The RSA host key (3072 bits when created); unset: `ssh_host_rsa_key` beside `host_key`.
     pub host_key_rsa: Option<PathBuf>,
     /// The ECDSA P-256 host key; unset: `ssh_host_ecdsa_key` beside `host_key`.
@@ -108,6 +115,10 @@ impl ServerConfig {
         Networks::parse(self.trusted_proxies.iter().map(String::as_str))
             .map_err(|e| anyhow::anyhow!("server.trusted_proxies: {e}"))
     }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_shutdown_timeout_secs() -> u64 {
@@ -224,6 +235,15 @@ fn default_min_free_space() -> u64 {
 /// Across a long distance one connection carries ~25 MB/s; four fill a typical uplink.
 fn default_connections() -> usize {
     4
+}
+
+impl UploadConfig {
+    /// The spool folder: `spool_dir`, else `dropgate-spool` in the system temp folder.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.spool_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("dropgate-spool"))
+    }
 }
 
 /// More connections per upload only crowd the gateway's own link and Dropbox's rate limits.
@@ -553,19 +573,77 @@ fn default_root() -> String {
 }
 
 impl Config {
-    /// Reads, parses and validates a config file.
+    /// Reads, parses and validates a config file; relative paths in it become absolute, from
+    /// the file's folder.
     pub fn load(path: &Path) -> anyhow::Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
-        let config =
-            parse_toml(&text).with_context(|| format!("in config file {}", path.display()))?;
+        let config = Self::load_except_users(path)?;
+        let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         config
-            .validate()
-            .with_context(|| format!("in config file {}", path.display()))?;
+            .validate_users()
+            .with_context(|| format!("in config file {}", shown.display()))?;
         Ok(config)
     }
 
+    /// [`Config::load`] without checking the users, for `check-config`, which checks and
+    /// reports each user on its own ([`Config::resolve_user`]).
+    pub fn load_except_users(path: &Path) -> anyhow::Result<Config> {
+        let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", shown.display()))?;
+        let context = || format!("in config file {}", shown.display());
+        let mut config = parse_toml(&text).with_context(context)?;
+        config.validate_settings().with_context(context)?;
+        paths::make_absolute(&mut config, &paths::folder_of(path).with_context(context)?);
+        Ok(config)
+    }
+
+    #[cfg(test)]
     fn validate(&self) -> anyhow::Result<()> {
+        self.validate_settings()?;
+        self.validate_users()
+    }
+
+    /// Every user checked (names unique, account, permissions, networks); the error lists
+    /// every failing user, not only the first.
+    fn validate_users(&self) -> anyhow::Result<()> {
+        let mut user_names = HashSet::new();
+        for user in &self.users {
+            if !user_names.insert(user.name.as_str()) {
+                bail!("users: the name {:?} is used twice", user.name);
+            }
+        }
+        let failures: Vec<String> = self
+            .users
+            .iter()
+            .filter_map(|user| self.check_user(user).err())
+            .map(|e| format!("{e:#}"))
+            .collect();
+        if !failures.is_empty() {
+            bail!("{}", failures.join("; "));
+        }
+        Ok(())
+    }
+
+    /// What can be checked of a user from the config's text alone.
+    fn check_user(&self, user: &UserConfig) -> anyhow::Result<()> {
+        if self.account(&user.account).is_none() {
+            bail!(
+                "users.{}.account: no account named {:?}",
+                user.name,
+                user.account
+            );
+        }
+        if let Some(permissions) = &user.permissions {
+            permissions
+                .resolve()
+                .with_context(|| format!("users.{}.permissions", user.name))?;
+        }
+        allowed_networks(user.allowed_networks.as_deref())
+            .with_context(|| format!("users.{}.allowed_networks", user.name))?;
+        Ok(())
+    }
+
+    fn validate_settings(&self) -> anyhow::Result<()> {
         let chunk = self.upload.chunk_size;
         if chunk == 0 || !chunk.is_multiple_of(FOUR_MIB) || chunk > MAX_SINGLE_UPLOAD {
             bail!("upload.chunk_size must be a multiple of 4 MiB (4194304) up to 150 MiB");
@@ -602,36 +680,14 @@ impl Config {
         allowed_networks(self.server.allowed_networks.as_deref())
             .context("server.allowed_networks")?;
         crate::hooks::settings::validate(&self.hooks)?;
-        let mut user_names = HashSet::new();
-        for user in &self.users {
-            if !user_names.insert(user.name.as_str()) {
-                bail!("users: the name {:?} is used twice", user.name);
-            }
-            if !account_names.contains(user.account.as_str()) {
-                bail!(
-                    "users.{}.account: no account named {:?}",
-                    user.name,
-                    user.account
-                );
-            }
-            if let Some(permissions) = &user.permissions {
-                permissions
-                    .resolve()
-                    .with_context(|| format!("users.{}.permissions", user.name))?;
-            }
-            allowed_networks(user.allowed_networks.as_deref())
-                .with_context(|| format!("users.{}.allowed_networks", user.name))?;
-        }
         Ok(())
     }
 
-    /// The trusted user CA keys, inline and from `trusted_user_ca_keys_file` (relative paths
-    /// are from `base`).
-    pub fn trusted_user_cas(&self, base: &Path) -> anyhow::Result<Vec<PublicKey>> {
+    /// The trusted user CA keys, inline and from `trusted_user_ca_keys_file`.
+    pub fn trusted_user_cas(&self) -> anyhow::Result<Vec<PublicKey>> {
         let mut lines = self.server.trusted_user_ca_keys.clone();
         if let Some(file) = &self.server.trusted_user_ca_keys_file {
-            let file = base.join(file);
-            let text = std::fs::read_to_string(&file).with_context(|| {
+            let text = std::fs::read_to_string(file).with_context(|| {
                 format!(
                     "server.trusted_user_ca_keys_file: cannot read {}",
                     file.display()
@@ -646,12 +702,26 @@ impl Config {
         self.accounts.iter().find(|a| a.name == name)
     }
 
-    /// Users with their keys read and parsed. `base` is the config file's folder.
-    pub fn resolve_users(&self, base: &Path) -> anyhow::Result<Vec<User>> {
-        self.users
-            .iter()
-            .map(|u| resolve_user(u, &self.server, base))
-            .collect()
+    /// Users with their keys read and parsed; the error names every failing user.
+    pub fn resolve_users(&self) -> anyhow::Result<Vec<User>> {
+        let mut users = Vec::new();
+        let mut failures = Vec::new();
+        for user in &self.users {
+            match self.resolve_user(user) {
+                Ok(user) => users.push(user),
+                Err(e) => failures.push(format!("{e:#}")),
+            }
+        }
+        if !failures.is_empty() {
+            bail!("{}", failures.join("; "));
+        }
+        Ok(users)
+    }
+
+    /// One user checked and with their keys read and parsed.
+    pub fn resolve_user(&self, user: &UserConfig) -> anyhow::Result<User> {
+        self.check_user(user)?;
+        resolve_user(user, &self.server)
     }
 }
 
@@ -706,11 +776,10 @@ fn check_proxy(proxy: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn resolve_user(user: &UserConfig, server: &ServerConfig, base: &Path) -> anyhow::Result<User> {
+fn resolve_user(user: &UserConfig, server: &ServerConfig) -> anyhow::Result<User> {
     let mut keys = parse_user_keys(&user.authorized_keys)
         .with_context(|| format!("users.{}.authorized_keys", user.name))?;
     if let Some(file) = &user.authorized_keys_file {
-        let file = base.join(file);
         let context = || {
             format!(
                 "users.{}.authorized_keys_file {}",
@@ -718,7 +787,7 @@ fn resolve_user(user: &UserConfig, server: &ServerConfig, base: &Path) -> anyhow
                 file.display()
             )
         };
-        let text = std::fs::read_to_string(&file)
+        let text = std::fs::read_to_string(file)
             .with_context(|| format!("{}: cannot read it", context()))?;
         let lines: Vec<String> = text.lines().map(str::to_string).collect();
         keys.extend(parse_user_keys(&lines).with_context(context)?);
@@ -937,7 +1006,7 @@ mod tests {
         .unwrap();
         assert_eq!(config.upload.single_upload_limit, MAX_SINGLE_UPLOAD);
         assert_eq!(config.server.mtime_change, MtimeChange::Reject);
-        let users = config.resolve_users(Path::new(".")).unwrap();
+        let users = config.resolve_users().unwrap();
         assert_eq!(users[0].dropbox_root, "/partners/alice");
         assert_eq!(users[0].keys.len(), 1);
     }
@@ -952,15 +1021,14 @@ mod tests {
              authorized_keys = [{}]\n",
             quoted.join(", ")
         );
-        let base = match file {
-            Some((dir, lines)) => {
-                std::fs::write(dir.join("alice.keys"), lines).unwrap();
-                text.push_str("authorized_keys_file = \"alice.keys\"\n");
-                dir.to_path_buf()
-            }
-            None => PathBuf::from("."),
-        };
-        parse(&text)?.resolve_users(&base)
+        let mut config = parse(&text)?;
+        if let Some((dir, lines)) = file {
+            std::fs::write(dir.join("alice.keys"), lines).unwrap();
+            text.push_str("authorized_keys_file = \"alice.keys\"\n");
+            config = parse(&text)?;
+            paths::make_absolute(&mut config, dir);
+        }
+        config.resolve_users()
     }
 
     #[test]
@@ -1005,7 +1073,7 @@ mod tests {
             "allowed_networks = [\"203.0.113.0/24\", \"2001:db8::/32\", \"198.51.100.7\"]",
         )
         .unwrap()
-        .resolve_users(Path::new("."))
+        .resolve_users()
         .unwrap();
         let (alice, bob) = (&users[0], &users[1]);
         assert!(alice.check_address(ip("203.0.113.9")).is_ok());
@@ -1023,10 +1091,7 @@ mod tests {
             (None, Some(MtimeChange::Ignore))
         );
 
-        let anywhere = config("", "")
-            .unwrap()
-            .resolve_users(Path::new("."))
-            .unwrap();
+        let anywhere = config("", "").unwrap().resolve_users().unwrap();
         assert!(anywhere[0].check_address(ip("192.0.2.1")).is_ok());
 
         let err = format!(
@@ -1065,6 +1130,30 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("users.bob.account"), "{err}");
+    }
+
+    #[test]
+    fn every_failing_user_is_named_not_only_the_first() {
+        let err = parse(
+            r#"
+            [server]
+            listen = "127.0.0.1:2222"
+            [[accounts]]
+            name = "main"
+            access_token = "t"
+            [[users]]
+            name = "bob"
+            account = "nope"
+            [[users]]
+            name = "carol"
+            account = "main"
+            permissions = ["fly"]
+            "#,
+        )
+        .unwrap_err();
+        let err = format!("{err:#}");
+        assert!(err.contains("users.bob.account: no account named"), "{err}");
+        assert!(err.contains("users.carol.permissions: \"fly\""), "{err}");
     }
 
     #[test]
@@ -1143,7 +1232,7 @@ mod tests {
             "{err:#}"
         );
         let ok = server(&format!("trusted_user_ca_keys = [\"{KEY}\"]")).unwrap();
-        assert_eq!(ok.trusted_user_cas(Path::new(".")).unwrap().len(), 1);
+        assert_eq!(ok.trusted_user_cas().unwrap().len(), 1);
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub mod reload;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
+
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -50,12 +50,13 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Starts serving `config`. Relative paths in it are taken from the working directory.
+    /// Starts serving `config` (whose paths [`Config::load`] made absolute).
     pub async fn start(config: &Config) -> anyhow::Result<Gateway> {
         let policy = Policy::from_config(&config.server.algorithms)?;
         let host_keys = load_host_keys(config)?;
         announce_policy(&policy);
         let host_key_fingerprint = host_key::fingerprint(&host_keys[0]);
+        prepare_spool_folder(config)?;
 
         let homes = DropboxHomes::new(config).await?;
         let removed = upload::remove_stale_spools(&homes.settings.upload.spool_dir)
@@ -63,10 +64,7 @@ impl Gateway {
         if removed > 0 {
             tracing::info!(removed, "removed spool files left by an earlier run");
         }
-        let logins = Logins::new(
-            config.resolve_users(Path::new(""))?,
-            config.trusted_user_cas(Path::new(""))?,
-        );
+        let logins = Logins::new(config.resolve_users()?, config.trusted_user_cas()?);
         let mut audit = match &config.audit.output {
             Some(output) => AuditLog::open(output)?,
             None => AuditLog::disabled(),
@@ -158,7 +156,7 @@ impl Gateway {
 fn load_host_keys(config: &Config) -> anyhow::Result<Vec<russh::keys::PrivateKey>> {
     let mut keys = Vec::new();
     for file in host_key::configured_files(&config.server) {
-        let key = file.load_or_create()?;
+        let key = file.load_or_create(config.server.host_key_create)?;
         tracing::info!(
             key = %host_key::describe(&key),
             path = %file.path.display(),
@@ -167,6 +165,23 @@ fn load_host_keys(config: &Config) -> anyhow::Result<Vec<russh::keys::PrivateKey
         keys.push(key);
     }
     Ok(keys)
+}
+
+/// Refuses to start with a spool folder no upload could use, rather than fail every upload.
+fn prepare_spool_folder(config: &Config) -> anyhow::Result<()> {
+    let dir = config.upload.spool_dir();
+    let free = upload::spool_dir::prepare(&dir)?;
+    let floor = config.upload.min_free_space;
+    if free < floor {
+        tracing::warn!(
+            spool_dir = %dir.display(),
+            free,
+            min_free_space = floor,
+            "the spool folder's file system is below upload.min_free_space: uploads are refused \
+             until space is freed"
+        );
+    }
+    Ok(())
 }
 
 fn announce_policy(policy: &Policy) {
@@ -254,10 +269,7 @@ impl DropboxHomes {
         let upload = &config.upload;
         let settings = FsSettings {
             upload: Arc::new(UploadSettings {
-                spool_dir: upload
-                    .spool_dir
-                    .clone()
-                    .unwrap_or_else(|| std::env::temp_dir().join("dropgate-spool")),
+                spool_dir: upload.spool_dir(),
                 single_upload_limit: upload.single_upload_limit,
                 chunk_size: upload.chunk_size,
                 connections: upload.connections,

@@ -2,7 +2,7 @@
 //! emulator alone (feature `demo`; a production build has neither).
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use dropbox_emulator::EmulatorConfig;
@@ -12,12 +12,18 @@ use crate::gateway::Gateway;
 use crate::ssh::host_key;
 
 /// Starts the emulator where the config's first account points, then the gateway, and prints
-/// the exact command that connects.
-pub async fn run(config_path: &Path, data: &Path, user_key: &Path) -> anyhow::Result<()> {
+/// the exact command that connects. The demo user's key is `user_key`, else the one whose
+/// `.pub` the config's first user authorizes; created if missing.
+pub async fn run(config_path: &Path, data: &Path, user_key: Option<&Path>) -> anyhow::Result<()> {
+    let config = Config::load(config_path)?;
+    let user_key = match user_key {
+        Some(path) => path.to_path_buf(),
+        None => demo_user_key(&config)?,
+    };
+    let user_key = user_key.as_path();
     if !user_key.exists() {
         host_key::write_key_pair(&host_key::generate(), user_key)?;
     }
-    let config = Config::load(config_path)?;
     let emulator_addr = demo_emulator_addr(&config)?;
     let emulator = dropbox_emulator::Emulator::start(EmulatorConfig {
         root: data.to_path_buf(),
@@ -55,6 +61,17 @@ pub async fn run(config_path: &Path, data: &Path, user_key: &Path) -> anyhow::Re
     }
     emulator.shutdown().await;
     Ok(())
+}
+
+/// The private half of the first user's `authorized_keys_file` (`keys/demo_user_ed25519.pub`
+/// beside the demo config).
+fn demo_user_key(config: &Config) -> anyhow::Result<PathBuf> {
+    let public = config
+        .users
+        .first()
+        .and_then(|user| user.authorized_keys_file.as_ref())
+        .context("the demo needs a first user with an authorized_keys_file (or --user-key)")?;
+    Ok(public.with_extension(""))
 }
 
 /// The emulator listens where the demo config's account expects Dropbox to be.

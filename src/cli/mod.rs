@@ -43,8 +43,9 @@ enum Command {
         #[arg(long, default_value = "demo-data")]
         data: PathBuf,
         /// The demo user's private key (created if missing; its .pub is the authorized key).
-        #[arg(long, default_value = "keys/demo_user_ed25519")]
-        user_key: PathBuf,
+        /// Default: the first user's authorized_keys_file without `.pub`.
+        #[arg(long)]
+        user_key: Option<PathBuf>,
     },
     /// Run only the Dropbox API emulator.
     #[cfg(feature = "demo")]
@@ -56,10 +57,16 @@ enum Command {
     /// Print an argon2id hash of a password, for a user's `password_hash`. The password is read
     /// from the terminal (asked twice, not shown) or from the first line of stdin.
     HashPassword,
-    /// Load the config, sign in to every account, check every user; print who gets what.
+    /// Check the config before starting (or reloading) the gateway: sign in to every account,
+    /// check every user, the host keys, the spool folder, the audit log, the addresses and the
+    /// hooks; print who gets what. Exits non-zero if anything failed.
     CheckConfig {
         #[arg(long, default_value = "config/dropgate.toml")]
         config: PathBuf,
+        /// The gateway is running with this config (`systemctl reload`): its listen and
+        /// metrics addresses being in use is expected, not a failure.
+        #[arg(long)]
+        running: bool,
     },
 }
 
@@ -80,11 +87,11 @@ impl Cli {
                 config,
                 data,
                 user_key,
-            } => demo::run(&config, &data, &user_key).await,
+            } => demo::run(&config, &data, user_key.as_deref()).await,
             #[cfg(feature = "demo")]
             Command::Emulator(args) => dropbox_emulator::run(args.into()).await,
             Command::Auth(args) => auth::run(args).await,
-            Command::CheckConfig { config } => check::run(&config).await,
+            Command::CheckConfig { config, running } => check::run(&config, running).await,
             Command::HashPassword => hash_password::run(),
             Command::Keygen { path } => keygen::run(&path),
         }

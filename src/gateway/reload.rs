@@ -34,7 +34,7 @@ pub struct Reloader {
 impl Reloader {
     /// Puts `config`'s users and CAs in place; an error leaves the current ones untouched.
     pub fn reload(&self, config: &Config) -> anyhow::Result<Reloaded> {
-        let users = config.resolve_users(Path::new(""))?;
+        let users = config.resolve_users()?;
         for user in &users {
             if !self
                 .context
@@ -50,7 +50,7 @@ impl Reloader {
                 );
             }
         }
-        let cas = config.trusted_user_cas(Path::new(""))?;
+        let cas = config.trusted_user_cas()?;
         let reloaded = Reloaded {
             users: users.len(),
             trusted_user_cas: cas.len(),

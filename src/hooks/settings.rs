@@ -81,7 +81,7 @@ fn default_max_age_secs() -> u64 {
 #[serde(deny_unknown_fields, default)]
 pub struct HookQueueConfig {
     /// The folder of the queue files (one per hook) and their delivery marks. It must survive a
-    /// reboot, so not a tmpfs; relative paths are from the working directory.
+    /// reboot, so not a tmpfs; relative paths are from the config file's folder.
     pub dir: PathBuf,
 }
 

@@ -60,6 +60,15 @@ impl KeyKind {
         Ok(PrivateKey::new(data, "")?)
     }
 
+    /// `ssh-keygen`'s options that make a key of this kind.
+    fn keygen_options(self) -> &'static str {
+        match self {
+            KeyKind::Ed25519 => "-t ed25519",
+            KeyKind::Rsa => "-t rsa -b 3072",
+            KeyKind::Ecdsa => "-t ecdsa -b 256",
+        }
+    }
+
     fn of(key: &PrivateKey) -> Option<KeyKind> {
         match key.key_data() {
             KeypairData::Ed25519(_) => Some(KeyKind::Ed25519),
@@ -100,16 +109,40 @@ pub fn configured_files(server: &ServerConfig) -> Vec<HostKeyFile> {
 }
 
 impl HostKeyFile {
-    /// Loads the key, creating it (and its `.pub`) if the file does not exist yet; a file
-    /// holding another kind of key, or a short RSA key, is refused.
-    pub fn load_or_create(&self) -> anyhow::Result<PrivateKey> {
+    /// Loads the key; a file that does not exist yet is created (with its `.pub`) if
+    /// `create`, else refused with how to make one. A file holding another kind of key, or a
+    /// short RSA key, is refused.
+    ///
+    /// A new key is logged at WARN with its path and fingerprint: to partners it is a changed
+    /// host identity, which must never pass unnoticed (a config started from the wrong folder
+    /// used to do exactly that).
+    pub fn load_or_create(&self, create: bool) -> anyhow::Result<PrivateKey> {
         if self.path.exists() {
             return self.load();
         }
+        if !create {
+            return Err(self.missing());
+        }
         let key = self.kind.generate()?;
         write_key_pair(&key, &self.path)?;
-        tracing::info!(path = %self.path.display(), kind = self.kind.label(), "created a new host key");
+        tracing::warn!(
+            path = %self.path.display(),
+            key = %describe(&key),
+            "created a new host key: partners who knew another key for this server will be \
+             warned that it changed"
+        );
         Ok(key)
+    }
+
+    /// The refusal of a missing key when `server.host_key_create` is false.
+    pub fn missing(&self) -> anyhow::Error {
+        anyhow::anyhow!(
+            "host key {} does not exist and server.host_key_create is false: restore the key, \
+             or create one with `ssh-keygen {} -N '' -f {}` as the user dropgate runs as",
+            self.path.display(),
+            self.kind.keygen_options(),
+            self.path.display()
+        )
     }
 
     /// Loads the key, which must exist.
@@ -166,7 +199,7 @@ pub fn load_or_create(path: &Path) -> anyhow::Result<PrivateKey> {
     }
     let key = generate();
     write_key_pair(&key, path)?;
-    tracing::info!(path = %path.display(), "created a new host key");
+    tracing::warn!(path = %path.display(), key = %describe(&key), "created a new key");
     Ok(key)
 }
 
@@ -254,7 +287,7 @@ mod tests {
                 kind,
                 path: dir.path().join(kind.label()),
             };
-            let created = file.load_or_create().unwrap();
+            let created = file.load_or_create(true).unwrap();
             let mode = std::fs::metadata(&file.path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
             assert_eq!(KeyKind::of(&created), Some(kind));
@@ -275,6 +308,19 @@ mod tests {
         };
         let err = wrong.load().unwrap_err().to_string();
         assert!(err.contains("not RSA"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_key_is_not_created_when_creating_is_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = HostKeyFile {
+            kind: KeyKind::Ecdsa,
+            path: dir.path().join("ecdsa"),
+        };
+        let err = file.load_or_create(false).unwrap_err().to_string();
+        assert!(err.contains("host_key_create is false"), "{err}");
+        assert!(err.contains("ssh-keygen -t ecdsa -b 256"), "{err}");
+        assert!(!file.path.exists());
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub struct Server {
     pub listen: String,
     pub host_key: PathBuf,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_key_create: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub host_key_rsa: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host_key_ecdsa: Option<PathBuf>,
@@ -307,6 +309,7 @@ impl GatewayConfig {
             server: Server {
                 listen: "127.0.0.1:0".into(),
                 host_key: dir.join("host_key"),
+                host_key_create: None,
                 host_key_rsa: None,
                 host_key_ecdsa: None,
                 algorithms: None,

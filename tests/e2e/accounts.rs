@@ -632,9 +632,9 @@ async fn check_config_prints_who_gets_what() {
     };
     assert_eq!(
         line("alice "),
-        "alice personal /partners/alice all anywhere"
+        "alice personal /partners/alice all anywhere ok"
     );
-    assert_eq!(line("bob "), "bob team / all anywhere");
+    assert_eq!(line("bob "), "bob team / all anywhere ok");
     assert!(line("personal ").contains(demo::PERSONAL_EMAIL));
     let team = line("team ");
     assert!(team.contains(demo::ALICE_TEAM_MEMBER_ID), "{team}");
@@ -690,8 +690,14 @@ async fn proxies_from_the_environment_the_server_and_the_account() {
     let (path, _) = load_config(dir.path(), &config);
     let (ok, stdout, _) = check_config(&path, &[]).await;
     assert!(!ok);
+    // The table says FAILED; the reason follows the tables, naming the account.
     assert!(
-        line_containing(&stdout, "via-server").contains("could not reach Dropbox"),
+        line_containing(&stdout, "via-server").contains("FAILED [1]"),
+        "{stdout}"
+    );
+    assert!(
+        line_containing(&stdout, "FAILED [1] accounts.via-server: ")
+            .contains("could not reach Dropbox"),
         "{stdout}"
     );
     assert!(

@@ -600,9 +600,10 @@ async fn check_config_names_a_hook_that_cannot_run() {
         rows.contains(&"ok-hook ok: POST https://hooks.example/in on upload".to_string()),
         "{stdout}"
     );
+    assert!(rows.contains(&"missing FAILED [1]".to_string()), "{stdout}");
     assert!(
         rows.iter().any(|row| row.starts_with(
-            "missing FAILED: hooks.missing: command: /nonexistent/on-upload does not exist"
+            "FAILED [1] hooks.missing: command: /nonexistent/on-upload does not exist"
         )),
         "{stdout}"
     );

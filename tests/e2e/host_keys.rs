@@ -347,9 +347,10 @@ async fn an_unknown_algorithm_name_is_refused_by_check_config_and_at_start() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{stdout}");
+    assert!(stdout.contains("ALGORITHMS  FAILED [1]\n"), "{stdout}");
     assert!(
         stdout.contains(
-            "ALGORITHMS  FAILED: server.algorithms.ciphers: unknown or unsupported algorithm \
+            "FAILED [1] server.algorithms.ciphers: unknown or unsupported algorithm \
              \"rot13\"; known: "
         ),
         "{stdout}"

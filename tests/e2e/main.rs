@@ -39,6 +39,7 @@ mod other_clients;
 mod partner_clients;
 mod partner_uploads;
 mod permissions;
+mod preflight;
 mod proxy_protocol;
 mod rate_limits;
 mod realistic_soak;

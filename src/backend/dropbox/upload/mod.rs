@@ -12,6 +12,7 @@ mod batch;
 mod commit;
 mod pipeline;
 mod spool;
+pub mod spool_dir;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -22,7 +22,7 @@ use crate::backend::dropbox::api::ContentHasher;
 const BODY_PIECE: u64 = 256 * 1024;
 
 /// Every spool file's name starts with this, so that files left by a crash can be found.
-const SPOOL_PREFIX: &str = "dropgate-spool-";
+pub(super) const SPOOL_PREFIX: &str = "dropgate-spool-";
 
 pub struct Spool {
     file: Arc<std::fs::File>,
