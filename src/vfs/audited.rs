@@ -9,6 +9,11 @@
 //! The same points feed the [`metrics`]: every operation line is also counted by kind and
 //! result, bytes are counted as they flow, and a commit's duration goes to the upload commit
 //! latency histogram. One wrapper does both so the two can never disagree.
+//!
+//! It is also the one place where an operation's failure is known after everything below
+//! (the Dropbox client's retries, the spool, the commit) has given up, so the operational log's
+//! warning for a failed operation is written here too, with the path and the Dropbox path; it
+//! runs in the session's span, which names the connection and the user.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -21,6 +26,7 @@ use super::{
     VfsError, VfsResult, WriteOptions,
 };
 use crate::audit_log::{AuditEvent, AuditSession};
+use crate::log_safe::Untrusted;
 use crate::metrics;
 
 /// A backend whose operations are written to the audit log.
@@ -53,8 +59,18 @@ impl<F: Vfs> Audited<F> {
     }
 }
 
-/// Writes an operation line and counts it in the metrics.
+/// Writes an operation line, counts it in the metrics, and logs it if it failed.
 fn record(session: &AuditSession, line: &AuditEvent) {
+    if line.result == Some("failed") {
+        let shown = |field: &Option<String>| Untrusted(field.clone().unwrap_or_default());
+        tracing::warn!(
+            op = line.op.unwrap_or_default(),
+            path = %shown(&line.path),
+            dropbox_path = %shown(&line.dropbox_path),
+            error = %shown(&line.error),
+            "operation failed"
+        );
+    }
     session.record(line);
     if let (Some(op), Some(result)) = (line.op, line.result) {
         metrics::operation(op, result);
@@ -82,6 +98,7 @@ fn operation<T>(
     let mut line = session.event("operation");
     line.op = Some(op);
     line.path = Some(path.to_string());
+    line.dropbox_path = session.dropbox_path(&path.to_string());
     line.duration_ms = Some(started.elapsed().as_millis() as u64);
     line.result = Some(result);
     line.error = error;
