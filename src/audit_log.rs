@@ -102,7 +102,10 @@ impl AuditLog {
 enum Output {
     Stderr,
     /// The file at `path` when it was last opened.
-    File { path: PathBuf, file: std::fs::File },
+    File {
+        path: PathBuf,
+        file: std::fs::File,
+    },
 }
 
 impl Write for Output {
@@ -377,7 +380,13 @@ mod tests {
         session.record(&session.event("disconnect"));
         let old = std::fs::read_to_string(&rotated).unwrap();
         let new = std::fs::read_to_string(&file).unwrap();
-        assert!(old.contains("\"connect\"") && !old.contains("disconnect"), "{old}");
-        assert!(new.contains("\"disconnect\"") && !new.contains("\"connect\""), "{new}");
+        assert!(
+            old.contains("\"connect\"") && !old.contains("disconnect"),
+            "{old}"
+        );
+        assert!(
+            new.contains("\"disconnect\"") && !new.contains("\"connect\""),
+            "{new}"
+        );
     }
 }

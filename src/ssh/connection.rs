@@ -533,9 +533,7 @@ impl<B: UserFilesystems> Handler for Connection<B> {
                 .fingerprint(HashAlg::Sha256)
                 .to_string();
             match self.user_with_certificate(user, certificate) {
-                Some(found) => {
-                    Ok(self.accept_login(found, Method::Certificate, Some(fingerprint)))
-                }
+                Some(found) => Ok(self.accept_login(found, Method::Certificate, Some(fingerprint))),
                 None => self.refuse_key(user, fingerprint),
             }
         }

@@ -293,7 +293,9 @@ async fn run_connection<B: UserFilesystems>(
     });
     match &error {
         None => tracing::info!("disconnected"),
-        Some((error, true)) => tracing::info!(%error, "disconnected: the client closed the connection"),
+        Some((error, true)) => {
+            tracing::info!(%error, "disconnected: the client closed the connection")
+        }
         Some((error, false)) => tracing::warn!(%error, "connection ended with an error"),
     }
     open.ended(error.map(|(error, _)| error));
@@ -361,7 +363,9 @@ fn closed_by_client(error: &anyhow::Error) -> bool {
                 _ => false,
             };
         }
-        cause.downcast_ref::<std::io::Error>().is_some_and(io_closed)
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(io_closed)
     })
 }
 
