@@ -24,7 +24,12 @@ async fn a_log_file_has_no_colours_and_names_who_an_upload_failed_for() {
     let served = ServeDir::new().await;
     let mut server = serve(&served, &served.config(), &[]).await;
     std::fs::write(served.path("hello.txt"), b"hello").unwrap();
-    sftp_ok(&served, "alice", "put hello.txt kept.txt\n").await;
+    sftp_ok(
+        &served,
+        "alice",
+        "put hello.txt kept.txt\n-rm missing.txt\n",
+    )
+    .await;
 
     served
         .dropbox()
@@ -55,6 +60,10 @@ async fn a_log_file_has_no_colours_and_names_who_an_upload_failed_for() {
     ] {
         assert!(failed.contains(part), "no {part:?} in {failed:?}");
     }
+    assert!(
+        !log.contains("missing.txt"),
+        "a client's own mistake (removing a missing file) is no warning:\n{log}"
+    );
     let below_warn = |line: &&str| {
         [" INFO ", " DEBUG ", " TRACE "]
             .iter()
