@@ -3,7 +3,7 @@
 //!
 //! In a file the text log has no colour escapes, and only dropgate's own lines below WARN; a
 //! failed upload (Dropbox refusing it) is a WARN line naming the user, the connection and the
-//! path. `--log-format json` wins over the config's `log_format`, and every line is a JSON
+//! path, and a spool file that cannot be created an ERROR naming the folder. `--log-format json` wins over the config's `log_format`, and every line is a JSON
 //! object whose span list carries the connection and user. A refused key is logged with the
 //! reason and the key's fingerprint, and clients that simply close their connection (OpenSSH,
 //! paramiko) leave no warning or error behind.
@@ -43,8 +43,21 @@ async fn a_log_file_has_no_colours_and_names_who_an_upload_failed_for() {
         .await
         .is_none());
 
-    // Three connections: the probe that found the port open, and two sftp runs.
-    let log = stop(&mut server, &served, 3).await;
+    // The spool folder replaced by a file: no upload can start, and the log says where.
+    served.dropbox().clear_faults().await;
+    let spool = served.path("spool");
+    std::fs::remove_dir_all(&spool).unwrap();
+    std::fs::write(&spool, b"not a folder").unwrap();
+    let out = sftp(&served, "alice", "put hello.txt unspooled.txt\n").await;
+    assert!(!out.status.success(), "{}", output_text(&out));
+    assert!(
+        !output_text(&out).contains(&*spool.to_string_lossy()),
+        "the client is told the server's folder: {}",
+        output_text(&out)
+    );
+
+    // Four connections: the probe that found the port open, and three sftp runs.
+    let log = stop(&mut server, &served, 4).await;
     assert!(
         !log.contains('\u{1b}'),
         "escape codes in the log file:\n{log}"
@@ -59,6 +72,14 @@ async fn a_log_file_has_no_colours_and_names_who_an_upload_failed_for() {
         "error=",
     ] {
         assert!(failed.contains(part), "no {part:?} in {failed:?}");
+    }
+    let spool_error = line_with(&log, &["cannot create a spool file"]);
+    for part in [
+        " ERROR ",
+        "user=alice}",
+        &format!("folder={}", spool.display()),
+    ] {
+        assert!(spool_error.contains(part), "no {part:?} in {spool_error:?}");
     }
     assert!(
         !log.contains("missing.txt"),
