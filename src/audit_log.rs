@@ -5,11 +5,16 @@
 //! shape that tools can parse, and it goes to its own file (or stderr) as configured. Lines are
 //! written whole and flushed at once, so a crash loses at most the line being written. Nothing
 //! secret goes in: no passwords, hashes or tokens, only names, paths and outcomes.
+//!
+//! Every line carries the process's `instance` id (random at each start, and logged then), so
+//! lines from several gateways, or from one before and after a restart (whose `conn` numbers
+//! start again at 1), never look alike. A file is reopened on SIGHUP: logrotate renames it and
+//! the gateway then writes to a new file at the configured path.
 
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::Context;
@@ -18,7 +23,7 @@ use serde::Serialize;
 /// Where audit lines go; a disabled log drops them.
 #[derive(Clone, Default)]
 pub struct AuditLog {
-    out: Option<Arc<Mutex<Box<dyn Write + Send>>>>,
+    out: Option<Arc<Mutex<Output>>>,
     /// Told every line, written or not (the event hooks).
     listener: Option<Arc<dyn AuditListener>>,
 }
@@ -36,10 +41,12 @@ impl AuditLog {
 
     /// `"stderr"`, or a file that lines are appended to (created with mode 0640).
     pub fn open(output: &str) -> anyhow::Result<AuditLog> {
-        let out: Box<dyn Write + Send> = if output == "stderr" {
-            Box::new(std::io::stderr())
+        let out = if output == "stderr" {
+            Output::Stderr
         } else {
-            Box::new(open_append(Path::new(output))?)
+            let path = PathBuf::from(output);
+            let file = open_append(&path)?;
+            Output::File { path, file }
         };
         Ok(AuditLog {
             out: Some(Arc::new(Mutex::new(out))),
@@ -55,6 +62,18 @@ impl AuditLog {
 
     pub fn is_enabled(&self) -> bool {
         self.out.is_some()
+    }
+
+    /// Opens the file at the configured path again (after logrotate renamed it); the file in
+    /// use stays if that fails. Stderr needs nothing.
+    pub fn reopen(&self) -> anyhow::Result<()> {
+        let Some(out) = &self.out else { return Ok(()) };
+        let mut out = out.lock().unwrap_or_else(|e| e.into_inner());
+        if let Output::File { path, file } = &mut *out {
+            *file = open_append(path)?;
+            tracing::info!(path = %path.display(), "audit log reopened");
+        }
+        Ok(())
     }
 
     /// Writes one line. A failing audit log is reported in the normal log; it does not stop
@@ -79,6 +98,38 @@ impl AuditLog {
     }
 }
 
+/// Where the lines go.
+enum Output {
+    Stderr,
+    /// The file at `path` when it was last opened.
+    File {
+        path: PathBuf,
+        file: std::fs::File,
+    },
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Output::Stderr => std::io::stderr().write(buf),
+            Output::File { file, .. } => file.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Output::Stderr => std::io::stderr().flush(),
+            Output::File { file, .. } => file.flush(),
+        }
+    }
+}
+
+/// This process's id on every line: 8 hex digits, random at each start.
+pub fn instance() -> &'static str {
+    static INSTANCE: OnceLock<String> = OnceLock::new();
+    INSTANCE.get_or_init(|| format!("{:08x}", rand::random::<u32>()))
+}
+
 fn open_append(path: &Path) -> anyhow::Result<std::fs::File> {
     let mut options = OpenOptions::new();
     options.create(true).append(true);
@@ -94,6 +145,8 @@ fn open_append(path: &Path) -> anyhow::Result<std::fs::File> {
 pub struct AuditEvent {
     /// UTC, RFC 3339 with milliseconds.
     pub time: String,
+    /// The gateway process that wrote it (see [`instance`]).
+    pub instance: &'static str,
     /// connect, login, operation or disconnect.
     pub event: &'static str,
     /// The connection's number, as in the human-readable log.
@@ -102,9 +155,12 @@ pub struct AuditEvent {
     pub remote: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
-    /// Login: publickey or password.
+    /// Login: publickey, certificate or password.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<&'static str>,
+    /// Login by key or certificate: the key's SHA256 fingerprint, as `ssh-keygen -l` shows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_fingerprint: Option<String>,
     /// Login: the client's SSH version line, as it sent it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_version: Option<String>,
@@ -123,6 +179,9 @@ pub struct AuditEvent {
     pub op: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// Operation: `path` in Dropbox (the user's root, then the path).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dropbox_path: Option<String>,
     /// Rename: where it went.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
@@ -158,6 +217,8 @@ pub struct AuditSession {
     pub conn: u64,
     pub remote: SocketAddr,
     pub user: Option<String>,
+    /// The logged-in user's Dropbox folder ("" for the whole Dropbox), for `dropbox_path`.
+    pub dropbox_root: Option<String>,
     /// How the connection's SSH session was set up, once its key exchange has been seen; its
     /// login lines carry it.
     pub negotiation: Arc<OnceLock<Negotiation>>,
@@ -179,6 +240,7 @@ impl AuditSession {
     pub fn event(&self, event: &'static str) -> AuditEvent {
         let mut line = AuditEvent {
             time: now(),
+            instance: instance(),
             event,
             conn: self.conn,
             remote: self.remote.to_string(),
@@ -207,6 +269,24 @@ impl AuditSession {
             ..self.clone()
         }
     }
+
+    /// The same session, its operation lines carrying `dropbox_path` under `root`.
+    pub fn in_dropbox_root(self, root: &str) -> AuditSession {
+        AuditSession {
+            dropbox_root: Some(root.to_string()),
+            ..self
+        }
+    }
+
+    /// Where `path` (a user's absolute path) is in Dropbox, if the root is known.
+    pub fn dropbox_path(&self, path: &str) -> Option<String> {
+        let root = self.dropbox_root.as_deref()?;
+        Some(match path.trim_start_matches('/') {
+            "" if root.is_empty() => "/".to_string(),
+            "" => root.to_string(),
+            rest => format!("{root}/{rest}"),
+        })
+    }
 }
 
 fn now() -> String {
@@ -227,6 +307,7 @@ mod tests {
             conn: 7,
             remote: "192.0.2.1:5000".parse().unwrap(),
             user: None,
+            dropbox_root: None,
             negotiation: Arc::default(),
         };
         session.record(&session.event("connect"));
@@ -256,5 +337,56 @@ mod tests {
         assert_eq!(lines[1]["user"], "alice");
         assert_eq!(lines[1]["op"], "mkdir");
         assert!(lines[1]["time"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(lines[0]["instance"], instance());
+        assert_eq!(lines[1]["instance"], instance());
+    }
+
+    #[test]
+    fn the_dropbox_path_is_the_root_then_the_path() {
+        let session = AuditSession {
+            log: AuditLog::disabled(),
+            conn: 1,
+            remote: "192.0.2.1:5000".parse().unwrap(),
+            user: None,
+            dropbox_root: None,
+            negotiation: Arc::default(),
+        };
+        assert_eq!(session.dropbox_path("/a"), None);
+        let jailed = session.clone().in_dropbox_root("/partners/alice");
+        assert_eq!(jailed.dropbox_path("/a/b").unwrap(), "/partners/alice/a/b");
+        assert_eq!(jailed.dropbox_path("/").unwrap(), "/partners/alice");
+        let whole = session.in_dropbox_root("");
+        assert_eq!(whole.dropbox_path("/a").unwrap(), "/a");
+        assert_eq!(whole.dropbox_path("/").unwrap(), "/");
+    }
+
+    #[test]
+    fn a_renamed_file_is_replaced_by_a_new_one_on_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("audit.log");
+        let log = AuditLog::open(file.to_str().unwrap()).unwrap();
+        let session = AuditSession {
+            log: log.clone(),
+            conn: 1,
+            remote: "192.0.2.1:5000".parse().unwrap(),
+            user: None,
+            dropbox_root: None,
+            negotiation: Arc::default(),
+        };
+        session.record(&session.event("connect"));
+        let rotated = dir.path().join("audit.log.1");
+        std::fs::rename(&file, &rotated).unwrap();
+        log.reopen().unwrap();
+        session.record(&session.event("disconnect"));
+        let old = std::fs::read_to_string(&rotated).unwrap();
+        let new = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            old.contains("\"connect\"") && !old.contains("disconnect"),
+            "{old}"
+        );
+        assert!(
+            new.contains("\"disconnect\"") && !new.contains("\"connect\""),
+            "{new}"
+        );
     }
 }

@@ -103,6 +103,9 @@ pub struct ServerConfig {
     /// anywhere else are refused while `proxy_protocol` is on.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// The operational log's format on stderr: `text` or `json` (`serve --log-format` wins).
+    #[serde(default)]
+    pub log_format: crate::logging::LogFormat,
 }
 
 impl ServerConfig {

@@ -18,6 +18,7 @@ pub mod config;
 pub mod gateway;
 pub mod hooks;
 pub mod log_safe;
+pub mod logging;
 pub mod metrics;
 pub mod scp;
 pub mod sftp;

@@ -18,6 +18,9 @@ use clap::{Parser, Subcommand};
 
 use auth::AuthArgs;
 
+use crate::config::Config;
+use crate::logging::LogFormat;
+
 #[derive(Parser)]
 #[command(version, about = "An SSH/SFTP server that serves Dropbox")]
 pub struct Cli {
@@ -33,6 +36,9 @@ enum Command {
     Serve {
         #[arg(long, default_value = "config/dropgate.toml")]
         config: PathBuf,
+        /// The log's format on stderr (default: `[server] log_format`, else text).
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormat>,
     },
     /// Try it without a Dropbox account: the built-in Dropbox emulator plus the gateway.
     #[cfg(feature = "demo")]
@@ -71,17 +77,11 @@ enum Command {
 }
 
 impl Cli {
-    /// Runs the command, with the log on stderr (`RUST_LOG`, default `info`).
+    /// Runs the command, with the log on stderr (see [`crate::logging`]).
     pub async fn run(self) -> anyhow::Result<()> {
-        tracing_subscriber::fmt()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| "info".into()),
-            )
-            .with_writer(std::io::stderr)
-            .init();
+        crate::logging::init(self.log_format());
         match self.command {
-            Command::Serve { config } => serve::run(&config).await,
+            Command::Serve { config, .. } => serve::run(&config).await,
             #[cfg(feature = "demo")]
             Command::Demo {
                 config,
@@ -94,6 +94,21 @@ impl Cli {
             Command::CheckConfig { config, running } => check::run(&config, running).await,
             Command::HashPassword => hash_password::run(),
             Command::Keygen { path } => keygen::run(&path),
+        }
+    }
+
+    /// `serve`'s flag, else its config's `log_format` (a config that does not load is
+    /// reported by `serve` itself, in text); text for every other command.
+    fn log_format(&self) -> LogFormat {
+        match &self.command {
+            Command::Serve {
+                log_format: Some(format),
+                ..
+            } => *format,
+            Command::Serve { config, .. } => Config::load(config)
+                .map(|config| config.server.log_format)
+                .unwrap_or_default(),
+            _ => LogFormat::Text,
         }
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! SIGTERM or SIGINT starts a graceful shutdown (no new connections; open uploads get
 //! `shutdown_timeout_secs` to commit; a second signal exits at once); SIGHUP reloads users and
-//! keys from the config file.
+//! keys from the config file and reopens the audit log. Sessions still open when it exits
+//! get their `disconnect` audit line as the runtime drops them.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,6 +22,11 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     let mut signals = StopSignals::new()?;
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("cannot listen for SIGHUP")?;
+    tracing::info!(
+        instance = crate::audit_log::instance(),
+        version = env!("CARGO_PKG_VERSION"),
+        "starting"
+    );
     let gateway = Gateway::start(&config).await?;
     let drainer = gateway.drainer();
     tokio::spawn(reload_on_hangup(

@@ -6,7 +6,8 @@
 //! user they logged in as until they disconnect; the next login sees the new settings. The
 //! rest of the config (listener, accounts, limits, PROXY protocol, metrics, audit log) is read
 //! only at start: changing it needs a restart, and a reload says which of those it ignored.
-//! A config that fails to load changes nothing.
+//! A config that fails to load changes nothing. The audit log's file is reopened at every
+//! reload (for logrotate), at the path configured at start.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -59,8 +60,15 @@ impl Reloader {
         Ok(reloaded)
     }
 
-    /// Loads the config file at `path` and reloads from it, logging the outcome.
+    /// Loads the config file at `path` and reloads from it, logging the outcome. The audit
+    /// log file is reopened first, whatever the config holds: logrotate has just renamed it.
     pub fn reload_file(&self, path: &Path) {
+        if let Err(e) = self.context.audit.reopen() {
+            tracing::error!(
+                error = format!("{e:#}"),
+                "cannot reopen the audit log; writing on to the file already open"
+            );
+        }
         let result = Config::load(path).and_then(|config| self.reload(&config));
         match result {
             Ok(reloaded) => tracing::info!(

@@ -34,7 +34,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
-use russh::keys::{Certificate, PublicKey};
+use russh::keys::{Certificate, HashAlg, PublicKey};
 use russh::server::{
     Auth, ChannelOpenHandle, Handler, Msg, PublicKeyOffer, Session, VerifiedPublicKey,
 };
@@ -71,9 +71,9 @@ pub struct Connection<B> {
     user: Option<User>,
     /// Whether this connection's refused keys have been counted as a failed login yet.
     key_failure_counted: bool,
-    /// Why the last look-up refused the user, when it was their `allowed_networks`: the
-    /// reason the failed login is audited with.
-    address_refusal: Option<String>,
+    /// Why the last look-up refused the user (unknown, their `allowed_networks`, a key not
+    /// theirs or its options, a certificate): the reason the failed login is logged with.
+    refusal: Option<String>,
     quotas: Arc<UserQuotas>,
     /// Session channels opened but not yet bound to a subsystem.
     channels: HashMap<ChannelId, Channel<Msg>>,
@@ -126,7 +126,7 @@ impl<B: UserFilesystems> Connection<B> {
             logged_in,
             user: None,
             key_failure_counted: false,
-            address_refusal: None,
+            refusal: None,
             quotas,
             channels: HashMap::new(),
             sftp_channels: HashSet::new(),
@@ -173,21 +173,38 @@ impl<B: UserFilesystems> Connection<B> {
         Ok(())
     }
 
-    fn accept_login(&mut self, user: User, method: Method) -> Auth {
+    fn accept_login(&mut self, user: User, method: Method, key: Option<String>) -> Auth {
         self.span
             .record("user", tracing::field::display(Untrusted(&user.name)));
-        tracing::info!(method = method.name(), "login accepted");
-        self.record_login(&user.name, method, None);
+        tracing::info!(
+            method = method.name(),
+            key = key.as_deref().unwrap_or(""),
+            "login accepted"
+        );
+        self.record_login(&user.name, method, key, None);
         let _ = self.logged_in.set(user.name.clone());
         self.pre_login = None;
         self.user = Some(user);
         Auth::Accept
     }
 
-    /// Logs and counts a failed login; an error if it got the address banned.
-    fn fail_login(&mut self, name: &str, method: Method, reason: &str) -> anyhow::Result<Auth> {
-        tracing::info!(user = name, method = method.name(), "login refused");
-        self.record_login(name, method, Some(reason));
+    /// Logs and counts a failed login (with the key's fingerprint, if a key was offered); an
+    /// error if it got the address banned.
+    fn fail_login(
+        &mut self,
+        name: &str,
+        method: Method,
+        key: Option<String>,
+        reason: &str,
+    ) -> anyhow::Result<Auth> {
+        tracing::info!(
+            user = %Untrusted(name),
+            method = method.name(),
+            key = key.as_deref().unwrap_or(""),
+            reason = %Untrusted(reason),
+            "login refused"
+        );
+        self.record_login(name, method, key, Some(reason));
         if self.guard.record_failure(self.peer.ip()) {
             tracing::warn!(
                 ban_secs = self.context.limits.ban_secs,
@@ -198,37 +215,48 @@ impl<B: UserFilesystems> Connection<B> {
         Ok(self.reject())
     }
 
-    /// A refused key: the first one of a connection counts as a failed login.
-    fn refuse_key(&mut self, name: &str) -> anyhow::Result<Auth> {
-        let reason = self.address_refusal.take();
+    /// A refused key (`fingerprint`): the first one of a connection counts as a failed login
+    /// and is audited; every one is logged, so an operator can tell which keys a client tried.
+    fn refuse_key(&mut self, name: &str, fingerprint: String) -> anyhow::Result<Auth> {
+        let reason = self.refusal.take();
+        let reason = reason.as_deref().unwrap_or(REFUSED);
         if self.key_failure_counted {
+            tracing::info!(
+                user = %Untrusted(name),
+                key = %fingerprint,
+                reason = %Untrusted(reason),
+                "another key refused"
+            );
             return Ok(self.reject());
         }
         self.key_failure_counted = true;
-        let reason = reason.as_deref().unwrap_or(REFUSED);
-        self.fail_login(name, Method::PublicKey, reason)
+        self.fail_login(name, Method::PublicKey, Some(fingerprint), reason)
     }
 
     /// The configured user `name`, if they may log in from this connection's address; a
     /// refusal is logged and kept for the audit line of the failed login.
     fn user_here(&mut self, name: &str) -> Option<User> {
         // Only this look-up's refusal may reach the audit line of this attempt.
-        self.address_refusal = None;
-        let user = self.context.users.current().users.get(name)?.clone();
+        self.refusal = None;
+        let Some(user) = self.context.users.current().users.get(name).cloned() else {
+            self.refusal = Some(NO_SUCH_USER.to_string());
+            return None;
+        };
         match user.check_address(self.peer.ip()) {
             Ok(()) => Some(user),
             Err(reason) => {
                 tracing::info!(user = name, %reason, "login refused before any key or password");
-                self.address_refusal = Some(reason);
+                self.refusal = Some(reason);
                 None
             }
         }
     }
 
-    fn record_login(&self, name: &str, method: Method, error: Option<&str>) {
+    fn record_login(&self, name: &str, method: Method, key: Option<String>, error: Option<&str>) {
         let mut line = self.audit.event("login");
         line.user = Some(name.to_string());
         line.method = Some(method.name());
+        line.key_fingerprint = key;
         line.result = Some(if error.is_none() { "ok" } else { "failed" });
         line.error = error.map(str::to_string);
         self.audit.record(&line);
@@ -251,9 +279,7 @@ impl<B: UserFilesystems> Connection<B> {
                 Err(reason) => refusal = Some(reason),
             }
         }
-        if let Some(reason) = refusal {
-            tracing::info!(user = name, %reason, "key refused");
-        }
+        self.refusal = Some(refusal.unwrap_or_else(|| NOT_AUTHORIZED.to_string()));
         None
     }
 
@@ -280,6 +306,7 @@ impl<B: UserFilesystems> Connection<B> {
             }
             Err(reason) => {
                 tracing::info!(user = name, key_id = cert.key_id(), reason = %Untrusted(&reason), "certificate refused");
+                self.refusal = Some(format!("certificate: {reason}"));
                 None
             }
         }
@@ -320,7 +347,9 @@ impl<B: UserFilesystems> Connection<B> {
         self.sftp_sessions_started += 1;
         let fs = Audited::new(
             Permissioned::new(fs, user.permissions),
-            self.audit.for_user(&user.name),
+            self.audit
+                .for_user(&user.name)
+                .in_dropbox_root(&user.dropbox_root),
         );
         let end = CancellationToken::new();
         self.session_ends.insert(channel_id, end.clone());
@@ -460,12 +489,13 @@ impl<B: UserFilesystems> Handler for Connection<B> {
             if self.user_with_key(user, offer.public_key).is_some() {
                 return Ok(Auth::Accept);
             }
+            let fingerprint = fingerprint(offer.public_key);
             // russh offers a certificate's key here without the certificate; with CAs trusted,
             // any key might come with one, so the decision waits for the signed request.
             if !self.context.users.current().trusted_user_cas.is_empty() {
                 return Ok(Auth::Accept);
             }
-            self.refuse_key(user)
+            self.refuse_key(user, fingerprint)
         }
         .instrument(span)
         .await
@@ -479,9 +509,10 @@ impl<B: UserFilesystems> Handler for Connection<B> {
         let span = self.span.clone();
         async {
             self.refuse_if_banned()?;
+            let fingerprint = fingerprint(key.public_key);
             match self.user_with_key(user, key.public_key) {
-                Some(found) => Ok(self.accept_login(found, Method::PublicKey)),
-                None => self.refuse_key(user),
+                Some(found) => Ok(self.accept_login(found, Method::PublicKey, Some(fingerprint))),
+                None => self.refuse_key(user, fingerprint),
             }
         }
         .instrument(span)
@@ -497,9 +528,13 @@ impl<B: UserFilesystems> Handler for Connection<B> {
         let span = self.span.clone();
         async {
             self.refuse_if_banned()?;
+            let fingerprint = certificate
+                .public_key()
+                .fingerprint(HashAlg::Sha256)
+                .to_string();
             match self.user_with_certificate(user, certificate) {
-                Some(found) => Ok(self.accept_login(found, Method::Certificate)),
-                None => self.refuse_key(user),
+                Some(found) => Ok(self.accept_login(found, Method::Certificate, Some(fingerprint))),
+                None => self.refuse_key(user, fingerprint),
             }
         }
         .instrument(span)
@@ -518,11 +553,12 @@ impl<B: UserFilesystems> Handler for Connection<B> {
             let checks = self.guard.password_checks();
             if checks.check(hash, password.to_string()).await {
                 if let Some(found) = found {
-                    return Ok(self.accept_login(found, Method::Password));
+                    return Ok(self.accept_login(found, Method::Password, None));
                 }
             }
-            let reason = self.address_refusal.take();
-            self.fail_login(user, Method::Password, reason.as_deref().unwrap_or(REFUSED))
+            let reason = self.refusal.take();
+            let reason = reason.as_deref().unwrap_or(WRONG_PASSWORD);
+            self.fail_login(user, Method::Password, None, reason)
         }
         .instrument(span)
         .await
@@ -672,8 +708,16 @@ impl<B> Connection<B> {
     }
 }
 
-/// The audit error of a failed login by a wrong key or password (which one is not said).
+/// Why a login failed, for the log and the audit line (the client is told none of them).
 const REFUSED: &str = "refused";
+const NO_SUCH_USER: &str = "no such user";
+const NOT_AUTHORIZED: &str = "the key is not one of the user's authorized keys";
+const WRONG_PASSWORD: &str = "wrong password, or the user has no password";
+
+/// A key's SHA256 fingerprint, as `ssh-keygen -l` prints it.
+fn fingerprint(key: &PublicKey) -> String {
+    key.fingerprint(HashAlg::Sha256).to_string()
+}
 
 /// SSH_OPEN_RESOURCE_SHORTAGE (RFC 4254, 5.1), sent with a reason of our own.
 const RESOURCE_SHORTAGE: u32 = 4;

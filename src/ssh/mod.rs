@@ -164,6 +164,7 @@ impl Incoming {
             conn: id,
             remote,
             user: None,
+            dropbox_root: None,
             negotiation: Arc::default(),
         };
         let client = match self.client_address(&context).await {
@@ -258,9 +259,14 @@ async fn run_connection<B: UserFilesystems>(
     line.result = Some("ok");
     audit.record(&line);
 
-    let started = std::time::Instant::now();
     let auth_timeout = context.limits.auth_timeout();
     let logged_in = Arc::new(std::sync::OnceLock::new());
+    let open = OpenConnection {
+        audit: audit.clone(),
+        started: std::time::Instant::now(),
+        logged_in: logged_in.clone(),
+        ended: false,
+    };
     let handshake = Arc::new(std::sync::OnceLock::new());
     let socket = record_hello(socket, key_exchange, handshake.clone(), &audit);
     // russh drops the handler when the connection ends, and with it the SFTP sessions it runs.
@@ -274,25 +280,93 @@ async fn run_connection<B: UserFilesystems>(
         tracing::Span::current(),
     );
     let result = run_until_closed(config, socket, handler, auth_timeout, &logged_in).await;
-    match &result {
-        Ok(()) => tracing::info!("disconnected"),
-        Err(e) => tracing::info!(error = %e, "connection ended with an error"),
-    }
-    let mut line = audit.event("disconnect");
-    line.user = logged_in.get().cloned();
-    line.duration_ms = Some(started.elapsed().as_millis() as u64);
-    line.result = Some(if result.is_ok() { "ok" } else { "failed" });
-    line.error = result.err().map(|e| match handshake.get() {
-        // russh's own words list every name in Rust syntax; ours say which policy refused.
-        Some(Handshake {
-            negotiated: Err(no_common),
-            ..
-        }) => no_common.to_string(),
-        _ => e.to_string(),
+    let error = result.err().map(|e| {
+        let error = match handshake.get() {
+            // russh's own words list every name in Rust syntax; ours say which policy refused.
+            Some(Handshake {
+                negotiated: Err(no_common),
+                ..
+            }) => no_common.to_string(),
+            _ => e.to_string(),
+        };
+        (error, closed_by_client(&e))
     });
-    audit.record(&line);
+    match &error {
+        None => tracing::info!("disconnected"),
+        Some((error, true)) => {
+            tracing::info!(%error, "disconnected: the client closed the connection")
+        }
+        Some((error, false)) => tracing::warn!(%error, "connection ended with an error"),
+    }
+    open.ended(error.map(|(error, _)| error));
     metrics::connection_closed();
     drop(slot);
+}
+
+/// An open connection's `disconnect` audit line, owed however the connection ends: written
+/// with its outcome when it ends, or, if its task is dropped first (the gateway shutting down
+/// with the session still open), when it is dropped.
+struct OpenConnection {
+    audit: AuditSession,
+    started: std::time::Instant,
+    logged_in: Arc<std::sync::OnceLock<String>>,
+    ended: bool,
+}
+
+impl OpenConnection {
+    /// Writes the line: `error` is why the connection failed, None if it ended cleanly.
+    fn ended(mut self, error: Option<String>) {
+        let result = if error.is_none() { "ok" } else { "failed" };
+        self.write(result, error);
+    }
+
+    fn write(&mut self, result: &'static str, error: Option<String>) {
+        self.ended = true;
+        let mut line = self.audit.event("disconnect");
+        line.user = self.logged_in.get().cloned();
+        line.duration_ms = Some(self.started.elapsed().as_millis() as u64);
+        line.result = Some(result);
+        line.error = error;
+        self.audit.record(&line);
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.write(
+                "interrupted",
+                Some("the gateway stopped while the connection was open".to_string()),
+            );
+        }
+    }
+}
+
+/// Whether a connection's error is only its client going away (EOF, or a reset after the
+/// client closed): an ordinary end, not a fault of the gateway's.
+fn closed_by_client(error: &anyhow::Error) -> bool {
+    use std::io::ErrorKind;
+    let io_closed = |e: &std::io::Error| {
+        matches!(
+            e.kind(),
+            ErrorKind::UnexpectedEof
+                | ErrorKind::ConnectionReset
+                | ErrorKind::ConnectionAborted
+                | ErrorKind::BrokenPipe
+        )
+    };
+    error.chain().any(|cause| {
+        if let Some(e) = cause.downcast_ref::<russh::Error>() {
+            return match e {
+                russh::Error::Disconnect | russh::Error::HUP => true,
+                russh::Error::IO(e) => io_closed(e),
+                _ => false,
+            };
+        }
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(io_closed)
+    })
 }
 
 /// Runs the SSH session to its end; one that has not logged in within `auth_timeout` (counted

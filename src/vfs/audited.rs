@@ -9,6 +9,13 @@
 //! The same points feed the [`metrics`]: every operation line is also counted by kind and
 //! result, bytes are counted as they flow, and a commit's duration goes to the upload commit
 //! latency histogram. One wrapper does both so the two can never disagree.
+//!
+//! It is also the one place where an operation's failure is known after everything below
+//! (the Dropbox client's retries, the spool, the commit) has given up, so the operational log's
+//! warning for a failed operation is written here too, with the path and the Dropbox path; it
+//! runs in the session's span, which names the connection and the user. Only failures on the
+//! gateway's side are warnings; a missing file or a name already taken is the client's affair
+//! and stays in the audit log.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -21,6 +28,7 @@ use super::{
     VfsError, VfsResult, WriteOptions,
 };
 use crate::audit_log::{AuditEvent, AuditSession};
+use crate::log_safe::Untrusted;
 use crate::metrics;
 
 /// A backend whose operations are written to the audit log.
@@ -70,6 +78,20 @@ pub fn outcome<T>(result: &Result<T, VfsError>) -> (&'static str, Option<String>
     }
 }
 
+/// Logs an operation that failed on the gateway's side (Dropbox, the network, the spool; not
+/// a client's mistake such as a missing file) at WARN, in the span of its connection and user.
+fn warn_failed(session: &AuditSession, op: &str, path: &VPath, error: &VfsError) {
+    let path = path.to_string();
+    let dropbox_path = session.dropbox_path(&path).unwrap_or_default();
+    tracing::warn!(
+        op,
+        path = %Untrusted(&path),
+        dropbox_path = %Untrusted(&dropbox_path),
+        error = %Untrusted(error),
+        "operation failed"
+    );
+}
+
 /// An operation line with its outcome filled in.
 fn operation<T>(
     session: &AuditSession,
@@ -78,10 +100,14 @@ fn operation<T>(
     started: Instant,
     result: &VfsResult<T>,
 ) -> AuditEvent {
+    if let Err(error @ VfsError::Failure(_)) = result {
+        warn_failed(session, op, path, error);
+    }
     let (result, error) = outcome(result);
     let mut line = session.event("operation");
     line.op = Some(op);
     line.path = Some(path.to_string());
+    line.dropbox_path = session.dropbox_path(&path.to_string());
     line.duration_ms = Some(started.elapsed().as_millis() as u64);
     line.result = Some(result);
     line.error = error;
@@ -93,8 +119,14 @@ impl<F: Vfs> Vfs for Audited<F> {
     type Writer = AuditedWriter<F::Writer>;
     type Lister = F::Lister;
 
+    /// Not audited (clients send it constantly), but a failure on the gateway's side is
+    /// logged like an operation's.
     async fn stat(&self, path: &VPath) -> VfsResult<FileInfo> {
-        self.inner.stat(path).await
+        let result = self.inner.stat(path).await;
+        if let Err(error @ VfsError::Failure(_)) = &result {
+            warn_failed(&self.session, "stat", path, error);
+        }
+        result
     }
 
     async fn open_dir(&self, path: &VPath) -> VfsResult<F::Lister> {

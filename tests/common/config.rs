@@ -72,6 +72,9 @@ pub struct Server {
     /// The default for users without `allowed_networks` of their own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed_networks: Option<Vec<String>>,
+    /// `text` or `json`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<String>,
 }
 
 /// `[upload]`.
@@ -321,6 +324,7 @@ impl GatewayConfig {
                 proxy_protocol: None,
                 trusted_proxies: Vec::new(),
                 allowed_networks: None,
+                log_format: None,
             },
             upload: Upload {
                 spool_dir: Some(dir.join("spool")),

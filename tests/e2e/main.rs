@@ -35,6 +35,7 @@ mod login_limits;
 mod metrics;
 mod names;
 mod nothing_lost;
+mod operational_logs;
 mod other_clients;
 mod partner_clients;
 mod partner_uploads;

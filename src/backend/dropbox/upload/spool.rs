@@ -43,13 +43,25 @@ pub struct SpoolReader {
 }
 
 impl Spool {
+    /// A new spool file in `dir`. A failure is logged with the folder, so an operator knows
+    /// which setting (`upload.spool_dir`) to fix; the error itself, which reaches the client,
+    /// does not name it.
     pub async fn create(dir: &Path) -> io::Result<Spool> {
         let dir = dir.to_path_buf();
+        // The blocking thread does not inherit the span that names the connection and user.
+        let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&dir)?;
+            let _in_span = span.enter();
+            let logged = |e: io::Error| {
+                let folder = std::path::absolute(&dir).unwrap_or_else(|_| dir.clone());
+                tracing::error!(folder = %folder.display(), error = %e, "cannot create a spool file");
+                e
+            };
+            std::fs::create_dir_all(&dir).map_err(logged)?;
             let (file, path) = tempfile::Builder::new()
                 .prefix(SPOOL_PREFIX)
-                .tempfile_in(&dir)?
+                .tempfile_in(&dir)
+                .map_err(logged)?
                 .into_parts();
             Ok(Spool {
                 file: Arc::new(file),
