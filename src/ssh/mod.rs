@@ -298,7 +298,8 @@ async fn run_connection<B: UserFilesystems>(
         }
         Some((error, false)) => tracing::warn!(%error, "connection ended with an error"),
     }
-    open.ended(error.map(|(error, _)| error));
+    // A client that goes away has ended its connection, not failed it: its audit line is `ok`.
+    open.ended(error.and_then(|(error, by_client)| (!by_client).then_some(error)));
     metrics::connection_closed();
     drop(slot);
 }
