@@ -36,6 +36,7 @@ mod metrics;
 mod names;
 mod nothing_lost;
 mod other_clients;
+mod packaging;
 mod partner_clients;
 mod partner_uploads;
 mod permissions;
