@@ -53,3 +53,30 @@ fn the_production_config_example_loads_as_it_ships() {
     }
     assert!(!config.users.is_empty(), "a users example");
 }
+
+/// The unit's hardening, as systemd itself rates it: `systemd-analyze security` scores what the
+/// service could still do if it were taken over (0 = nothing, 10 = everything); 3.0 or lower is
+/// what the unit promises. .ci/run installs systemd-analyze (Debian's `systemd`) when missing.
+#[test]
+fn the_systemd_unit_is_hardened_to_an_exposure_of_3_or_less() {
+    let unit = repo_file("packaging/dropgate.service");
+    let out = std::process::Command::new("systemd-analyze")
+        .args(["security", "--offline=yes", "--no-pager"])
+        .arg(&unit)
+        .output()
+        .expect("systemd-analyze (Debian's systemd package) is needed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}");
+    let score: f64 = text
+        .lines()
+        .find_map(|l| l.split_once("Overall exposure level for dropgate.service:"))
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no score in:\n{text}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    assert!(score <= 3.0, "exposure {score} > 3.0:\n{text}");
+}
