@@ -42,6 +42,7 @@ mod partner_uploads;
 mod permissions;
 mod proxy_protocol;
 mod rate_limits;
+mod readiness;
 mod realistic_soak;
 mod reload;
 mod round_trips;

@@ -4,7 +4,9 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use crate::common::Config;
+use crate::common::{
+    output_text, wait_for_client, wait_until_listening, write_random_file, Config, ServeDir,
+};
 
 fn repo_file(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
@@ -79,4 +81,73 @@ fn the_systemd_unit_is_hardened_to_an_exposure_of_3_or_less() {
             )
         });
     assert!(score <= 3.0, "exposure {score} > 3.0:\n{text}");
+}
+
+/// Linux's own W^X switch (prctl PR_SET_MDWE, kernel 6.3+), inherited across exec.
+const PR_SET_MDWE: libc::c_int = 65;
+const PR_MDWE_REFUSE_EXEC_GAIN: libc::c_ulong = 1;
+
+/// `command` runs with memory that is writable and executable refused, as the unit's
+/// MemoryDenyWriteExecute=yes does (systemd with a seccomp filter; here the kernel's switch,
+/// which refuses the same mappings).
+fn deny_write_execute(command: &mut tokio::process::Command) {
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// MemoryDenyWriteExecute=yes does not break the gateway: under the kernel's W^X switch it
+/// creates its host keys (aws-lc), signs partners in and moves a file both ways through
+/// chacha20-poly1305. The switch is first shown to bite: python asking for W+X memory is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gateway_works_with_write_execute_memory_denied() {
+    let mut probe = tokio::process::Command::new("python3");
+    probe.args([
+        "-c",
+        "import mmap; mmap.mmap(-1, 4096, prot=mmap.PROT_READ|mmap.PROT_WRITE|mmap.PROT_EXEC)",
+    ]);
+    deny_write_execute(&mut probe);
+    let refused = probe.output().await.unwrap();
+    assert!(
+        !refused.status.success(),
+        "W+X memory was not refused: is the kernel older than 6.3?"
+    );
+
+    let served = ServeDir::new().await;
+    let log = std::fs::File::create(served.path("gateway.log")).unwrap();
+    let mut command = served.serve_command(&served.config(), "dropgate=info");
+    command.stderr(log);
+    deny_write_execute(&mut command);
+    let _server = command.spawn().unwrap();
+    let log = || std::fs::read_to_string(served.path("gateway.log")).unwrap_or_default();
+    assert!(wait_until_listening(served.port).await, "{}", log());
+    served.trust_host_key();
+
+    let hash = write_random_file(&served.path("up.bin"), 3 * 1024 * 1024);
+    let cipher = vec![
+        "-c".to_string(),
+        "chacha20-poly1305@openssh.com".to_string(),
+    ];
+    let transfer = served
+        .sftp_as_alice(
+            &served.path("alice"),
+            "put up.bin up.bin\nget up.bin down.bin\n",
+            &cipher,
+        )
+        .spawn()
+        .unwrap();
+    let out = wait_for_client(transfer, "put and get").await;
+    assert!(out.status.success(), "{}\n{}", output_text(&out), log());
+    let meta = served.dropbox().metadata("/alice/up.bin").await.unwrap();
+    assert_eq!(meta["content_hash"], hash.as_str(), "{meta}");
+    assert_eq!(
+        std::fs::read(served.path("down.bin")).unwrap(),
+        std::fs::read(served.path("up.bin")).unwrap()
+    );
 }
