@@ -151,3 +151,175 @@ async fn the_gateway_works_with_write_execute_memory_denied() {
         std::fs::read(served.path("up.bin")).unwrap()
     );
 }
+
+/// Runs `program args` to the end; its output, or a panic with it if it failed.
+fn run_ok(program: &str, args: &[&std::ffi::OsStr]) -> String {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{program} {args:?}: {text}");
+    text
+}
+
+/// An empty system for dpkg --root: only root in its user files, an empty dpkg database.
+fn scratch_root(root: &Path) {
+    for folder in [
+        "etc",
+        "var/lib/dpkg/info",
+        "var/lib/dpkg/updates",
+        "var/log",
+    ] {
+        std::fs::create_dir_all(root.join(folder)).unwrap();
+    }
+    std::fs::write(root.join("var/lib/dpkg/status"), "").unwrap();
+    for (file, line) in [
+        ("passwd", "root:x:0:0:root:/root:/bin/sh"),
+        ("group", "root:x:0:"),
+        ("shadow", "root:*:19000:0:99999:7:::"),
+        ("gshadow", "root:*::"),
+    ] {
+        std::fs::write(root.join("etc").join(file), format!("{line}\n")).unwrap();
+    }
+}
+
+/// dpkg on the scratch root, running the maintainer scripts outside a chroot with DPKG_ROOT
+/// set (the root has no shell to chroot into), and without its dependencies (libc6, passwd:
+/// the root has no packages). Under fakeroot when the test is not root.
+fn dpkg(root: &Path, action: &[&std::ffi::OsStr]) -> String {
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "dpkg".as_ref(),
+        "--root".as_ref(),
+        root.as_os_str(),
+        "--force-script-chrootless".as_ref(),
+        "--force-depends".as_ref(),
+        "--log=/dev/null".as_ref(),
+    ];
+    args.extend_from_slice(action);
+    // SAFETY: geteuid has no preconditions.
+    match unsafe { libc::geteuid() } {
+        0 => run_ok("dpkg", &args[1..]),
+        _ => run_ok("fakeroot", &args),
+    }
+}
+
+fn mode_and_owner(path: &Path) -> (u32, u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (meta.mode() & 0o7777, meta.uid(), meta.gid())
+}
+
+/// The Debian package, built by packaging/build-deb.sh from the debug binary (the same files
+/// and scripts `cargo deb` packs, read from Cargo.toml), installed with dpkg into a scratch
+/// root: the binary, the unit and the production config as a conffile are in place, the
+/// postinst made a `dropgate` system user without a login shell, its folders, and a config it
+/// can read but not change; then the installed binary checks the installed config, which fails
+/// as it must before `dropgate auth`, saying what to run. A purge keeps the host keys.
+#[test]
+fn the_debian_package_installs_the_service_and_its_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_ok(
+        "env",
+        &[
+            "DEB_COMPRESSION=none".as_ref(),
+            repo_file("packaging/build-deb.sh").as_os_str(),
+            env!("CARGO_BIN_EXE_dropgate").as_ref(),
+            dir.path().as_os_str(),
+        ],
+    );
+    let deb = PathBuf::from(out.trim());
+    let files = run_ok("dpkg-deb", &["--contents".as_ref(), deb.as_os_str()]);
+    println!("{}:\n{files}", deb.display());
+    for file in [
+        "./usr/bin/dropgate",
+        "./lib/systemd/system/dropgate.service",
+        "./etc/dropgate/dropgate.toml",
+        "./usr/share/doc/dropgate/README.md",
+    ] {
+        assert!(files.contains(file), "{file} not in the package");
+    }
+    let conffiles = run_ok(
+        "dpkg-deb",
+        &["--info".as_ref(), deb.as_os_str(), "conffiles".as_ref()],
+    );
+    assert_eq!(conffiles.trim(), "/etc/dropgate/dropgate.toml");
+
+    let root = dir.path().join("root");
+    scratch_root(&root);
+    dpkg(&root, &["--install".as_ref(), deb.as_os_str()]);
+
+    let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap();
+    let user = passwd
+        .lines()
+        .find(|l| l.starts_with("dropgate:"))
+        .unwrap_or_else(|| panic!("no dropgate user:\n{passwd}"));
+    let fields: Vec<&str> = user.split(':').collect();
+    assert_eq!(
+        fields[5..],
+        ["/var/lib/dropgate", "/usr/sbin/nologin"],
+        "{user}"
+    );
+    let uid: u32 = fields[2].parse().unwrap();
+    let gid: u32 = fields[3].parse().unwrap();
+    assert!(uid < 1000, "not a system user: {user}");
+
+    assert_eq!(
+        mode_and_owner(&root.join("etc/dropgate/dropgate.toml")),
+        (0o640, 0, gid)
+    );
+    assert_eq!(mode_and_owner(&root.join("etc/dropgate")), (0o750, 0, gid));
+    for folder in [
+        "var/lib/dropgate",
+        "var/lib/dropgate/spool",
+        "var/log/dropgate",
+    ] {
+        assert_eq!(
+            mode_and_owner(&root.join(folder)),
+            (0o750, uid, gid),
+            "{folder}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(root.join("etc/dropgate/dropgate.toml")).unwrap(),
+        std::fs::read(repo_file("config/production.toml")).unwrap()
+    );
+
+    let check = std::process::Command::new(root.join("usr/bin/dropgate"))
+        .args(["check-config", "--config"])
+        .arg(root.join("etc/dropgate/dropgate.toml"))
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&check.stdout);
+    println!(
+        "check-config:\n{report}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(!check.status.success(), "{report}");
+    assert!(
+        report.contains(
+            "main     FAILED: no token file at /var/lib/dropgate/main.token yet: register the \
+             account with `dropgate auth"
+        ),
+        "{report}"
+    );
+
+    std::fs::write(
+        root.join("var/lib/dropgate/keys/ssh_host_ed25519_key"),
+        "kept",
+    )
+    .unwrap();
+    dpkg(&root, &["--purge".as_ref(), "dropgate".as_ref()]);
+    assert!(!root.join("usr/bin/dropgate").exists());
+    assert!(!root.join("etc/dropgate/dropgate.toml").exists());
+    assert!(!root.join("var/log/dropgate").exists());
+    assert!(root
+        .join("var/lib/dropgate/keys/ssh_host_ed25519_key")
+        .exists());
+}

@@ -85,8 +85,16 @@ impl TokenFile {
 
     /// Reads a token file, refusing one that others can read.
     pub fn read(path: &Path) -> anyhow::Result<TokenFile> {
-        let metadata = std::fs::metadata(path)
-            .with_context(|| format!("cannot read the token file {}", path.display()))?;
+        let metadata = match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+                "no token file at {} yet: register the account with `dropgate auth --config \
+                 CONFIG --account NAME`, which writes it there",
+                path.display()
+            ),
+            other => {
+                other.with_context(|| format!("cannot read the token file {}", path.display()))?
+            }
+        };
         let mode = metadata.permissions().mode();
         if mode & 0o077 != 0 {
             bail!(
