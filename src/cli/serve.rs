@@ -4,7 +4,7 @@
 //! `shutdown_timeout_secs` to commit; a second signal exits at once); SIGHUP reloads users and
 //! keys from the config file. A shutdown that had to abandon open uploads (the timeout, or a
 //! second signal) ends with an error, so the exit status says that data was lost. Under
-//! systemd the service manager is told each step ([`notify`]).
+//! systemd the service manager is told each step (`notify`).
 
 mod notify;
 
