@@ -113,7 +113,10 @@ async fn the_gateway_works_with_write_execute_memory_denied() {
         "import mmap; mmap.mmap(-1, 4096, prot=mmap.PROT_READ|mmap.PROT_WRITE|mmap.PROT_EXEC)",
     ]);
     deny_write_execute(&mut probe);
-    let refused = probe.output().await.unwrap();
+    let refused = probe
+        .output()
+        .await
+        .expect("prctl(PR_SET_MDWE) refused: the kernel must be 6.3 or newer");
     assert!(
         !refused.status.success(),
         "W+X memory was not refused: is the kernel older than 6.3?"
