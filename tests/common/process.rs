@@ -93,11 +93,8 @@ impl ServeDir {
         rust_log: &str,
         stderr: Stdio,
     ) -> tokio::process::Child {
-        config.write(&self.config_path());
-        let process = dropgate_binary(rust_log)
-            .args(["serve", "--config"])
-            .arg(self.config_path())
-            .stdout(Stdio::null())
+        let process = self
+            .serve_command(config, rust_log)
             .stderr(stderr)
             .spawn()
             .unwrap();
@@ -105,13 +102,30 @@ impl ServeDir {
             wait_until_listening(self.port).await,
             "dropgate serve did not start listening"
         );
+        self.trust_host_key();
+        process
+    }
+
+    /// Writes `config`; `dropgate serve` on it, logging at `rust_log`, not yet started (for a
+    /// test that sets its environment or watches it start).
+    pub fn serve_command(&self, config: &GatewayConfig, rust_log: &str) -> tokio::process::Command {
+        config.write(&self.config_path());
+        let mut command = dropgate_binary(rust_log);
+        command
+            .args(["serve", "--config"])
+            .arg(self.config_path())
+            .stdout(Stdio::null());
+        command
+    }
+
+    /// Puts the host key a started `dropgate serve` created into `known_hosts`.
+    pub fn trust_host_key(&self) {
         let host_public = std::fs::read_to_string(self.path("host_key.pub")).unwrap();
         std::fs::write(
             self.known_hosts(),
             format!("[127.0.0.1]:{} {}\n", self.port, host_public.trim()),
         )
         .unwrap();
-        process
     }
 
     pub fn known_hosts(&self) -> PathBuf {

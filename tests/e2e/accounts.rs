@@ -372,6 +372,103 @@ async fn auth_explains_a_bad_redirect_url_and_a_wrong_secret() {
     assert!(!token_file.exists());
 }
 
+/// `dropgate auth --config` writes the token file where the config's account expects it
+/// (not in the folder it runs in), mode 0600, reaches Dropbox at the account's api_url, and the
+/// gateway then signs in with that config. Run as root into a folder the service user owns,
+/// the file becomes that user's. An account the config lacks, or one without token_file, is
+/// refused before anything is asked.
+#[tokio::test]
+async fn auth_with_the_config_writes_the_token_where_the_account_expects_it() {
+    use std::os::unix::fs::MetadataExt;
+    let (dir, emulator) = emulator().await;
+    let base = emulator.base_url();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let as_root = std::fs::metadata(dir.path()).unwrap().uid() == 0;
+    const SERVICE_UID: u32 = 65534;
+    if as_root {
+        std::os::unix::fs::chown(&state, Some(SERVICE_UID), Some(SERVICE_UID)).unwrap();
+    }
+    let token_file = state.join("main.token");
+    let mut config = GatewayConfig::without_accounts(dir.path());
+    config
+        .accounts
+        .push(Account::from_token_file("main", &base, &token_file));
+    config.accounts.push(Account::personal("inline", &base));
+    let config_path = dir.path().join("dropgate.toml");
+    config.write(&config_path);
+    let auth = |account: &str| {
+        let mut command = dropgate();
+        command
+            .args(["auth", "--no-browser", "--account", account, "--app-key"])
+            .arg(demo::APP_KEY)
+            .arg("--config")
+            .arg(&config_path)
+            .env("DROPGATE_APP_SECRET", demo::APP_SECRET)
+            .current_dir(elsewhere.path())
+            .stdin(Stdio::piped());
+        command
+    };
+
+    let mut child = auth("main").spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = authorize_url_from(&mut lines).await;
+    assert!(url.starts_with(&format!("{base}/oauth2/")), "{url}");
+    let page = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    type_code_from(&page, &mut child).await;
+    let (ok, stdout, stderr) = finish_command(child, lines).await;
+    assert!(ok, "dropgate auth failed:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "token_file = {:?}",
+            token_file.display().to_string()
+        )),
+        "{stdout}"
+    );
+    let meta = std::fs::metadata(&token_file).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    if as_root {
+        assert_eq!((meta.uid(), meta.gid()), (SERVICE_UID, SERVICE_UID));
+    }
+    assert!(!elsewhere.path().join("keys").exists());
+    let loaded = Config::load(&config_path).unwrap();
+    let _counters = share_process_counters().await;
+    let gateway = Gateway::start(&loaded).await.unwrap();
+    gateway.shutdown().await.unwrap();
+
+    for (account, expected) in [
+        ("nobody", "has no account named \"nobody\""),
+        ("inline", "accounts.inline in"),
+    ] {
+        let out = auth(account).output().await.unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+    }
+    let both = dropgate()
+        .args([
+            "auth",
+            "--account",
+            "main",
+            "--app-key",
+            "k~s",
+            "--token-file",
+            "x",
+        ])
+        .arg("--config")
+        .arg(&config_path)
+        .output()
+        .await
+        .unwrap();
+    assert!(!both.status.success());
+    assert!(
+        String::from_utf8_lossy(&both.stderr).contains("cannot be used with"),
+        "{}",
+        String::from_utf8_lossy(&both.stderr)
+    );
+}
+
 // ---- tokens at run time ----
 
 /// An expired token on an upload-session append is retried by the upload pipeline (the client

@@ -1,6 +1,7 @@
 //! Graceful shutdown end to end: `dropgate serve` as a real process gets SIGTERM in the middle
 //! of an OpenSSH upload; it stops accepting connections at once, lets the upload finish and
-//! commit, and only then exits, with status 0.
+//! commit, and only then exits, with status 0. An upload it has to abandon (the shutdown
+//! timeout passes first) makes the exit status non-zero, so systemd marks the stop as failed.
 
 use std::path::Path;
 use std::time::Duration;
@@ -75,4 +76,47 @@ async fn sigterm_during_an_upload_lets_it_commit_then_exits() {
     // The file is in Dropbox, whole (read from the emulator itself).
     let meta = served.dropbox().metadata("/alice/big.bin").await.unwrap();
     assert_eq!(meta["content_hash"], hash.as_str(), "{meta}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shutdown_that_abandons_an_upload_exits_non_zero() {
+    let served = ServeDir::new().await;
+    let mut config = served.config();
+    config.server.shutdown_timeout_secs = Some(1);
+    let log = std::fs::File::create(served.path("gateway.log")).unwrap();
+    let mut server = served.serve(&config, "dropgate=info", log.into()).await;
+    let log = || std::fs::read_to_string(served.path("gateway.log")).unwrap_or_default();
+
+    // 24 MiB at about 4 Mbit/s: nearly a minute, far beyond the one-second timeout.
+    write_random_file(&served.path("big.bin"), 24 * 1024 * 1024);
+    let rate = vec!["-l".to_string(), "4000".to_string()];
+    let upload = served
+        .sftp_as_alice(&served.path("alice"), "put big.bin big.bin\n", &rate)
+        .spawn()
+        .unwrap();
+    let spool = served.path("spool");
+    let started = poll_until(Duration::from_secs(30), || {
+        std::future::ready(spooled_bytes(&spool) > 256 * 1024)
+    })
+    .await;
+    assert!(started, "the upload never started");
+    send_signal(&server, "TERM");
+
+    let status = tokio::time::timeout(Duration::from_secs(30), server.wait())
+        .await
+        .expect("dropgate did not exit after its shutdown timeout")
+        .unwrap();
+    assert!(
+        !status.success(),
+        "exited {status} although an upload was abandoned"
+    );
+    assert!(
+        log().contains("1 open upload(s) abandoned, not stored in Dropbox"),
+        "{}",
+        log()
+    );
+    let out = wait_for_client(upload, "the cut-off upload").await;
+    assert!(!out.status.success(), "{}", output_text(&out));
+    // Nothing of it reached Dropbox.
+    assert!(served.dropbox().metadata("/alice/big.bin").await.is_none());
 }

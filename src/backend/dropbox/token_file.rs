@@ -4,7 +4,8 @@
 //! (which people paste into tickets); the config names the file instead (`token_file`). The file
 //! is TOML, written to a temporary file created with mode 0600 and then renamed into place, so
 //! there is never a moment in which the token sits in a file others can read; and it is refused
-//! on load when its mode lets others read it.
+//! on load when its mode lets others read it. Written by root into a folder another user owns
+//! (the service's), it becomes that user's, so the service can read it.
 
 use std::fmt;
 use std::io::Write;
@@ -77,6 +78,7 @@ impl TokenFile {
             .tempfile_in(folder)
             .with_context(|| format!("cannot create a file in {}", folder.display()))?;
         temp.write_all(text.as_bytes())?;
+        give_to_folder_owner(temp.as_file(), folder)?;
         temp.as_file().sync_all()?;
         temp.persist(path)
             .with_context(|| format!("cannot write the token file {}", path.display()))?;
@@ -85,8 +87,16 @@ impl TokenFile {
 
     /// Reads a token file, refusing one that others can read.
     pub fn read(path: &Path) -> anyhow::Result<TokenFile> {
-        let metadata = std::fs::metadata(path)
-            .with_context(|| format!("cannot read the token file {}", path.display()))?;
+        let metadata = match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+                "no token file at {} yet: register the account with `dropgate auth --config \
+                 CONFIG --account NAME`, which writes it there",
+                path.display()
+            ),
+            other => {
+                other.with_context(|| format!("cannot read the token file {}", path.display()))?
+            }
+        };
         let mode = metadata.permissions().mode();
         if mode & 0o077 != 0 {
             bail!(
@@ -106,6 +116,24 @@ impl TokenFile {
             )
         })
     }
+}
+
+/// Root writing into a folder someone else owns (`dropgate auth` run with sudo, the token going
+/// to the service's /var/lib/dropgate): the file becomes the folder owner's, still 0600, so the
+/// service can read it. Anyone else's file stays their own.
+fn give_to_folder_owner(file: &std::fs::File, folder: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let folder_meta = std::fs::metadata(folder)?;
+    if file.metadata()?.uid() == 0 && folder_meta.uid() != 0 {
+        std::os::unix::fs::fchown(file, Some(folder_meta.uid()), Some(folder_meta.gid()))
+            .with_context(|| {
+                format!(
+                    "cannot give the token file to the owner of {}",
+                    folder.display()
+                )
+            })?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

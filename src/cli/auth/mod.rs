@@ -1,12 +1,21 @@
 //! `dropgate auth`: registers a Dropbox account once (see `registration`).
+//!
+//! With `--config`, the token file goes exactly where that config's account expects it (its
+//! `token_file`; a relative one is taken from the config file's folder), and the account's
+//! `api_url` and proxy apply, so what `auth` writes is what `serve` reads, whichever folder it
+//! runs in. Without it, `--token-file` (default `keys/ACCOUNT.token` in the working folder).
 
 mod pkce;
 mod redirect;
 mod registration;
 
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::config::Config;
 
 use registration::Registration;
 
@@ -33,6 +42,10 @@ pub struct AuthArgs {
     /// Listen for the redirect here instead of the redirect URL's host:port.
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Option<String>,
+    /// The config that names this account: the token file goes where its `token_file` says,
+    /// and its `api_url` and `proxy` are used.
+    #[arg(long, value_name = "FILE", conflicts_with = "token_file")]
+    config: Option<PathBuf>,
     /// Where to write the token file (mode 0600) [default: keys/ACCOUNT.token].
     #[arg(long, value_name = "PATH")]
     token_file: Option<PathBuf>,
@@ -67,9 +80,18 @@ pub async fn run(args: AuthArgs) -> anyhow::Result<()> {
         }),
     };
     let (app_key, app_secret) = registration::app_credentials(&args.app_key, secret)?;
-    let token_file = args
-        .token_file
-        .unwrap_or_else(|| PathBuf::from(format!("keys/{}.token", args.account)));
+    let (token_file, api_url, proxy) = match &args.config {
+        Some(config) => from_config(config, &args.account)?,
+        None => (
+            args.token_file
+                .unwrap_or_else(|| PathBuf::from(format!("keys/{}.token", args.account))),
+            None,
+            None,
+        ),
+    };
+    // Said as an absolute path, so the `token_file` line printed at the end is right anywhere.
+    let token_file = std::path::absolute(&token_file)
+        .with_context(|| format!("cannot resolve {}", token_file.display()))?;
     let registration = Registration {
         account: args.account,
         app_key,
@@ -77,14 +99,43 @@ pub async fn run(args: AuthArgs) -> anyhow::Result<()> {
         redirect_url: args.redirect_url,
         headless: args.no_browser,
         listen: args.listen,
-        api_url: args.api_url,
+        api_url: args.api_url.or(api_url),
         authorize_base: args.authorize_base,
-        proxy: args.proxy,
+        proxy: args.proxy.or(proxy),
         token_file,
         timeout: Duration::from_secs(args.timeout),
     };
     registration::register(&registration).await?;
     Ok(())
+}
+
+/// The account `name` of the config at `path`: its token file (relative to the config's
+/// folder), API URL and effective proxy.
+fn from_config(
+    path: &Path,
+    name: &str,
+) -> anyhow::Result<(PathBuf, Option<String>, Option<String>)> {
+    let config = Config::load(path)?;
+    let account = config.account(name).with_context(|| {
+        format!(
+            "{} has no account named {name:?}: add an [[accounts]] table with name = {name:?} \
+             and token_file first",
+            path.display()
+        )
+    })?;
+    let token_file = account.token_file.as_ref().with_context(|| {
+        format!(
+            "accounts.{name} in {} has no token_file: set token_file to where the token \
+             should go",
+            path.display()
+        )
+    })?;
+    let folder = path.parent().unwrap_or(Path::new(""));
+    Ok((
+        folder.join(token_file),
+        account.api_url.clone(),
+        account.effective_proxy(&config.server).map(str::to_string),
+    ))
 }
 
 /// Asks on stderr, reads one line from stdin.
