@@ -307,7 +307,7 @@ fn the_debian_package_installs_the_service_and_its_config() {
     assert!(!check.status.success(), "{report}");
     assert!(
         report.contains(
-            "main     FAILED: no token file at /var/lib/dropgate/main.token yet: register the \
+            "accounts.main: no token file at /var/lib/dropgate/main.token yet: register the \
              account with `dropgate auth"
         ),
         "{report}"
