@@ -17,6 +17,7 @@ use unicode_normalization::UnicodeNormalization;
 use crate::backend::dropbox::api::DEFAULT_RATE_LIMIT_WAIT;
 use crate::backend::dropbox::DownloadSettings;
 use crate::hooks::settings::{HookConfig, HookQueueConfig};
+use crate::tls_trust::Trust;
 use crate::users::authorized_keys::AuthorizedKey;
 use crate::users::networks::Networks;
 use crate::users::password::StoredPasswordHash;
@@ -75,6 +76,9 @@ pub struct ServerConfig {
     /// Outbound proxy for every account that sets none of its own (`http://host:port`, or
     /// `"none"` to ignore HTTPS_PROXY); unset = HTTPS_PROXY from the environment.
     pub proxy: Option<String>,
+    /// A PEM file of CAs trusted for HTTPS besides the system's trust store (a proxy that
+    /// inspects TLS): for every account that names none of its own, and for webhooks.
+    pub ca_file: Option<PathBuf>,
     /// On SIGTERM or SIGINT, how long open uploads get to finish and commit before exit.
     #[serde(default = "default_shutdown_timeout_secs")]
     pub shutdown_timeout_secs: u64,
@@ -317,6 +321,9 @@ pub struct AccountConfig {
     pub team_space: bool,
     /// Outbound proxy for this account; `[server] proxy` when unset.
     pub proxy: Option<String>,
+    /// A PEM file of CAs trusted besides the system's for this account; `[server] ca_file`
+    /// when unset.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for AccountConfig {
@@ -335,6 +342,7 @@ impl std::fmt::Debug for AccountConfig {
                     .as_deref()
                     .map(crate::backend::dropbox::api::scrub),
             )
+            .field("ca_file", &self.ca_file)
             .field("app_key", &self.app_key)
             .field(
                 "app_secret",
@@ -689,6 +697,14 @@ impl AccountConfig {
     /// The proxy this account uses: its own, else the server's; None = the environment's.
     pub fn effective_proxy<'a>(&'a self, server: &'a ServerConfig) -> Option<&'a str> {
         self.proxy.as_deref().or(server.proxy.as_deref())
+    }
+
+    /// The CAs this account trusts: the system's plus its own `ca_file`, else the server's.
+    pub fn trust(&self, server: &ServerConfig) -> anyhow::Result<Trust> {
+        match (&self.ca_file, &server.ca_file) {
+            (Some(own), _) => Trust::with_ca_file(Some(own)).context("ca_file"),
+            (None, shared) => Trust::with_ca_file(shared.as_deref()).context("server.ca_file"),
+        }
     }
 }
 
@@ -1188,6 +1204,7 @@ mod tests {
             team_member_email: None,
             team_space: false,
             proxy: Some("http://u:proxy-secret@proxy:3128".into()),
+            ca_file: None,
         };
         let shown = format!("{account:?}");
         assert!(!shown.contains("very-secret") && !shown.contains("refresh-secret"));

@@ -22,5 +22,6 @@ pub mod metrics;
 pub mod scp;
 pub mod sftp;
 pub mod ssh;
+pub mod tls_trust;
 pub mod users;
 pub mod vfs;

@@ -168,6 +168,8 @@ pub struct Account {
     pub team_space: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Account {
@@ -214,6 +216,7 @@ impl Account {
             team_member_email: None,
             team_space: None,
             proxy: None,
+            ca_file: None,
         }
     }
 }

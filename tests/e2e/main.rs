@@ -47,6 +47,7 @@ mod round_trips;
 mod secrets;
 mod session_bounds;
 mod shutdown;
+mod tls_trust;
 mod upload_policy;
 mod uploads;
 mod write_lock;

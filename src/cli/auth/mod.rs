@@ -45,6 +45,9 @@ pub struct AuthArgs {
     /// Outbound proxy for the token exchange (default: HTTPS_PROXY; "none" for none).
     #[arg(long, value_name = "URL")]
     proxy: Option<String>,
+    /// A PEM file of CAs to trust besides the system's (a proxy that inspects TLS).
+    #[arg(long, value_name = "PATH")]
+    ca_file: Option<PathBuf>,
     /// How long to wait for the redirect, in seconds.
     #[arg(long, default_value_t = 600, value_name = "SECS")]
     timeout: u64,
@@ -80,6 +83,7 @@ pub async fn run(args: AuthArgs) -> anyhow::Result<()> {
         api_url: args.api_url,
         authorize_base: args.authorize_base,
         proxy: args.proxy,
+        trust: crate::tls_trust::Trust::with_ca_file(args.ca_file.as_deref())?,
         token_file,
         timeout: Duration::from_secs(args.timeout),
     };
