@@ -24,6 +24,9 @@ use crate::users::password::StoredPasswordHash;
 use crate::users::permissions::{Permission, Permissions, PRESETS};
 use crate::users::{MtimeChange, User};
 
+mod overrides;
+pub use overrides::Overrides;
+
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -309,9 +312,15 @@ pub struct AccountConfig {
     pub app_key: Option<String>,
     /// Overrides the token file's app secret (or goes with `refresh_token`).
     pub app_secret: Option<String>,
+    /// A file holding `app_secret` (mode 0600), instead of it.
+    pub app_secret_file: Option<PathBuf>,
     pub refresh_token: Option<String>,
+    /// A file holding `refresh_token` (mode 0600), instead of it.
+    pub refresh_token_file: Option<PathBuf>,
     /// A fixed access token instead of app key + secret + refresh token.
     pub access_token: Option<String>,
+    /// A file holding `access_token` (mode 0600), instead of it.
+    pub access_token_file: Option<PathBuf>,
     /// Business: the team member (by email) whose Dropbox a team token acts on; resolved to a
     /// team_member_id at start and sent as `Dropbox-API-Select-User`.
     pub team_member_email: Option<String>,
@@ -343,6 +352,9 @@ impl std::fmt::Debug for AccountConfig {
                     .map(crate::backend::dropbox::api::scrub),
             )
             .field("ca_file", &self.ca_file)
+            .field("app_secret_file", &self.app_secret_file)
+            .field("refresh_token_file", &self.refresh_token_file)
+            .field("access_token_file", &self.access_token_file)
             .field("app_key", &self.app_key)
             .field(
                 "app_secret",
@@ -561,16 +573,57 @@ fn default_root() -> String {
 }
 
 impl Config {
-    /// Reads, parses and validates a config file.
+    /// Reads, parses and validates a config file, with the environment's overrides
+    /// (`DROPGATE_<SECTION>__<KEY>`) and the secrets of `*_file` settings.
     pub fn load(path: &Path) -> anyhow::Result<Config> {
+        Config::load_with(path, &Overrides::from_env()?)
+    }
+
+    /// [`Config::load`] with these overrides instead of the environment's.
+    pub fn load_with(path: &Path, overrides: &Overrides) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
-        let config =
-            parse_toml(&text).with_context(|| format!("in config file {}", path.display()))?;
+        let in_file = || format!("in config file {}", path.display());
+        let mut config = overrides.parse(&text).with_context(in_file)?;
         config
-            .validate()
-            .with_context(|| format!("in config file {}", path.display()))?;
+            .read_secret_files()
+            .and_then(|()| config.validate())
+            .map_err(|e| overrides.explain(e))
+            .with_context(in_file)?;
         Ok(config)
+    }
+
+    /// Each `*_file` secret of an account read into its setting (see `crate::secret_file`).
+    fn read_secret_files(&mut self) -> anyhow::Result<()> {
+        for account in &mut self.accounts {
+            let name = account.name.clone();
+            let pairs = [
+                (
+                    "app_secret",
+                    &mut account.app_secret,
+                    &account.app_secret_file,
+                ),
+                (
+                    "refresh_token",
+                    &mut account.refresh_token,
+                    &account.refresh_token_file,
+                ),
+                (
+                    "access_token",
+                    &mut account.access_token,
+                    &account.access_token_file,
+                ),
+            ];
+            for (key, value, file) in pairs {
+                let Some(file) = file else { continue };
+                if value.is_some() {
+                    bail!("accounts.{name}: set only one of {key} and {key}_file");
+                }
+                let setting = format!("accounts.{name}.{key}_file");
+                *value = Some(crate::secret_file::read(&setting, file)?);
+            }
+        }
+        Ok(())
     }
 
     fn validate(&self) -> anyhow::Result<()> {
@@ -1199,8 +1252,11 @@ mod tests {
             token_file: None,
             app_key: Some("key".into()),
             app_secret: Some("very-secret".into()),
+            app_secret_file: None,
             refresh_token: Some("refresh-secret".into()),
+            refresh_token_file: None,
             access_token: None,
+            access_token_file: None,
             team_member_email: None,
             team_space: false,
             proxy: Some("http://u:proxy-secret@proxy:3128".into()),

@@ -20,6 +20,7 @@ pub mod hooks;
 pub mod log_safe;
 pub mod metrics;
 pub mod scp;
+pub mod secret_file;
 pub mod sftp;
 pub mod ssh;
 pub mod tls_trust;
