@@ -22,6 +22,7 @@ mod commit_rules;
 mod concurrent_uploads;
 mod downloads;
 mod dropbox_lag;
+mod env_overrides;
 mod fault_soak;
 mod folders_and_renames;
 mod handle_limits;
