@@ -1317,6 +1317,31 @@ mod tests {
     }
 
     #[test]
+    fn an_accounts_ca_file_replaces_the_servers_and_errors_name_which() {
+        let config = parse(
+            "[server]\nlisten = \"127.0.0.1:2222\"\nca_file = \"/nonexistent/server-ca.pem\"\n\
+             [[accounts]]\nname = \"shared\"\naccess_token = \"t\"\n\
+             [[accounts]]\nname = \"own\"\naccess_token = \"t\"\n\
+             ca_file = \"/nonexistent/own-ca.pem\"\n",
+        )
+        .unwrap();
+        let shared = format!(
+            "{:#}",
+            config.accounts[0].trust(&config.server).unwrap_err()
+        );
+        assert!(
+            shared.starts_with("server.ca_file: ca_file /nonexistent/server-ca.pem"),
+            "{shared}"
+        );
+        let own = format!(
+            "{:#}",
+            config.accounts[1].trust(&config.server).unwrap_err()
+        );
+        assert!(own.contains("/nonexistent/own-ca.pem"), "{own}");
+        assert!(!own.contains("server"), "{own}");
+    }
+
+    #[test]
     fn algorithms_are_a_policy_name_or_lists_and_a_misspelt_list_is_named() {
         let server = |line: &str| format!("[server]\nlisten = \"127.0.0.1:2222\"\n{line}\n");
         let default = parse(&server("")).unwrap();
