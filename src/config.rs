@@ -18,13 +18,16 @@ use unicode_normalization::UnicodeNormalization;
 use crate::backend::dropbox::api::DEFAULT_RATE_LIMIT_WAIT;
 use crate::backend::dropbox::DownloadSettings;
 use crate::hooks::settings::{HookConfig, HookQueueConfig};
+use crate::tls_trust::Trust;
 use crate::users::authorized_keys::AuthorizedKey;
 use crate::users::networks::Networks;
 use crate::users::password::StoredPasswordHash;
 use crate::users::permissions::{Permission, Permissions, PRESETS};
 use crate::users::{MtimeChange, User};
 
+mod overrides;
 mod paths;
+pub use overrides::Overrides;
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
@@ -82,6 +85,9 @@ pub struct ServerConfig {
     /// Outbound proxy for every account that sets none of its own (`http://host:port`, or
     /// `"none"` to ignore HTTPS_PROXY); unset = HTTPS_PROXY from the environment.
     pub proxy: Option<String>,
+    /// A PEM file of CAs trusted for HTTPS besides the system's trust store (a proxy that
+    /// inspects TLS): for every account that names none of its own, and for webhooks.
+    pub ca_file: Option<PathBuf>,
     /// On SIGTERM or SIGINT, how long open uploads get to finish and commit before exit.
     #[serde(default = "default_shutdown_timeout_secs")]
     pub shutdown_timeout_secs: u64,
@@ -328,9 +334,15 @@ pub struct AccountConfig {
     pub app_key: Option<String>,
     /// Overrides the token file's app secret (or goes with `refresh_token`).
     pub app_secret: Option<String>,
+    /// A file holding `app_secret` (mode 0600), instead of it.
+    pub app_secret_file: Option<PathBuf>,
     pub refresh_token: Option<String>,
+    /// A file holding `refresh_token` (mode 0600), instead of it.
+    pub refresh_token_file: Option<PathBuf>,
     /// A fixed access token instead of app key + secret + refresh token.
     pub access_token: Option<String>,
+    /// A file holding `access_token` (mode 0600), instead of it.
+    pub access_token_file: Option<PathBuf>,
     /// Business: the team member (by email) whose Dropbox a team token acts on; resolved to a
     /// team_member_id at start and sent as `Dropbox-API-Select-User`.
     pub team_member_email: Option<String>,
@@ -340,6 +352,9 @@ pub struct AccountConfig {
     pub team_space: bool,
     /// Outbound proxy for this account; `[server] proxy` when unset.
     pub proxy: Option<String>,
+    /// A PEM file of CAs trusted besides the system's for this account; `[server] ca_file`
+    /// when unset.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for AccountConfig {
@@ -358,6 +373,10 @@ impl std::fmt::Debug for AccountConfig {
                     .as_deref()
                     .map(crate::backend::dropbox::api::scrub),
             )
+            .field("ca_file", &self.ca_file)
+            .field("app_secret_file", &self.app_secret_file)
+            .field("refresh_token_file", &self.refresh_token_file)
+            .field("access_token_file", &self.access_token_file)
             .field("app_key", &self.app_key)
             .field(
                 "app_secret",
@@ -576,28 +595,76 @@ fn default_root() -> String {
 }
 
 impl Config {
-    /// Reads, parses and validates a config file; relative paths in it become absolute, from
-    /// the file's folder.
+    /// Reads, parses and validates a config file, with the environment's overrides
+    /// (`DROPGATE_<SECTION>__<KEY>`) and the secrets of `*_file` settings; relative paths in
+    /// it become absolute, from the file's folder.
     pub fn load(path: &Path) -> anyhow::Result<Config> {
-        let config = Self::load_except_users(path)?;
-        let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        Config::load_with(path, &Overrides::from_env()?)
+    }
+
+    /// [`Config::load`] with these overrides instead of the environment's.
+    pub fn load_with(path: &Path, overrides: &Overrides) -> anyhow::Result<Config> {
+        let config = Self::load_except_users_with(path, overrides)?;
         config
             .validate_users()
-            .with_context(|| format!("in config file {}", shown.display()))?;
+            .map_err(|e| overrides.explain(e))
+            .with_context(|| format!("in config file {}", shown(path).display()))?;
         Ok(config)
     }
 
     /// [`Config::load`] without checking the users, for `check-config`, which checks and
     /// reports each user on its own ([`Config::resolve_user`]).
     pub fn load_except_users(path: &Path) -> anyhow::Result<Config> {
-        let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        Self::load_except_users_with(path, &Overrides::from_env()?)
+    }
+
+    fn load_except_users_with(path: &Path, overrides: &Overrides) -> anyhow::Result<Config> {
+        let shown = shown(path);
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", shown.display()))?;
         let context = || format!("in config file {}", shown.display());
-        let mut config = parse_toml(&text).with_context(context)?;
-        config.validate_settings().with_context(context)?;
+        let mut config = overrides.parse(&text).with_context(context)?;
+        // Before the secret files are read: their paths are from the config's folder too.
         paths::make_absolute(&mut config, &paths::folder_of(path).with_context(context)?);
+        config
+            .read_secret_files()
+            .and_then(|()| config.validate_settings())
+            .map_err(|e| overrides.explain(e))
+            .with_context(context)?;
         Ok(config)
+    }
+
+    /// Each `*_file` secret of an account read into its setting (see `crate::secret_file`).
+    fn read_secret_files(&mut self) -> anyhow::Result<()> {
+        for account in &mut self.accounts {
+            let name = account.name.clone();
+            let pairs = [
+                (
+                    "app_secret",
+                    &mut account.app_secret,
+                    &account.app_secret_file,
+                ),
+                (
+                    "refresh_token",
+                    &mut account.refresh_token,
+                    &account.refresh_token_file,
+                ),
+                (
+                    "access_token",
+                    &mut account.access_token,
+                    &account.access_token_file,
+                ),
+            ];
+            for (key, value, file) in pairs {
+                let Some(file) = file else { continue };
+                if value.is_some() {
+                    bail!("accounts.{name}: set only one of {key} and {key}_file");
+                }
+                let setting = format!("accounts.{name}.{key}_file");
+                *value = Some(crate::secret_file::read(&setting, file)?);
+            }
+        }
+        Ok(())
     }
 
     #[cfg(test)]
@@ -763,6 +830,14 @@ impl AccountConfig {
     pub fn effective_proxy<'a>(&'a self, server: &'a ServerConfig) -> Option<&'a str> {
         self.proxy.as_deref().or(server.proxy.as_deref())
     }
+
+    /// The CAs this account trusts: the system's plus its own `ca_file`, else the server's.
+    pub fn trust(&self, server: &ServerConfig) -> anyhow::Result<Trust> {
+        match (&self.ca_file, &server.ca_file) {
+            (Some(own), _) => Trust::with_ca_file(Some(own)).context("ca_file"),
+            (None, shared) => Trust::with_ca_file(shared.as_deref()).context("server.ca_file"),
+        }
+    }
 }
 
 /// A proxy setting is `"none"` or an http(s)/socks URL with a host.
@@ -909,6 +984,11 @@ impl EntryExt for russh::keys::ssh_key::authorized_keys::Entry {
 /// config file that line can be an unquoted token or secret, and this message is printed at
 /// start and logged on SIGHUP. So the error names the place (line and column) and what was
 /// wrong, with any quoted value left out.
+/// The config file's path as messages name it: absolute.
+fn shown(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
 fn parse_toml(text: &str) -> anyhow::Result<Config> {
     toml::from_str(text).map_err(|error| {
         let message = without_values(error.message());
@@ -1275,11 +1355,15 @@ mod tests {
             token_file: None,
             app_key: Some("key".into()),
             app_secret: Some("very-secret".into()),
+            app_secret_file: None,
             refresh_token: Some("refresh-secret".into()),
+            refresh_token_file: None,
             access_token: None,
+            access_token_file: None,
             team_member_email: None,
             team_space: false,
             proxy: Some("http://u:proxy-secret@proxy:3128".into()),
+            ca_file: None,
         };
         let shown = format!("{account:?}");
         assert!(!shown.contains("very-secret") && !shown.contains("refresh-secret"));
@@ -1333,6 +1417,31 @@ mod tests {
         assert!(err.contains("not an email"), "{err}");
         let err = account_error("access_token = \"t\"\nproxy = \"proxy:3128\"");
         assert!(err.contains("proxy"), "{err}");
+    }
+
+    #[test]
+    fn an_accounts_ca_file_replaces_the_servers_and_errors_name_which() {
+        let config = parse(
+            "[server]\nlisten = \"127.0.0.1:2222\"\nca_file = \"/nonexistent/server-ca.pem\"\n\
+             [[accounts]]\nname = \"shared\"\naccess_token = \"t\"\n\
+             [[accounts]]\nname = \"own\"\naccess_token = \"t\"\n\
+             ca_file = \"/nonexistent/own-ca.pem\"\n",
+        )
+        .unwrap();
+        let shared = format!(
+            "{:#}",
+            config.accounts[0].trust(&config.server).unwrap_err()
+        );
+        assert!(
+            shared.starts_with("server.ca_file: ca_file /nonexistent/server-ca.pem"),
+            "{shared}"
+        );
+        let own = format!(
+            "{:#}",
+            config.accounts[1].trust(&config.server).unwrap_err()
+        );
+        assert!(own.contains("/nonexistent/own-ca.pem"), "{own}");
+        assert!(!own.contains("server"), "{own}");
     }
 
     #[test]

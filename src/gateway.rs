@@ -34,6 +34,7 @@ use crate::hooks::Hooks;
 use crate::metrics;
 use crate::ssh::algorithms::Policy;
 use crate::ssh::{self, host_key, ServerContext, UserFilesystems};
+use crate::tls_trust::Trust;
 use crate::users::registry::{Logins, Registry};
 use crate::users::User;
 use accounts::Unreachable;
@@ -69,7 +70,9 @@ impl Gateway {
             Some(output) => AuditLog::open(output)?,
             None => AuditLog::disabled(),
         };
-        if let Some(hooks) = Hooks::start(&config.hooks, &config.hook_queue)? {
+        let trust =
+            Trust::with_ca_file(config.server.ca_file.as_deref()).context("server.ca_file")?;
+        if let Some(hooks) = Hooks::start(&config.hooks, &config.hook_queue, &trust)? {
             audit = audit.with_listener(hooks);
         }
         let context = Arc::new(ServerContext {

@@ -6,8 +6,8 @@
 //! client never sees an SFTP type. Beside the data path: [`config`] reads the TOML file and
 //! builds the [`users`]; [`gateway`] wires accounts, users and the SSH server together;
 //! [`hooks`] tell partners' automation what happened, from the audit log's lines; [`cli`] holds
-//! one module per command; [`metrics`], [`audit_log`] and [`log_safe`] serve every layer and
-//! depend on none.
+//! one module per command; [`metrics`], [`audit_log`], [`log_safe`], [`tls_trust`] (the CAs
+//! HTTPS trusts) and [`secret_file`] serve every layer and depend on none.
 //! The Dropbox API v2 emulator (`dropgate demo`'s Dropbox and the tests' backend) is its own
 //! crate, `dropbox-emulator`, used only behind the default `demo` feature.
 
@@ -21,7 +21,9 @@ pub mod log_safe;
 pub mod logging;
 pub mod metrics;
 pub mod scp;
+pub mod secret_file;
 pub mod sftp;
 pub mod ssh;
+pub mod tls_trust;
 pub mod users;
 pub mod vfs;

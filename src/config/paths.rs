@@ -30,9 +30,14 @@ pub(super) fn make_absolute(config: &mut Config, base: &Path) {
     join_some(&mut server.host_key_rsa);
     join_some(&mut server.host_key_ecdsa);
     join_some(&mut server.trusted_user_ca_keys_file);
+    join_some(&mut server.ca_file);
     join_some(&mut config.upload.spool_dir);
     for account in &mut config.accounts {
         join_some(&mut account.token_file);
+        join_some(&mut account.ca_file);
+        join_some(&mut account.app_secret_file);
+        join_some(&mut account.refresh_token_file);
+        join_some(&mut account.access_token_file);
     }
     for user in &mut config.users {
         join_some(&mut user.authorized_keys_file);

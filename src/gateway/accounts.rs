@@ -68,6 +68,7 @@ async fn connect_inner(
     let (credentials, team_token, granted_scopes) = credentials(account)?;
     let mut options = ClientOptions::new(endpoints(account)?, credentials);
     options.proxy = account.effective_proxy(server).map(str::to_string);
+    options.trust = account.trust(server)?;
     options.request_timeout = Duration::from_secs(120);
     let retry = RetryPolicy {
         rate_limit_wait: server.rate_limit_wait(),

@@ -43,6 +43,8 @@ use queue::Queue;
 use settings::{Action, HookConfig, HookQueueConfig, ResolvedHook};
 use webhook::Webhook;
 
+use crate::tls_trust::Trust;
+
 /// The configured hooks, accepting events into their queues.
 pub struct Hooks {
     hooks: Vec<Hook>,
@@ -56,10 +58,11 @@ struct Hook {
 
 impl Hooks {
     /// Resolves the hooks, opens their queues and starts their delivery workers (on the current
-    /// Tokio runtime); None when no hook is configured.
+    /// Tokio runtime); None when no hook is configured. Webhooks trust the CAs of `trust`.
     pub fn start(
         configs: &[HookConfig],
         state: &HookQueueConfig,
+        trust: &Trust,
     ) -> anyhow::Result<Option<Arc<Hooks>>> {
         if configs.is_empty() {
             return Ok(None);
@@ -78,7 +81,7 @@ impl Hooks {
             tracing::info!(hook = %resolved.name, pending, "hook ready");
             let name = resolved.name.clone();
             let filter = resolved.filter.clone();
-            spawn_worker(resolved, queue.clone())?;
+            spawn_worker(resolved, queue.clone(), trust)?;
             hooks.push(Hook {
                 name,
                 filter,
@@ -142,10 +145,10 @@ fn warn_of_orphaned_queues(dir: &std::path::Path, configs: &[HookConfig]) {
     }
 }
 
-fn spawn_worker(hook: ResolvedHook, queue: Arc<Queue>) -> anyhow::Result<()> {
+fn spawn_worker(hook: ResolvedHook, queue: Arc<Queue>, trust: &Trust) -> anyhow::Result<()> {
     let sender = Arc::new(match hook.action {
         Action::Webhook { url, secret } => Sender::Webhook(
-            Webhook::new(url, secret, hook.timeout)
+            Webhook::new(url, secret, hook.timeout, trust)
                 .with_context(|| format!("hooks.{}: cannot build its HTTP client", hook.name))?,
         ),
         Action::Command { program, args } => Sender::Command(CommandHook {

@@ -193,7 +193,7 @@ impl HookConfig {
         if let Some(url) = &self.webhook {
             let secret = match (&self.secret, &self.secret_file) {
                 (Some(secret), _) => secret.as_bytes().to_vec(),
-                (None, Some(file)) => read_secret_file(file)?,
+                (None, Some(file)) => crate::secret_file::read("secret_file", file)?.into_bytes(),
                 (None, None) => bail!("a webhook needs a secret"),
             };
             return Ok(Action::Webhook {
@@ -209,29 +209,6 @@ impl HookConfig {
             args: command[1..].to_vec(),
         })
     }
-}
-
-/// The secret in `path` without its trailing newline, refusing a file others can read.
-fn read_secret_file(path: &Path) -> anyhow::Result<Vec<u8>> {
-    let mode = std::fs::metadata(path)
-        .with_context(|| format!("secret_file: cannot read {}", path.display()))?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        bail!(
-            "secret_file {} is readable by others (mode {:o}); run: chmod 600 {}",
-            path.display(),
-            mode & 0o777,
-            path.display()
-        );
-    }
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("secret_file: cannot read {}", path.display()))?;
-    let secret = text.trim_end_matches(['\r', '\n']);
-    if secret.is_empty() {
-        bail!("secret_file {} is empty", path.display());
-    }
-    Ok(secret.as_bytes().to_vec())
 }
 
 /// A command must be given by its full path (no search of PATH, which differs between a shell

@@ -15,6 +15,7 @@ use sha2::Sha256;
 
 use super::event::HookEvent;
 use super::queue::unix_now;
+use crate::tls_trust::Trust;
 
 pub const SIGNATURE_HEADER: &str = "Dropgate-Signature";
 pub const EVENT_ID_HEADER: &str = "Dropgate-Event-Id";
@@ -28,9 +29,16 @@ pub struct Webhook {
 
 impl Webhook {
     /// `timeout` bounds each request from connect to the end of the answer, so a receiver that
-    /// hangs costs one timeout per try, never the queue.
-    pub fn new(url: url::Url, secret: Vec<u8>, timeout: Duration) -> anyhow::Result<Webhook> {
-        let client = reqwest::Client::builder()
+    /// hangs costs one timeout per try, never the queue. An https receiver's certificate must
+    /// chain to a CA of `trust`.
+    pub fn new(
+        url: url::Url,
+        secret: Vec<u8>,
+        timeout: Duration,
+        trust: &Trust,
+    ) -> anyhow::Result<Webhook> {
+        let client = trust
+            .apply(reqwest::Client::builder())
             .timeout(timeout)
             .connect_timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())

@@ -173,6 +173,8 @@ pub struct Account {
     pub team_space: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Account {
@@ -219,6 +221,7 @@ impl Account {
             team_member_email: None,
             team_space: None,
             proxy: None,
+            ca_file: None,
         }
     }
 }

@@ -58,6 +58,9 @@ pub struct AuthArgs {
     /// Outbound proxy for the token exchange (default: HTTPS_PROXY; "none" for none).
     #[arg(long, value_name = "URL")]
     proxy: Option<String>,
+    /// A PEM file of CAs to trust besides the system's (a proxy that inspects TLS).
+    #[arg(long, value_name = "PATH")]
+    ca_file: Option<PathBuf>,
     /// How long to wait for the redirect, in seconds.
     #[arg(long, default_value_t = 600, value_name = "SECS")]
     timeout: u64,
@@ -80,15 +83,16 @@ pub async fn run(args: AuthArgs) -> anyhow::Result<()> {
         }),
     };
     let (app_key, app_secret) = registration::app_credentials(&args.app_key, secret)?;
-    let (token_file, api_url, proxy) = match &args.config {
+    let from_config = match &args.config {
         Some(config) => from_config(config, &args.account)?,
-        None => (
-            args.token_file
+        None => FromConfig {
+            token_file: args
+                .token_file
                 .unwrap_or_else(|| PathBuf::from(format!("keys/{}.token", args.account))),
-            None,
-            None,
-        ),
+            ..FromConfig::default()
+        },
     };
+    let token_file = from_config.token_file;
     // Said as an absolute path, so the `token_file` line printed at the end is right anywhere.
     let token_file = std::path::absolute(&token_file)
         .with_context(|| format!("cannot resolve {}", token_file.display()))?;
@@ -99,9 +103,15 @@ pub async fn run(args: AuthArgs) -> anyhow::Result<()> {
         redirect_url: args.redirect_url,
         headless: args.no_browser,
         listen: args.listen,
-        api_url: args.api_url.or(api_url),
+        api_url: args.api_url.or(from_config.api_url),
         authorize_base: args.authorize_base,
-        proxy: args.proxy.or(proxy),
+        proxy: args.proxy.or(from_config.proxy),
+        // --ca-file wins; else what the config trusts for this account.
+        trust: match (&args.ca_file, from_config.trust) {
+            (Some(file), _) => crate::tls_trust::Trust::with_ca_file(Some(file))?,
+            (None, Some(trust)) => trust,
+            (None, None) => crate::tls_trust::Trust::with_ca_file(None)?,
+        },
         token_file,
         timeout: Duration::from_secs(args.timeout),
     };
@@ -109,12 +119,21 @@ pub async fn run(args: AuthArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The account `name` of the config at `path`: its token file (relative to the config's
-/// folder), API URL and effective proxy.
-fn from_config(
-    path: &Path,
-    name: &str,
-) -> anyhow::Result<(PathBuf, Option<String>, Option<String>)> {
+/// What `--config` says about the account being registered.
+#[derive(Default)]
+struct FromConfig {
+    /// Where the token goes (the config's paths are absolute once loaded).
+    token_file: PathBuf,
+    api_url: Option<String>,
+    /// The account's effective proxy.
+    proxy: Option<String>,
+    /// The CAs the account trusts (its `ca_file`, else the server's).
+    trust: Option<crate::tls_trust::Trust>,
+}
+
+/// The account `name` of the config at `path`: its token file, API URL, effective proxy and
+/// trusted CAs.
+fn from_config(path: &Path, name: &str) -> anyhow::Result<FromConfig> {
     let config = Config::load(path)?;
     let account = config.account(name).with_context(|| {
         format!(
@@ -123,19 +142,19 @@ fn from_config(
             path.display()
         )
     })?;
-    let token_file = account.token_file.as_ref().with_context(|| {
+    let token_file = account.token_file.clone().with_context(|| {
         format!(
             "accounts.{name} in {} has no token_file: set token_file to where the token \
              should go",
             path.display()
         )
     })?;
-    let folder = path.parent().unwrap_or(Path::new(""));
-    Ok((
-        folder.join(token_file),
-        account.api_url.clone(),
-        account.effective_proxy(&config.server).map(str::to_string),
-    ))
+    Ok(FromConfig {
+        token_file,
+        api_url: account.api_url.clone(),
+        proxy: account.effective_proxy(&config.server).map(str::to_string),
+        trust: Some(account.trust(&config.server)?),
+    })
 }
 
 /// Asks on stderr, reads one line from stdin.

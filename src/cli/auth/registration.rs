@@ -24,6 +24,7 @@ use crate::backend::dropbox::api::oauth::{
 };
 use crate::backend::dropbox::api::{ClientOptions, Credentials, DropboxClient, Endpoints, Secret};
 use crate::backend::dropbox::token_file::TokenFile;
+use crate::tls_trust::Trust;
 
 /// Everything `dropgate auth` was told.
 pub struct Registration {
@@ -43,6 +44,8 @@ pub struct Registration {
     pub authorize_base: Option<String>,
     /// Outbound proxy for the token exchange; None = HTTPS_PROXY from the environment.
     pub proxy: Option<String>,
+    /// The CAs Dropbox's certificate (or an inspecting proxy's) may chain to.
+    pub trust: Trust,
     pub token_file: PathBuf,
     /// How long to wait for the redirect.
     pub timeout: Duration,
@@ -100,7 +103,13 @@ pub async fn register(registration: &Registration) -> anyhow::Result<TokenFile> 
         code_verifier: &attempt.verifier,
         redirect_uri,
     };
-    let issued = wire::exchange_code(&endpoints, registration.proxy.as_deref(), &exchange).await?;
+    let issued = wire::exchange_code(
+        &endpoints,
+        registration.proxy.as_deref(),
+        &registration.trust,
+        &exchange,
+    )
+    .await?;
     let file = describe(registration, &endpoints, issued).await?;
     file.write(&registration.token_file)?;
     print_done(registration, &file);
@@ -194,6 +203,7 @@ async fn describe(
             Credentials::AccessToken(issued.access_token.expose().to_string()),
         );
         options.proxy = registration.proxy.clone();
+        options.trust = registration.trust.clone();
         let account = DropboxClient::new(options)?
             .get_current_account()
             .await

@@ -31,6 +31,7 @@ use super::types::{
 use super::upload_args::{
     UploadArg, UploadSessionAppendArg, UploadSessionFinishArg, UploadSessionStartArg, WriteMode,
 };
+use crate::tls_trust::Trust;
 
 /// The routes, with what the transport must know about each.
 pub(super) mod routes {
@@ -86,6 +87,7 @@ impl DropboxClient {
             options.connect_timeout,
             options.request_timeout,
             options.proxy.as_deref(),
+            &options.trust,
         )?;
         let requests = RequestFactory::new(
             http,
@@ -417,14 +419,18 @@ async fn read_json<R: DeserializeOwned>(
 /// [`Download::next_chunk`].
 ///
 /// `proxy` None keeps reqwest's default, which honours HTTPS_PROXY / ALL_PROXY / NO_PROXY;
-/// [`NO_PROXY`] turns every proxy off, the environment's included.
+/// [`NO_PROXY`] turns every proxy off, the environment's included. `trust`: the system's CAs
+/// and any `ca_file` (`crate::tls_trust`).
 pub(super) fn http_clients(
     connect_timeout: Duration,
     request_timeout: Duration,
     proxy: Option<&str>,
+    trust: &Trust,
 ) -> Result<HttpClients, DropboxError> {
-    let rpc = http_builder(connect_timeout, request_timeout, proxy)?;
-    let transfers = http_builder(connect_timeout, request_timeout, proxy)?.http1_only();
+    let rpc = trust.apply(http_builder(connect_timeout, request_timeout, proxy)?);
+    let transfers = trust
+        .apply(http_builder(connect_timeout, request_timeout, proxy)?)
+        .http1_only();
     Ok(HttpClients {
         rpc: build_client(rpc)?,
         transfers: build_client(transfers)?,

@@ -52,6 +52,13 @@ pub enum DropboxError {
     /// No answer: connection, TLS, proxy or timeout trouble.
     #[error("could not reach Dropbox: {0}")]
     Transport(String),
+    /// The TLS certificate presented for Dropbox's host is not trusted: a proxy that inspects
+    /// TLS, usually. Not transient: trying again meets the same certificate.
+    #[error(
+        "could not reach Dropbox: its TLS certificate is not trusted ({0}); if a proxy inspects \
+         TLS, add the proxy's CA to the system's trust store or name it in ca_file"
+    )]
+    UntrustedCertificate(String),
     /// A 2xx answer we could not decode.
     #[error("could not understand Dropbox's answer: {0}")]
     Decode(String),
@@ -174,7 +181,9 @@ impl DropboxError {
             DropboxError::Auth { .. } | DropboxError::RefreshRejected { .. } => UNAVAILABLE.into(),
             DropboxError::RateLimited { .. } => "Dropbox rate limit; try again later".into(),
             DropboxError::Server { .. } => "Dropbox server error; try again later".into(),
-            DropboxError::Transport(_) => "Dropbox could not be reached".into(),
+            DropboxError::Transport(_) | DropboxError::UntrustedCertificate(_) => {
+                "Dropbox could not be reached".into()
+            }
             DropboxError::RangeNotSatisfiable => "read past end of file".into(),
             other => other.to_string(),
         }
@@ -287,6 +296,9 @@ pub(crate) fn route_error(error: Value) -> DropboxError {
 /// Describes a failure to get any answer. reqwest puts the URL in its messages; we drop it
 /// (ours hold no secrets, but a proxy URL might) and scrub the cause chain.
 pub(crate) fn from_transport(error: reqwest::Error) -> DropboxError {
+    if let Some(refused) = certificate_refused(&error) {
+        return DropboxError::UntrustedCertificate(clip(&scrub(&refused)));
+    }
     let what = if error.is_timeout() {
         "timed out"
     } else if error.is_connect() {
@@ -308,6 +320,37 @@ pub(crate) fn from_transport(error: reqwest::Error) -> DropboxError {
         format!("{what}: {}", causes.join(": "))
     };
     DropboxError::Transport(clip(&scrub(&text)))
+}
+
+/// rustls's reason, when the failure is a server certificate it refused. rustls's error
+/// reaches reqwest's chain inside `io::Error`s (two, nested), whose `source` skips what they
+/// wrap, so each one is opened.
+fn certificate_refused(error: &reqwest::Error) -> Option<String> {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(
+            refused @ (rustls::Error::InvalidCertificate(_)
+            | rustls::Error::NoCertificatesPresented),
+        ) = rustls_error_in(cause)
+        {
+            return Some(refused.to_string());
+        }
+        source = cause.source();
+    }
+    None
+}
+
+fn rustls_error_in<'a>(
+    mut error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a rustls::Error> {
+    loop {
+        if let Some(found) = error.downcast_ref::<rustls::Error>() {
+            return Some(found);
+        }
+        error = error
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)?;
+    }
 }
 
 /// Decodes a 2xx JSON body, naming the route when it does not fit.

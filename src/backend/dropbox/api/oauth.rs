@@ -19,6 +19,7 @@ use super::error::{DropboxError, Grant};
 use super::options::{join, Endpoints};
 use super::request::RequestFactory;
 use super::secret::Secret;
+use crate::tls_trust::Trust;
 
 /// Where Dropbox's authorize page lives (a different host from the API).
 pub const AUTHORIZE_BASE: &str = "https://www.dropbox.com";
@@ -93,15 +94,16 @@ struct ExchangeAnswer {
     scope: Option<String>,
 }
 
-/// Trades an authorization code for tokens. `proxy` as in
-/// [`super::ClientOptions::proxy`].
+/// Trades an authorization code for tokens. `proxy` and `trust` as in
+/// [`super::ClientOptions`].
 pub async fn exchange_code(
     endpoints: &Endpoints,
     proxy: Option<&str>,
+    trust: &Trust,
     exchange: &CodeExchange<'_>,
 ) -> Result<IssuedTokens, DropboxError> {
     let timeout = Duration::from_secs(60);
-    let http = http_clients(Duration::from_secs(10), timeout, proxy)?;
+    let http = http_clients(Duration::from_secs(10), timeout, proxy, trust)?;
     let requests = RequestFactory::new(http, endpoints.clone(), None, None, timeout)?;
     let request = requests.token_exchange(
         exchange.app_key,

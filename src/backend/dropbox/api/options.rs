@@ -9,6 +9,7 @@ use anyhow::{bail, Context};
 use url::Url;
 
 use super::secret::scrub;
+use crate::tls_trust::Trust;
 
 /// Base URLs of the three Dropbox hosts. Routes are `{api|content}/2/<route>`; the token
 /// endpoint is `{oauth}/oauth2/token`.
@@ -103,6 +104,8 @@ pub struct ClientOptions {
     /// Outbound HTTPS proxy URL; None = reqwest's default (honours HTTPS_PROXY);
     /// [`NO_PROXY`] = no proxy at all, whatever the environment says.
     pub proxy: Option<String>,
+    /// The CAs Dropbox's (or the inspecting proxy's) certificate may chain to.
+    pub trust: Trust,
     /// Limit for establishing a connection (TCP + TLS).
     pub connect_timeout: Duration,
     /// Total limit for an RPC call and for the headers of a download; also the idle limit
@@ -120,6 +123,7 @@ impl ClientOptions {
             select_user: None,
             path_root: None,
             proxy: None,
+            trust: Trust::system(),
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
         }
@@ -134,6 +138,7 @@ impl fmt::Debug for ClientOptions {
             .field("select_user", &self.select_user)
             .field("path_root", &self.path_root)
             .field("proxy", &self.proxy.as_deref().map(scrub))
+            .field("trust", &self.trust)
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
             .finish()
