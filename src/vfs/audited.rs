@@ -79,17 +79,19 @@ pub fn outcome<T>(result: &Result<T, VfsError>) -> (&'static str, Option<String>
 }
 
 /// Logs an operation that failed on the gateway's side (Dropbox, the network, the spool; not
-/// a client's mistake such as a missing file) at WARN, in the span of its connection and user.
-fn warn_failed(session: &AuditSession, op: &str, path: &VPath, error: &VfsError) {
+/// a client's mistake such as a missing file), in the span of its connection and user: an
+/// upload that was not stored at ERROR (a partner's file did not arrive: someone must act),
+/// anything else at WARN.
+fn log_failed(session: &AuditSession, op: &str, path: &VPath, error: &VfsError) {
     let path = path.to_string();
     let dropbox_path = session.dropbox_path(&path).unwrap_or_default();
-    tracing::warn!(
-        op,
-        path = %Untrusted(&path),
-        dropbox_path = %Untrusted(&dropbox_path),
-        error = %Untrusted(error),
-        "operation failed"
-    );
+    let (path, dropbox_path, error) =
+        (Untrusted(&path), Untrusted(&dropbox_path), Untrusted(error));
+    if op == "upload" {
+        tracing::error!(op, %path, %dropbox_path, %error, "operation failed");
+    } else {
+        tracing::warn!(op, %path, %dropbox_path, %error, "operation failed");
+    }
 }
 
 /// An operation line with its outcome filled in.
@@ -101,7 +103,7 @@ fn operation<T>(
     result: &VfsResult<T>,
 ) -> AuditEvent {
     if let Err(error @ VfsError::Failure(_)) = result {
-        warn_failed(session, op, path, error);
+        log_failed(session, op, path, error);
     }
     let (result, error) = outcome(result);
     let mut line = session.event("operation");
@@ -124,7 +126,7 @@ impl<F: Vfs> Vfs for Audited<F> {
     async fn stat(&self, path: &VPath) -> VfsResult<FileInfo> {
         let result = self.inner.stat(path).await;
         if let Err(error @ VfsError::Failure(_)) = &result {
-            warn_failed(&self.session, "stat", path, error);
+            log_failed(&self.session, "stat", path, error);
         }
         result
     }

@@ -50,7 +50,8 @@ pub async fn wait_until_listening(port: u16) -> bool {
 /// keys, an emulator, and a free port for it to listen on.
 pub struct ServeDir {
     pub dir: tempfile::TempDir,
-    pub emulator: Emulator,
+    /// None once [`ServeDir::stop_dropbox`] stopped it.
+    emulator: Option<Emulator>,
     pub port: u16,
 }
 
@@ -63,8 +64,22 @@ impl ServeDir {
         }
         ServeDir {
             dir,
-            emulator,
+            emulator: Some(emulator),
             port: free_port(),
+        }
+    }
+
+    fn emulator(&self) -> &Emulator {
+        self.emulator
+            .as_ref()
+            .expect("the emulator was stopped (ServeDir::stop_dropbox)")
+    }
+
+    /// Stops the emulator: to a gateway already started on it, Dropbox is gone (connections
+    /// refused), as when the network to Dropbox fails.
+    pub async fn stop_dropbox(&mut self) {
+        if let Some(emulator) = self.emulator.take() {
+            emulator.shutdown().await;
         }
     }
 
@@ -75,7 +90,7 @@ impl ServeDir {
 
     /// The bench's usual config, listening on [`ServeDir::port`].
     pub fn config(&self) -> GatewayConfig {
-        let mut config = GatewayConfig::bench(self.dir.path(), &self.emulator.base_url());
+        let mut config = GatewayConfig::bench(self.dir.path(), &self.emulator().base_url());
         config.listen_on(self.port);
         config
     }
@@ -134,7 +149,7 @@ impl ServeDir {
 
     /// The emulator's API and hooks.
     pub fn dropbox(&self) -> DropboxView {
-        DropboxView::of(&self.emulator)
+        DropboxView::of(self.emulator())
     }
 
     /// `sftp -b BATCH` as alice with the private key `key`, `extra` options before the

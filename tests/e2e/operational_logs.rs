@@ -65,7 +65,7 @@ async fn a_log_file_has_no_colours_and_names_who_an_upload_failed_for() {
     );
     let failed = line_with(&log, &["operation failed", "doomed.txt"]);
     for part in [
-        " WARN ",
+        " ERROR ",
         "conn{conn=",
         "user=alice}",
         "op=\"upload\"",
@@ -177,6 +177,36 @@ fn is_host_key_creation(line: &Value) -> bool {
     line["message"]
         .as_str()
         .is_some_and(|m| m.starts_with("created a new host key"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_while_dropbox_is_unreachable_is_an_error_line_naming_user_and_path() {
+    let mut served = ServeDir::new().await;
+    let config = served.config();
+    let mut server = serve(&served, &config, &[]).await;
+    served.stop_dropbox().await;
+    std::fs::write(served.path("orders.csv"), b"id,qty\n1,2\n").unwrap();
+
+    // The gateway retries for about half a minute before it gives up on Dropbox.
+    let out = sftp(&served, "alice", "put orders.csv\n").await;
+    assert!(
+        !out.status.success(),
+        "an upload Dropbox never got was reported stored:\n{}",
+        output_text(&out)
+    );
+
+    let log = stop(&mut server, &served, 2).await;
+    let failed = line_with(&log, &["operation failed", "orders.csv"]);
+    for part in [
+        " ERROR ",
+        "user=alice}",
+        "op=\"upload\"",
+        "path=/orders.csv",
+        "dropbox_path=/alice/orders.csv",
+    ] {
+        assert!(failed.contains(part), "no {part:?} in {failed:?}");
+    }
+    println!("the log line of the failed upload:\n{failed}");
 }
 
 /// Lines whose message is `text`.
