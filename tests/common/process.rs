@@ -160,6 +160,18 @@ impl ServeDir {
         commands: &str,
         extra: &[String],
     ) -> tokio::process::Command {
+        self.sftp_as("alice", key, commands, extra)
+    }
+
+    /// `sftp -b BATCH` as `user` with the private key `key`, `extra` options before the
+    /// destination; not yet started, output piped, killed with the test.
+    pub fn sftp_as(
+        &self,
+        user: &str,
+        key: &Path,
+        commands: &str,
+        extra: &[String],
+    ) -> tokio::process::Command {
         let batch = self.path(&format!("batch-{}", rand::random::<u32>()));
         std::fs::write(&batch, commands).unwrap();
         let mut command = tokio::process::Command::new("sftp");
@@ -174,7 +186,7 @@ impl ServeDir {
             .args(extra)
             .args(["-P", &self.port.to_string(), "-b"])
             .arg(&batch)
-            .arg("alice@127.0.0.1")
+            .arg(format!("{user}@127.0.0.1"))
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -280,24 +280,7 @@ async fn sftp_with_key(
     key: &Path,
     commands: &str,
 ) -> std::process::Output {
-    let batch = served.path(&format!("batch-{}", rand::random::<u32>()));
-    std::fs::write(&batch, commands).unwrap();
-    let mut command = tokio::process::Command::new("sftp");
-    command
-        .arg("-i")
-        .arg(key)
-        .args(["-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o"])
-        .arg(format!(
-            "UserKnownHostsFile={}",
-            served.known_hosts().display()
-        ))
-        .args(["-P", &served.port.to_string(), "-b"])
-        .arg(&batch)
-        .arg(format!("{user}@127.0.0.1"))
-        .current_dir(served.dir.path())
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    run_bounded(command, "sftp").await
+    run_bounded(served.sftp_as(user, key, commands, &[]), "sftp").await
 }
 
 /// A paramiko session as alice that lists her folder and closes, as a script would.

@@ -31,7 +31,7 @@ use super::UploadSettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
-    #[error("Dropbox rejected the upload: {}", .0.summary())]
+    #[error("the upload was not stored in Dropbox: {}", .0.summary())]
     Dropbox(#[from] DropboxError),
     #[error("Dropbox stored different bytes (content_hash {stored}, expected {expected})")]
     HashMismatch { expected: String, stored: String },
