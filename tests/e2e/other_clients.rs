@@ -93,7 +93,8 @@ async fn lftp_shows_why_dropbox_rejected_a_commit() {
     );
     let text = output_text(&out);
     assert!(
-        text.contains("the upload was not stored in Dropbox") && text.contains("insufficient_space"),
+        text.contains("the upload was not stored in Dropbox")
+            && text.contains("insufficient_space"),
         "lftp should show Dropbox's reason:\n{text}"
     );
     bench

@@ -162,7 +162,8 @@ async fn jsch_reports_a_commit_dropbox_refused() {
     assert_eq!(out.status.code(), Some(1), "JSch:\n{}", output_text(&out));
     let text = stderr(&out);
     assert!(
-        text.contains("the upload was not stored in Dropbox") && text.contains("insufficient_space"),
+        text.contains("the upload was not stored in Dropbox")
+            && text.contains("insufficient_space"),
         "JSch should show Dropbox's reason:\n{}",
         output_text(&out)
     );
