@@ -15,6 +15,7 @@ use russh::keys::PublicKey;
 use serde::Deserialize;
 use unicode_normalization::UnicodeNormalization;
 
+use crate::admin::settings::AdminConfig;
 use crate::backend::dropbox::api::DEFAULT_RATE_LIMIT_WAIT;
 use crate::backend::dropbox::DownloadSettings;
 use crate::hooks::settings::{HookConfig, HookQueueConfig};
@@ -53,6 +54,9 @@ pub struct Config {
     pub hooks: Vec<HookConfig>,
     #[serde(default)]
     pub hook_queue: HookQueueConfig,
+    /// The admin web page (`[admin]`); off unless its `listen` is set.
+    #[serde(default)]
+    pub admin: AdminConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -357,6 +361,28 @@ pub struct AccountConfig {
     pub ca_file: Option<PathBuf>,
 }
 
+impl AccountConfig {
+    /// An account with only its name set (no credentials yet).
+    pub fn named(name: &str) -> AccountConfig {
+        AccountConfig {
+            name: name.to_string(),
+            api_url: None,
+            token_file: None,
+            app_key: None,
+            app_secret: None,
+            app_secret_file: None,
+            refresh_token: None,
+            refresh_token_file: None,
+            access_token: None,
+            access_token_file: None,
+            team_member_email: None,
+            team_space: false,
+            proxy: None,
+            ca_file: None,
+        }
+    }
+}
+
 impl std::fmt::Debug for AccountConfig {
     /// Secrets stay out of logs: only the names of what is set are shown.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -628,10 +654,34 @@ impl Config {
         paths::make_absolute(&mut config, &paths::folder_of(path).with_context(context)?);
         config
             .read_secret_files()
+            .and_then(|()| config.add_accounts_connected_by_admin())
             .and_then(|()| config.validate_settings())
             .map_err(|e| overrides.explain(e))
             .with_context(context)?;
         Ok(config)
+    }
+
+    /// Accounts connected from the admin page (`[admin] accounts_dir`) that the file does not
+    /// name itself: each one's token file says its team settings; the API URL is the page's.
+    fn add_accounts_connected_by_admin(&mut self) -> anyhow::Result<()> {
+        if !self.admin.enabled() {
+            return Ok(());
+        }
+        for (name, path) in self.admin.connected_accounts()? {
+            if self.account(&name).is_some() {
+                continue;
+            }
+            let file = crate::backend::dropbox::token_file::TokenFile::read(&path)
+                .with_context(|| format!("admin.accounts_dir: account {name:?}"))?;
+            self.accounts.push(AccountConfig {
+                api_url: self.admin.api_url.clone(),
+                token_file: Some(path),
+                team_member_email: file.team_member_email,
+                team_space: file.team_space,
+                ..AccountConfig::named(&name)
+            });
+        }
+        Ok(())
     }
 
     /// Each `*_file` secret of an account read into its setting (see `crate::secret_file`).
@@ -750,6 +800,7 @@ impl Config {
         allowed_networks(self.server.allowed_networks.as_deref())
             .context("server.allowed_networks")?;
         crate::hooks::settings::validate(&self.hooks)?;
+        self.admin.validate()?;
         Ok(())
     }
 

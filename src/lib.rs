@@ -11,6 +11,7 @@
 //! The Dropbox API v2 emulator (`dropgate demo`'s Dropbox and the tests' backend) is its own
 //! crate, `dropbox-emulator`, used only behind the default `demo` feature.
 
+pub mod admin;
 pub mod audit_log;
 pub mod backend;
 pub mod cli;

@@ -49,6 +49,10 @@ pub(super) fn make_absolute(config: &mut Config, base: &Path) {
         join_some(&mut hook.secret_file);
     }
     join(&mut config.hook_queue.dir);
+    let admin = &mut config.admin;
+    join(&mut admin.accounts_dir);
+    join_some(&mut admin.tls_certificate);
+    join_some(&mut admin.tls_key);
 }
 
 /// `path` from `base`, with its leading `..` taken off `base` (`/etc/dropgate` and
@@ -110,6 +114,10 @@ mod tests {
             name = "alice"
             account = "main"
             authorized_keys_file = "alice.keys"
+            [admin]
+            accounts_dir = "web-accounts"
+            tls_certificate = "tls/cert.pem"
+            tls_key = "tls/key.pem"
         "#;
         let mut config: Config = toml::from_str(text).unwrap();
         make_absolute(&mut config, Path::new("/etc/dropgate"));
@@ -145,6 +153,16 @@ mod tests {
         assert_eq!(
             at(config.users[0].authorized_keys_file.as_ref().unwrap()),
             "/etc/dropgate/alice.keys"
+        );
+        let admin = &config.admin;
+        assert_eq!(at(&admin.accounts_dir), "/etc/dropgate/web-accounts");
+        assert_eq!(
+            at(admin.tls_certificate.as_ref().unwrap()),
+            "/etc/dropgate/tls/cert.pem"
+        );
+        assert_eq!(
+            at(admin.tls_key.as_ref().unwrap()),
+            "/etc/dropgate/tls/key.pem"
         );
     }
 

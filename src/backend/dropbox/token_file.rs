@@ -39,6 +39,13 @@ pub struct TokenFile {
     pub scope: Option<String>,
     /// When the registration happened (UTC).
     pub created: String,
+    /// An account connected from the admin page keeps its team settings here, since the config
+    /// does not name it: the member a team token acts as, and whether paths start at the team
+    /// space.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team_member_email: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub team_space: bool,
 }
 
 impl fmt::Debug for TokenFile {
@@ -152,6 +159,8 @@ mod tests {
             team_id: None,
             scope: None,
             created: "2026-01-01T00:00:00Z".into(),
+            team_member_email: None,
+            team_space: false,
         }
     }
 

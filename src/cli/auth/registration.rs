@@ -196,6 +196,8 @@ async fn describe(
         team_id: issued.team_id.clone(),
         scope: issued.scope.clone(),
         created: crate::backend::dropbox::api::timestamp(chrono::Utc::now().timestamp()),
+        team_member_email: None,
+        team_space: false,
     };
     if !team {
         let mut options = ClientOptions::new(
