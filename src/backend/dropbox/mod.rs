@@ -9,6 +9,7 @@
 //! one place, here: `file_info` and `map_error`.
 
 pub mod api;
+pub mod authorization;
 mod case_rename;
 #[cfg(test)]
 mod contract;

@@ -5,7 +5,6 @@
 //! `api_url` and proxy apply, so what `auth` writes is what `serve` reads, whichever folder it
 //! runs in. Without it, `--token-file` (default `keys/ACCOUNT.token` in the working folder).
 
-mod pkce;
 mod redirect;
 mod registration;
 
@@ -82,7 +81,8 @@ pub async fn run(args: AuthArgs) -> anyhow::Result<()> {
             Err(_) => ask("App secret: ")?,
         }),
     };
-    let (app_key, app_secret) = registration::app_credentials(&args.app_key, secret)?;
+    let (app_key, app_secret) =
+        crate::backend::dropbox::authorization::app_credentials(&args.app_key, secret)?;
     let from_config = match &args.config {
         Some(config) => from_config(config, &args.account)?,
         None => FromConfig {

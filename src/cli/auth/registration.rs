@@ -10,7 +10,7 @@
 //! can read ([`token_file`]), which the config names. Secrets are never printed: not the app
 //! secret, not the code, not the tokens.
 
-use super::{pkce, redirect};
+use super::redirect;
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -19,10 +19,9 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use url::Url;
 
-use crate::backend::dropbox::api::oauth::{
-    self as wire, AuthorizeParams, CodeExchange, IssuedTokens,
-};
-use crate::backend::dropbox::api::{ClientOptions, Credentials, DropboxClient, Endpoints, Secret};
+use crate::backend::dropbox::api::oauth::{self as wire, AuthorizeParams, CodeExchange};
+use crate::backend::dropbox::api::{Endpoints, Secret};
+use crate::backend::dropbox::authorization::{self, pkce, Authorized};
 use crate::backend::dropbox::token_file::TokenFile;
 use crate::tls_trust::Trust;
 
@@ -49,26 +48,6 @@ pub struct Registration {
     pub token_file: PathBuf,
     /// How long to wait for the redirect.
     pub timeout: Duration,
-}
-
-/// Splits the `key~secret` form (CrushFTP's); a separate secret wins only if the key has none.
-pub fn app_credentials(key: &str, secret: Option<String>) -> anyhow::Result<(String, Secret)> {
-    match (key.split_once('~'), secret) {
-        (Some(_), Some(_)) => {
-            bail!("give the app secret either as KEY~SECRET or separately, not both")
-        }
-        (Some((key, secret)), None) if !key.is_empty() && !secret.is_empty() => {
-            Ok((key.to_string(), Secret::new(secret)))
-        }
-        (Some(_), None) => bail!("the app key must look like KEY~SECRET, both parts non-empty"),
-        (None, Some(secret)) if !key.is_empty() && !secret.is_empty() => {
-            Ok((key.to_string(), Secret::new(secret)))
-        }
-        (None, _) => bail!(
-            "the app secret is missing: give --app-secret, set DROPGATE_APP_SECRET, or use \
-             --app KEY~SECRET"
-        ),
-    }
 }
 
 /// Runs the whole registration and writes the token file. Instructions go to stdout; in
@@ -110,7 +89,18 @@ pub async fn register(registration: &Registration) -> anyhow::Result<TokenFile> 
         &exchange,
     )
     .await?;
-    let file = describe(registration, &endpoints, issued).await?;
+    let file = authorization::token_file(
+        &Authorized {
+            account: &registration.account,
+            app_key: &registration.app_key,
+            app_secret: &registration.app_secret,
+            endpoints: &endpoints,
+            proxy: registration.proxy.as_deref(),
+            trust: &registration.trust,
+        },
+        issued,
+    )
+    .await?;
     file.write(&registration.token_file)?;
     print_done(registration, &file);
     Ok(file)
@@ -177,45 +167,6 @@ async fn read_pasted_code() -> anyhow::Result<Secret> {
     Ok(Secret::new(code))
 }
 
-/// Who authorized: for a person, their account id and email (asked with the new access
-/// token); for a team-scoped token, the team.
-async fn describe(
-    registration: &Registration,
-    endpoints: &Endpoints,
-    issued: IssuedTokens,
-) -> anyhow::Result<TokenFile> {
-    let team = issued.account_id.is_none() && issued.team_id.is_some();
-    let mut file = TokenFile {
-        account: registration.account.clone(),
-        app_key: registration.app_key.clone(),
-        app_secret: registration.app_secret.expose().to_string(),
-        refresh_token: issued.refresh_token.expose().to_string(),
-        team,
-        account_id: issued.account_id.clone(),
-        email: None,
-        team_id: issued.team_id.clone(),
-        scope: issued.scope.clone(),
-        created: crate::backend::dropbox::api::timestamp(chrono::Utc::now().timestamp()),
-        team_member_email: None,
-        team_space: false,
-    };
-    if !team {
-        let mut options = ClientOptions::new(
-            endpoints.clone(),
-            Credentials::AccessToken(issued.access_token.expose().to_string()),
-        );
-        options.proxy = registration.proxy.clone();
-        options.trust = registration.trust.clone();
-        let account = DropboxClient::new(options)?
-            .get_current_account()
-            .await
-            .context("the tokens were issued, but asking Dropbox whose account it is failed")?;
-        file.account_id = Some(account.account_id);
-        file.email = Some(account.email);
-    }
-    Ok(file)
-}
-
 fn print_done(registration: &Registration, file: &TokenFile) {
     let who = match (&file.email, &file.team_id) {
         (Some(email), _) => format!("the Dropbox account {email}"),
@@ -242,21 +193,5 @@ fn print_done(registration: &Registration, file: &TokenFile) {
         println!("# A team token: name the member whose Dropbox the users see.");
         println!("team_member_email = \"member@example.com\"");
         println!("# team_space = true   # to see the team folders too");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn app_credentials_in_both_forms() {
-        let (key, secret) = app_credentials("k~s", None).unwrap();
-        assert_eq!((key.as_str(), secret.expose()), ("k", "s"));
-        let (key, secret) = app_credentials("k", Some("s".into())).unwrap();
-        assert_eq!((key.as_str(), secret.expose()), ("k", "s"));
-        assert!(app_credentials("k", None).is_err());
-        assert!(app_credentials("k~", None).is_err());
-        assert!(app_credentials("k~s", Some("t".into())).is_err());
     }
 }
