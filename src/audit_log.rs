@@ -147,7 +147,7 @@ pub struct AuditEvent {
     pub time: String,
     /// The gateway process that wrote it (see [`instance`]).
     pub instance: &'static str,
-    /// connect, login, operation or disconnect.
+    /// connect, login, operation, disconnect, or admin (an action on the admin page).
     pub event: &'static str,
     /// The connection's number, as in the human-readable log.
     pub conn: u64,
@@ -208,6 +208,9 @@ pub struct AuditEvent {
     /// A committed upload's Dropbox content hash.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content_hash: Option<String>,
+    /// An admin action (event `admin`) on an account: its name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }
 
 /// One connection's audit context: every line it writes carries its number and address.
@@ -289,7 +292,8 @@ impl AuditSession {
     }
 }
 
-fn now() -> String {
+/// Now, as audit lines write it (UTC, RFC 3339 with milliseconds).
+pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
