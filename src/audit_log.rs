@@ -10,6 +10,11 @@
 //! lines from several gateways, or from one before and after a restart (whose `conn` numbers
 //! start again at 1), never look alike. A file is reopened on SIGHUP: logrotate renames it and
 //! the gateway then writes to a new file at the configured path.
+//!
+//! Listeners ([`AuditListener`]: the event hooks, the admin page's activity) are told every
+//! line, whether or not a log is written. The log also carries its gateway's registry of
+//! transfers in progress ([`LiveTransfers`]): whatever audits a transfer has the log at hand,
+//! so that is where it registers the transfer while it runs.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -20,12 +25,15 @@ use std::sync::{Arc, Mutex, OnceLock};
 use anyhow::Context;
 use serde::Serialize;
 
+use crate::transfers::LiveTransfers;
+
 /// Where audit lines go; a disabled log drops them.
 #[derive(Clone, Default)]
 pub struct AuditLog {
     out: Option<Arc<Mutex<Output>>>,
-    /// Told every line, written or not (the event hooks).
-    listener: Option<Arc<dyn AuditListener>>,
+    /// Told every line, written or not, in the order they were added.
+    listeners: Vec<Arc<dyn AuditListener>>,
+    transfers: LiveTransfers,
 }
 
 /// Something that acts on audit lines as they are recorded, before the operation they
@@ -50,14 +58,20 @@ impl AuditLog {
         };
         Ok(AuditLog {
             out: Some(Arc::new(Mutex::new(out))),
-            listener: None,
+            ..AuditLog::default()
         })
     }
 
-    /// The same log, also telling `listener` every line (even when no log is written).
+    /// The same log, also telling `listener` every line (even when no log is written), after
+    /// the listeners it already has.
     pub fn with_listener(mut self, listener: Arc<dyn AuditListener>) -> AuditLog {
-        self.listener = Some(listener);
+        self.listeners.push(listener);
         self
+    }
+
+    /// The transfers in progress on this log's gateway.
+    pub fn transfers(&self) -> &LiveTransfers {
+        &self.transfers
     }
 
     pub fn is_enabled(&self) -> bool {
@@ -79,7 +93,7 @@ impl AuditLog {
     /// Writes one line. A failing audit log is reported in the normal log; it does not stop
     /// the file transfer it describes.
     pub fn record(&self, event: &AuditEvent) {
-        if let Some(listener) = &self.listener {
+        for listener in &self.listeners {
             listener.audited(event);
         }
         let Some(out) = &self.out else { return };
@@ -343,6 +357,54 @@ mod tests {
         assert!(lines[1]["time"].as_str().unwrap().ends_with('Z'));
         assert_eq!(lines[0]["instance"], instance());
         assert_eq!(lines[1]["instance"], instance());
+    }
+
+    /// Keeps the events it is told.
+    #[derive(Default)]
+    struct Told(Mutex<Vec<&'static str>>);
+
+    impl AuditListener for Told {
+        fn audited(&self, event: &AuditEvent) {
+            self.0.lock().unwrap().push(event.event);
+        }
+    }
+
+    #[test]
+    fn every_listener_is_told_every_line_even_with_no_log_written() {
+        let (first, second) = (Arc::new(Told::default()), Arc::new(Told::default()));
+        let log = AuditLog::disabled()
+            .with_listener(first.clone())
+            .with_listener(second.clone());
+        let session = AuditSession {
+            log,
+            conn: 1,
+            remote: "192.0.2.1:5000".parse().unwrap(),
+            user: None,
+            dropbox_root: None,
+            negotiation: Arc::default(),
+        };
+        session.record(&session.event("connect"));
+        session.record(&session.event("disconnect"));
+        assert_eq!(*first.0.lock().unwrap(), ["connect", "disconnect"]);
+        assert_eq!(*second.0.lock().unwrap(), ["connect", "disconnect"]);
+    }
+
+    #[test]
+    fn clones_of_a_log_share_its_transfers_and_other_logs_do_not() {
+        use crate::transfers::{Direction, TransferStart};
+        let log = AuditLog::disabled();
+        let other = AuditLog::disabled();
+        let _running = log.clone().transfers().start(TransferStart {
+            conn: 1,
+            user: "alice".into(),
+            remote: "192.0.2.1:5000".into(),
+            path: "/a".into(),
+            dropbox_path: None,
+            direction: Direction::Upload,
+            size: None,
+        });
+        assert_eq!(log.transfers().snapshot().len(), 1);
+        assert!(other.transfers().snapshot().is_empty());
     }
 
     #[test]

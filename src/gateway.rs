@@ -25,6 +25,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::activity::{Activity, ActivityBounds};
 use crate::audit_log::AuditLog;
 use crate::backend::dropbox::api::DropboxClient;
 use crate::backend::dropbox::upload::{self, UploadSettings};
@@ -48,6 +49,7 @@ pub struct Gateway {
     task: JoinHandle<anyhow::Result<()>>,
     context: Arc<ServerContext<DropboxHomes>>,
     metrics_addr: Option<SocketAddr>,
+    activity: Arc<Activity>,
 }
 
 impl Gateway {
@@ -75,6 +77,14 @@ impl Gateway {
         if let Some(hooks) = Hooks::start(&config.hooks, &config.hook_queue, &trust)? {
             audit = audit.with_listener(hooks);
         }
+        let activity = Arc::new(Activity::new(
+            audit.transfers().clone(),
+            ActivityBounds {
+                recent_events: config.admin.recent_events,
+                connections: config.limits.max_connections,
+            },
+        ));
+        audit = audit.with_listener(activity.clone());
         let context = Arc::new(ServerContext {
             users: Registry::new(logins),
             trusted_proxies: match config.server.proxy_protocol {
@@ -110,6 +120,7 @@ impl Gateway {
             task,
             context,
             metrics_addr,
+            activity,
         })
     }
 
@@ -135,6 +146,11 @@ impl Gateway {
     /// Where `/metrics` and `/healthz` are served, if `[metrics] listen` is set.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
+    }
+
+    /// Its connections, transfers in progress, recent audit events and last logins.
+    pub fn activity(&self) -> Arc<Activity> {
+        self.activity.clone()
     }
 
     /// The ed25519 host key's fingerprint.

@@ -10,6 +10,12 @@
 //! result, bytes are counted as they flow, and a commit's duration goes to the upload commit
 //! latency histogram. One wrapper does both so the two can never disagree.
 //!
+//! And the same points keep the gateway's list of transfers in progress
+//! ([`crate::transfers`], for the admin page): a transfer is registered when its file is opened,
+//! its bytes counted as they flow, an upload marked as committing when its commit starts, and
+//! it leaves the list just before its line is written, so a transfer is either in that list or
+//! in the audit log, never both for long and never neither once it has ended.
+//!
 //! It is also the one place where an operation's failure is known after everything below
 //! (the Dropbox client's retries, the spool, the commit) has given up, so the operational log's
 //! warning for a failed operation is written here too, with the path and the Dropbox path; it
@@ -30,6 +36,7 @@ use super::{
 use crate::audit_log::{AuditEvent, AuditSession};
 use crate::log_safe::Untrusted;
 use crate::metrics;
+use crate::transfers::{Direction, State, TransferProgress, TransferStart};
 
 /// A backend whose operations are written to the audit log.
 pub struct Audited<F> {
@@ -140,10 +147,12 @@ impl<F: Vfs> Vfs for Audited<F> {
     async fn open_read(&self, path: &VPath) -> VfsResult<Self::Reader> {
         let started = Instant::now();
         match self.inner.open_read(path).await {
-            Ok(inner) => Ok(AuditedReader::new(
-                inner,
-                Transfer::new(&self.session, path, started),
-            )),
+            Ok(inner) => {
+                let size = Some(inner.stat().size);
+                let transfer =
+                    Transfer::new(&self.session, path, started, Direction::Download, size);
+                Ok(AuditedReader::new(inner, transfer))
+            }
             Err(e) => self.logged("download", path, None, started, Err(e)),
         }
     }
@@ -153,7 +162,7 @@ impl<F: Vfs> Vfs for Audited<F> {
         match self.inner.open_write(path, options).await {
             Ok(inner) => Ok(AuditedWriter {
                 inner: Some(inner),
-                transfer: Transfer::new(&self.session, path, started),
+                transfer: Transfer::new(&self.session, path, started, Direction::Upload, None),
             }),
             Err(e) => self.logged("upload", path, None, started, Err(e)),
         }
@@ -209,22 +218,59 @@ impl<F: Vfs> Vfs for Audited<F> {
     }
 }
 
-/// What a transfer line needs: who, which file, since when, how many bytes.
+/// What a transfer line needs: who, which file, since when, how many bytes; and the
+/// transfer's place in the list of those in progress until its line is written.
 struct Transfer {
     session: Arc<AuditSession>,
     path: VPath,
     started: Instant,
     bytes: AtomicU64,
+    live: Option<TransferProgress>,
 }
 
 impl Transfer {
-    fn new(session: &Arc<AuditSession>, path: &VPath, started: Instant) -> Self {
+    fn new(
+        session: &Arc<AuditSession>,
+        path: &VPath,
+        started: Instant,
+        direction: Direction,
+        size: Option<u64>,
+    ) -> Self {
+        let shown = path.to_string();
+        let live = session.log.transfers().start(TransferStart {
+            conn: session.conn,
+            user: session.user.clone().unwrap_or_default(),
+            remote: session.remote.to_string(),
+            dropbox_path: session.dropbox_path(&shown),
+            path: shown,
+            direction,
+            size,
+        });
         Transfer {
             session: session.clone(),
             path: path.clone(),
             started,
             bytes: AtomicU64::new(0),
+            live: Some(live),
         }
+    }
+
+    /// `n` more bytes moved, for the list of transfers in progress.
+    fn moved(&self, n: u64) {
+        if let Some(live) = &self.live {
+            live.add_bytes(n);
+        }
+    }
+
+    fn committing(&self) {
+        if let Some(live) = &self.live {
+            live.set_state(State::Committing);
+        }
+    }
+
+    /// Takes the transfer out of the list in progress: it has ended, its line comes next.
+    fn ended(&mut self) {
+        self.live = None;
     }
 
     fn line<T>(&self, op: &'static str, result: &VfsResult<T>) -> AuditEvent {
@@ -270,6 +316,7 @@ impl<R: FileReader> FileReader for AuditedReader<R> {
         self.transfer
             .bytes
             .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.transfer.moved(data.len() as u64);
         self.reached = self.reached.max(offset + data.len() as u64);
         Ok(data)
     }
@@ -281,6 +328,7 @@ impl<R: FileReader> FileReader for AuditedReader<R> {
 
 impl<R: FileReader> Drop for AuditedReader<R> {
     fn drop(&mut self) {
+        self.transfer.ended();
         let size = self.inner.stat().size;
         let mut line = match self.failure.take() {
             Some(error) => self.transfer.line("download", &Err::<(), _>(error)),
@@ -317,6 +365,7 @@ impl<W: FileWriter> FileWriter for AuditedWriter<W> {
         let len = data.len() as u64;
         self.inner().write(offset, data).await?;
         metrics::bytes_uploaded(len);
+        self.transfer.moved(len);
         Ok(())
     }
 
@@ -339,8 +388,10 @@ impl<W: FileWriter> FileWriter for AuditedWriter<W> {
         let inner = self.inner.take().expect("commit runs once");
         let size = inner.stat().size;
         let commit_started = Instant::now();
+        self.transfer.committing();
         let result = inner.commit().await;
         metrics::upload_commit(commit_started.elapsed());
+        self.transfer.ended();
         self.transfer.bytes.store(size, Ordering::Relaxed);
         let mut line = self.transfer.line("upload", &result);
         if let Ok(committed) = &result {
@@ -357,6 +408,7 @@ impl<W: FileWriter> FileWriter for AuditedWriter<W> {
 impl<W: FileWriter> Drop for AuditedWriter<W> {
     fn drop(&mut self) {
         let Some(inner) = &self.inner else { return };
+        self.transfer.ended();
         self.transfer
             .bytes
             .store(inner.stat().size, Ordering::Relaxed);
@@ -365,5 +417,163 @@ impl<W: FileWriter> Drop for AuditedWriter<W> {
         ));
         let line = self.transfer.line("upload", &aborted);
         record(&self.transfer.session, &line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::audit_log::{AuditListener, AuditLog};
+    use crate::transfers::{LiveTransfer, LiveTransfers};
+    use crate::vfs::memory::MemFs;
+
+    /// Notes, as each operation line is recorded, how many transfers are still in progress.
+    #[derive(Default)]
+    struct InProgressAtEachLine {
+        transfers: LiveTransfers,
+        seen: Mutex<Vec<(&'static str, &'static str, usize)>>,
+    }
+
+    impl AuditListener for InProgressAtEachLine {
+        fn audited(&self, event: &AuditEvent) {
+            if let (Some(op), Some(result)) = (event.op, event.result) {
+                let open = self.transfers.snapshot().len();
+                self.seen.lock().unwrap().push((op, result, open));
+            }
+        }
+    }
+
+    fn audited(backend: &MemFs) -> (Audited<MemFs>, Arc<InProgressAtEachLine>) {
+        let log = AuditLog::disabled();
+        let listener = Arc::new(InProgressAtEachLine {
+            transfers: log.transfers().clone(),
+            ..Default::default()
+        });
+        let session = AuditSession {
+            log: log.with_listener(listener.clone()),
+            conn: 4,
+            remote: "192.0.2.1:5000".parse().unwrap(),
+            user: Some("alice".into()),
+            dropbox_root: Some("/partners/alice".into()),
+            negotiation: Arc::default(),
+        };
+        (Audited::new(backend.clone(), session), listener)
+    }
+
+    fn in_progress(listener: &InProgressAtEachLine) -> Vec<LiveTransfer> {
+        listener.transfers.snapshot()
+    }
+
+    fn path(text: &str) -> VPath {
+        VPath::parse(text).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_upload_is_receiving_then_committing_then_gone_before_its_line() {
+        let backend = MemFs::new();
+        backend.slow_commits(Duration::from_millis(300));
+        backend.add_folder("/in");
+        let (fs, listener) = audited(&backend);
+        let mut writer = fs
+            .open_write(&path("/in/a.bin"), WriteOptions::default())
+            .await
+            .unwrap();
+        let seen = in_progress(&listener);
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].direction, Direction::Upload);
+        assert_eq!(seen[0].state, State::Receiving);
+        assert_eq!(seen[0].bytes, 0);
+        assert_eq!(seen[0].user, "alice");
+        assert_eq!(seen[0].conn, 4);
+        assert_eq!(seen[0].remote, "192.0.2.1:5000");
+        assert_eq!(seen[0].path, "/in/a.bin");
+        assert_eq!(
+            seen[0].dropbox_path.as_deref(),
+            Some("/partners/alice/in/a.bin")
+        );
+
+        writer.write(0, Bytes::from(vec![1; 1000])).await.unwrap();
+        writer.write(1000, Bytes::from(vec![2; 500])).await.unwrap();
+        assert_eq!(in_progress(&listener)[0].bytes, 1500);
+
+        let commit = tokio::spawn(writer.commit());
+        let mut committing = false;
+        for _ in 0..100 {
+            committing = in_progress(&listener)
+                .first()
+                .is_some_and(|t| t.state == State::Committing);
+            if committing {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        assert!(committing, "the commit never showed as committing");
+        commit.await.unwrap().unwrap();
+        assert!(in_progress(&listener).is_empty());
+        assert_eq!(
+            *listener.seen.lock().unwrap(),
+            [("upload", "ok", 0)],
+            "the transfer left the list before its line was written"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_commit_and_a_dropped_upload_leave_the_list() {
+        let backend = MemFs::new();
+        backend.fail_commits(true);
+        let (fs, listener) = audited(&backend);
+        let mut writer = fs
+            .open_write(&path("/a.bin"), WriteOptions::default())
+            .await
+            .unwrap();
+        writer.write(0, Bytes::from_static(b"abc")).await.unwrap();
+        assert!(writer.commit().await.is_err());
+        assert!(in_progress(&listener).is_empty());
+
+        let mut writer = fs
+            .open_write(&path("/b.bin"), WriteOptions::default())
+            .await
+            .unwrap();
+        writer.write(0, Bytes::from_static(b"abc")).await.unwrap();
+        assert_eq!(in_progress(&listener).len(), 1);
+        drop(writer);
+        assert!(in_progress(&listener).is_empty());
+        assert_eq!(
+            *listener.seen.lock().unwrap(),
+            [("upload", "failed", 0), ("upload", "failed", 0)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_download_is_sending_with_its_size_until_its_handle_goes() {
+        let backend = MemFs::new();
+        backend.add_file("/report.pdf", &[7; 4000], 0);
+        let (fs, listener) = audited(&backend);
+        let mut reader = fs.open_read(&path("/report.pdf")).await.unwrap();
+        reader.read(0, 1000).await.unwrap();
+        let seen = in_progress(&listener);
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].direction, Direction::Download);
+        assert_eq!(seen[0].state, State::Sending);
+        assert_eq!(seen[0].size, Some(4000));
+        assert_eq!(seen[0].bytes, 1000);
+        drop(reader);
+        assert!(in_progress(&listener).is_empty());
+        assert_eq!(
+            *listener.seen.lock().unwrap(),
+            [("download", "interrupted", 0)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_open_registers_nothing() {
+        let backend = MemFs::new();
+        let (fs, listener) = audited(&backend);
+        assert!(fs.open_read(&path("/missing")).await.is_err());
+        assert!(in_progress(&listener).is_empty());
+        assert_eq!(*listener.seen.lock().unwrap(), [("download", "failed", 0)]);
     }
 }
