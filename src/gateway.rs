@@ -13,6 +13,7 @@
 //! an upload being received or committed when the signal came still reaches Dropbox.
 
 pub mod accounts;
+pub mod control;
 pub mod reload;
 
 use std::collections::HashMap;

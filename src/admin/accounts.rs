@@ -70,8 +70,16 @@ fn row(account: &AccountStatus, now: SystemTime, csrf: &str) -> String {
         (false, None) => "personal".to_string(),
     };
     let token = match account.token_expires_at {
-        Some(at) if at > now => format!("valid, renewed {}", html::relative(at, now)),
-        Some(at) => format!("expired {}", html::relative(at, now)),
+        Some(at) if at > now => format!(
+            "<span title=\"{}\">expires {}</span>",
+            html::time(at),
+            html::relative(at, now)
+        ),
+        Some(at) => format!(
+            "<span title=\"{}\">expired {}</span>",
+            html::time(at),
+            html::relative(at, now)
+        ),
         None => "<span class=\"muted\">none yet</span>".to_string(),
     };
     let error = match (&account.last_error, account.last_error_at) {

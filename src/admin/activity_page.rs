@@ -52,18 +52,27 @@ fn fragment(snapshot: &ActivitySnapshot, now: SystemTime) -> String {
 fn transfers(transfers: &[LiveTransfer], now: SystemTime) -> String {
     let mut rows = String::new();
     for transfer in transfers {
-        let (kind, state) = match transfer.direction {
-            Direction::Upload => ("upload", transfer.state.to_string()),
-            Direction::Download => ("download", transfer.state.to_string()),
+        let kind = match transfer.direction {
+            Direction::Upload => "upload",
+            Direction::Download => "download",
+        };
+        let state = transfer.state.as_str();
+        let so_far = match transfer.size {
+            Some(size) if size > 0 => format!(
+                "{} of {} ({}%)",
+                html::bytes(transfer.bytes),
+                html::bytes(size),
+                transfer.bytes.saturating_mul(100) / size
+            ),
+            _ => html::bytes(transfer.bytes),
         };
         rows.push_str(&format!(
             "<tr class=\"transfer\" data-state=\"{state}\"><td>{user}</td><td>{kind}</td>\
              <td class=\"mono\">{path}</td><td><span class=\"badge ok\">{state}</span></td>\
-             <td class=\"bytes\">{bytes}</td><td>{rate}/s</td><td class=\"wide\">{since}</td></tr>",
-            user = escape(transfer.user.as_deref().unwrap_or("?")),
+             <td class=\"bytes\">{so_far}</td><td>{rate}/s</td><td class=\"wide\">{since}</td></tr>",
+            user = escape(&transfer.user),
             path = escape(&transfer.path),
-            bytes = html::bytes(transfer.bytes),
-            rate = html::bytes(transfer.rate as u64),
+            rate = html::bytes(transfer.rate),
             since = html::relative(transfer.started, now),
         ));
     }

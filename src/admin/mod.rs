@@ -86,6 +86,25 @@ struct Admin {
 
 type Shared = State<Arc<Admin>>;
 
+/// Starts the admin page for `gateway` when `settings` turn it on; it runs as long as the
+/// process.
+pub async fn start_for(
+    gateway: &crate::gateway::Gateway,
+    settings: &AdminConfig,
+) -> anyhow::Result<Option<AdminServer>> {
+    if !settings.enabled() {
+        return Ok(None);
+    }
+    let server = start(
+        settings,
+        gateway.control(),
+        gateway.activity(),
+        CancellationToken::new(),
+    )
+    .await?;
+    Ok(Some(server))
+}
+
 /// Starts the admin page on `settings.listen` until `shutdown` is cancelled.
 pub async fn start(
     settings: &AdminConfig,

@@ -111,12 +111,12 @@ async fn handshakes(
         };
         let (stream, addr) = Listener::accept(&mut tcp).await;
         let acceptor = acceptor.clone();
-        let finished = finished.clone();
+        let hand_over = finished.clone();
         tokio::spawn(async move {
             let _place = place;
             match tokio::time::timeout(HANDSHAKE_TIME, acceptor.accept(stream)).await {
                 Ok(Ok(stream)) => {
-                    let _ = finished.send((stream, addr)).await;
+                    let _ = hand_over.send((stream, addr)).await;
                 }
                 Ok(Err(e)) => tracing::debug!(remote = %addr, error = %e, "admin page: TLS handshake failed"),
                 Err(_) => tracing::debug!(remote = %addr, "admin page: TLS handshake timed out"),

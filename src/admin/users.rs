@@ -25,7 +25,7 @@ pub async fn page(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Respon
         let last = match last_logins.get(&user.name) {
             Some(login) => format!(
                 "{}<br><span class=\"muted\">from {}</span>",
-                html::relative(login.at, now),
+                html::relative(login.time, now),
                 escape(&login.remote)
             ),
             None => "<span class=\"muted\">not since start</span>".to_string(),

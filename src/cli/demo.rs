@@ -32,7 +32,12 @@ pub async fn run(config_path: &Path, data: &Path, user_key: Option<&Path>) -> an
     })
     .await
     .with_context(|| format!("cannot start the emulator on {emulator_addr}"))?;
+    let mut config = config;
+    let admin_password = demo_admin(&mut config, &emulator.base_url(), data)?;
     let gateway = Gateway::start(&config).await?;
+    let admin = crate::admin::start_for(&gateway, &config.admin)
+        .await?
+        .context("the demo's admin page did not start")?;
 
     let known_hosts = data.join("known_hosts");
     let host_public = host_key::load(&config.server.host_key)?
@@ -54,6 +59,10 @@ pub async fn run(config_path: &Path, data: &Path, user_key: Option<&Path>) -> an
         known_hosts.display(),
         user.name
     );
+    println!(
+        "admin {}/ user={DEMO_ADMIN} password={admin_password}",
+        admin.url()
+    );
     println!("Press Ctrl-C to stop.");
     tokio::select! {
         result = gateway.wait() => result?,
@@ -61,6 +70,26 @@ pub async fn run(config_path: &Path, data: &Path, user_key: Option<&Path>) -> an
     }
     emulator.shutdown().await;
     Ok(())
+}
+
+/// The demo's admin user; its password is new at each start.
+const DEMO_ADMIN: &str = "admin";
+
+/// Turns the admin page on at a loopback port, for the user `admin` with a new password
+/// (returned), connecting new accounts to the demo's emulator.
+fn demo_admin(config: &mut Config, emulator_url: &str, data: &Path) -> anyhow::Result<String> {
+    use base64::Engine;
+    let password =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 15]>());
+    let admin = &mut config.admin;
+    admin.listen = Some(admin.listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0))));
+    admin.users = vec![crate::admin::settings::AdminUserConfig {
+        name: DEMO_ADMIN.to_string(),
+        password_hash: crate::users::password::hash_password(&password)?,
+    }];
+    admin.api_url.get_or_insert_with(|| emulator_url.to_string());
+    admin.accounts_dir = data.join("accounts");
+    Ok(password)
 }
 
 /// The private half of the first user's `authorized_keys_file` (`keys/demo_user_ed25519.pub`

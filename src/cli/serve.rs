@@ -35,6 +35,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     );
     let manager = Arc::new(ServiceManager::from_env());
     let gateway = Gateway::start(&config).await?;
+    let _admin = crate::admin::start_for(&gateway, &config.admin).await?;
     // Accounts signed in and the port bound: partners can connect from now on.
     let serving = format!("serving SFTP on {}", gateway.addr());
     manager.ready(&serving);

@@ -40,7 +40,7 @@ mod connection;
 #[cfg(any(test, feature = "testing"))]
 #[doc(hidden)]
 pub mod fuzzing;
-mod guard;
+pub mod guard;
 pub mod host_key;
 mod negotiation;
 pub mod proxy_protocol;
