@@ -7,7 +7,9 @@
 //! client credentials may come by HTTP Basic or in the form. Errors are 400 JSON
 //! `{"error": ..., "error_description": ...}`. The approving subject is `authorize_as` from
 //! accounts.json, or the emulator-only query parameter `emulator_as` (an account id, team id
-//! or email).
+//! or email). The emulator-only `emulator_decision=deny` plays the user pressing Cancel: like
+//! Dropbox, the browser goes back to the redirect URI with `error=access_denied`, an
+//! `error_description` and the `state`, and no code is issued.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -75,6 +77,9 @@ pub async fn authorize(
         }
     }
     let redirect_uri = param("redirect_uri");
+    if param("emulator_decision").as_deref() == Some("deny") {
+        return denied(redirect_uri.as_deref(), param("state").as_deref());
+    }
     let code = state.tokens.add_code(PendingCode {
         app_key,
         subject,
@@ -97,6 +102,22 @@ pub async fn authorize(
         target.query_pairs_mut().append_pair("state", &oauth_state);
     }
     // 302 Found, as Dropbox answers (axum's Redirect helpers send 303 or 307).
+    (StatusCode::FOUND, [(header::LOCATION, target.to_string())]).into_response()
+}
+
+/// The user pressed Cancel: back to the redirect URI with Dropbox's error, or a page saying so.
+fn denied(redirect_uri: Option<&str>, oauth_state: Option<&str>) -> Response {
+    const DESCRIPTION: &str = "The user chose not to give your app access to their Dropbox account.";
+    let Some(Ok(mut target)) = redirect_uri.map(url::Url::parse) else {
+        return bad_page(DESCRIPTION);
+    };
+    target
+        .query_pairs_mut()
+        .append_pair("error", "access_denied")
+        .append_pair("error_description", DESCRIPTION);
+    if let Some(oauth_state) = oauth_state {
+        target.query_pairs_mut().append_pair("state", oauth_state);
+    }
     (StatusCode::FOUND, [(header::LOCATION, target.to_string())]).into_response()
 }
 

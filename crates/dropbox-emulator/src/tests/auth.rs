@@ -213,6 +213,35 @@ async fn authorize_redirects_and_pkce_exchange_checks_the_verifier() {
 }
 
 #[tokio::test]
+async fn a_denied_authorization_goes_back_with_dropboxs_error_and_no_code() {
+    let h = start().await;
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = no_redirects
+        .get(format!("{}/oauth2/authorize", h.emulator.base_url()))
+        .query(&[
+            ("client_id", demo::APP_KEY),
+            ("response_type", "code"),
+            ("redirect_uri", "http://localhost:9999/?command=register_dropbox_api"),
+            ("state", "s1"),
+            ("emulator_decision", "deny"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 302);
+    let location = url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
+    let query: std::collections::HashMap<_, _> = location.query_pairs().into_owned().collect();
+    assert_eq!(query["command"], "register_dropbox_api");
+    assert_eq!(query["error"], "access_denied");
+    assert!(query["error_description"].contains("chose not to give"));
+    assert_eq!(query["state"], "s1");
+    assert!(!query.contains_key("code"));
+}
+
+#[tokio::test]
 async fn team_tokens_select_a_member_and_path_root_shows_the_team_space() {
     let mut h = start().await;
     h.token = demo::TEAM_ACCESS_TOKEN.into();
