@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::{Permission, USERS};
 
 /// The whole file: `[server]`, `[upload]`, `[download]`, `[limits]`, `[audit]`, `[metrics]`,
-/// `[[accounts]]`, `[[users]]`, `[hook_queue]` and `[[hooks]]`.
+/// `[[accounts]]`, `[[users]]`, `[hook_queue]`, `[[hooks]]` and `[admin]`.
 #[derive(Debug, Clone, Serialize)]
 pub struct GatewayConfig {
     pub server: Server,
@@ -38,6 +38,51 @@ pub struct GatewayConfig {
     pub hook_queue: Option<HookQueue>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hooks: Vec<Hook>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin: Option<Admin>,
+}
+
+/// `[admin]` and its `[[admin.users]]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Admin {
+    pub listen: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accounts_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_certificate: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    pub users: Vec<AdminUser>,
+}
+
+/// One `[[admin.users]]` entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdminUser {
+    pub name: String,
+    pub password_hash: String,
+}
+
+impl Admin {
+    /// The page on a free loopback port, for one admin with `password`; accounts connected
+    /// from it use the emulator at `api_url` and are kept in `dir/accounts`.
+    pub fn on_loopback(dir: &Path, api_url: &str, name: &str, password: &str) -> Admin {
+        Admin {
+            listen: "127.0.0.1:0".into(),
+            external_url: None,
+            api_url: Some(api_url.into()),
+            accounts_dir: Some(dir.join("accounts")),
+            tls_certificate: None,
+            tls_key: None,
+            users: vec![AdminUser {
+                name: name.into(),
+                password_hash: dropgate::users::password::hash_password(password).unwrap(),
+            }],
+        }
+    }
 }
 
 /// `[server]`.
@@ -341,6 +386,7 @@ impl GatewayConfig {
             users: Vec::new(),
             hook_queue: None,
             hooks: Vec::new(),
+            admin: None,
         }
     }
 

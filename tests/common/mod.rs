@@ -5,6 +5,7 @@
 //! What a test checks is read back from the emulator's own API (files/get_metadata,
 //! files/download), never through the gateway under test.
 //!
+//! - `admin`: the admin web page from a plain HTTP client (its forms, its cookies);
 //! - `bench`: the in-process emulator + gateway a test starts, and its files (spool, audit log);
 //! - `clients`: OpenSSH and paramiko runs against it;
 //! - `partner`: the clients partners run (Java JSch, PuTTY's pscp), as they run them;
@@ -18,6 +19,7 @@
 // Each test binary (tests/e2e and the ones that measure their own process) uses a part.
 #![allow(dead_code, unused_imports)]
 
+pub mod admin;
 pub mod bench;
 pub mod clients;
 pub mod config;
