@@ -13,8 +13,8 @@
 //! And the same points keep the gateway's list of transfers in progress
 //! ([`crate::transfers`], for the admin page): a transfer is registered when its file is opened,
 //! its bytes counted as they flow, an upload marked as committing when its commit starts, and
-//! it leaves the list just before its line is written, so a transfer is either in that list or
-//! in the audit log, never both for long and never neither once it has ended.
+//! it leaves the list just before its line is written (however it ended), so a transfer whose
+//! line a listener has seen is no longer listed as in progress.
 //!
 //! It is also the one place where an operation's failure is known after everything below
 //! (the Dropbox client's retries, the spool, the commit) has given up, so the operational log's

@@ -14,6 +14,7 @@ mod common;
 
 mod access;
 mod accounts;
+mod activity;
 mod ambiguous_failures;
 mod audit;
 mod batch_commits;
