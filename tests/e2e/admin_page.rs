@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use crate::common::admin::{AdminClient, Answer};
 use crate::common::config::Admin;
-use crate::common::{demo, stderr, Bench};
+use crate::common::{stderr, Bench};
+use dropbox_emulator::demo_credentials as demo;
 
 const ADMIN: &str = "ops";
 const PASSWORD: &str = "correct horse battery staple";

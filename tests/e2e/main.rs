@@ -13,6 +13,7 @@
 mod common;
 
 mod access;
+mod admin_page;
 mod accounts;
 mod activity;
 mod ambiguous_failures;
