@@ -17,6 +17,7 @@ mod accounts;
 mod ambiguous_failures;
 mod audit;
 mod batch_commits;
+mod browser_harness;
 mod certificates;
 mod commit_rules;
 mod concurrent_uploads;
