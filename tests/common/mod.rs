@@ -11,6 +11,7 @@
 //! - `partner`: the clients partners run (Java JSch, PuTTY's pscp), as they run them;
 //! - `dropbox`: the emulator's API and hooks, Dropbox's content_hash;
 //! - `config`: the typed config file;
+//! - `browser`: headless Chromium through chromedriver, for the web pages;
 //! - `process`: `dropgate` run as a process of its own, /proc readings, and the lock on the
 //!   process-wide counters. It stands apart from `bench` because the tests that need a real
 //!   process (signals, its own memory and log) share nothing with the in-process bench but the
@@ -21,6 +22,7 @@
 
 pub mod admin;
 pub mod bench;
+pub mod browser;
 pub mod clients;
 pub mod config;
 pub mod dropbox;
@@ -28,6 +30,7 @@ pub mod partner;
 pub mod process;
 
 pub use bench::{Bench, BenchOptions, TestUser, USERS};
+pub use browser::Browser;
 pub use clients::{
     lftp, output_text, paramiko_as, paramiko_as_alice, paramiko_json, paramiko_script,
     paramiko_with_password, python_with_paramiko, run_bounded, ssh_keygen, stderr, stdout,

@@ -19,6 +19,7 @@ mod activity;
 mod ambiguous_failures;
 mod audit;
 mod batch_commits;
+mod browser_harness;
 mod certificates;
 mod commit_rules;
 mod concurrent_uploads;
