@@ -28,7 +28,9 @@ pub async fn page(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Respon
         rows.push_str(&row(account, now, &session.csrf));
     }
     if accounts.is_empty() {
-        rows.push_str("<tr><td colspan=\"7\" class=\"muted\">No account yet: connect one below.</td></tr>");
+        rows.push_str(
+            "<tr><td colspan=\"7\" class=\"muted\">No account yet: connect one below.</td></tr>",
+        );
     }
     let body = format!(
         "<h1>Dropbox accounts</h1>{}\
@@ -38,7 +40,13 @@ pub async fn page(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Respon
         session.flash_html(),
         connect_form(&admin, &session.csrf)
     );
-    Html(html::page("Accounts", Nav::Accounts, &session.viewer(), &body)).into_response()
+    Html(html::page(
+        "Accounts",
+        Nav::Accounts,
+        &session.viewer(),
+        &body,
+    ))
+    .into_response()
 }
 
 /// How an account is doing, in one word, and its badge class.

@@ -29,7 +29,13 @@ pub async fn page(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Respon
          <div id=\"live\" data-source=\"/activity/live\">{live}</div>",
         session.flash_html()
     );
-    Html(html::page("Activity", Nav::Activity, &session.viewer(), &body)).into_response()
+    Html(html::page(
+        "Activity",
+        Nav::Activity,
+        &session.viewer(),
+        &body,
+    ))
+    .into_response()
 }
 
 /// GET /activity/live: the live part alone (401 when signed out, so the script can tell).

@@ -60,17 +60,32 @@ pub async fn start(
         Ok(session) => session,
         Err(answer) => return answer,
     };
-    let name = form_value(&form, "name").unwrap_or_default().trim().to_string();
+    let name = form_value(&form, "name")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     let (pending, url) = match plan(&admin, &form) {
         Ok(planned) => planned,
         Err(e) => {
             let why = format!("{e:#}");
-            admin.audit(&peer, Some(&session.admin), "connect_account", Some(&name), Outcome::Refused(&why));
-            admin.flash(&session.id, false, format!("Cannot connect {name:?}: {why}"));
+            admin.audit(
+                &peer,
+                Some(&session.admin),
+                "connect_account",
+                Some(&name),
+                Outcome::Refused(&why),
+            );
+            admin.flash(
+                &session.id,
+                false,
+                format!("Cannot connect {name:?}: {why}"),
+            );
             return see_other("/accounts");
         }
     };
-    admin.sessions.with(&session.id, |s| s.pending = Some(pending));
+    admin
+        .sessions
+        .with(&session.id, |s| s.pending = Some(pending));
     tracing::info!(account = %name, admin = %crate::log_safe::Untrusted(&session.admin), "admin page: sending the browser to Dropbox to connect an account");
     see_other(url.as_str())
 }
@@ -96,7 +111,10 @@ fn plan(admin: &Admin, form: &[(String, String)]) -> anyhow::Result<(Pending, ur
     let team_member_email = field("team_member_email").map(str::to_string);
     let team_space = field("team_space").is_some();
     let (account, new_account) = match declared {
-        Some(declared) => (declared_account(declared, &team_member_email, team_space)?, false),
+        Some(declared) => (
+            declared_account(declared, &team_member_email, team_space)?,
+            false,
+        ),
         None => {
             let mut account = AccountConfig::named(name);
             account.token_file = Some(admin.settings.accounts_dir.join(format!("{name}.token")));
@@ -187,7 +205,13 @@ pub async fn finish(
         .flatten();
     let Some(pending) = pending else {
         let why = "the answer does not belong to a Connect started in this session (its state does not match)";
-        admin.audit(&peer, Some(&session.admin), "connect_account", None, Outcome::Refused(why));
+        admin.audit(
+            &peer,
+            Some(&session.admin),
+            "connect_account",
+            None,
+            Outcome::Refused(why),
+        );
         admin.flash(
             &session.id,
             false,
@@ -199,13 +223,29 @@ pub async fn finish(
     let result = complete(&admin, pending, &query).await;
     match result {
         Ok(message) => {
-            admin.audit(&peer, Some(&session.admin), "connect_account", Some(&name), Outcome::Ok);
+            admin.audit(
+                &peer,
+                Some(&session.admin),
+                "connect_account",
+                Some(&name),
+                Outcome::Ok,
+            );
             admin.flash(&session.id, true, message);
         }
         Err(e) => {
             let why = format!("{e:#}");
-            admin.audit(&peer, Some(&session.admin), "connect_account", Some(&name), Outcome::Failed(&why));
-            admin.flash(&session.id, false, format!("{name} was not connected: {why}"));
+            admin.audit(
+                &peer,
+                Some(&session.admin),
+                "connect_account",
+                Some(&name),
+                Outcome::Failed(&why),
+            );
+            admin.flash(
+                &session.id,
+                false,
+                format!("{name} was not connected: {why}"),
+            );
         }
     }
     see_other("/accounts")
@@ -222,7 +262,10 @@ async fn complete(
         bail!("Dropbox did not authorize it: {error} {description}");
     }
     if pending.started.elapsed() > PENDING_FOR {
-        bail!("Dropbox's answer came after {} minutes; start again", PENDING_FOR.as_secs() / 60);
+        bail!(
+            "Dropbox's answer came after {} minutes; start again",
+            PENDING_FOR.as_secs() / 60
+        );
     }
     let code = form_value(query, "code")
         .filter(|code| !code.is_empty())
@@ -262,7 +305,10 @@ async fn complete(
         file.team_member_email = account.team_member_email.clone();
         file.team_space = account.team_space;
     }
-    let path = account.token_file.as_ref().context("the account has no token file")?;
+    let path = account
+        .token_file
+        .as_ref()
+        .context("the account has no token file")?;
     file.write(path)?;
     let status = admin.control.connect_account(account.clone()).await?;
     let who = status
@@ -283,7 +329,11 @@ fn without_session(query: &[(String, String)]) -> Response {
         let body = "<h1>Sign in first</h1><p>Dropbox's answer arrived, but no admin session \
                     was found (signed out, expired, or another browser). Sign in, then press \
                     Connect again.</p><p><a href=\"/login\">Sign in</a></p>";
-        return (StatusCode::UNAUTHORIZED, Html(html::bare_page("Sign in first", body))).into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            Html(html::bare_page("Sign in first", body)),
+        )
+            .into_response();
     }
     let mut again = url::form_urlencoded::Serializer::new(String::new());
     for (key, value) in query {

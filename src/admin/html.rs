@@ -170,7 +170,10 @@ mod tests {
         assert_eq!(duration(Duration::from_secs(7260)), "2 h 1 min");
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
         assert_eq!(relative(now - Duration::from_secs(5), now), "5 s ago");
-        assert_eq!(relative(now + Duration::from_secs(120), now), "in 2 min 0 s");
+        assert_eq!(
+            relative(now + Duration::from_secs(120), now),
+            "in 2 min 0 s"
+        );
     }
 
     #[test]
@@ -183,6 +186,9 @@ mod tests {
         assert!(html.contains("value=\"tok&quot;en\""), "{html}");
         assert!(html.contains("ad&lt;min"));
         assert!(html.contains("href=\"/users\" aria-current=\"page\""));
-        assert!(!html.contains("live.js"), "only the activity page runs the script");
+        assert!(
+            !html.contains("live.js"),
+            "only the activity page runs the script"
+        );
     }
 }

@@ -33,7 +33,9 @@ pub async fn form(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Respon
 /// The sign-in page with a fresh double-submit token in its cookie and its form.
 fn form_page(admin: &Admin, status: StatusCode, problem: Option<&str>) -> Response {
     let token = sessions::random_token();
-    let problem = problem.map(|text| html::flash(false, text)).unwrap_or_default();
+    let problem = problem
+        .map(|text| html::flash(false, text))
+        .unwrap_or_default();
     let body = format!(
         "<form class=\"card login\" method=\"post\" action=\"/login\"><h1>Sign in</h1>{problem}\
          {}<label for=\"username\">User name</label>\
@@ -73,7 +75,13 @@ pub async fn submit(
     let guard = admin.control.guard();
     let ip = peer.0.ip();
     if guard.is_banned(ip) {
-        admin.audit(&peer, Some(name), "login", None, Outcome::Refused("address banned after failed logins"));
+        admin.audit(
+            &peer,
+            Some(name),
+            "login",
+            None,
+            Outcome::Refused("address banned after failed logins"),
+        );
         return form_page(
             &admin,
             StatusCode::FORBIDDEN,
@@ -86,13 +94,22 @@ pub async fn submit(
         .find(|(admin_name, _)| admin_name == name)
         .map(|(_, hash)| hash.clone());
     let known = hash.is_some();
-    let matched = guard.password_checks().check(hash, password.to_string()).await;
+    let matched = guard
+        .password_checks()
+        .check(hash, password.to_string())
+        .await;
     if !(matched && known) {
         let banned = guard.record_failure(ip);
         if banned {
             tracing::warn!(remote = %peer.0, "admin page: address banned after failed sign-ins");
         }
-        admin.audit(&peer, Some(name), "login", None, Outcome::Failed("wrong user name or password"));
+        admin.audit(
+            &peer,
+            Some(name),
+            "login",
+            None,
+            Outcome::Failed("wrong user name or password"),
+        );
         return form_page(
             &admin,
             StatusCode::UNAUTHORIZED,

@@ -20,8 +20,8 @@ mod activity_page;
 mod connect;
 mod html;
 mod login;
-pub mod sessions;
 mod security;
+pub mod sessions;
 pub mod settings;
 mod tls;
 mod users;
@@ -134,11 +134,8 @@ pub async fn start(
     let app = router(admin);
     tracing::info!(%addr, url = %url, "admin page listening");
     let task = tokio::spawn(async move {
-        let serve = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<Peer>(),
-        )
-        .with_graceful_shutdown(async move { shutdown.cancelled().await });
+        let serve = axum::serve(listener, app.into_make_service_with_connect_info::<Peer>())
+            .with_graceful_shutdown(async move { shutdown.cancelled().await });
         if let Err(e) = serve.await {
             tracing::error!(error = %e, "the admin page stopped");
         }
@@ -185,7 +182,10 @@ async fn root(
 }
 
 async fn not_found() -> Response {
-    let body = html::bare_page("Not found", "<h1>Not found</h1><p><a href=\"/\">Back</a></p>");
+    let body = html::bare_page(
+        "Not found",
+        "<h1>Not found</h1><p><a href=\"/\">Back</a></p>",
+    );
     (StatusCode::NOT_FOUND, Html(body)).into_response()
 }
 
@@ -307,7 +307,10 @@ fn form_value<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
 fn forbidden(text: &str) -> Response {
     let body = html::bare_page(
         "Refused",
-        &format!("<h1>Refused</h1>{}<p><a href=\"/\">Back</a></p>", html::flash(false, text)),
+        &format!(
+            "<h1>Refused</h1>{}<p><a href=\"/\">Back</a></p>",
+            html::flash(false, text)
+        ),
     );
     (StatusCode::FORBIDDEN, Html(body)).into_response()
 }

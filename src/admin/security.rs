@@ -19,7 +19,11 @@ const STYLESHEET: &str = include_str!("assets/style.css");
 const SCRIPT: &str = include_str!("assets/live.js");
 
 pub async fn stylesheet() -> Response {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLESHEET).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        STYLESHEET,
+    )
+        .into_response()
 }
 
 pub async fn script() -> Response {

@@ -154,7 +154,10 @@ mod tests {
     fn sessions_expire_when_idle_and_are_bounded() {
         let sessions = Sessions::new(Duration::from_millis(50));
         let id = sessions.create("admin");
-        assert_eq!(sessions.with(&id, |s| s.admin.clone()).as_deref(), Some("admin"));
+        assert_eq!(
+            sessions.with(&id, |s| s.admin.clone()).as_deref(),
+            Some("admin")
+        );
         assert!(sessions.with("not-an-id", |_| ()).is_none());
         std::thread::sleep(Duration::from_millis(60));
         assert!(sessions.with(&id, |_| ()).is_none(), "idle too long");

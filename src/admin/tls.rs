@@ -118,7 +118,9 @@ async fn handshakes(
                 Ok(Ok(stream)) => {
                     let _ = hand_over.send((stream, addr)).await;
                 }
-                Ok(Err(e)) => tracing::debug!(remote = %addr, error = %e, "admin page: TLS handshake failed"),
+                Ok(Err(e)) => {
+                    tracing::debug!(remote = %addr, error = %e, "admin page: TLS handshake failed")
+                }
                 Err(_) => tracing::debug!(remote = %addr, "admin page: TLS handshake timed out"),
             }
         });
@@ -135,7 +137,10 @@ fn acceptor(certificate: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
         .map_err(|e| anyhow::anyhow!("{e:?}"))
         .with_context(|| format!("admin.tls_certificate {}", certificate.display()))?;
     if chain.is_empty() {
-        anyhow::bail!("admin.tls_certificate {} holds no certificate", certificate.display());
+        anyhow::bail!(
+            "admin.tls_certificate {} holds no certificate",
+            certificate.display()
+        );
     }
     let key = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| anyhow::anyhow!("{e:?}"))

@@ -48,7 +48,11 @@ pub async fn page(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Respon
              <td class=\"mono\">{root}</td><td>{permissions}</td><td class=\"wide\">{keys}</td>\
              <td>{networks}</td><td>{last}</td></tr>",
             name = escape(&user.name),
-            password = if user.password { "<br><span class=\"muted\">password</span>" } else { "" },
+            password = if user.password {
+                "<br><span class=\"muted\">password</span>"
+            } else {
+                ""
+            },
             account = escape(&user.account),
             permissions = escape(&user.permissions),
             networks = escape(&user.allowed_networks),
@@ -81,7 +85,13 @@ pub async fn reload(
     };
     match admin.control.reload() {
         Ok(reloaded) => {
-            admin.audit(&peer, Some(&session.admin), "reload_config", None, Outcome::Ok);
+            admin.audit(
+                &peer,
+                Some(&session.admin),
+                "reload_config",
+                None,
+                Outcome::Ok,
+            );
             admin.flash(
                 &session.id,
                 true,
@@ -94,7 +104,13 @@ pub async fn reload(
         }
         Err(e) => {
             let why = format!("{e:#}");
-            admin.audit(&peer, Some(&session.admin), "reload_config", None, Outcome::Failed(&why));
+            admin.audit(
+                &peer,
+                Some(&session.admin),
+                "reload_config",
+                None,
+                Outcome::Failed(&why),
+            );
             admin.flash(
                 &session.id,
                 false,

@@ -82,12 +82,18 @@ fn demo_admin(config: &mut Config, emulator_url: &str, data: &Path) -> anyhow::R
     let password =
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 15]>());
     let admin = &mut config.admin;
-    admin.listen = Some(admin.listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0))));
+    admin.listen = Some(
+        admin
+            .listen
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0))),
+    );
     admin.users = vec![crate::admin::settings::AdminUserConfig {
         name: DEMO_ADMIN.to_string(),
         password_hash: crate::users::password::hash_password(&password)?,
     }];
-    admin.api_url.get_or_insert_with(|| emulator_url.to_string());
+    admin
+        .api_url
+        .get_or_insert_with(|| emulator_url.to_string());
     admin.accounts_dir = data.join("accounts");
     Ok(password)
 }

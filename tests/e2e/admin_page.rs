@@ -59,18 +59,29 @@ async fn signs_in_through_the_plain_form_and_refuses_a_wrong_password() {
         assert!(form.body.contains(field), "{field} in {}", form.body);
     }
     let cookie = form.set_cookies().join("\n");
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
 
     let wrong = client
         .post(
             "/login",
-            &[("username", ADMIN), ("password", "wrong"), ("csrf", &form.csrf())],
+            &[
+                ("username", ADMIN),
+                ("password", "wrong"),
+                ("csrf", &form.csrf()),
+            ],
         )
         .await;
     assert_eq!(wrong.status, 401);
     assert!(wrong.body.contains("Wrong user name or password"));
     assert!(!client.cookies.contains_key("dropgate_admin"));
-    assert_eq!(client.get("/activity").await.status, 303, "still signed out");
+    assert_eq!(
+        client.get("/activity").await.status,
+        303,
+        "still signed out"
+    );
     let failed = admin_lines(&bench, "login");
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert_eq!(failed[0]["result"], "failed");
@@ -100,7 +111,9 @@ async fn a_form_without_its_csrf_token_is_refused_and_not_acted_on() {
     let missing = client.post("/users/reload", &[]).await;
     assert_eq!(missing.status, 403, "{}", missing.body);
     assert!(missing.body.contains("security token"));
-    let wrong = client.post("/users/reload", &[("csrf", "not-the-token")]).await;
+    let wrong = client
+        .post("/users/reload", &[("csrf", "not-the-token")])
+        .await;
     assert_eq!(wrong.status, 403);
     let connect = client
         .post("/accounts/connect", &[("name", "x"), ("app_key", "k~s")])
@@ -118,7 +131,11 @@ async fn a_form_without_its_csrf_token_is_refused_and_not_acted_on() {
     let forged = stranger
         .post(
             "/login",
-            &[("username", ADMIN), ("password", PASSWORD), ("csrf", "guess")],
+            &[
+                ("username", ADMIN),
+                ("password", PASSWORD),
+                ("csrf", "guess"),
+            ],
         )
         .await;
     assert_eq!(forged.status, 403);
@@ -129,7 +146,13 @@ async fn a_form_without_its_csrf_token_is_refused_and_not_acted_on() {
 async fn every_answer_carries_a_strict_policy_and_no_secret_is_rendered() {
     let (_bench, admin) = bench_with_admin(|_, _| {}).await;
     let mut client = signed_in(&admin).await;
-    for path in ["/login", "/activity", "/accounts", "/users", "/assets/style.css"] {
+    for path in [
+        "/login",
+        "/activity",
+        "/accounts",
+        "/users",
+        "/assets/style.css",
+    ] {
         let answer = client.get(path).await;
         let header = |name: &str| {
             answer
@@ -141,13 +164,19 @@ async fn every_answer_carries_a_strict_policy_and_no_secret_is_rendered() {
         let policy = header("content-security-policy");
         assert!(policy.contains("default-src 'none'"), "{path}: {policy}");
         assert!(policy.contains("script-src 'self'"), "{path}: {policy}");
-        assert!(policy.contains("frame-ancestors 'none'"), "{path}: {policy}");
+        assert!(
+            policy.contains("frame-ancestors 'none'"),
+            "{path}: {policy}"
+        );
         assert!(!policy.contains("unsafe-inline"), "{path}: {policy}");
         assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
         assert_eq!(header("cache-control"), "no-store", "{path}");
     }
     let accounts = client.get("/accounts").await.body;
-    assert!(!accounts.contains(demo::APP_SECRET), "the app secret is never shown");
+    assert!(
+        !accounts.contains(demo::APP_SECRET),
+        "the app secret is never shown"
+    );
     assert!(!accounts.contains(demo::REFRESH_TOKEN), "no token is shown");
     for external in ["http://", "https://"] {
         let linked = accounts
@@ -200,7 +229,10 @@ async fn connect_stores_the_token_file_0600_and_the_account_is_healthy_at_once()
     assert_eq!((back.status, back.location().as_str()), (303, "/accounts"));
     let page = client.get("/accounts").await;
     assert!(page.body.contains("Connected partners"), "{}", page.body);
-    assert!(page.body.contains(demo::PERSONAL_EMAIL), "signed in as the demo person");
+    assert!(
+        page.body.contains(demo::PERSONAL_EMAIL),
+        "signed in as the demo person"
+    );
     let row = row_of(&page.body, "partners");
     assert!(row.contains("healthy"), "{row}");
 
@@ -213,9 +245,15 @@ async fn connect_stores_the_token_file_0600_and_the_account_is_healthy_at_once()
 
     let lines = admin_lines(&bench, "connect_account");
     assert_eq!(lines.len(), 1, "{lines:?}");
-    assert_eq!((&lines[0]["result"], &lines[0]["account"]), (&"ok".into(), &"partners".into()));
+    assert_eq!(
+        (&lines[0]["result"], &lines[0]["account"]),
+        (&"ok".into(), &"partners".into())
+    );
     let line = serde_json::to_string(&lines[0]).unwrap();
-    assert!(!line.contains(demo::APP_SECRET), "no secret in the audit log: {line}");
+    assert!(
+        !line.contains(demo::APP_SECRET),
+        "no secret in the audit log: {line}"
+    );
 }
 
 #[tokio::test]
@@ -226,14 +264,21 @@ async fn an_answer_with_another_state_is_not_acted_on() {
     let started = client
         .post(
             "/accounts/connect",
-            &[("csrf", &page.csrf()), ("name", "intruded"), ("app_key", "k~s")],
+            &[
+                ("csrf", &page.csrf()),
+                ("name", "intruded"),
+                ("app_key", "k~s"),
+            ],
         )
         .await;
     assert_eq!(started.status, 303);
     let forged = client
         .get("/?command=register_dropbox_api&code=stolen-code&state=not-this-sessions")
         .await;
-    assert_eq!((forged.status, forged.location().as_str()), (303, "/accounts"));
+    assert_eq!(
+        (forged.status, forged.location().as_str()),
+        (303, "/accounts")
+    );
     let page = client.get("/accounts").await;
     assert!(page.body.contains("state does not match"), "{}", page.body);
     assert!(!bench.path("accounts/intruded.token").exists());
@@ -247,7 +292,11 @@ async fn an_answer_with_another_state_is_not_acted_on() {
         let started = other
             .post(
                 "/accounts/connect",
-                &[("csrf", &page.csrf()), ("name", "other"), ("app_key", "k~s")],
+                &[
+                    ("csrf", &page.csrf()),
+                    ("name", "other"),
+                    ("app_key", "k~s"),
+                ],
             )
             .await;
         let state = url::Url::parse(&started.location())
@@ -260,10 +309,16 @@ async fn an_answer_with_another_state_is_not_acted_on() {
         (other, state)
     };
     let crossed = client
-        .get(&format!("/?command=register_dropbox_api&code=c&state={state}"))
+        .get(&format!(
+            "/?command=register_dropbox_api&code=c&state={state}"
+        ))
         .await;
     assert_eq!(crossed.status, 303);
-    assert!(client.get("/accounts").await.body.contains("state does not match"));
+    assert!(client
+        .get("/accounts")
+        .await
+        .body
+        .contains("state does not match"));
     assert!(!bench.path("accounts/other.token").exists());
 }
 
@@ -277,7 +332,10 @@ async fn a_cancelled_authorization_shows_dropboxs_reason_and_stores_nothing() {
     assert!(page.body.contains("access_denied"), "{}", page.body);
     assert!(page.body.contains("chose not to give"), "{}", page.body);
     assert!(!bench.path("accounts/cancelled.token").exists());
-    assert_eq!(admin_lines(&bench, "connect_account")[0]["result"], "failed");
+    assert_eq!(
+        admin_lines(&bench, "connect_account")[0]["result"],
+        "failed"
+    );
 }
 
 #[tokio::test]
@@ -288,7 +346,11 @@ async fn dropboxs_answer_without_the_session_cookie_moves_on_once_then_asks_to_s
         .get("/?command=register_dropbox_api&code=c&state=s")
         .await;
     assert_eq!(first.status, 200);
-    assert!(first.body.contains("http-equiv=\"refresh\""), "{}", first.body);
+    assert!(
+        first.body.contains("http-equiv=\"refresh\""),
+        "{}",
+        first.body
+    );
     assert!(first.body.contains("resume=1"));
     let second = visitor
         .get("/?command=register_dropbox_api&code=c&state=s&resume=1")
@@ -313,7 +375,10 @@ async fn failed_sign_ins_ban_the_address_for_ssh_too() {
     assert!(!client.cookies.contains_key("dropgate_admin"));
 
     let out = bench.sftp(&bench.user("alice"), "ls\n").await;
-    assert!(!out.status.success(), "SSH from the banned address is refused too");
+    assert!(
+        !out.status.success(),
+        "SSH from the banned address is refused too"
+    );
     assert!(
         !stderr(&out).contains("Permission denied"),
         "closed before any login: {}",

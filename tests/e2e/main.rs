@@ -13,9 +13,10 @@
 mod common;
 
 mod access;
-mod admin_page;
 mod accounts;
 mod activity;
+mod admin_browser;
+mod admin_page;
 mod ambiguous_failures;
 mod audit;
 mod batch_commits;

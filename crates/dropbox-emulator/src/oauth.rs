@@ -107,7 +107,8 @@ pub async fn authorize(
 
 /// The user pressed Cancel: back to the redirect URI with Dropbox's error, or a page saying so.
 fn denied(redirect_uri: Option<&str>, oauth_state: Option<&str>) -> Response {
-    const DESCRIPTION: &str = "The user chose not to give your app access to their Dropbox account.";
+    const DESCRIPTION: &str =
+        "The user chose not to give your app access to their Dropbox account.";
     let Some(Ok(mut target)) = redirect_uri.map(url::Url::parse) else {
         return bad_page(DESCRIPTION);
     };

@@ -224,7 +224,10 @@ async fn a_denied_authorization_goes_back_with_dropboxs_error_and_no_code() {
         .query(&[
             ("client_id", demo::APP_KEY),
             ("response_type", "code"),
-            ("redirect_uri", "http://localhost:9999/?command=register_dropbox_api"),
+            (
+                "redirect_uri",
+                "http://localhost:9999/?command=register_dropbox_api",
+            ),
             ("state", "s1"),
             ("emulator_decision", "deny"),
         ])
