@@ -86,6 +86,17 @@ struct Admin {
 
 type Shared = State<Arc<Admin>>;
 
+/// For check-config: whether the page's certificate and key load ("plain HTTP" without them).
+pub fn check_tls(settings: &AdminConfig) -> anyhow::Result<String> {
+    match (&settings.tls_certificate, &settings.tls_key) {
+        (Some(certificate), Some(key)) => {
+            tls::acceptor(certificate, key)?;
+            Ok("HTTPS".to_string())
+        }
+        _ => Ok("plain HTTP".to_string()),
+    }
+}
+
 /// Starts the admin page for `gateway` when `settings` turn it on; it runs as long as the
 /// process.
 pub async fn start_for(

@@ -131,7 +131,7 @@ async fn handshakes(
 }
 
 /// A TLS acceptor for the PEM certificate chain and key, with HTTP/1.1 offered by ALPN.
-fn acceptor(certificate: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
+pub fn acceptor(certificate: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
     let chain = CertificateDer::pem_file_iter(certificate)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
         .map_err(|e| anyhow::anyhow!("{e:?}"))

@@ -394,3 +394,60 @@ fn row_of<'a>(body: &'a str, name: &str) -> &'a str {
     let end = body[start..].find("</tr>").unwrap() + start;
     &body[start..end]
 }
+
+#[tokio::test]
+async fn with_a_certificate_the_page_speaks_https_only_and_its_cookie_is_secure() {
+    let ca = test_ca();
+    let (bench, admin) = bench_with_admin(move |config, dir| {
+        let admin = config.admin.as_mut().unwrap();
+        std::fs::write(dir.join("admin.crt"), &ca.1).unwrap();
+        std::fs::write(dir.join("admin.key"), &ca.2).unwrap();
+        std::fs::write(dir.join("ca.pem"), &ca.0).unwrap();
+        admin.tls_certificate = Some(dir.join("admin.crt"));
+        admin.tls_key = Some(dir.join("admin.key"));
+    })
+    .await;
+    assert!(
+        admin.url().starts_with("https://127.0.0.1:"),
+        "{}",
+        admin.url()
+    );
+    let ca_pem = std::fs::read(bench.path("ca.pem")).unwrap();
+    let trusting = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca_pem).unwrap());
+    let mut client = AdminClient::with_http(admin.url(), trusting);
+    let signed_in = client.sign_in(ADMIN, PASSWORD).await;
+    assert_eq!(signed_in.status, 303);
+    let cookies = signed_in.set_cookies().join("\n");
+    assert!(
+        cookies.contains("dropgate_admin=") && cookies.contains("; Secure"),
+        "{cookies}"
+    );
+    let page = client.get("/accounts").await;
+    assert_eq!(page.status, 200);
+    assert!(page
+        .headers
+        .get("strict-transport-security")
+        .is_some_and(|v| v.to_str().unwrap().contains("max-age")));
+
+    let plain = admin.url().replace("https://", "http://");
+    let answer = reqwest::get(format!("{plain}/login")).await;
+    assert!(
+        answer.is_err() || !answer.unwrap().status().is_success(),
+        "plain HTTP is not served on the TLS port"
+    );
+}
+
+/// A test CA's certificate, and a certificate and key for 127.0.0.1 it signed (all PEM).
+fn test_ca() -> (String, String, String) {
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "dropgate admin test CA");
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let server = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    let server_key = rcgen::KeyPair::generate().unwrap();
+    let server_cert = server.signed_by(&server_key, &ca_cert, &ca_key).unwrap();
+    (ca_cert.pem(), server_cert.pem(), server_key.serialize_pem())
+}

@@ -202,6 +202,15 @@ fn server_table(config: &Config, running: bool, report: &mut Report) {
         let result = machine::bindable("metrics.listen", metrics, running);
         row(report, "metrics", metrics.to_string(), result);
     }
+    if let Some(admin) = config.admin.listen {
+        let result = machine::bindable("admin.listen", admin, running).and_then(|bound| {
+            Ok(format!(
+                "{bound}, {}",
+                crate::admin::check_tls(&config.admin)?
+            ))
+        });
+        row(report, "admin page", admin.to_string(), result);
+    }
     report.table(&["SERVER", "PATH OR ADDRESS", "STATUS"], &rows);
 }
 
