@@ -13,7 +13,6 @@
 //! an upload being received or committed when the signal came still reaches Dropbox.
 
 pub mod accounts;
-pub mod control;
 pub mod reload;
 
 use std::collections::HashMap;
