@@ -254,3 +254,77 @@ fn summary(user: &User) -> UserSummary {
         mtime_change: user.mtime_change,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::account_map::Failure;
+    use super::*;
+    use crate::backend::dropbox::OpenUploads;
+    use crate::users::networks::Networks;
+    use crate::users::permissions::Permissions;
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn user(name: &str, account: &str) -> User {
+        User {
+            name: name.into(),
+            account: account.into(),
+            dropbox_root: "/in".into(),
+            keys: Vec::new(),
+            permissions: Permissions::preset("upload-only").unwrap(),
+            password_hash: None,
+            allowed_networks: Some(Networks::parse(["192.0.2.0/24"]).unwrap()),
+            mtime_change: Some(MtimeChange::Ignore),
+        }
+    }
+
+    #[test]
+    fn the_newer_of_two_errors_is_shown() {
+        let old = Some(("old".to_string(), at(1)));
+        let new = Some(("new".to_string(), at(2)));
+        assert_eq!(newest(old.clone(), new.clone()), new);
+        assert_eq!(newest(new.clone(), old.clone()), new);
+        assert_eq!(newest(None, old.clone()), old);
+        assert_eq!(newest(None, None), None);
+    }
+
+    #[test]
+    fn an_account_not_connected_shows_its_failure_its_settings_and_its_users() {
+        let mut config = AccountConfig::named("acme");
+        config.token_file = Some(PathBuf::from("/var/lib/dropgate/acme.token"));
+        config.team_member_email = Some("ops@acme.example".into());
+        let account = RuntimeAccount {
+            config,
+            signed_in: None,
+            open_uploads: OpenUploads::default(),
+            sign_in_failure: Some(Failure {
+                message: "no token file".into(),
+                at: at(5),
+            }),
+        };
+        let logins = Logins::new(
+            vec![
+                user("zed", "acme"),
+                user("amy", "acme"),
+                user("bo", "other"),
+            ],
+            Vec::new(),
+        );
+        let shown = status(&account, &logins);
+        assert!(!shown.connected && shown.team && !shown.credentials_in_config);
+        assert_eq!(shown.users, ["amy", "zed"]);
+        assert_eq!(shown.last_error.as_deref(), Some("no token file"));
+        assert_eq!((shown.last_error_at, shown.last_ok_at), (Some(at(5)), None));
+        assert_eq!(shown.team_member_email.as_deref(), Some("ops@acme.example"));
+
+        let listed = summary(&logins.users["amy"]);
+        assert_eq!(listed.permissions, "upload-only");
+        assert_eq!(listed.allowed_networks.as_deref(), Some("192.0.2.0/24"));
+        assert_eq!(listed.mtime_change, Some(MtimeChange::Ignore));
+        assert!(listed.key_fingerprints.is_empty() && !listed.has_password);
+    }
+}

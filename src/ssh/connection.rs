@@ -339,7 +339,9 @@ impl<B: UserFilesystems> Connection<B> {
             Ok(fs) => fs,
             Err(e) => {
                 self.refuse_without_filesystem(&user, kind, &e);
-                refuse_with_reason(channel_id, &e.to_string(), session)?;
+                // Accepted, then ended with the reason: OpenSSH's ssh exits at a failed
+                // subsystem request before it prints what the server wrote on stderr.
+                fail_command(channel_id, &format!("dropgate: {e}"), session)?;
                 return Ok(None);
             }
         };
