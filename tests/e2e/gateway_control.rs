@@ -332,7 +332,7 @@ async fn a_failed_reconnect_changes_nothing_and_a_good_one_keeps_uploads_under_w
     let alice = bench.user("alice");
 
     // An upload that is still being received while the account is connected again.
-    let hash = write_random_file(&bench.path("big.bin"), 4 * 1024 * 1024);
+    let hash = write_random_file(&bench.path("big.bin"), 8 * 1024 * 1024);
     let upload = bench
         .sftp_command(&alice, "put big.bin\n", &["-l", "8000"])
         .spawn()
