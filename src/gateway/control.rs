@@ -55,8 +55,9 @@ pub struct AccountStatus {
     pub granted_scopes: Option<String>,
     /// When the current access token expires; None before the first token.
     pub token_expires_at: Option<SystemTime>,
-    /// The last failed Dropbox request of its client, or the last failed sign-in (at start, a
-    /// reload, or a connect), whichever is newer. A later success does not clear it: compare
+    /// The last failed Dropbox request of its current client (see
+    /// [`crate::backend::dropbox::api::Health`] for what counts), or the last failed sign-in (at
+    /// start, a reload, or a connect), whichever is newer. A later success does not clear it: compare
     /// `last_error_at` with `last_ok_at`.
     pub last_error: Option<String>,
     pub last_error_at: Option<SystemTime>,

@@ -3,7 +3,8 @@
 //! the accounts' health after Dropbox refuses a token, a failed re-connect that changes nothing,
 //! reloads (new accounts, accounts connected from the page), and the ban logic shared with SSH.
 //!
-//! The clients are the real OpenSSH `sftp`; what lands in Dropbox is read from the emulator.
+//! The clients are the real OpenSSH `sftp` and `scp`; what lands in Dropbox is read from the
+//! emulator.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -197,8 +198,19 @@ async fn an_account_without_its_token_file_starts_not_connected_and_is_connected
         "the client is not told the gateway's paths: {}",
         output_text(&out)
     );
+    // Legacy SCP (`scp -O`) is refused the same way.
+    let remote = bench.remote(&alice, "hello.txt");
+    let out = bench
+        .scp(&alice, &["-O".into(), "hello.txt".into(), remote])
+        .await;
+    assert!(!out.status.success(), "{}", output_text(&out));
+    assert!(
+        stderr(&out).contains("the Dropbox account \"main\" is not connected"),
+        "{}",
+        output_text(&out)
+    );
     let refusals = audit_refusals(&bench);
-    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert_eq!(refusals.len(), 2, "{refusals:?}");
     assert_eq!(refusals[0]["user"], "alice");
     let why = refusals[0]["error"].as_str().unwrap();
     assert!(
@@ -225,7 +237,7 @@ async fn an_account_without_its_token_file_starts_not_connected_and_is_connected
 
     bench.sftp_ok(&alice, "put hello.txt\n").await;
     assert_eq!(bench.dropbox_download("/alice/hello.txt").await, b"hello");
-    assert_eq!(audit_refusals(&bench).len(), 1);
+    assert_eq!(audit_refusals(&bench).len(), 2);
 }
 
 /// A token file the page left in `accounts_dir` is an account of the config (and of a reload);
