@@ -57,6 +57,9 @@ pub struct Config {
     /// The admin web page (`[admin]`); off unless its `listen` is set.
     #[serde(default)]
     pub admin: AdminConfig,
+    /// The file it was loaded from (absolute), which a reload reads again.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -658,6 +661,7 @@ impl Config {
             .and_then(|()| config.validate_settings())
             .map_err(|e| overrides.explain(e))
             .with_context(context)?;
+        config.source = Some(std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));
         Ok(config)
     }
 

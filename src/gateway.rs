@@ -6,18 +6,22 @@
 //! hands a user their filesystem at login. `dropgate check-config` (`crate::cli::check`) signs
 //! in the same way.
 //!
-//! Users and keys can be replaced while it runs ([`reload`]).
+//! Users and keys can be replaced while it runs ([`reload`]), and so can an account's client
+//! (`account_map`): the admin page connects accounts, or connects them again, through a
+//! [`Control`] handle, which also reads the accounts' health, the users, the ban logic and the
+//! audit log of the running gateway.
 //!
 //! Graceful shutdown ([`Drainer`]): the listener stops accepting, sessions already connected
 //! go on, and the gateway waits (up to a timeout) until no upload is open on any account, so
 //! an upload being received or committed when the signal came still reaches Dropbox.
 
+mod account_map;
 pub mod accounts;
+pub mod control;
 pub mod reload;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -26,19 +30,21 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::activity::{Activity, ActivityBounds};
+use crate::admin::settings::AdminConfig;
 use crate::audit_log::AuditLog;
-use crate::backend::dropbox::api::DropboxClient;
 use crate::backend::dropbox::upload::{self, UploadSettings};
-use crate::backend::dropbox::{DropboxFs, FsSettings, OpenUploads};
-use crate::config::Config;
+use crate::backend::dropbox::{DropboxFs, FsSettings};
+use crate::config::{Config, ServerConfig};
 use crate::hooks::Hooks;
 use crate::metrics;
 use crate::ssh::algorithms::Policy;
+use crate::ssh::guard::AddressGuard;
 use crate::ssh::{self, host_key, ServerContext, UserFilesystems};
 use crate::tls_trust::Trust;
 use crate::users::registry::{Logins, Registry};
 use crate::users::User;
-use accounts::Unreachable;
+use account_map::AccountMap;
+pub use control::Control;
 use reload::Reloader;
 
 /// A gateway that is accepting connections.
@@ -50,10 +56,22 @@ pub struct Gateway {
     context: Arc<ServerContext<DropboxHomes>>,
     metrics_addr: Option<SocketAddr>,
     activity: Arc<Activity>,
+    /// The ban logic of the SSH listener, shared with the admin page's login.
+    guard: Arc<AddressGuard>,
+    started: Arc<StartedWith>,
+}
+
+/// What the gateway was started with that later changes still need: the settings new accounts
+/// sign in with, the admin page's, and the file a reload reads.
+struct StartedWith {
+    server: ServerConfig,
+    admin: AdminConfig,
+    config_path: Option<PathBuf>,
 }
 
 impl Gateway {
-    /// Starts serving `config` (whose paths [`Config::load`] made absolute).
+    /// Starts serving `config` (whose paths [`Config::load`] made absolute); reloads read the
+    /// file it was loaded from (`config.source`).
     pub async fn start(config: &Config) -> anyhow::Result<Gateway> {
         let policy = Policy::from_config(&config.server.algorithms)?;
         let host_keys = load_host_keys(config)?;
@@ -85,6 +103,7 @@ impl Gateway {
             },
         ));
         audit = audit.with_listener(activity.clone());
+        let guard = AddressGuard::new(config.limits.clone());
         let context = Arc::new(ServerContext {
             users: Registry::new(logins),
             trusted_proxies: match config.server.proxy_protocol {
@@ -111,6 +130,7 @@ impl Gateway {
             host_keys,
             policy,
             context.clone(),
+            guard.clone(),
             shutdown.clone(),
         ));
         Ok(Gateway {
@@ -121,6 +141,12 @@ impl Gateway {
             context,
             metrics_addr,
             activity,
+            guard,
+            started: Arc::new(StartedWith {
+                server: config.server.clone(),
+                admin: config.admin.clone(),
+                config_path: config.source.clone(),
+            }),
         })
     }
 
@@ -128,6 +154,17 @@ impl Gateway {
     pub fn reloader(&self) -> Reloader {
         Reloader {
             context: self.context.clone(),
+            server: Arc::new(self.started.server.clone()),
+        }
+    }
+
+    /// The admin page's handle on the running gateway (see [`Control`]).
+    pub fn control(&self) -> Control {
+        Control {
+            context: self.context.clone(),
+            reloader: self.reloader(),
+            guard: self.guard.clone(),
+            started: self.started.clone(),
         }
     }
 
@@ -243,48 +280,19 @@ impl Drainer {
 
     /// Uploads open on every account (being received or committed).
     pub fn open_uploads(&self) -> usize {
-        self.context
-            .filesystems
-            .accounts
-            .values()
-            .map(|account| account.open_uploads.count())
-            .sum()
+        self.context.filesystems.accounts.open_uploads()
     }
 }
 
 /// Users' filesystems on their accounts' Dropbox clients.
 struct DropboxHomes {
-    accounts: HashMap<String, Account>,
+    accounts: AccountMap,
     settings: Arc<FsSettings>,
-}
-
-/// A configured account at run time.
-struct Account {
-    client: DropboxClient,
-    /// Shared by every user of the account: an upload is visible to all of them.
-    open_uploads: OpenUploads,
 }
 
 impl DropboxHomes {
     async fn new(config: &Config) -> anyhow::Result<Self> {
-        let mut accounts = HashMap::new();
-        for account in &config.accounts {
-            let connected =
-                accounts::connect(account, &config.server, Unreachable::Tolerate).await?;
-            let facts = &connected.facts;
-            tracing::info!(
-                account = %account.name,
-                email = facts.email.as_deref().unwrap_or("?"),
-                team_member_id = facts.team_member_id.as_deref().unwrap_or("-"),
-                team_space_root = facts.team_space_root.as_deref().unwrap_or("-"),
-                "Dropbox account ready"
-            );
-            let runtime = Account {
-                client: connected.client,
-                open_uploads: OpenUploads::default(),
-            };
-            accounts.insert(account.name.clone(), runtime);
-        }
+        let accounts = AccountMap::sign_in_all(config).await?;
         let upload = &config.upload;
         let settings = FsSettings {
             upload: Arc::new(UploadSettings {
@@ -308,16 +316,14 @@ impl DropboxHomes {
 impl UserFilesystems for DropboxHomes {
     type Fs = DropboxFs;
 
+    /// On the account's client of this moment (see `account_map` for the error).
     fn filesystem_for(&self, user: &User) -> anyhow::Result<DropboxFs> {
-        let account = self
-            .accounts
-            .get(&user.account)
-            .with_context(|| format!("no account named {:?}", user.account))?;
+        let (client, open_uploads) = self.accounts.home(&user.account)?;
         Ok(DropboxFs::new(
-            account.client.clone(),
+            client,
             user.dropbox_root.clone(),
             self.settings_for(user),
-            account.open_uploads.clone(),
+            open_uploads,
         ))
     }
 }

@@ -48,14 +48,14 @@ pub async fn page(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Respon
              <td class=\"mono\">{root}</td><td>{permissions}</td><td class=\"wide\">{keys}</td>\
              <td>{networks}</td><td>{last}</td></tr>",
             name = escape(&user.name),
-            password = if user.password {
+            password = if user.has_password {
                 "<br><span class=\"muted\">password</span>"
             } else {
                 ""
             },
             account = escape(&user.account),
             permissions = escape(&user.permissions),
-            networks = escape(&user.allowed_networks),
+            networks = escape(user.allowed_networks.as_deref().unwrap_or("anywhere")),
         ));
     }
     let body = format!(
@@ -83,7 +83,7 @@ pub async fn reload(
         Ok(session) => session,
         Err(answer) => return answer,
     };
-    match admin.control.reload() {
+    match admin.control.reload().await {
         Ok(reloaded) => {
             admin.audit(
                 &peer,
@@ -96,9 +96,17 @@ pub async fn reload(
                 &session.id,
                 true,
                 format!(
-                    "Reloaded: {} users, {} trusted user CAs. Other settings change only with a \
-                     restart.",
-                    reloaded.users, reloaded.trusted_user_cas
+                    "Reloaded: {} users, {} trusted user CAs{}. Other settings change only with \
+                     a restart.",
+                    reloaded.users,
+                    reloaded.trusted_user_cas,
+                    match reloaded.accounts_connected.is_empty() {
+                        true => String::new(),
+                        false => format!(
+                            "; accounts signed in: {}",
+                            reloaded.accounts_connected.join(", ")
+                        ),
+                    }
                 ),
             );
         }

@@ -113,7 +113,8 @@ async fn reload_on_hangup(
     while hangups.recv().await.is_some() {
         manager.reloading();
         tracing::info!(config = %config_path.display(), "SIGHUP: reloading users and keys");
-        reloader.reload_file(&config_path);
+        // The outcome is logged; a failed reload leaves the gateway as it was.
+        let _ = reloader.reload_file(&config_path).await;
         manager.ready(&serving);
     }
 }

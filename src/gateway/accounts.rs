@@ -1,5 +1,5 @@
-//! Connecting a configured account at start: its credentials, its proxy, and for a Business
-//! team the member it acts as and the root its paths start from.
+//! Connecting an account (at start, at a reload, or from the admin page): its credentials, its
+//! proxy, and for a Business team the member it acts as and the root its paths start from.
 //!
 //! Credentials come from the token file `dropgate auth` wrote (or inline ones). A team token
 //! acts on a member only with `Dropbox-API-Select-User`, so `team_member_email` is resolved to
@@ -7,8 +7,9 @@
 //! users/get_current_account, as that member, for the root namespace id that goes into
 //! `Dropbox-API-Path-Root`. Every account is signed in once at start, so a revoked token or an
 //! unknown member is a start-up error that names the account, not a puzzle at the first
-//! upload. Only a Dropbox that cannot be reached is tolerated for a plain account (it may be
-//! back by the time a user logs in).
+//! upload (with the admin page on, the account is kept as not connected instead, to be
+//! connected from the page: `account_map`). Only a Dropbox that cannot be reached is tolerated
+//! at start for a plain account (it may be back by the time a user logs in).
 
 use std::time::Duration;
 

@@ -338,8 +338,10 @@ impl<B: UserFilesystems> Connection<B> {
         let fs = match self.context.filesystems.filesystem_for(&user) {
             Ok(fs) => fs,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot open the user's filesystem");
-                session.channel_failure(channel_id)?;
+                self.refuse_without_filesystem(&user, kind, &e);
+                // Accepted, then ended with the reason: OpenSSH's ssh exits at a failed
+                // subsystem request before it prints what the server wrote on stderr.
+                fail_command(channel_id, &format!("dropgate: {e}"), session)?;
                 return Ok(None);
             }
         };
@@ -362,6 +364,18 @@ impl<B: UserFilesystems> Connection<B> {
             number: self.sftp_sessions_started,
             end,
         }))
+    }
+
+    /// Logs and audits a session refused because the user's filesystem cannot be had (their
+    /// Dropbox account is not connected): the whole reason, which the client is not told.
+    fn refuse_without_filesystem(&self, user: &User, kind: &str, error: &anyhow::Error) {
+        let why = format!("{error:#}");
+        tracing::warn!(account = %user.account, error = %why, "{kind} session refused");
+        let audit = self.audit.for_user(&user.name);
+        let mut line = audit.event("session");
+        line.result = Some("refused");
+        line.error = Some(why);
+        audit.record(&line);
     }
 
     fn start_sftp(&mut self, channel_id: ChannelId, session: &mut Session) -> anyhow::Result<()> {

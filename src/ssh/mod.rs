@@ -75,6 +75,8 @@ use quotas::UserQuotas;
 pub trait UserFilesystems: Send + Sync + 'static {
     type Fs: Vfs;
 
+    /// An error refuses the session: its outermost message is what the client is told, so it
+    /// must say no more than a partner may know; the whole chain goes to the logs.
     fn filesystem_for(&self, user: &User) -> anyhow::Result<Self::Fs>;
 }
 
@@ -89,17 +91,18 @@ pub struct ServerContext<B> {
     pub audit: AuditLog,
 }
 
-/// Serves SSH on `listener` until `shutdown` is cancelled.
+/// Serves SSH on `listener` until `shutdown` is cancelled. `guard` applies the limits and bans;
+/// the caller made it, so that other doors (the admin page's login) can count failures in it.
 pub async fn serve<B: UserFilesystems>(
     listener: TcpListener,
     host_keys: Vec<PrivateKey>,
     policy: Policy,
     context: Arc<ServerContext<B>>,
+    guard: Arc<AddressGuard>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let configs = RusshConfigs::new(&host_keys, &policy);
     let key_exchange = Arc::new(KeyExchange::new(policy, &host_keys));
-    let guard = AddressGuard::new(context.limits.clone());
     let quotas = UserQuotas::new(&context.limits);
     let next_id = AtomicU64::new(1);
     loop {

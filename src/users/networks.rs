@@ -28,6 +28,14 @@ impl Networks {
     }
 }
 
+impl std::fmt::Display for Networks {
+    /// The ranges, comma separated (`10.0.0.0/8, 192.0.2.7/32`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ranges: Vec<String> = self.0.iter().map(IpNet::to_string).collect();
+        f.write_str(&ranges.join(", "))
+    }
+}
+
 fn parse_one(entry: &str) -> Result<IpNet, String> {
     entry
         .parse::<IpNet>()
@@ -158,6 +166,10 @@ mod tests {
         assert!(nets.contains("2001:db8::1".parse().unwrap()));
         assert!(!nets.contains("127.0.0.2".parse().unwrap()));
         assert!(!nets.contains("2001:db8::2".parse().unwrap()));
+        assert_eq!(
+            nets.to_string(),
+            "127.0.0.1/32, 10.0.0.0/8, 2001:db8::1/128"
+        );
     }
 
     #[test]

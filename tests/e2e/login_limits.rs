@@ -289,7 +289,7 @@ async fn the_default_networks_apply_to_users_without_a_list_and_a_reload_changes
     assert_eq!(after.matches("127.0.0.0/8").count(), 1, "{after}");
     assert_eq!(after.matches("198.51.100.7").count(), 1, "{after}");
     std::fs::write(&path, after).unwrap();
-    bench.gateway.reloader().reload_file(&path);
+    bench.gateway.reloader().reload_file(&path).await.unwrap();
     bench.sftp_ok(&bench.user("bob"), "ls\n").await;
     let out = bench.sftp(&bench.user("alice"), "ls\n").await;
     assert!(!out.status.success(), "{}", output_text(&out));

@@ -29,6 +29,7 @@ mod dropbox_lag;
 mod env_overrides;
 mod fault_soak;
 mod folders_and_renames;
+mod gateway_control;
 mod handle_limits;
 mod hooks;
 mod host_keys;

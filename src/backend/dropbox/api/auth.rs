@@ -7,8 +7,11 @@
 //! `expired_access_token` (clock skew, early revocation), the transport calls
 //! [`TokenSource::invalidate`] with the token that failed; the cache is cleared only if it
 //! still holds that token, so a burst of such answers causes one refresh, not many.
+//!
+//! The current token's expiry is also kept outside that Mutex, so the client's health can be
+//! read at any time without waiting for a refresh under way.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 use tokio::sync::Mutex;
@@ -37,12 +40,16 @@ pub struct Refresher {
     app_secret: Secret,
     refresh_token: Secret,
     cache: Mutex<Option<CachedToken>>,
+    /// When the cached token expires (for the account's health).
+    expires_at: std::sync::Mutex<Option<SystemTime>>,
 }
 
 struct CachedToken {
     token: Secret,
     /// When to stop using it and refresh.
     renew_at: Instant,
+    /// When Dropbox stops taking it.
+    expires_at: SystemTime,
 }
 
 /// The token endpoint's answer. No Debug: it holds a token.
@@ -65,6 +72,7 @@ impl TokenSource {
                 app_secret: Secret::new(app_secret),
                 refresh_token: Secret::new(refresh_token),
                 cache: Mutex::new(None),
+                expires_at: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -89,8 +97,24 @@ impl TokenSource {
         }
         let fresh = refresher.fetch(requests).await?;
         let token = fresh.token.clone();
+        *refresher
+            .expires_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(fresh.expires_at);
         *cache = Some(fresh);
         Ok(token)
+    }
+
+    /// When the current access token expires: None before the first refresh, and for a fixed
+    /// token, whose expiry is not known.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        match self {
+            TokenSource::Fixed(_) => None,
+            TokenSource::Refreshing(refresher) => *refresher
+                .expires_at
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        }
     }
 
     /// Forgets `stale` (Dropbox said it expired) so the next [`TokenSource::token`] refreshes.
@@ -162,6 +186,7 @@ impl Refresher {
         Ok(CachedToken {
             token: Secret::new(answer.access_token),
             renew_at: Instant::now() + usable_for(lifetime),
+            expires_at: SystemTime::now() + lifetime,
         })
     }
 }

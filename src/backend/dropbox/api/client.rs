@@ -19,6 +19,7 @@ use super::batch::Commits;
 use super::body::UploadBody;
 use super::download::{self, ByteRange, Download};
 use super::error::{self, DropboxError};
+use super::health::Health;
 use super::lag::RecentWrites;
 use super::options::{ClientOptions, NO_PROXY};
 use super::request::{HttpClients, RequestFactory, Route};
@@ -313,6 +314,12 @@ impl DropboxClient {
             Item::MemberInfo { profile } => Some(profile.team_member_id),
             Item::NotFound => None,
         }))
+    }
+
+    /// How the account is doing: the last failed and the last successful request, and when
+    /// the access token expires. Clones of a client share it.
+    pub fn health(&self) -> Health {
+        self.transport.health()
     }
 
     /// The retry policy this client follows.

@@ -2,7 +2,7 @@
 //!
 //! The vfs layer calls [`DropboxClient`]; nothing here knows about SFTP. Inside:
 //! [`options`] (configuration), `request` (the one place requests are built), `transport`
-//! (tokens, timeouts, logging), [`retry`] (the one place that decides what is sent again),
+//! (tokens, timeouts, logging; each request's outcome goes into [`health`]), [`retry`] (the one place that decides what is sent again),
 //! [`body`] (upload bodies that can be made again for a retry), `watchdog` (uploads never
 //! hang), `checked` (every change to Dropbox, tried again only after a look at what the
 //! last try did), `concurrent_append` (a piece of a concurrent upload session, repeated
@@ -25,6 +25,7 @@ mod concurrent_append;
 pub mod content_hash;
 pub mod download;
 pub mod error;
+pub mod health;
 mod lag;
 pub mod oauth;
 pub mod options;
@@ -44,6 +45,7 @@ pub use client::DropboxClient;
 pub use content_hash::{content_hash, ContentHasher};
 pub use download::{ByteRange, ContentRange, Download};
 pub use error::DropboxError;
+pub use health::Health;
 pub use options::{ClientOptions, Credentials, Endpoints, NO_PROXY};
 pub use retry::{retries_made, RetryPolicy, DEFAULT_RATE_LIMIT_WAIT};
 pub use secret::{scrub, Secret};

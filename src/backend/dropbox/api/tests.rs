@@ -1,8 +1,10 @@
 //! End-to-end tests of the client against the emulator (`dropbox_emulator`) over real sockets:
 //! routes, streaming downloads, upload sessions, token refresh, retries and team headers.
-//! How the client rides out injected faults is in [`retries`].
+//! How the client rides out injected faults is in [`retries`]; what it records of its own
+//! health, in [`health`].
 
 mod batch;
+mod health;
 mod retries;
 
 use std::time::Duration;

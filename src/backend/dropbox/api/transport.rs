@@ -10,6 +10,9 @@
 //! timeout (set when the request is built), downloads a limit for their answer to start (and
 //! an idle limit while the caller reads the body), and uploads a watchdog on their progress
 //! (`watchdog`), because a large body may rightly take longer than any fixed limit.
+//!
+//! [`Transport::send`] is also the one place where each request's final outcome is known, so it
+//! records it in the client's health (`health`).
 
 use reqwest::{Body, Request, Response};
 use tokio::time::Instant;
@@ -17,6 +20,7 @@ use tokio::time::Instant;
 use super::auth::TokenSource;
 use super::body::UploadBody;
 use super::error::{self, DropboxError};
+use super::health::{Health, HealthRecorder};
 use super::request::{authorize, RequestFactory, Route, Style};
 use super::retry::{record_retry, Attempts, Failure, RetryPolicy, Safety};
 use super::watchdog;
@@ -29,6 +33,7 @@ pub struct Transport {
     pub requests: RequestFactory,
     tokens: TokenSource,
     retry: RetryPolicy,
+    health: HealthRecorder,
 }
 
 impl Transport {
@@ -37,7 +42,13 @@ impl Transport {
             requests,
             tokens,
             retry,
+            health: HealthRecorder::default(),
         }
+    }
+
+    /// The outcomes of the requests so far and the current token's expiry.
+    pub fn health(&self) -> Health {
+        self.health.snapshot(self.tokens.expires_at())
     }
 
     pub fn retry_policy(&self) -> RetryPolicy {
@@ -51,8 +62,21 @@ impl Transport {
 
     /// Sends a request for `route` as often as the retry policy allows for its `safety`;
     /// returns the response if its status is 2xx. `build` makes each try's request around the
-    /// body `body` makes for it (None for routes without one).
+    /// body `body` makes for it (None for routes without one). The outcome goes into the
+    /// client's health.
     pub async fn send(
+        &self,
+        route: &Route,
+        safety: Safety,
+        build: &Build<'_>,
+        body: Option<UploadBody>,
+    ) -> Result<Response, DropboxError> {
+        let result = self.send_with_retries(route, safety, build, body).await;
+        self.health.request_done(&result);
+        result
+    }
+
+    async fn send_with_retries(
         &self,
         route: &Route,
         safety: Safety,
