@@ -46,12 +46,13 @@ async fn an_operator_signs_in_connects_an_account_and_watches_an_upload() {
     assert_eq!(browser.current_url().await.path(), "/login");
     browser.screenshot("admin-login").await;
     sign_in(&browser, &base, "not the password").await;
-    let refused = browser.text_of(".flash").await;
-    assert!(refused.contains("Wrong user name or password"), "{refused}");
+    browser
+        .wait_for_text(".flash", "Wrong user name or password", Duration::from_secs(10))
+        .await;
     assert_eq!(browser.current_url().await.path(), "/login");
 
     sign_in(&browser, &base, PASSWORD).await;
-    assert_eq!(browser.current_url().await.path(), "/activity");
+    wait_for_path(&browser, "/activity").await;
 
     // Connect Dropbox: the browser goes to the emulator's authorize page, which approves and
     // sends it back to ?command=register_dropbox_api; the account is healthy at once.
@@ -92,8 +93,9 @@ async fn an_operator_signs_in_connects_an_account_and_watches_an_upload() {
         )
         .await;
     browser.click("#connect button[type=submit]").await;
-    let refusal = browser.text_of("main").await;
-    assert!(refusal.contains("security token"), "{refusal}");
+    browser
+        .wait_for_text("main", "security token", Duration::from_secs(10))
+        .await;
     assert!(!bench.path("accounts/forged.token").exists());
 
     // A 200 MiB upload, rate-limited so that it is still arriving while the page is looked at.
@@ -155,6 +157,20 @@ async fn an_operator_signs_in_connects_an_account_and_watches_an_upload() {
     assert!(alice.contains("ago"), "alice's last login: {alice}");
     browser.screenshot("admin-users").await;
     browser.close().await;
+}
+
+/// Waits until the browser shows the page at `path` (a form's post may still be answered when
+/// the click returns: the password check takes a moment).
+async fn wait_for_path(browser: &Browser, path: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while browser.current_url().await.path() != path {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the browser stayed at {} instead of {path}",
+            browser.current_url().await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The text of an element of the activity page's live part, which its script replaces every
