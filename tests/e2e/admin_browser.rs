@@ -47,7 +47,11 @@ async fn an_operator_signs_in_connects_an_account_and_watches_an_upload() {
     browser.screenshot("admin-login").await;
     sign_in(&browser, &base, "not the password").await;
     browser
-        .wait_for_text(".flash", "Wrong user name or password", Duration::from_secs(10))
+        .wait_for_text(
+            ".flash",
+            "Wrong user name or password",
+            Duration::from_secs(10),
+        )
         .await;
     assert_eq!(browser.current_url().await.path(), "/login");
 

@@ -451,3 +451,54 @@ fn test_ca() -> (String, String, String) {
     let server_cert = server.signed_by(&server_key, &ca_cert, &ca_key).unwrap();
     (ca_cert.pem(), server_cert.pem(), server_key.serialize_pem())
 }
+
+#[tokio::test]
+async fn an_account_the_config_names_is_usable_as_soon_as_it_is_connected_from_the_page() {
+    let (bench, admin) = bench_with_admin(|config, dir| {
+        let api_url = config.accounts[0].api_url.clone();
+        config
+            .accounts
+            .push(crate::common::config::Account::from_token_file(
+                "later",
+                &api_url,
+                &dir.join("later.token"),
+            ));
+        config.user("bob").account = "later".into();
+    })
+    .await;
+    let bob = bench.user("bob");
+    std::fs::write(bench.path("hello.txt"), b"hello from bob").unwrap();
+    let before = bench.sftp(&bob, "put hello.txt\n").await;
+    assert!(
+        !before.status.success(),
+        "no token yet: bob's session is refused"
+    );
+    assert!(stderr(&before).contains("later"), "{}", stderr(&before));
+
+    let mut client = signed_in(&admin).await;
+    let page = client.get("/accounts").await;
+    assert!(row_of(&page.body, "later").contains("not connected"));
+    let (back, _) = connect(&mut client, "later", "").await;
+    assert_eq!(back.status, 303);
+    let page = client.get("/accounts").await;
+    assert!(
+        row_of(&page.body, "later").contains("healthy"),
+        "{}",
+        page.body
+    );
+    let mode = std::fs::metadata(bench.path("later.token"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "the token went where the config names it"
+    );
+
+    bench.sftp_ok(&bob, "put hello.txt\n").await;
+    assert_eq!(
+        bench.dropbox_download("/bob/hello.txt").await,
+        b"hello from bob"
+    );
+}

@@ -24,6 +24,7 @@ mod browser_harness;
 mod certificates;
 mod commit_rules;
 mod concurrent_uploads;
+mod demo;
 mod downloads;
 mod dropbox_lag;
 mod env_overrides;
