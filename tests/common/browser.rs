@@ -104,27 +104,24 @@ impl Browser {
     /// Replaces the value of the input `css` selects with `text`, typed as a user would.
     pub async fn fill(&self, css: &str, text: &str) {
         let field = self.element(css).await;
-        field.clear().await.unwrap_or_else(|e| self.failed(css, e));
+        field.clear().await.unwrap_or_else(|e| failed(css, e));
         field
             .send_keys(text)
             .await
-            .unwrap_or_else(|e| self.failed(css, e));
+            .unwrap_or_else(|e| failed(css, e));
     }
 
     /// Clicks the element `css` selects; a click that submits a form returns once the next page
     /// has loaded.
     pub async fn click(&self, css: &str) {
         let element = self.element(css).await;
-        element
-            .click()
-            .await
-            .unwrap_or_else(|e| self.failed(css, e));
+        element.click().await.unwrap_or_else(|e| failed(css, e));
     }
 
     /// The text the element `css` selects shows (as rendered: hidden parts left out).
     pub async fn text_of(&self, css: &str) -> String {
         let element = self.element(css).await;
-        element.text().await.unwrap_or_else(|e| self.failed(css, e))
+        element.text().await.unwrap_or_else(|e| failed(css, e))
     }
 
     /// Waits until the element `css` selects shows `needle` (for pages that update themselves),
@@ -199,10 +196,10 @@ impl Browser {
             ),
         }
     }
+}
 
-    fn failed(&self, css: &str, error: fantoccini::error::CmdError) -> ! {
-        panic!("`{css}`: {error}")
-    }
+fn failed(css: &str, error: fantoccini::error::CmdError) -> ! {
+    panic!("`{css}`: {error}")
 }
 
 /// What chromedriver is asked for: headless Chromium as root (no sandbox), not relying on a
