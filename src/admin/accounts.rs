@@ -8,19 +8,15 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Response};
 
+use super::extract::SignedIn;
 use super::html::{self, escape, Nav};
 use super::Admin;
 use crate::gateway::control::AccountStatus;
 
 /// GET /accounts.
-pub async fn page(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Response {
-    let session = match admin.require(&headers) {
-        Ok(session) => session,
-        Err(answer) => return answer,
-    };
+pub async fn page(State(admin): State<Arc<Admin>>, session: SignedIn) -> Response {
     let accounts = admin.control.accounts();
     let now = SystemTime::now();
     let mut rows = String::new();

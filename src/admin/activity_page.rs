@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 
+use super::extract::SignedIn;
 use super::html::{self, escape, Nav};
 use super::Admin;
 use crate::activity::ActivitySnapshot;
@@ -18,11 +19,7 @@ use crate::audit_log::AuditEvent;
 use crate::transfers::{Direction, LiveTransfer};
 
 /// GET /activity.
-pub async fn page(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Response {
-    let session = match admin.require(&headers) {
-        Ok(session) => session,
-        Err(answer) => return answer,
-    };
+pub async fn page(State(admin): State<Arc<Admin>>, session: SignedIn) -> Response {
     let live = fragment(&admin.activity.snapshot(), SystemTime::now());
     let body = format!(
         "<h1>Activity</h1>{}<p class=\"muted\" id=\"live-status\">as of page load</p>\

@@ -19,10 +19,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use axum::extract::{ConnectInfo, Form, Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 
+use super::extract::SignedForm;
 use super::html::{self, escape};
 use super::settings::is_account_name;
 use super::tls::Peer;
@@ -53,13 +54,8 @@ pub struct Pending {
 pub async fn start(
     State(admin): State<Arc<Admin>>,
     ConnectInfo(peer): ConnectInfo<Peer>,
-    headers: HeaderMap,
-    Form(form): Form<Vec<(String, String)>>,
+    SignedForm { session, form }: SignedForm,
 ) -> Response {
-    let session = match admin.require_form(&headers, &form) {
-        Ok(session) => session,
-        Err(answer) => return answer,
-    };
     let name = form_value(&form, "name")
         .unwrap_or_default()
         .trim()

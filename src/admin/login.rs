@@ -14,6 +14,7 @@ use axum::extract::{ConnectInfo, Form, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
+use super::extract::SignedForm;
 use super::html;
 use super::sessions::{self, LOGIN_COOKIE, SESSION_COOKIE};
 use super::tls::Peer;
@@ -136,13 +137,8 @@ pub async fn submit(
 pub async fn logout(
     State(admin): State<Arc<Admin>>,
     ConnectInfo(peer): ConnectInfo<Peer>,
-    headers: HeaderMap,
-    Form(form): Form<Vec<(String, String)>>,
+    SignedForm { session, .. }: SignedForm,
 ) -> Response {
-    let session = match admin.require_form(&headers, &form) {
-        Ok(session) => session,
-        Err(answer) => return answer,
-    };
     admin.sessions.remove(&session.id);
     admin.audit(&peer, Some(&session.admin), "logout", None, Outcome::Ok);
     let mut response = see_other("/login");

@@ -18,6 +18,7 @@
 mod accounts;
 mod activity_page;
 mod connect;
+mod extract;
 mod html;
 mod login;
 mod security;
@@ -43,6 +44,7 @@ use crate::activity::Activity;
 use crate::audit_log::AuditEvent;
 use crate::gateway::control::Control;
 use crate::users::password::StoredPasswordHash;
+use extract::SignedIn;
 use sessions::{Sessions, SESSION_COOKIE};
 use settings::AdminConfig;
 use tls::{AdminListener, Peer};
@@ -200,32 +202,6 @@ async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, Html(body)).into_response()
 }
 
-/// The signed-in session a request belongs to.
-struct SignedIn {
-    id: String,
-    admin: String,
-    csrf: String,
-    /// The message left for this page, taken.
-    flash: Option<(bool, String)>,
-}
-
-impl SignedIn {
-    fn viewer(&self) -> html::Viewer<'_> {
-        html::Viewer {
-            admin: &self.admin,
-            csrf: &self.csrf,
-        }
-    }
-
-    /// The flash message as HTML (empty when none).
-    fn flash_html(&self) -> String {
-        match &self.flash {
-            Some((ok, text)) => html::flash(*ok, text),
-            None => String::new(),
-        }
-    }
-}
-
 impl Admin {
     /// The request's session, if its cookie names a live one.
     fn signed_in(&self, headers: &HeaderMap) -> Option<SignedIn> {
@@ -236,32 +212,6 @@ impl Admin {
             csrf: session.csrf.clone(),
             flash: session.flash.take(),
         })
-    }
-
-    /// The request's session, or the answer for a visitor who is not signed in: the sign-in
-    /// page for a page, 401 for the live part (its script then goes to the sign-in page).
-    fn require(&self, headers: &HeaderMap) -> Result<SignedIn, Response> {
-        self.signed_in(headers)
-            .ok_or_else(|| Redirect::to("/login").into_response())
-    }
-
-    /// The session of a form post whose CSRF token is its session's; else 403 (or the
-    /// sign-in page when there is no session).
-    fn require_form(
-        &self,
-        headers: &HeaderMap,
-        form: &[(String, String)],
-    ) -> Result<SignedIn, Response> {
-        let session = self.require(headers)?;
-        let sent = form_value(form, "csrf").unwrap_or_default();
-        if !sessions::same_token(&session.csrf, sent) {
-            tracing::warn!(admin = %session.admin, "admin form refused: missing or wrong CSRF token");
-            return Err(forbidden(
-                "This form's security token is missing or out of date, so it was not acted on. \
-                 Go back, reload the page and try again.",
-            ));
-        }
-        Ok(session)
     }
 
     /// Leaves a message for the next page this session shows.

@@ -4,20 +4,16 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use axum::extract::{ConnectInfo, Form, State};
-use axum::http::HeaderMap;
+use axum::extract::{ConnectInfo, State};
 use axum::response::{Html, IntoResponse, Response};
 
+use super::extract::{SignedForm, SignedIn};
 use super::html::{self, escape, Nav};
 use super::tls::Peer;
 use super::{see_other, Admin, Outcome};
 
 /// GET /users.
-pub async fn page(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Response {
-    let session = match admin.require(&headers) {
-        Ok(session) => session,
-        Err(answer) => return answer,
-    };
+pub async fn page(State(admin): State<Arc<Admin>>, session: SignedIn) -> Response {
     let last_logins = admin.activity.last_logins();
     let now = SystemTime::now();
     let mut rows = String::new();
@@ -76,13 +72,8 @@ pub async fn page(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Respon
 pub async fn reload(
     State(admin): State<Arc<Admin>>,
     ConnectInfo(peer): ConnectInfo<Peer>,
-    headers: HeaderMap,
-    Form(form): Form<Vec<(String, String)>>,
+    SignedForm { session, .. }: SignedForm,
 ) -> Response {
-    let session = match admin.require_form(&headers, &form) {
-        Ok(session) => session,
-        Err(answer) => return answer,
-    };
     match admin.control.reload().await {
         Ok(reloaded) => {
             admin.audit(
