@@ -22,7 +22,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
 use tempfile::TempDir;
 
-/// The laptop-sized window every browser starts with.
+/// The laptop-sized window every browser starts with. Its page area, and so a screenshot, is as
+/// wide and somewhat less high (headless Chromium keeps room for its toolbars: 1280 × 761).
 pub const WINDOW: (u32, u32) = (1280, 900);
 
 /// How long a helper waits for the element it names to appear (pages may still be loading or
