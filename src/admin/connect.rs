@@ -7,8 +7,10 @@
 //! Dropbox's authorize page. Dropbox sends it back with `code` and `state` (or `error` and
 //! `error_description` when the admin cancelled or Dropbox refused); the answer is acted on
 //! only in the session that started it, with the state it was given, once. The code is traded
-//! for a refresh token, the token file is written (0600), and the gateway signs the account in
-//! and uses it for the next logins, without a restart.
+//! for a refresh token, the token file is written (0600) beside the account's own, the gateway
+//! signs the account in with it, and only then does it replace the account's token file and
+//! serve the next logins, without a restart. A sign-in that fails (a team token for an account
+//! without a member, say) leaves the old token file and the running account untouched.
 //!
 //! The session cookie is `SameSite=Strict`, so a browser coming back from dropbox.com (another
 //! site) does not send it. The first answer then is a page that moves the browser on to the same
@@ -305,17 +307,42 @@ async fn complete(
         .token_file
         .as_ref()
         .context("the account has no token file")?;
-    file.write(path)?;
-    let status = admin.control.connect_account(account.clone()).await?;
+    // Beside the account's file, so the move over it is a rename; not `*.token`, so never
+    // taken for an account of its own.
+    let staged = path.with_extension("token.new");
+    file.write(&staged)?;
+    let before = signed_in_as(admin, &account.name);
+    let status = admin
+        .control
+        .connect_account_staged(account.clone(), &staged)
+        .await?;
     let who = status
         .email
         .or(file.email)
         .unwrap_or_else(|| "the authorizing account".to_string());
+    // Re-connecting as another Dropbox account moves every user of it to another Dropbox:
+    // said plainly, so a slip of the wrong browser profile is seen at once.
+    let changed = match before {
+        Some(before) if before != who => {
+            format!(" It was signed in as {before} before: its users now see {who}'s Dropbox.")
+        }
+        _ => String::new(),
+    };
     Ok(format!(
-        "Connected {}: signed in as {who}. The token is in {} (mode 0600).",
+        "Connected {}: signed in as {who}. The token is in {} (mode 0600).{changed}",
         account.name,
         path.display()
     ))
+}
+
+/// Whom the account `name` was signed in as, if it was.
+fn signed_in_as(admin: &Admin, name: &str) -> Option<String> {
+    admin
+        .control
+        .accounts()
+        .into_iter()
+        .find(|account| account.name == name && account.connected)
+        .and_then(|account| account.email)
 }
 
 /// Dropbox's answer arrived without the session cookie (see the module doc): move on to the

@@ -6,7 +6,7 @@
 //! change to, state the gateway already holds; `Control` is the one way in, so the page never
 //! holds a copy that could drift from what logins see.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -128,6 +128,56 @@ impl Control {
                     "cannot connect the Dropbox account; nothing changed"
                 );
                 self.account_map().record_failure(&name, Failure::now(&e));
+                Err(e)
+            }
+        }
+    }
+
+    /// [`Control::connect_account`] with new credentials that must not replace the old ones
+    /// unless they work: signs in with the token file at `staged` (written beside the
+    /// account's own `token_file`), and only once signed in moves it over that file. A failure
+    /// removes `staged` and leaves the old file and the running account as they were.
+    pub async fn connect_account_staged(
+        &self,
+        account: AccountConfig,
+        staged: &Path,
+    ) -> anyhow::Result<AccountStatus> {
+        let name = account.name.clone();
+        let target = account
+            .token_file
+            .clone()
+            .context("the account has no token_file to install the new token in")?;
+        let trial = AccountConfig {
+            token_file: Some(staged.to_path_buf()),
+            ..account.clone()
+        };
+        let signed_in = AccountMap::sign_in(&trial, &self.started.server)
+            .await
+            .and_then(|connected| {
+                std::fs::rename(staged, &target).with_context(|| {
+                    format!("cannot move the new token file to {}", target.display())
+                })?;
+                Ok(connected)
+            });
+        match signed_in {
+            Ok(connected) => {
+                self.account_map().put_signed_in(account, connected);
+                tracing::info!(account = %name, "Dropbox account connected; next logins use it");
+                self.account_status(&name)
+                    .context("the account vanished right after it was connected")
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(staged);
+                tracing::warn!(
+                    account = %name,
+                    error = format!("{e:#}"),
+                    "cannot connect the Dropbox account; nothing changed"
+                );
+                // A running account stays healthy: the new credentials failed, not it.
+                let running = self.account_status(&name).is_some_and(|s| s.connected);
+                if !running {
+                    self.account_map().record_failure(&name, Failure::now(&e));
+                }
                 Err(e)
             }
         }

@@ -502,3 +502,39 @@ async fn an_account_the_config_names_is_usable_as_soon_as_it_is_connected_from_t
         b"hello from bob"
     );
 }
+
+#[tokio::test]
+async fn a_reconnect_that_cannot_sign_in_leaves_the_old_token_and_the_account_as_they_were() {
+    let (bench, admin) = bench_with_admin(|_, _| {}).await;
+    let mut client = signed_in(&admin).await;
+    connect(&mut client, "partners", "").await;
+    let token_file = bench.path("accounts/partners.token");
+    let before = std::fs::read(&token_file).unwrap();
+
+    // Dropbox authorizes the team this time: a team token, but the account names no member.
+    let extra = format!("&emulator_as={}", demo::TEAM_ID);
+    let (back, _) = connect(&mut client, "partners", &extra).await;
+    assert_eq!(back.status, 303);
+    let page = client.get("/accounts").await;
+    assert!(
+        page.body.contains("partners was not connected"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("team_member_email"), "{}", page.body);
+    assert_eq!(
+        std::fs::read(&token_file).unwrap(),
+        before,
+        "the old token stays"
+    );
+    assert!(!bench.path("accounts/partners.token.new").exists());
+    let lines = admin_lines(&bench, "connect_account");
+    assert_eq!(lines.last().unwrap()["result"], "failed");
+
+    // The account runs on as it was, and stays healthy: the new credentials failed, not it.
+    let row = row_of(&page.body, "partners");
+    assert!(
+        row.contains("healthy") && row.contains("demo@example.com"),
+        "{row}"
+    );
+}
