@@ -315,19 +315,23 @@ pub fn now() -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn lines_are_json_with_only_the_fields_that_apply() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("audit.log");
-        let log = AuditLog::open(file.to_str().unwrap()).unwrap();
-        let session = AuditSession {
+    /// Connection `conn`'s session on `log`, not logged in yet.
+    fn session_on(log: AuditLog, conn: u64) -> AuditSession {
+        AuditSession {
             log,
-            conn: 7,
+            conn,
             remote: "192.0.2.1:5000".parse().unwrap(),
             user: None,
             dropbox_root: None,
             negotiation: Arc::default(),
-        };
+        }
+    }
+
+    #[test]
+    fn lines_are_json_with_only_the_fields_that_apply() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("audit.log");
+        let session = session_on(AuditLog::open(file.to_str().unwrap()).unwrap(), 7);
         session.record(&session.event("connect"));
         let _ = session.negotiation.set(Negotiation {
             client_version: "SSH-2.0-test".into(),
@@ -375,14 +379,7 @@ mod tests {
         let log = AuditLog::disabled()
             .with_listener(first.clone())
             .with_listener(second.clone());
-        let session = AuditSession {
-            log,
-            conn: 1,
-            remote: "192.0.2.1:5000".parse().unwrap(),
-            user: None,
-            dropbox_root: None,
-            negotiation: Arc::default(),
-        };
+        let session = session_on(log, 1);
         session.record(&session.event("connect"));
         session.record(&session.event("disconnect"));
         assert_eq!(*first.0.lock().unwrap(), ["connect", "disconnect"]);

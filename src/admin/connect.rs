@@ -36,6 +36,9 @@ use crate::backend::dropbox::authorization::{self, app_credentials, pkce, Author
 use crate::backend::dropbox::token_file::TokenFile;
 use crate::config::AccountConfig;
 
+/// The audit line's `op` for a Connect.
+const CONNECT: &str = "connect_account";
+
 /// How long Dropbox's answer is waited for.
 const PENDING_FOR: Duration = Duration::from_secs(15 * 60);
 
@@ -66,18 +69,9 @@ pub async fn start(
         Ok(planned) => planned,
         Err(e) => {
             let why = format!("{e:#}");
-            admin.audit(
-                &peer,
-                Some(&session.admin),
-                "connect_account",
-                Some(&name),
-                Outcome::Refused(&why),
-            );
-            admin.flash(
-                &session.id,
-                false,
-                format!("Cannot connect {name:?}: {why}"),
-            );
+            let message = format!("Cannot connect {name:?}: {why}");
+            let refused = Outcome::Refused(&why);
+            admin.report(&peer, &session, CONNECT, Some(&name), refused, message);
             return see_other("/accounts");
         }
     };
@@ -203,47 +197,27 @@ pub async fn finish(
         .flatten();
     let Some(pending) = pending else {
         let why = "the answer does not belong to a Connect started in this session (its state does not match)";
-        admin.audit(
+        let message =
+            format!("Dropbox's answer was not acted on: {why}. Start again with Connect.");
+        admin.report(
             &peer,
-            Some(&session.admin),
-            "connect_account",
+            &session,
+            CONNECT,
             None,
             Outcome::Refused(why),
-        );
-        admin.flash(
-            &session.id,
-            false,
-            format!("Dropbox's answer was not acted on: {why}. Start again with Connect."),
+            message,
         );
         return see_other("/accounts");
     };
     let name = pending.account.name.clone();
     let result = complete(&admin, pending, &query).await;
     match result {
-        Ok(message) => {
-            admin.audit(
-                &peer,
-                Some(&session.admin),
-                "connect_account",
-                Some(&name),
-                Outcome::Ok,
-            );
-            admin.flash(&session.id, true, message);
-        }
+        Ok(message) => admin.report(&peer, &session, CONNECT, Some(&name), Outcome::Ok, message),
         Err(e) => {
             let why = format!("{e:#}");
-            admin.audit(
-                &peer,
-                Some(&session.admin),
-                "connect_account",
-                Some(&name),
-                Outcome::Failed(&why),
-            );
-            admin.flash(
-                &session.id,
-                false,
-                format!("{name} was not connected: {why}"),
-            );
+            let message = format!("{name} was not connected: {why}");
+            let failed = Outcome::Failed(&why);
+            admin.report(&peer, &session, CONNECT, Some(&name), failed, message);
         }
     }
     see_other("/accounts")

@@ -221,6 +221,22 @@ impl Admin {
             .with(session_id, |session| session.flash = Some((ok, text)));
     }
 
+    /// Audits a signed-in admin's action and leaves `message` for their next page (good news
+    /// when the action went through).
+    fn report(
+        &self,
+        peer: &Peer,
+        session: &SignedIn,
+        op: &'static str,
+        account: Option<&str>,
+        outcome: Outcome<'_>,
+        message: String,
+    ) {
+        let ok = matches!(outcome, Outcome::Ok);
+        self.audit(peer, Some(&session.admin), op, account, outcome);
+        self.flash(&session.id, ok, message);
+    }
+
     /// Writes an admin action to the audit log (`account`: the account it concerned).
     fn audit(
         &self,

@@ -74,46 +74,33 @@ pub async fn reload(
     ConnectInfo(peer): ConnectInfo<Peer>,
     SignedForm { session, .. }: SignedForm,
 ) -> Response {
+    const RELOAD: &str = "reload_config";
     match admin.control.reload().await {
         Ok(reloaded) => {
-            admin.audit(
-                &peer,
-                Some(&session.admin),
-                "reload_config",
-                None,
-                Outcome::Ok,
-            );
-            admin.flash(
-                &session.id,
-                true,
-                format!(
-                    "Reloaded: {} users, {} trusted user CAs{}. Other settings change only with \
-                     a restart.",
-                    reloaded.users,
-                    reloaded.trusted_user_cas,
-                    match reloaded.accounts_connected.is_empty() {
-                        true => String::new(),
-                        false => format!(
-                            "; accounts signed in: {}",
-                            reloaded.accounts_connected.join(", ")
-                        ),
-                    }
+            let accounts = match reloaded.accounts_connected.is_empty() {
+                true => String::new(),
+                false => format!(
+                    "; accounts signed in: {}",
+                    reloaded.accounts_connected.join(", ")
                 ),
+            };
+            let message = format!(
+                "Reloaded: {} users, {} trusted user CAs{accounts}. Other settings change only \
+                 with a restart.",
+                reloaded.users, reloaded.trusted_user_cas
             );
+            admin.report(&peer, &session, RELOAD, None, Outcome::Ok, message);
         }
         Err(e) => {
             let why = format!("{e:#}");
-            admin.audit(
+            let message = format!("The reload failed and nothing changed: {why}");
+            admin.report(
                 &peer,
-                Some(&session.admin),
-                "reload_config",
+                &session,
+                RELOAD,
                 None,
                 Outcome::Failed(&why),
-            );
-            admin.flash(
-                &session.id,
-                false,
-                format!("The reload failed and nothing changed: {why}"),
+                message,
             );
         }
     }

@@ -113,8 +113,33 @@ impl Control {
     /// they started with. On error nothing changes but the account's `last_error` (an account
     /// the gateway does not have is not added).
     pub async fn connect_account(&self, account: AccountConfig) -> anyhow::Result<AccountStatus> {
+        self.connect(account, None).await
+    }
+
+    /// [`Control::connect_account`] with new credentials that must not replace the old ones
+    /// unless they work: signs in with the token file at `staged` (written beside the
+    /// account's own `token_file`), and only once signed in moves it over that file. A failure
+    /// removes `staged` and leaves the old file and the running account as they were (a
+    /// running account stays healthy: the new credentials failed, not it).
+    pub async fn connect_account_staged(
+        &self,
+        account: AccountConfig,
+        staged: &Path,
+    ) -> anyhow::Result<AccountStatus> {
+        self.connect(account, Some(staged)).await
+    }
+
+    async fn connect(
+        &self,
+        account: AccountConfig,
+        staged: Option<&Path>,
+    ) -> anyhow::Result<AccountStatus> {
         let name = account.name.clone();
-        match AccountMap::sign_in(&account, &self.started.server).await {
+        let signed_in = match staged {
+            None => AccountMap::sign_in(&account, &self.started.server).await,
+            Some(staged) => self.sign_in_staged(&account, staged).await,
+        };
+        match signed_in {
             Ok(connected) => {
                 self.account_map().put_signed_in(account, connected);
                 tracing::info!(account = %name, "Dropbox account connected; next logins use it");
@@ -127,22 +152,22 @@ impl Control {
                     error = format!("{e:#}"),
                     "cannot connect the Dropbox account; nothing changed"
                 );
-                self.account_map().record_failure(&name, Failure::now(&e));
+                let running = self.account_status(&name).is_some_and(|s| s.connected);
+                if staged.is_none() || !running {
+                    self.account_map().record_failure(&name, Failure::now(&e));
+                }
                 Err(e)
             }
         }
     }
 
-    /// [`Control::connect_account`] with new credentials that must not replace the old ones
-    /// unless they work: signs in with the token file at `staged` (written beside the
-    /// account's own `token_file`), and only once signed in moves it over that file. A failure
-    /// removes `staged` and leaves the old file and the running account as they were.
-    pub async fn connect_account_staged(
+    /// Signs in with the token file at `staged`, then moves it over the account's own; removes
+    /// it on failure.
+    async fn sign_in_staged(
         &self,
-        account: AccountConfig,
+        account: &AccountConfig,
         staged: &Path,
-    ) -> anyhow::Result<AccountStatus> {
-        let name = account.name.clone();
+    ) -> anyhow::Result<super::accounts::Connected> {
         let target = account
             .token_file
             .clone()
@@ -159,28 +184,10 @@ impl Control {
                 })?;
                 Ok(connected)
             });
-        match signed_in {
-            Ok(connected) => {
-                self.account_map().put_signed_in(account, connected);
-                tracing::info!(account = %name, "Dropbox account connected; next logins use it");
-                self.account_status(&name)
-                    .context("the account vanished right after it was connected")
-            }
-            Err(e) => {
-                let _ = std::fs::remove_file(staged);
-                tracing::warn!(
-                    account = %name,
-                    error = format!("{e:#}"),
-                    "cannot connect the Dropbox account; nothing changed"
-                );
-                // A running account stays healthy: the new credentials failed, not it.
-                let running = self.account_status(&name).is_some_and(|s| s.connected);
-                if !running {
-                    self.account_map().record_failure(&name, Failure::now(&e));
-                }
-                Err(e)
-            }
+        if signed_in.is_err() {
+            let _ = std::fs::remove_file(staged);
         }
+        signed_in
     }
 
     /// The users as logins see them now (after any reload), by name.

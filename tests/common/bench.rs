@@ -297,6 +297,36 @@ impl Bench {
         self.dropbox.set_faults(rules).await
     }
 
+    /// The account's refresh token is revoked: every access token the emulator issued expires,
+    /// and asking for a new one is refused as Dropbox refuses a revoked token.
+    pub async fn revoke_refresh_token(&self) {
+        self.set_emulator_faults(serde_json::json!([{
+            "kind": "error",
+            "route": "oauth2/token",
+            "status": 400,
+            "body": {"error": "invalid_grant", "error_description": "refresh token is invalid or revoked"}
+        }]))
+        .await;
+        self.emulator_hook("expire_tokens").await;
+    }
+
+    /// Connects to the gateway's SSH port and asserts the connection is closed without a word
+    /// (no SSH banner): how a banned address is turned away.
+    pub async fn assert_closed_without_banner(&self) {
+        use tokio::io::AsyncReadExt;
+        let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", self.port()))
+            .await
+            .unwrap();
+        let mut banner = Vec::new();
+        let read =
+            tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut banner)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "a banned address must be closed without a word, got {:?}",
+            String::from_utf8_lossy(&banner)
+        );
+    }
+
     /// `POST /__emulator/{hook}` (e.g. `expire_tokens`).
     pub async fn emulator_hook(&self, hook: &str) {
         self.dropbox.hook(hook).await

@@ -548,15 +548,7 @@ async fn access_tokens_dropbox_forgot_are_replaced_without_restarting_the_gatewa
 #[tokio::test]
 async fn a_refused_refresh_tells_the_client_dropbox_is_unavailable() {
     let bench = Bench::start().await;
-    bench
-        .set_emulator_faults(json!([{
-            "kind": "error",
-            "route": "oauth2/token",
-            "status": 400,
-            "body": {"error": "invalid_grant", "error_description": "refresh token is invalid or revoked"}
-        }]))
-        .await;
-    bench.emulator_hook("expire_tokens").await;
+    bench.revoke_refresh_token().await;
     let script = r#"
 try:
     sftp.listdir(".")

@@ -15,9 +15,6 @@ use dropgate::backend::dropbox::token_file::TokenFile;
 use dropgate::config::AccountConfig;
 use dropgate::gateway::control::AccountStatus;
 use serde::Serialize;
-use serde_json::json;
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
 
 use crate::common::{
     hash_password, output_text, poll_until, stderr, stdout, wait_for_client, write_random_file,
@@ -312,15 +309,7 @@ async fn a_revoked_refresh_token_shows_as_the_accounts_last_error() {
         "{healthy:?}"
     );
 
-    bench
-        .set_emulator_faults(json!([{
-            "kind": "error",
-            "route": "oauth2/token",
-            "status": 400,
-            "body": {"error": "invalid_grant", "error_description": "refresh token is invalid or revoked"}
-        }]))
-        .await;
-    bench.emulator_hook("expire_tokens").await;
+    bench.revoke_refresh_token().await;
     let out = bench.sftp(&alice, "mkdir refused\n").await;
     assert!(!out.status.success(), "{}", output_text(&out));
 
@@ -492,14 +481,5 @@ async fn failures_counted_through_control_ban_the_address_for_ssh_too() {
     let out = bench.sftp(&alice, "ls\n").await;
     assert!(!out.status.success(), "{}", output_text(&out));
     // Closed before the SSH banner, as for a ban earned over SSH.
-    let mut socket = TcpStream::connect(("127.0.0.1", bench.port()))
-        .await
-        .unwrap();
-    let mut banner = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut banner)).await;
-    assert!(
-        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
-        "a banned address got {:?}",
-        String::from_utf8_lossy(&banner)
-    );
+    bench.assert_closed_without_banner().await;
 }

@@ -71,16 +71,7 @@ async fn repeated_failures_ban_the_address_until_the_ban_expires() {
     assert_ne!(banned["login"], "ok", "{banned}");
     let out = bench.sftp(&bench.user("bob"), "ls\n").await;
     assert!(!out.status.success(), "{}", output_text(&out));
-    let mut socket = TcpStream::connect(("127.0.0.1", bench.port()))
-        .await
-        .unwrap();
-    let mut banner = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut banner)).await;
-    assert!(
-        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
-        "a banned address must be closed without a word, got {:?}",
-        String::from_utf8_lossy(&banner)
-    );
+    bench.assert_closed_without_banner().await;
 
     tokio::time::sleep(Duration::from_secs(4)).await;
     let after = password_login(&bench, "alice", PASSWORD).await;
