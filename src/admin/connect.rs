@@ -27,6 +27,7 @@ use axum::response::{Html, IntoResponse, Response};
 
 use super::extract::SignedForm;
 use super::html::{self, escape};
+use super::pending::Pending;
 use super::settings::is_account_name;
 use super::tls::Peer;
 use super::{form_value, see_other, Admin, Outcome};
@@ -41,19 +42,6 @@ const CONNECT: &str = "connect_account";
 
 /// How long Dropbox's answer is waited for.
 const PENDING_FOR: Duration = Duration::from_secs(15 * 60);
-
-/// A Connect under way: what the session remembers until Dropbox answers.
-pub struct Pending {
-    state: String,
-    verifier: Secret,
-    account: AccountConfig,
-    /// Not declared in the config: its team settings go into its token file.
-    new_account: bool,
-    app_key: String,
-    app_secret: Secret,
-    redirect_uri: String,
-    started: Instant,
-}
 
 /// POST /accounts/connect: plan, remember, send the browser to Dropbox.
 pub async fn start(

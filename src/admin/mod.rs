@@ -21,6 +21,7 @@ mod connect;
 mod extract;
 mod html;
 mod login;
+mod pending;
 mod security;
 pub mod sessions;
 pub mod settings;

@@ -22,7 +22,7 @@ use base64::Engine;
 use rand::RngCore;
 use subtle::ConstantTimeEq;
 
-use super::connect::Pending;
+use super::pending::Pending;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "dropgate_admin";
