@@ -366,3 +366,23 @@ pub fn write_random_file(path: &Path, len: u64) -> String {
     file.into_inner().unwrap().sync_all().unwrap();
     hex::encode(overall.finalize())
 }
+
+/// A token file for the emulator's personal account, as `dropgate auth` (or the page) writes it.
+pub fn write_token_file(path: &std::path::Path, account: &str, refresh_token: &str) {
+    dropgate::backend::dropbox::token_file::TokenFile {
+        account: account.into(),
+        app_key: dropbox_emulator::demo_credentials::APP_KEY.into(),
+        app_secret: dropbox_emulator::demo_credentials::APP_SECRET.into(),
+        refresh_token: refresh_token.into(),
+        team: false,
+        account_id: Some(dropbox_emulator::demo_credentials::PERSONAL_ACCOUNT_ID.into()),
+        email: Some(dropbox_emulator::demo_credentials::PERSONAL_EMAIL.into()),
+        team_id: None,
+        scope: None,
+        created: "2026-01-01T00:00:00Z".into(),
+        team_member_email: None,
+        team_space: false,
+    }
+    .write(path)
+    .unwrap();
+}

@@ -42,7 +42,7 @@ pub use config::{
 };
 pub use dropbox::{
     content_hash, insufficient_space_fault, request_count, start_emulator, suite_realism,
-    total_requests, write_random_file, DropboxView, UploadRequests,
+    total_requests, write_random_file, write_token_file, DropboxView, UploadRequests,
 };
 pub use partner::{
     give_a_jsch_key, jsch, jsch_trusting, pscp, pscp_trusting, ssh_keygen_ecdsa, JschOp,

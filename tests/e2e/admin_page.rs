@@ -534,3 +534,54 @@ async fn a_reconnect_that_cannot_sign_in_leaves_the_old_token_and_the_account_as
         "{row}"
     );
 }
+
+#[tokio::test]
+async fn an_account_whose_token_was_revoked_is_reconnected_with_the_app_of_its_token_file() {
+    let (bench, admin) = bench_with_admin(|config, dir| {
+        let api_url = config.accounts[0].api_url.clone();
+        let token_file = dir.join("revoked.token");
+        crate::common::write_token_file(&token_file, "revoked", "a-refresh-token-dropbox-revoked");
+        config
+            .accounts
+            .push(crate::common::config::Account::from_token_file(
+                "revoked",
+                &api_url,
+                &token_file,
+            ));
+    })
+    .await;
+    let mut client = signed_in(&admin).await;
+    let page = client.get("/accounts").await;
+    let row = row_of(&page.body, "revoked");
+    assert!(
+        row.contains("not connected") && row.contains("Re-connect"),
+        "{row}"
+    );
+
+    // Re-connect: only the name; the app key and secret come from the account's token file.
+    let started = client
+        .post(
+            "/accounts/connect",
+            &[("csrf", &page.csrf()), ("name", "revoked")],
+        )
+        .await;
+    assert_eq!(started.status, 303, "{}", started.body);
+    let authorize = started.location();
+    assert!(
+        authorize.contains(&format!("client_id={}", demo::APP_KEY)),
+        "{authorize}"
+    );
+    let back = client.get(&authorize).await.location();
+    assert_eq!(client.get(&back).await.location(), "/accounts");
+    let page = client.get("/accounts").await;
+    assert!(
+        row_of(&page.body, "revoked").contains("healthy"),
+        "{}",
+        page.body
+    );
+    let stored = std::fs::read_to_string(bench.path("revoked.token")).unwrap();
+    assert!(
+        !stored.contains("a-refresh-token-dropbox-revoked"),
+        "a new token was stored"
+    );
+}

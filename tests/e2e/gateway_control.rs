@@ -11,14 +11,13 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use dropbox_emulator::demo_credentials as demo;
-use dropgate::backend::dropbox::token_file::TokenFile;
 use dropgate::config::AccountConfig;
 use dropgate::gateway::control::AccountStatus;
 use serde::Serialize;
 
 use crate::common::{
     hash_password, output_text, poll_until, stderr, stdout, wait_for_client, write_random_file,
-    Account, Bench, Config, Gateway, GatewayConfig, Limits,
+    write_token_file, Account, Bench, Config, Gateway, GatewayConfig, Limits,
 };
 
 // ---- helpers ----
@@ -89,26 +88,6 @@ async fn restart_with_admin(bench: &mut Bench, config: &GatewayConfig) {
     let old = std::mem::replace(&mut bench.gateway, gateway);
     old.shutdown().await.unwrap();
     bench.write_known_hosts();
-}
-
-/// A token file for the emulator's personal account, as `dropgate auth` (or the page) writes it.
-fn write_token_file(path: &Path, account: &str, refresh_token: &str) {
-    TokenFile {
-        account: account.into(),
-        app_key: demo::APP_KEY.into(),
-        app_secret: demo::APP_SECRET.into(),
-        refresh_token: refresh_token.into(),
-        team: false,
-        account_id: Some(demo::PERSONAL_ACCOUNT_ID.into()),
-        email: Some(demo::PERSONAL_EMAIL.into()),
-        team_id: None,
-        scope: None,
-        created: "2026-01-01T00:00:00Z".into(),
-        team_member_email: None,
-        team_space: false,
-    }
-    .write(path)
-    .unwrap();
 }
 
 /// The SHA256 fingerprint `ssh-keygen -l` prints for a public key file.

@@ -492,12 +492,18 @@ async fn a_command_hook_gets_the_event_on_stdin_and_in_its_environment() {
     let out = dir.path().join("out");
     std::fs::create_dir(&out).unwrap();
     let script = dir.path().join("on-upload.sh");
+    // Each file is written elsewhere and moved in whole: the test counts the files in `out`, and
+    // a file created by `>` would be there, empty, before the command wrote it.
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\nset -e\ncat > {out}/\"$DROPGATE_EVENT_ID.json\"\n\
+            "#!/bin/sh\nset -e\ncat > {work}/\"$DROPGATE_EVENT_ID.json\"\n\
              printf '%s|%s|%s|%s|%s\\n' \"$1\" \"$DROPGATE_EVENT\" \"$DROPGATE_USER\" \
-             \"$DROPGATE_PATH\" \"$DROPGATE_BYTES\" > {out}/\"$DROPGATE_EVENT_ID.env\"\n",
+             \"$DROPGATE_PATH\" \"$DROPGATE_BYTES\" > {work}/\"$DROPGATE_EVENT_ID.env\"\n\
+             mv {work}/\"$DROPGATE_EVENT_ID.json\" {work}/\"$DROPGATE_EVENT_ID.env\" {out}/\n",
+            work = work.display(),
             out = out.display()
         ),
     )

@@ -400,3 +400,43 @@ async fn serve_takes_relative_paths_from_the_config_folder_not_the_working_direc
         "{second_log}"
     );
 }
+
+#[tokio::test]
+async fn with_the_admin_page_on_an_account_not_connected_is_a_warning_not_a_failure() {
+    let account = |config: &mut GatewayConfig, dir: &Path| {
+        config.accounts.push(config::Account::from_token_file(
+            "later",
+            "http://127.0.0.1:9",
+            &dir.join("later.token"),
+        ));
+    };
+    let (_dir, path) = machine_config(account);
+    let (ok, stdout, _) = check_config(&path, &[]).await;
+    assert!(!ok, "without the page it fails: {stdout}");
+    assert!(failures(&stdout)[0].contains("accounts.later"), "{stdout}");
+
+    let (_dir, path) = machine_config(|config, dir| {
+        account(config, dir);
+        config.admin = Some(config::Admin::on_loopback(
+            dir,
+            "http://127.0.0.1:9",
+            "ops",
+            "pw",
+        ));
+    });
+    let (ok, stdout, stderr) = check_config(&path, &["--running"]).await;
+    assert!(
+        ok,
+        "the gateway runs without it and the page connects it: {stdout}\n{stderr}"
+    );
+    let row = stdout.lines().find(|l| l.starts_with("later ")).unwrap();
+    assert!(
+        row.contains("WARNING: not connected") && row.contains("admin page"),
+        "{stdout}"
+    );
+    let admin = stdout
+        .lines()
+        .find(|l| l.starts_with("admin page "))
+        .unwrap();
+    assert!(admin.contains("plain HTTP"), "{stdout}");
+}
