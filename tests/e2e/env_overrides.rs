@@ -73,12 +73,7 @@ async fn serve_takes_its_address_from_the_environment_and_its_token_from_a_file(
         wait_until_listening(served.port).await,
         "dropgate serve did not listen on the address from DROPGATE_SERVER__LISTEN"
     );
-    let host_public = std::fs::read_to_string(served.path("host_key.pub")).unwrap();
-    std::fs::write(
-        served.known_hosts(),
-        format!("[127.0.0.1]:{} {}\n", served.port, host_public.trim()),
-    )
-    .unwrap();
+    served.trust_host_key();
 
     let data = random_bytes(200_000);
     std::fs::write(served.path("from-env.bin"), &data).unwrap();

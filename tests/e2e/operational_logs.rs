@@ -233,12 +233,7 @@ async fn serve(served: &ServeDir, config: &GatewayConfig, args: &[&str]) -> toki
         wait_until_listening(served.port).await,
         "dropgate serve did not start"
     );
-    let host_public = std::fs::read_to_string(served.path("host_key.pub")).unwrap();
-    std::fs::write(
-        served.known_hosts(),
-        format!("[127.0.0.1]:{} {}\n", served.port, host_public.trim()),
-    )
-    .unwrap();
+    served.trust_host_key();
     process
 }
 

@@ -351,12 +351,8 @@ async fn serve_takes_relative_paths_from_the_config_folder_not_the_working_direc
             wait_until_listening(serve.port).await,
             "serve did not start"
         );
+        serve.trust_host_key();
         let public = std::fs::read_to_string(serve.path("host_key.pub")).unwrap();
-        std::fs::write(
-            serve.known_hosts(),
-            format!("[127.0.0.1]:{} {}\n", serve.port, public.trim()),
-        )
-        .unwrap();
         // alice logs in with her key from the config folder, checking the host key there.
         let out = serve
             .sftp_as_alice(&serve.path("alice"), "ls\n", &[])
