@@ -59,6 +59,8 @@ pub struct Gateway {
     /// The ban logic of the SSH listener, shared with the admin page's login.
     guard: Arc<AddressGuard>,
     started: Arc<StartedWith>,
+    /// Held while an account is connected from the admin page (see `Control::connect`).
+    connecting: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// What the gateway was started with that later changes still need: the settings new accounts
@@ -142,6 +144,7 @@ impl Gateway {
             metrics_addr,
             activity,
             guard,
+            connecting: Arc::default(),
             started: Arc::new(StartedWith {
                 server: config.server.clone(),
                 admin: config.admin.clone(),
@@ -165,6 +168,7 @@ impl Gateway {
             reloader: self.reloader(),
             guard: self.guard.clone(),
             started: self.started.clone(),
+            connecting: self.connecting.clone(),
         }
     }
 

@@ -121,7 +121,7 @@ fn row(account: &AccountStatus, now: SystemTime, csrf: &str) -> String {
 }
 
 fn connect_form(admin: &Admin, csrf: &str) -> String {
-    let redirect_uri = format!("{}/?command=register_dropbox_api", admin.url);
+    let redirect_uri = admin.redirect_uri();
     format!(
         "<h2>Connect Dropbox</h2>\
          <form class=\"card\" id=\"connect\" method=\"post\" action=\"/accounts/connect\">{}\

@@ -104,7 +104,7 @@ fn plan(admin: &Admin, form: &[(String, String)]) -> anyhow::Result<(Pending, ur
             (account, true)
         }
     };
-    let redirect_uri = format!("{}/?command=register_dropbox_api", admin.url);
+    let redirect_uri = admin.redirect_uri();
     let base = account.api_url.as_deref().unwrap_or(AUTHORIZE_BASE);
     let base = url::Url::parse(base).with_context(|| format!("the account's api_url {base:?}"))?;
     let attempt = pkce::Attempt::new();
@@ -271,7 +271,9 @@ async fn complete(
         .context("the account has no token file")?;
     // Beside the account's file, so the move over it is a rename; not `*.token`, so never
     // taken for an account of its own.
-    let staged = path.with_extension("token.new");
+    // Named for this attempt: another admin's Connect of the same account at the same moment
+    // stages its own.
+    let staged = path.with_extension(format!("token.new-{:08x}", rand::random::<u32>()));
     file.write(&staged)?;
     let before = signed_in_as(admin, &account.name);
     let status = admin

@@ -15,7 +15,7 @@ pub struct SignedIn {
     pub id: String,
     pub admin: String,
     pub csrf: String,
-    /// The message left for this page, taken.
+    /// The message left for this page, taken by the page extractor (None elsewhere).
     pub flash: Option<(bool, String)>,
 }
 
@@ -41,7 +41,7 @@ impl FromRequestParts<Arc<Admin>> for SignedIn {
 
     async fn from_request_parts(parts: &mut Parts, admin: &Arc<Admin>) -> Result<Self, Response> {
         admin
-            .signed_in(&parts.headers)
+            .session(&parts.headers, true)
             .ok_or_else(|| Redirect::to("/login").into_response())
     }
 }

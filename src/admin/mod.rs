@@ -83,8 +83,6 @@ struct Admin {
     sessions: Sessions,
     control: Control,
     activity: Arc<Activity>,
-    /// Served over TLS: cookies are `Secure`.
-    secure: bool,
 }
 
 type Shared = State<Arc<Admin>>;
@@ -129,9 +127,10 @@ pub async fn start(
     let listen = settings.listen.context("admin.listen is not set")?;
     let listener = AdminListener::bind(listen, settings).await?;
     let addr = listener.local_addr();
-    let url = match (&settings.external_url, listen.port()) {
-        (Some(_), _) => settings.external_url().expect("listen is set"),
-        (None, _) => {
+    // The bound address, not `listen`'s: with port 0 only the listener knows the port.
+    let url = match settings.external_url {
+        Some(_) => settings.external_url().expect("listen is set"),
+        None => {
             let scheme = if settings.tls() { "https" } else { "http" };
             format!("{scheme}://{addr}")
         }
@@ -143,7 +142,6 @@ pub async fn start(
         url: url.clone(),
         control,
         activity,
-        secure: settings.tls(),
     });
     let app = router(admin);
     tracing::info!(%addr, url = %url, "admin page listening");
@@ -204,15 +202,40 @@ async fn not_found() -> Response {
 }
 
 impl Admin {
-    /// The request's session, if its cookie names a live one.
+    /// The request's session, if its cookie names a live one. Its flash message stays for the
+    /// page that shows it (see [`SignedIn`]'s extractor), so the activity page's polling
+    /// cannot take the message meant for the page another tab is about to load.
     fn signed_in(&self, headers: &HeaderMap) -> Option<SignedIn> {
+        self.session(headers, false)
+    }
+
+    /// [`Admin::signed_in`], taking the flash message when `take_flash`.
+    fn session(&self, headers: &HeaderMap, take_flash: bool) -> Option<SignedIn> {
         let id = sessions::cookie(headers, SESSION_COOKIE)?;
         self.sessions.with(&id, |session| SignedIn {
             id: id.clone(),
             admin: session.admin.clone(),
             csrf: session.csrf.clone(),
-            flash: session.flash.take(),
+            flash: if take_flash {
+                session.flash.take()
+            } else {
+                None
+            },
         })
+    }
+
+    /// Served over TLS: cookies are `Secure`, and browsers are told to keep to HTTPS.
+    fn secure(&self) -> bool {
+        self.settings.tls()
+    }
+
+    /// Where Dropbox sends the browser back: this page's URL and the registration suffix.
+    fn redirect_uri(&self) -> String {
+        format!(
+            "{}/{}",
+            self.url,
+            crate::backend::dropbox::authorization::REDIRECT_SUFFIX
+        )
     }
 
     /// Leaves a message for the next page this session shows.

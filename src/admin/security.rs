@@ -48,7 +48,7 @@ pub async fn headers(State(admin): State<Arc<Admin>>, mut response: Response) ->
     put(header::X_FRAME_OPTIONS, "DENY");
     put(header::REFERRER_POLICY, "no-referrer");
     put(header::CACHE_CONTROL, "no-store");
-    if admin.secure {
+    if admin.secure() {
         put(header::STRICT_TRANSPORT_SECURITY, "max-age=31536000");
     }
     response

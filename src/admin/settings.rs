@@ -13,6 +13,7 @@ use anyhow::{bail, Context};
 use serde::Deserialize;
 use url::Url;
 
+use crate::backend::dropbox::authorization::REDIRECT_SUFFIX;
 use crate::users::password::StoredPasswordHash;
 
 /// `[admin]`.
@@ -110,10 +111,7 @@ impl AdminConfig {
 
     /// Where Dropbox sends the browser back after the admin allowed access.
     pub fn redirect_uri(&self) -> Option<String> {
-        Some(format!(
-            "{}/?command=register_dropbox_api",
-            self.external_url()?
-        ))
+        Some(format!("{}/{REDIRECT_SUFFIX}", self.external_url()?))
     }
 
     /// The admin users' hashes, parsed.

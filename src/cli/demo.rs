@@ -78,9 +78,7 @@ const DEMO_ADMIN: &str = "admin";
 /// Turns the admin page on at a loopback port, for the user `admin` with a new password
 /// (returned), connecting new accounts to the demo's emulator.
 fn demo_admin(config: &mut Config, emulator_url: &str, data: &Path) -> anyhow::Result<String> {
-    use base64::Engine;
-    let password =
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 15]>());
+    let password = crate::admin::sessions::random_token();
     let admin = &mut config.admin;
     admin.listen = Some(
         admin

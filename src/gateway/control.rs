@@ -31,6 +31,9 @@ pub struct Control {
     pub(super) reloader: Reloader,
     pub(super) guard: Arc<AddressGuard>,
     pub(super) started: Arc<StartedWith>,
+    /// One connect at a time: two admins connecting the same account at once must not leave
+    /// one's token file in place and the other's client running.
+    pub(super) connecting: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// One account as the gateway runs it now.
@@ -135,6 +138,8 @@ impl Control {
         staged: Option<&Path>,
     ) -> anyhow::Result<AccountStatus> {
         let name = account.name.clone();
+        // Signing in, installing the token file and putting the client in place are one step.
+        let _one_at_a_time = self.connecting.lock().await;
         let signed_in = match staged {
             None => AccountMap::sign_in(&account, &self.started.server).await,
             Some(staged) => self.sign_in_staged(&account, staged).await,

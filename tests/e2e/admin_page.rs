@@ -523,7 +523,7 @@ async fn a_reconnect_that_cannot_sign_in_leaves_the_old_token_and_the_account_as
         before,
         "the old token stays"
     );
-    assert!(!bench.path("accounts/partners.token.new").exists());
+    assert_eq!(staged_files(&bench), Vec::<String>::new());
     let lines = admin_lines(&bench, "connect_account");
     assert_eq!(lines.last().unwrap()["result"], "failed");
 
@@ -584,4 +584,40 @@ async fn an_account_whose_token_was_revoked_is_reconnected_with_the_app_of_its_t
         !stored.contains("a-refresh-token-dropbox-revoked"),
         "a new token was stored"
     );
+}
+
+/// Token files staged for a connect and left behind in `accounts/` (there should be none).
+fn staged_files(bench: &Bench) -> Vec<String> {
+    std::fs::read_dir(bench.path("accounts"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".token.new"))
+        .collect()
+}
+
+#[tokio::test]
+async fn two_admins_connecting_one_account_at_once_both_succeed_and_leave_one_token() {
+    let (bench, admin) = bench_with_admin(|_, _| {}).await;
+    let (mut first, mut second) = (signed_in(&admin).await, signed_in(&admin).await);
+    let (one, two) = tokio::join!(
+        connect(&mut first, "shared", ""),
+        connect(&mut second, "shared", "")
+    );
+    for back in [one.0, two.0] {
+        assert_eq!((back.status, back.location().as_str()), (303, "/accounts"));
+    }
+    for client in [&mut first, &mut second] {
+        let page = client.get("/accounts").await;
+        assert!(page.body.contains("Connected shared"), "{}", page.body);
+        assert!(row_of(&page.body, "shared").contains("healthy"));
+    }
+    let lines = admin_lines(&bench, "connect_account");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines.iter().all(|line| line["result"] == "ok"), "{lines:?}");
+    assert_eq!(staged_files(&bench), Vec::<String>::new());
+    let mode = std::fs::metadata(bench.path("accounts/shared.token"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
 }

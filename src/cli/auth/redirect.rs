@@ -23,7 +23,7 @@ use url::Url;
 use crate::backend::dropbox::api::Secret;
 
 /// What every redirect URL must end with.
-pub const REQUIRED_SUFFIX: &str = "?command=register_dropbox_api";
+pub use crate::backend::dropbox::authorization::REDIRECT_SUFFIX as REQUIRED_SUFFIX;
 
 /// A redirect URL that follows the rules.
 pub fn parse_redirect_url(text: &str) -> anyhow::Result<Url> {

@@ -9,6 +9,10 @@
 
 pub mod pkce;
 
+/// What every redirect URI ends with: the form CrushFTP's Dropbox integration uses, so one app
+/// registration serves both (`dropgate auth`'s listener and the admin page answer it).
+pub const REDIRECT_SUFFIX: &str = "?command=register_dropbox_api";
+
 use anyhow::{bail, Context};
 
 use super::api::oauth::IssuedTokens;
