@@ -198,7 +198,12 @@ pub async fn finish(
         return see_other("/accounts");
     };
     let name = pending.account.name.clone();
-    let result = complete(&admin, pending, &query).await;
+    // On a task of its own, so a browser that goes away cannot cut it off between writing the
+    // new token file and putting it in place, and the audit line and message are always written.
+    let completing = admin.clone();
+    let result = tokio::spawn(async move { complete(&completing, pending, &query).await })
+        .await
+        .unwrap_or_else(|e| Err(anyhow::anyhow!("connecting the account stopped: {e}")));
     match result {
         Ok(message) => admin.report(&peer, &session, CONNECT, Some(&name), Outcome::Ok, message),
         Err(e) => {
